@@ -1,0 +1,323 @@
+"""Runs one case: two peers, one scenario, every step bounded, evidence kept, verdict
+computed from what the peers and the stub recorded (never from what was intended)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import config, roles
+from .peers.base import CHANGES, Peer, PeerSpec, PeerTimeout, RigError
+from .scenarios import Change, Collide, Exchange, Join, Scenario, Settle
+from .signaling import Room, SignalingStub, StubTimeout
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class CaseResult:
+    """What one run of a case established, with its evidence."""
+
+    scenario: str
+    polite: dict
+    impolite: dict
+    passed: bool
+    reason: str
+    duration_s: float
+    glare: dict
+    checks: list[Check] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    events: dict[str, list[dict]] = field(default_factory=dict)
+    snapshots: dict[str, Any] = field(default_factory=dict)
+    setup_error: bool = False  # the case never started (a peer could not be made)
+
+
+class CaseFailure(RigError):
+    """A peer reported an error, or a step could not complete."""
+
+
+PeerFactory = Callable[[PeerSpec, str, int, float], Awaitable[Peer]]
+
+
+class CaseRun:
+    def __init__(self, scenario: Scenario, room: Room, ws_url: str, peers: dict[str, Peer],
+                 negotiators: dict[str, Any]) -> None:
+        self.scenario = scenario
+        self.room = room
+        self.ws_url = ws_url
+        self.peers = peers
+        self.negotiators = negotiators
+        self.expect_media: dict[str, Counter] = {"polite": Counter(), "impolite": Counter()}
+        self.own_media: dict[str, int] = {"polite": 0, "impolite": 0}
+        self.expect_channels: set[str] = set()
+        self.exchanged: dict[str, list[str]] = {"polite": [], "impolite": []}
+        self.collisions: list[dict] = []
+        self.step = "start"
+        self._wake = asyncio.Event()
+        for p in peers.values():
+            p.on_record = self._wake.set
+
+    @staticmethod
+    def other(role: str) -> str:
+        return "impolite" if role == "polite" else "polite"
+
+    # -- steps -------------------------------------------------------------------
+    async def run(self) -> None:
+        for i, step in enumerate(self.scenario.steps, 1):
+            self.step = f"{i}. {step.describe()}"
+            await getattr(self, "_" + type(step).__name__.lower())(step)
+
+    async def _join(self, step: Join) -> None:
+        await asyncio.gather(*(p.join(ws_url=self.ws_url, room=self.room.name,
+                                      negotiator=self.negotiators[p.spec.kind == "aiortc" and "py" or "js"])
+                               for p in self.peers.values()))
+
+    async def _apply(self, role: str, action: str) -> None:
+        info = await self.peers[role].change(action)
+        kind = CHANGES[action]
+        if kind == "datachannel":
+            self.expect_channels.add(info["label"])
+        else:
+            self.expect_media[self.other(role)][kind] += 1
+            self.own_media[role] += 1
+
+    async def _change(self, step: Change) -> None:
+        await self._apply(step.who, step.action)
+
+    async def _collide(self, step: Collide) -> None:
+        k = len(self.collisions) + 1
+        ctl = self.room.control
+        for role in ("polite", "impolite"):
+            ctl.hold(lambda m, r=role: m.kind == "offer" and m.sender == r,
+                     name=f"collision {k}: {role}'s offer", count=1)
+        await asyncio.gather(self._apply("polite", step.polite), self._apply("impolite", step.impolite))
+
+        def both(held: list) -> bool:
+            return {m.sender for m in held if m.kind == "offer"} >= {"polite", "impolite"}
+        try:
+            await ctl.wait_held(both, timeout=config.STEP_TIMEOUT, what=f"collision {k}: an offer from each side")
+        except StubTimeout as exc:
+            raise CaseFailure(f"{exc}; {self._states()}") from None
+        held = [m.seq for m in ctl.held()]
+        released_t = self.room.now()
+        ctl.release()
+        self.collisions.append({"index": k, "held": held, "released_t": released_t})
+
+    async def _settle(self, step: Settle) -> None:
+        await self.wait_until(self._unmet_settle, step="settle")
+
+    async def _exchange(self, step: Exchange) -> None:
+        if not self.expect_channels:
+            raise CaseFailure("exchange step with no data channel")
+        for label in sorted(self.expect_channels):
+            for role, peer in self.peers.items():
+                text = f"{role} on {label}: hello #{len(self.exchanged[role]) + 1}"
+                await peer.send(label, text)
+                self.exchanged[role].append(text)
+
+        def unmet() -> str | None:
+            for role, peer in self.peers.items():
+                got = {e.detail.get("data") for e in peer.of_type("channel-message")}
+                missing = [t for t in self.exchanged[self.other(role)] if t not in got]
+                if missing:
+                    return f"{peer} has not received {missing[0]!r}"
+            return None
+        await self.wait_until(unmet, step="exchange")
+
+    # -- waiting -----------------------------------------------------------------
+    def _states(self) -> str:
+        return "; ".join(f"{p}: {p.state_text()}" for p in self.peers.values())
+
+    def _first_error(self) -> str | None:
+        for peer in self.peers.values():
+            errs = peer.errors()
+            if errs:
+                d = errs[0].detail
+                return f"{peer} reported an error ({d.get('source', '?')}): {d.get('text', d)}"
+        return None
+
+    def _unmet_settle(self) -> str | None:
+        for role, peer in self.peers.items():
+            if peer.signaling_state != "stable":
+                return f"{peer} not stable ({peer.state_text()})"
+            if peer.connection_state != "connected":
+                return f"{peer} not connected ({peer.state_text()})"
+            flowing = Counter(e.detail.get("kind") for e in peer.of_type("media-flowing"))
+            for kind, n in self.expect_media[role].items():
+                if flowing[kind] < n:
+                    return f"{peer} receives {flowing[kind]} of {n} expected {kind} track(s) with media"
+            opened = {e.detail.get("label") for e in peer.of_type("channel-open")}
+            for label in sorted(self.expect_channels - opened):
+                return f"{peer} has no open data channel {label}"
+        return None
+
+    async def wait_until(self, unmet: Callable[[], str | None], *, step: str,
+                         timeout: float = config.STEP_TIMEOUT) -> None:
+        """Wait for ``unmet()`` to return None; fail at once on a peer error; bounded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            err = self._first_error()
+            if err:
+                raise CaseFailure(err)
+            why = unmet()
+            if why is None:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerTimeout(f"stuck at step '{step}' after {timeout:.0f} s: {why}; {self._states()}")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), left)
+            except TimeoutError:
+                pass
+
+    # -- verdict -----------------------------------------------------------------
+    def glare_checks(self) -> tuple[list[Check], dict]:
+        checks: list[Check] = []
+        polite, impolite = self.peers["polite"], self.peers["impolite"]
+        bounds = [c["released_t"] for c in self.collisions] + [float("inf")]
+        proven = []
+        for c, end in zip(self.collisions, bounds[1:], strict=True):
+            k, start = c["index"], c["released_t"]
+            rb = [e for e in polite.of_type("rollback") if start <= e.t < end]
+            ig = [e for e in impolite.of_type("offer-ignored") if start <= e.t < end]
+            re_ = [e for e in polite.of_type("offer-made") if rb and rb[0].t <= e.t < end]
+            checks.append(Check(f"collision {k}: both offers held by the stub, then released together", True,
+                                f"held messages #{', #'.join(map(str, c['held']))} released at t={start:.3f}s"))
+            checks.append(Check(f"collision {k}: polite peer rolled back its offer", bool(rb),
+                                rb[0].detail.get("how", "") if rb else "no rollback after the release"))
+            checks.append(Check(f"collision {k}: impolite peer ignored the incoming offer", bool(ig),
+                                f"offer #{ig[0].detail.get('seq')} ignored in {ig[0].detail.get('state')}"
+                                if ig else "no offer ignored after the release"))
+            checks.append(Check(f"collision {k}: polite peer offered its change again", bool(re_),
+                                f"re-offer at t={re_[0].t:.3f}s" if re_ else "no offer from polite after its rollback"))
+            proven.append(bool(rb and ig and re_))
+        wrong = polite.of_type("offer-ignored")
+        checks.append(Check("polite peer never ignores an offer", not wrong,
+                            f"{len(wrong)} offer(s) ignored" if wrong else ""))
+        wrong = impolite.of_type("rollback")
+        checks.append(Check("impolite peer never rolls back", not wrong,
+                            f"{len(wrong)} rollback(s)" if wrong else ""))
+        glare = {"forced": bool(self.collisions), "observed": bool(proven) and all(proven),
+                 "collisions": len(self.collisions), "planned": self.scenario.collisions,
+                 "polite_rolled_back": any(c.ok for c in checks if "rolled back" in c.name),
+                 "impolite_ignored_offer": any(c.ok for c in checks if "ignored the incoming" in c.name),
+                 "polite_reoffered": any(c.ok for c in checks if "offered its change again" in c.name)}
+        return checks, glare
+
+    def final_checks(self, snaps: dict[str, dict]) -> list[Check]:
+        checks: list[Check] = []
+        for role, peer in self.peers.items():
+            want = role == "polite"
+            checks.append(Check(f"{role} peer computed polite={want} from the user ids", peer.polite is want,
+                                f"user id {peer.user_id}, computed polite={peer.polite}"))
+        for role, peer in self.peers.items():
+            snap = snaps.get(role) or {}
+            checks.append(Check(f"{role} ends stable", snap.get("signalingState") == "stable",
+                                f"signalingState={snap.get('signalingState')}"))
+            checks.append(Check(f"{role} ends connected", snap.get("connectionState") == "connected",
+                                f"connectionState={snap.get('connectionState')}"))
+            for kind, n in sorted(self.expect_media[role].items()):
+                rx = [r for r in snap.get("received", []) if r.get("kind") == kind
+                      and ((r.get("bytesReceived") or 0) > 0 or (r.get("framesDecoded") or 0) > 0)]
+                checks.append(Check(f"{role} receives {n} {kind} track(s) with media flowing", len(rx) >= n,
+                                    f"{len(rx)} receiving: {rx}"))
+            sending = [t for t in snap.get("transceivers", []) if t.get("sending")]
+            ok_dir = [t for t in sending if t.get("currentDirection") in ("sendonly", "sendrecv")]
+            if self.own_media[role]:
+                checks.append(Check(f"{role} sends its {self.own_media[role]} own track(s) (currentDirection)",
+                                    len(ok_dir) >= self.own_media[role],
+                                    f"currentDirection of sending transceivers: {[t.get('currentDirection') for t in sending]}"))
+            chans = {c["label"]: c for c in snap.get("channels", [])}
+            for label in sorted(self.expect_channels):
+                c = chans.get(label)
+                checks.append(Check(f"{role} has data channel {label} open", bool(c and c["readyState"] == "open"),
+                                    f"readyState={c['readyState'] if c else 'absent'}"))
+            other_sent = self.exchanged[self.other(role)]
+            if other_sent:
+                got = [m for c in chans.values() for m in c.get("received", [])]
+                missing = [m for m in other_sent if m not in got]
+                checks.append(Check(f"{role} received every data-channel message", not missing,
+                                    f"missing {missing}" if missing else f"{len(other_sent)} received"))
+            errs = peer.errors()
+            checks.append(Check(f"{role} reported no error", not errs,
+                                "; ".join(e.detail.get("text", str(e.detail))[:300] for e in errs[:3])))
+        return checks
+
+
+def _peer_info(peer: Peer | None, spec: PeerSpec, user_id: int) -> dict:
+    return {"spec": str(spec), "kind": spec.kind, "version": peer.version if peer else "unavailable",
+            "user_id": user_id}
+
+
+async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
+                   make_peer: PeerFactory, negotiators: dict[str, Any]) -> CaseResult:
+    """Run one case to a verdict. Never raises for a peer's failure: it becomes the reason."""
+    room = stub.create_room(f"{scenario.name}-{uuid.uuid4().hex[:8]}")
+    started = time.monotonic()
+    ids = dict(zip(("polite", "impolite"), roles.pick_user_ids(), strict=True))
+    specs = {"polite": polite_spec, "impolite": impolite_spec}
+    peers: dict[str, Peer] = {}
+    run: CaseRun | None = None
+    failure = ""
+    setup_error = False
+    snaps: dict[str, dict] = {}
+    try:
+        for role in ("polite", "impolite"):
+            peers[role] = await make_peer(specs[role], role, ids[role], room.t0)
+        run = CaseRun(scenario, room, stub.ws_url, peers, negotiators)
+        try:
+            await asyncio.wait_for(run.run(), config.CASE_TIMEOUT)
+        except TimeoutError:
+            failure = f"case timed out after {config.CASE_TIMEOUT:.0f} s at step '{run.step}': {run._states()}"
+        except (RigError, StubTimeout) as exc:
+            failure = f"at step '{run.step}': {exc}"
+        for role, peer in peers.items():
+            try:
+                snaps[role] = await asyncio.wait_for(peer.snapshot(), config.STEP_TIMEOUT)
+            except Exception as exc:
+                snaps[role] = {"error": f"snapshot failed: {exc}"}
+    except RigError as exc:
+        failure = str(exc)
+        setup_error = run is None
+    finally:
+        for p in peers.values():
+            p.closing = True
+        await asyncio.gather(*(p.close() for p in peers.values()), return_exceptions=True)
+        stub.close_room(room.name)
+
+    checks: list[Check] = []
+    glare = {"forced": False, "observed": False, "collisions": 0, "planned": scenario.collisions}
+    if run is not None:
+        gchecks, glare = run.glare_checks()
+        checks = run.final_checks(snaps) + (gchecks if scenario.glare else [c for c in gchecks if "never" in c.name])
+        if scenario.glare and glare["collisions"] != scenario.collisions:
+            checks.append(Check("every planned collision was forced", False,
+                                f"{glare['collisions']} of {scenario.collisions} forced"))
+    failed = [c for c in checks if not c.ok]
+    reasons = ([failure] if failure else []) + [f"{c.name}: {c.detail}" for c in failed]
+    passed = not reasons and run is not None
+    return CaseResult(
+        scenario=scenario.name,
+        polite=_peer_info(peers.get("polite"), polite_spec, ids["polite"]),
+        impolite=_peer_info(peers.get("impolite"), impolite_spec, ids["impolite"]),
+        passed=passed, reason="\n".join(reasons), duration_s=round(time.monotonic() - started, 3),
+        glare=glare, checks=checks, plan=scenario.plan(),
+        messages=[m.as_dict() for m in room.log],
+        events={role: [e.as_dict() for e in p.events] for role, p in peers.items()},
+        snapshots=snaps, setup_error=setup_error,
+    )

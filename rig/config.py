@@ -1,0 +1,77 @@
+"""Every version pin, browser flag and preference the rig depends on, in one place.
+
+Each fact here was measured on the project's Debian 12 machines (see docs/FIELD-NOTES
+facts quoted in the README); change them here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+REFERENCE_NEGOTIATOR_JS = FIXTURES / "negotiators" / "perfect.js"
+REFERENCE_NEGOTIATOR_PY = FIXTURES / "negotiators" / "perfect.py"
+
+#: Playwright 1.65 cannot open a page in firefox-esr 153 (emulation.setMediaFeaturesOverride).
+PLAYWRIGHT_PIN = ">=1.57,<1.65"
+
+#: Where Debian puts the browsers, and the package that provides each.
+BINARIES = {
+    "chromium": (os.environ.get("RIG_CHROMIUM", "/usr/bin/chromium"), "chromium"),
+    "firefox": (os.environ.get("RIG_FIREFOX", "/usr/bin/firefox-esr"), "firefox-esr"),
+}
+
+#: Chromium honours only the last --disable-features switch, so the rig passes one
+#: merged list: Playwright 1.64's own list plus what WebRTC tests need.
+PLAYWRIGHT_DISABLED_FEATURES = [
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose",
+    "DialMediaRouteProvider", "GlobalMediaControls", "HttpsUpgrades", "LensOverlay",
+    "MediaRouter", "PaintHolding", "ThirdPartyStoragePartitioning",
+    "BlockOriginHeaderModificationOnRedirect", "AvoidCorsURLLoaderRestartOnRedirect",
+    "Translate", "AutoDeElevate", "OptimizationHints", "NetworkTimeServiceQuerying",
+    "AimEnabled",
+]
+#: Host candidates with real addresses instead of .local mDNS names (aioice would need
+#: multicast to resolve those).
+RIG_DISABLED_FEATURES = ["WebRtcHideLocalIpsWithMdns"]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=" + ",".join(PLAYWRIGHT_DISABLED_FEATURES + RIG_DISABLED_FEATURES),
+]
+
+FIREFOX_PREFS = {
+    "media.navigator.streams.fake": True,
+    "media.navigator.permission.disabled": True,
+    "media.peerconnection.ice.obfuscate_host_addresses": False,
+    "media.autoplay.default": 0,
+    "network.captive-portal-service.enabled": False,
+    "app.update.enabled": False,
+    "browser.safebrowsing.downloads.remote.enabled": False,
+    "datareporting.healthreport.uploadEnabled": False,
+    "toolkit.telemetry.enabled": False,
+}
+
+#: Bounds (seconds). Every wait in the rig uses one of these.
+LAUNCH_TIMEOUT = float(os.environ.get("RIG_LAUNCH_TIMEOUT", 30))
+STEP_TIMEOUT = float(os.environ.get("RIG_STEP_TIMEOUT", 10))
+CASE_TIMEOUT = float(os.environ.get("RIG_CASE_TIMEOUT", 45))
+CLOSE_TIMEOUT = 5.0
+
+#: The signaling stub refuses frames larger than this (a real SDP is a few kB).
+MAX_FRAME_BYTES = 256 * 1024
+
+#: Environment variable that marks every process a run starts, so a sweep can find
+#: (and kill) any browser that survived its run.
+RUN_MARKER_ENV = "GLARE_RIG_RUN"

@@ -1,0 +1,409 @@
+"""The aiortc peer: in-process, same interface as the browser peers.
+
+aiortc lacks three things the pattern relies on, and this module supplies or reports
+them honestly: ``negotiationneeded`` is raised here after a change that needs
+negotiation (and again when the connection returns to "stable" while one is pending);
+there is no rollback, so nothing is faked (a polite aiortc peer fails in glare with
+aiortc's own error); and there is no operations chain, so incoming messages are handed
+to the negotiator one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
+
+from .. import config
+from .base import Peer, PeerSpec, RigError
+
+
+def load_negotiator(target: str | Path) -> Callable:
+    """Load ``attach`` from ``path.py[:attr]`` or ``package.module[:attr]``."""
+    text = str(target)
+    where, _, attr = text.rpartition(":") if ":" in text and not text.endswith(".py") else (text, "", "attach")
+    attr = attr or "attach"
+    try:
+        if where.endswith(".py"):
+            path = Path(where)
+            if not path.is_file():
+                raise RigError(f"negotiator {path}: no such file")
+            name = f"rig_negotiator_{abs(hash(str(path.resolve())))}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except RigError:
+        raise
+    except Exception as exc:
+        tb = traceback.extract_tb(exc.__traceback__)
+        at = f" ({tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+        raise RigError(f"negotiator {where} failed to load{at}: {type(exc).__name__}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise RigError(f"negotiator {where} has no callable {attr}(pc, signaler, *, polite)")
+    return fn
+
+
+def description_to_wire(desc: RTCSessionDescription) -> dict:
+    return {"type": desc.type, "sdp": desc.sdp}
+
+
+def candidate_from_wire(c: dict | None):
+    if not c or not c.get("candidate"):
+        return None  # end of candidates
+    text = c["candidate"]
+    cand = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
+    cand.sdpMid = c.get("sdpMid")
+    cand.sdpMLineIndex = c.get("sdpMLineIndex")
+    return cand
+
+
+class PythonSignaler:
+    """What a Python negotiator sees: ``send(data)`` and ``on_message``."""
+
+    def __init__(self, peer: AiortcPeer) -> None:
+        self._peer = peer
+        self.on_message: Callable[[dict], Any] | None = None
+
+    def send(self, data: dict) -> None:
+        wire: dict[str, Any] = {}
+        kind = "other"
+        if data.get("description") is not None:
+            wire["description"] = description_to_wire(data["description"])
+            kind = data["description"].type
+        elif "candidate" in data:
+            c = data["candidate"]
+            wire["candidate"] = None if c is None else {
+                "candidate": "candidate:" + candidate_to_sdp(c), "sdpMid": c.sdpMid, "sdpMLineIndex": c.sdpMLineIndex}
+            kind = "candidate"
+        else:
+            wire = data
+        self._peer.record("signal-sent", {"kind": kind})
+        self._peer._outbox.put_nowait(json.dumps({"type": "signal", "data": wire}))
+
+
+class AiortcPeer(Peer):
+    def __init__(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> None:
+        super().__init__(spec, name, user_id, t0)
+        from importlib.metadata import version
+        self.version = version("aiortc")
+        self.pc: RTCPeerConnection | None = None
+        self.signaler = PythonSignaler(self)
+        self._outbox: asyncio.Queue = asyncio.Queue()
+        self._session: aiohttp.ClientSession | None = None
+        self._ws = None
+        self._tasks: list[asyncio.Task] = []
+        self._remote_offer_sdps: set[str] = set()
+        self._channels: list[dict] = []
+        self._received: list[dict] = []
+        self._negotiation_pending = False
+        self._nn_fired = False
+        self._changes = 0
+        self._attached: asyncio.Future | None = None
+
+    # -- plumbing ----------------------------------------------------------------
+    def _spawn(self, coro, what: str) -> asyncio.Task:
+        async def guarded():
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.record("error", {"source": what, "text": f"{type(exc).__name__}: {exc}",
+                                      "errors": [{"name": type(exc).__name__, "message": str(exc),
+                                                  "stack": traceback.format_exc()}]})
+        task = asyncio.create_task(guarded())
+        self._tasks.append(task)
+        return task
+
+    def _instrument(self, pc: RTCPeerConnection) -> None:
+        """Wrap the instance's methods: call the original, then record."""
+        orig_sld, orig_srd, orig_add = pc.setLocalDescription, pc.setRemoteDescription, pc.addIceCandidate
+
+        async def setLocalDescription(desc=None):
+            before = pc.signalingState
+            try:
+                await orig_sld(desc)
+            except Exception as exc:
+                self.record("api-error", {"method": "setLocalDescription", "name": type(exc).__name__,
+                                          "message": str(exc), "state_before": before})
+                raise
+            if desc is not None and desc.type == "rollback":
+                self.record("rollback", {"how": "setLocalDescription(rollback)", "state_before": before})
+            elif pc.localDescription is not None and pc.localDescription.type == "offer":
+                self.record("offer-made", {"state_before": before, "implicit": desc is None})
+            elif pc.localDescription is not None:
+                self.record("answer-made", {"state_before": before})
+
+        async def setRemoteDescription(desc):
+            before = pc.signalingState
+            if desc.type == "offer":
+                self._remote_offer_sdps.add(desc.sdp)
+            try:
+                await orig_srd(desc)
+            except Exception as exc:
+                self.record("api-error", {"method": "setRemoteDescription", "name": type(exc).__name__,
+                                          "message": str(exc), "type": desc.type, "state_before": before})
+                raise
+            if desc.type == "offer" and before == "have-local-offer":
+                self.record("rollback", {"how": "implicit, setRemoteDescription(offer) in have-local-offer"})
+            self.record("remote-description-set", {"type": desc.type, "state_before": before})
+
+        async def addIceCandidate(candidate):
+            try:
+                await orig_add(candidate)
+            except Exception as exc:
+                self.record("api-error", {"method": "addIceCandidate", "name": type(exc).__name__, "message": str(exc)})
+                raise
+
+        pc.setLocalDescription = setLocalDescription
+        pc.setRemoteDescription = setRemoteDescription
+        pc.addIceCandidate = addIceCandidate
+
+        @pc.on("signalingstatechange")
+        def _on_signaling() -> None:
+            self.record("signalingstatechange", {"state": pc.signalingState})
+            if pc.signalingState != "stable":
+                self._nn_fired = False
+            self._maybe_negotiationneeded()
+
+        @pc.on("connectionstatechange")
+        def _on_connection() -> None:
+            self.record("connectionstatechange", {"state": pc.connectionState})
+
+        @pc.on("iceconnectionstatechange")
+        def _on_ice() -> None:
+            self.record("iceconnectionstatechange", {"state": pc.iceConnectionState})
+
+        @pc.on("track")
+        def _on_track(track) -> None:
+            mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
+            entry = {"kind": track.kind, "mid": mid, "frames": 0, "track": track}
+            self._received.append(entry)
+            self.record("track", {"kind": track.kind, "mid": mid})
+            self._spawn(self._consume(entry), f"receiving {track.kind}")
+
+        @pc.on("datachannel")
+        def _on_datachannel(channel) -> None:
+            self._watch_channel(channel, "remote")
+            self.record("datachannel", {"label": channel.label})
+
+        @pc.on("error")
+        def _on_error(exc) -> None:  # pyee reports exceptions of coroutine handlers here
+            self.record("error", {"source": "negotiator handler", "text": f"{type(exc).__name__}: {exc}",
+                                  "errors": [{"name": type(exc).__name__, "message": str(exc),
+                                              "stack": "".join(traceback.format_exception(exc))}]})
+
+    async def _consume(self, entry: dict) -> None:
+        from aiortc.mediastreams import MediaStreamError
+        track = entry["track"]
+        while True:
+            try:
+                await track.recv()
+            except MediaStreamError:
+                return
+            entry["frames"] += 1
+            if entry["frames"] == 1:
+                self.record("media-flowing", {"kind": entry["kind"], "mid": entry["mid"], "frames": 1})
+
+    def _watch_channel(self, channel, origin: str) -> None:
+        entry = {"channel": channel, "origin": origin, "sent": [], "received": []}
+        self._channels.append(entry)
+
+        @channel.on("open")
+        def _open() -> None:
+            self.record("channel-open", {"label": channel.label, "origin": origin})
+
+        if channel.readyState == "open":
+            self.record("channel-open", {"label": channel.label, "origin": origin})
+
+        @channel.on("message")
+        def _message(msg) -> None:
+            entry["received"].append(str(msg))
+            self.record("channel-message", {"label": channel.label, "data": str(msg)})
+
+    def _needs_negotiation(self) -> bool:
+        pc = self.pc
+        unmapped = any(t.mid is None for t in pc.getTransceivers())
+        channel_unnegotiated = bool(self._channels) and (pc.sctp is None or pc.sctp.mid is None)
+        return unmapped or channel_unnegotiated
+
+    def _maybe_negotiationneeded(self) -> None:
+        """aiortc has no negotiationneeded: fire it when a change awaits negotiation and
+        the connection is "stable", once per stable period, as the spec's rule does."""
+        pc = self.pc
+        if pc is None or pc.signalingState != "stable" or self._nn_fired:
+            return
+        if not self._needs_negotiation():
+            return
+        self._nn_fired = True
+        self.record("negotiationneeded", {"state": pc.signalingState, "raised_by": "rig"})
+        pc.emit("negotiationneeded")
+
+    async def _writer(self) -> None:
+        while True:
+            text = await self._outbox.get()
+            await self._ws.send_str(text)
+
+    async def _reader(self, ready: asyncio.Future) -> None:
+        async for msg in self._ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            if frame.get("type") == "ready":
+                if not ready.done():
+                    ready.set_result(frame)
+            elif frame.get("type") == "error":
+                self.record("error", {"source": "signaling stub", "text": frame.get("error", "")})
+            elif frame.get("type") == "signal":
+                await self._attached  # never deliver before the negotiator is attached
+                await self._deliver(frame)
+
+    async def _deliver(self, frame: dict) -> None:
+        """Hand one message to the negotiator and wait for it to finish (no overlap)."""
+        data, seq = frame.get("data") or {}, frame.get("seq")
+        kind = "other"
+        try:
+            if data.get("description") is not None:
+                d = data["description"]
+                kind = d.get("type", "other")
+                obj: dict[str, Any] = {"description": RTCSessionDescription(sdp=d.get("sdp", ""), type=d["type"])}
+            elif "candidate" in data:
+                kind = "candidate"
+                obj = {"candidate": candidate_from_wire(data["candidate"])}
+            else:
+                obj = dict(data)
+        except Exception as exc:
+            self.record("error", {"source": "rig signaler", "text": f"message #{seq} could not be converted: {exc}"})
+            return
+        self.record("signal-received", {"seq": seq, "kind": kind})
+        handler = self.signaler.on_message
+        if handler is None:
+            self.record("error", {"source": "rig", "text": f"message #{seq} arrived but the negotiator set no signaler.on_message"})
+            return
+        try:
+            ret = handler(obj)
+            if asyncio.iscoroutine(ret) or isinstance(ret, asyncio.Future):
+                await asyncio.wait_for(ret, config.STEP_TIMEOUT)
+        except TimeoutError:
+            self.record("error", {"source": "negotiator on_message", "text": f"handling message #{seq} took over {config.STEP_TIMEOUT:.0f} s"})
+            return
+        except Exception as exc:
+            self.record("error", {"source": "negotiator on_message", "text": f"{type(exc).__name__}: {exc}",
+                                  "errors": [{"name": type(exc).__name__, "message": str(exc), "stack": traceback.format_exc()}]})
+            return
+        if kind == "offer" and obj["description"].sdp not in self._remote_offer_sdps:
+            self.record("offer-ignored", {"seq": seq, "state": self.pc.signalingState})
+
+    # -- interface ---------------------------------------------------------------
+    async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
+        attach = load_negotiator(negotiator) if not callable(negotiator) else negotiator
+        self._session = aiohttp.ClientSession()
+        try:
+            self._ws = await asyncio.wait_for(self._session.ws_connect(
+                ws_url, params={"room": room, "name": self.name, "user": str(self.user_id)}), config.STEP_TIMEOUT)
+        except Exception as exc:
+            raise RigError(f"{self} could not reach the signaling stub: {exc}") from None
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future = loop.create_future()
+        self._attached = loop.create_future()
+        self._spawn(self._writer(), "signaling writer")
+        self._spawn(self._reader(ready), "signaling reader")
+        try:
+            frame = await asyncio.wait_for(asyncio.shield(ready), config.STEP_TIMEOUT)
+        except TimeoutError:
+            raise RigError(f"{self} got no 'ready' from the signaling stub within {config.STEP_TIMEOUT:.0f} s") from None
+        other = frame["peer"]["user_id"]
+        self.polite = int(self.user_id) > int(other)
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self._instrument(self.pc)
+        try:
+            attach(self.pc, self.signaler, polite=self.polite)
+        except Exception as exc:
+            tb = traceback.extract_tb(exc.__traceback__)
+            at = f" ({tb[-1].filename}:{tb[-1].lineno})" if tb else ""
+            raise RigError(f"negotiator attach() raised{at}: {type(exc).__name__}: {exc}") from None
+        self.record("attached", {"polite": self.polite, "userId": self.user_id, "otherUserId": other})
+        self._attached.set_result(True)
+
+    async def change(self, action: str) -> dict:
+        self._changes += 1
+        if action in ("add-video", "add-audio"):
+            track = VideoStreamTrack() if action == "add-video" else AudioStreamTrack()
+            self.pc.addTrack(track)
+            self.record("change", {"action": action, "kind": track.kind})
+            out = {"kind": track.kind}
+        elif action == "add-datachannel":
+            label = f"rig-{self._changes}"
+            self._watch_channel(self.pc.createDataChannel(label), "local")
+            self.record("change", {"action": action, "label": label})
+            out = {"label": label}
+        else:
+            raise RigError(f"unknown change {action}")
+        self._maybe_negotiationneeded()
+        return out
+
+    async def send(self, label: str, text: str) -> None:
+        entry = next((c for c in self._channels if c["channel"].label == label), None)
+        if entry is None:
+            raise RigError(f"{self}: no data channel {label}")
+        entry["channel"].send(text)
+        entry["sent"].append(text)
+
+    async def snapshot(self) -> dict:
+        pc = self.pc
+        if pc is None:
+            return {"signalingState": "new", "connectionState": "new", "transceivers": [], "received": [], "channels": []}
+        received = []
+        for r in self._received:
+            packets = 0
+            for t in pc.getTransceivers():
+                if t.receiver.track is r["track"]:
+                    try:
+                        for s in (await t.receiver.getStats()).values():
+                            if s.type == "inbound-rtp":
+                                packets = s.packetsReceived
+                    except Exception:
+                        pass
+            received.append({"kind": r["kind"], "mid": r["mid"], "framesDecoded": r["frames"],
+                             "packetsReceived": packets, "bytesReceived": None})
+        return {
+            "signalingState": pc.signalingState, "connectionState": pc.connectionState,
+            "iceConnectionState": pc.iceConnectionState,
+            "transceivers": [{"mid": t.mid, "kind": t.kind, "direction": t.direction,
+                              "currentDirection": t.currentDirection, "sending": t.sender.track is not None}
+                             for t in pc.getTransceivers()],
+            "received": received,
+            "channels": [{"label": c["channel"].label, "origin": c["origin"], "readyState": c["channel"].readyState,
+                          "sent": c["sent"], "received": c["received"]} for c in self._channels],
+        }
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.pc is not None:
+            try:
+                await asyncio.wait_for(self.pc.close(), config.CLOSE_TIMEOUT)
+            except Exception:
+                pass
+        if self._ws is not None:
+            try:
+                await asyncio.wait_for(self._ws.close(), config.CLOSE_TIMEOUT)
+            except Exception:
+                pass
+        if self._session is not None:
+            await self._session.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,156 @@
+"""What every peer kind shares: its spec, its event timeline, bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import config
+
+KNOWN_KINDS = ("chromium", "firefox", "aiortc")
+
+#: Changes a scenario may ask of a peer, and what the far side must then see.
+CHANGES = {
+    "add-video": "video",
+    "add-audio": "audio",
+    "add-datachannel": "datachannel",
+}
+
+
+class RigError(Exception):
+    """A failure the rig explains in one line (bad input, missing browser, ...)."""
+
+
+class PeerTimeout(RigError):
+    """A bounded wait ran out; the message names the peer, the step and its states."""
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """A peer as the user names it: ``kind[@version-or-binary]``.
+
+    ``chromium``, ``firefox`` and ``aiortc`` today; the ``@`` part is reserved for a
+    given version (``chromium@150``) or binary path (``chromium@/opt/c/chrome``), and a
+    remote browser later, so specs stay one short string in ids and reports.
+    """
+
+    kind: str
+    variant: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KNOWN_KINDS:
+            raise RigError(f"unknown peer kind {self.kind!r} (known: {', '.join(KNOWN_KINDS)})")
+        if self.variant and not re.fullmatch(r"[\w./:=+-]+", self.variant):
+            raise RigError(f"bad peer variant {self.variant!r} in {self}")
+
+    @classmethod
+    def parse(cls, text: str) -> PeerSpec:
+        text = text.strip()
+        if not text:
+            raise RigError("empty peer spec")
+        kind, _, variant = text.partition("@")
+        return cls(kind.lower(), variant)
+
+    @property
+    def binary(self) -> str | None:
+        return self.variant if self.variant.startswith("/") else None
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.variant}" if self.variant else self.kind
+
+    @property
+    def label(self) -> str:
+        """Spec made safe for a pytest id or a file name."""
+        return re.sub(r"[^\w.]+", "_", str(self)).strip("_")
+
+
+@dataclass
+class PeerEvent:
+    """One thing a peer did; ``t`` is seconds since the case started."""
+
+    t: float
+    type: str
+    detail: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"t": round(self.t, 4), "type": self.type, "detail": self.detail}
+
+
+class Peer:
+    """One side of a case. Subclasses implement join/change/send/snapshot/close."""
+
+    def __init__(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> None:
+        self.spec = spec
+        self.name = name  # "polite" or "impolite": the role the rig asked for
+        self.user_id = user_id
+        self.t0 = t0
+        self.events: list[PeerEvent] = []
+        self.version = "unknown"
+        self.polite: bool | None = None  # what the peer itself computed from the ids
+        self.signaling_state = "new"
+        self.connection_state = "new"
+        self._changed = asyncio.Event()
+        self.on_record: Callable[[], None] | None = None
+        self.closing = False  # set by the case once its verdict window is over
+
+    def __str__(self) -> str:
+        return f"{self.name} peer ({self.spec} {self.version})"
+
+    def record(self, type_: str, detail: dict | None = None) -> PeerEvent:
+        if self.closing and type_ == "error":
+            type_ = "error-while-closing"  # e.g. a data channel aborted by close(): not a finding
+        evt = PeerEvent(time.monotonic() - self.t0, type_, detail or {})
+        if type_ == "signalingstatechange":
+            self.signaling_state = evt.detail.get("state", self.signaling_state)
+        elif type_ == "connectionstatechange":
+            self.connection_state = evt.detail.get("state", self.connection_state)
+        elif type_ == "attached":
+            self.signaling_state = "stable"
+        self.events.append(evt)
+        self._changed.set()
+        if self.on_record is not None:
+            self.on_record()
+        return evt
+
+    def of_type(self, *types: str) -> list[PeerEvent]:
+        return [e for e in self.events if e.type in types]
+
+    def errors(self) -> list[PeerEvent]:
+        return self.of_type("error")
+
+    def state_text(self) -> str:
+        return f"signalingState={self.signaling_state}, connectionState={self.connection_state}"
+
+    async def wait_for(self, pred: Callable[[Peer], bool], *, step: str,
+                       timeout: float = config.STEP_TIMEOUT) -> None:
+        """Wait until ``pred(self)`` holds, re-checking on every event; bounded."""
+        deadline = time.monotonic() + timeout
+        while not pred(self):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerTimeout(f"{self} stuck at step '{step}' after {timeout:.0f} s: {self.state_text()}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except TimeoutError:
+                pass
+
+    # -- interface ---------------------------------------------------------------
+    async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
+        raise NotImplementedError
+
+    async def change(self, action: str) -> dict:
+        raise NotImplementedError
+
+    async def send(self, label: str, text: str) -> None:
+        raise NotImplementedError
+
+    async def snapshot(self) -> dict:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError

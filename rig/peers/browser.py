@@ -1,0 +1,151 @@
+"""Browser peers driven by Playwright: one browser process per spec per worker, reused;
+a fresh context and page per peer, so cases never share state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from typing import Any
+
+from playwright.async_api import Browser, Playwright
+
+from .. import config
+from .base import Peer, PeerSpec, RigError
+
+
+def binary_for(spec: PeerSpec) -> str:
+    """Path of the browser binary for ``spec``; a one-line fix when it is missing."""
+    path, package = config.BINARIES[spec.kind]
+    if spec.binary:
+        path = spec.binary
+    elif spec.variant:
+        raise RigError(f"{spec}: versioned browsers are not supported yet; give a binary path as {spec.kind}@/path/to/binary")
+    resolved = shutil.which(path) or (path if os.path.exists(path) else None)
+    if not resolved:
+        raise RigError(f"{spec}: browser binary {path} not found; install it with "
+                       f"'apt-get install -y {package}' (as root) or set RIG_{spec.kind.upper()}")
+    return resolved
+
+
+class BrowserPool:
+    """Launches each browser spec once and hands it out; remembers launch failures so
+    every case that needs a broken browser fails fast with the same one-line reason."""
+
+    def __init__(self, playwright: Playwright) -> None:
+        self.playwright = playwright
+        self._browsers: dict[str, Browser | RigError] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, spec: PeerSpec) -> Browser:
+        key = str(spec)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            got = self._browsers.get(key)
+            if got is None or (isinstance(got, Browser) and not got.is_connected()):
+                try:
+                    got = await asyncio.wait_for(self._launch(spec), config.LAUNCH_TIMEOUT)
+                except TimeoutError:
+                    got = RigError(f"{spec}: launch did not finish within {config.LAUNCH_TIMEOUT:.0f} s")
+                except RigError as exc:
+                    got = exc
+                except Exception as exc:  # Playwright's errors are long; keep the first line
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    got = RigError(f"{spec}: Playwright {self.playwright_version()} cannot drive it: {first}")
+                self._browsers[key] = got
+        if isinstance(got, RigError):
+            raise RigError(str(got))
+        return got
+
+    def playwright_version(self) -> str:
+        from importlib.metadata import version
+        return version("playwright")
+
+    async def _launch(self, spec: PeerSpec) -> Browser:
+        exe = binary_for(spec)
+        if spec.kind == "chromium":
+            return await self.playwright.chromium.launch(
+                executable_path=exe, args=config.CHROMIUM_ARGS, headless=True)
+        if spec.kind == "firefox":
+            return await self.playwright.firefox.launch(
+                channel="moz-firefox", executable_path=exe, headless=True,
+                firefox_user_prefs=config.FIREFOX_PREFS)
+        raise RigError(f"{spec} is not a browser")
+
+    async def close(self) -> None:
+        for b in self._browsers.values():
+            if isinstance(b, Browser):
+                try:
+                    await asyncio.wait_for(b.close(), config.CLOSE_TIMEOUT)
+                except Exception:
+                    pass
+        self._browsers.clear()
+
+
+class BrowserPeer(Peer):
+    def __init__(self, spec: PeerSpec, name: str, user_id: int, t0: float, browser: Browser, base_url: str) -> None:
+        super().__init__(spec, name, user_id, t0)
+        self.browser = browser
+        self.base_url = base_url
+        self.version = browser.version
+        self.context = None
+        self.page = None
+
+    async def open(self) -> None:
+        self.context = await self.browser.new_context()
+        if self.spec.kind == "chromium":
+            await self.context.grant_permissions(["camera", "microphone"])
+        page = self.page = await self.context.new_page()
+        page.set_default_timeout(config.STEP_TIMEOUT * 1000)
+        await page.expose_function("__rigEvent", self._on_event)
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda err: self.record("error", {"source": "pageerror", "text": str(err)}))
+        page.on("crash", lambda *_: self.record("error", {"source": "crash", "text": "Target crashed"}))
+        await page.goto(f"{self.base_url}/fixtures/peer.html")
+        await page.wait_for_function("() => window.rig !== undefined")
+
+    def _on_event(self, evt: dict) -> None:
+        detail = dict(evt.get("detail") or {})
+        detail["pt"] = evt.get("pt")
+        self.record(evt.get("type", "unknown"), detail)
+
+    def _on_console(self, msg: Any) -> None:
+        # console.error is captured in the page with the error's name and message;
+        # here only warnings are kept, as evidence.
+        if msg.type in ("warning",):
+            self.record("console", {"level": msg.type, "text": msg.text[:500]})
+
+    async def _call(self, step: str, expr: str, arg: Any = None) -> Any:
+        try:
+            return await asyncio.wait_for(self.page.evaluate(expr, arg), config.STEP_TIMEOUT)
+        except TimeoutError:
+            raise RigError(f"{self} stuck at step '{step}' after {config.STEP_TIMEOUT:.0f} s: {self.state_text()}") from None
+        except Exception as exc:
+            text = str(exc).strip().splitlines()
+            raise RigError(f"{self} failed at step '{step}': {text[0] if text else type(exc).__name__}") from None
+
+    async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
+        res = await self._call("join", "cfg => rig.join(cfg)", {
+            "wsUrl": ws_url, "room": room, "name": self.name, "userId": str(self.user_id),
+            "negotiatorUrl": negotiator, "timeoutMs": int(config.STEP_TIMEOUT * 1000)})
+        self.polite = bool(res["polite"])
+
+    async def change(self, action: str) -> dict:
+        return await self._call(f"change {action}", "a => rig.change(a)", action)
+
+    async def send(self, label: str, text: str) -> None:
+        await self._call(f"send on {label}", "([l, t]) => rig.send(l, t)", [label, text])
+
+    async def snapshot(self) -> dict:
+        return await self._call("snapshot", "() => rig.snapshot()")
+
+    async def close(self) -> None:
+        if self.page is not None and not self.page.is_closed():
+            try:
+                await asyncio.wait_for(self.page.evaluate("() => window.rig && rig.close()"), config.CLOSE_TIMEOUT)
+            except Exception:
+                pass
+        if self.context is not None:
+            try:
+                await asyncio.wait_for(self.context.close(), config.CLOSE_TIMEOUT)
+            except Exception:
+                pass

@@ -1,0 +1,448 @@
+"""HTML report for a glare-rig run.
+
+The report is what people open after a CI run, often straight out of a downloaded
+artefact, so it has to work from disk: relative links, inline CSS, no fetches (a
+Content-Security-Policy in every page enforces that). It is rendered only from
+results.json and the per-case detail files, so it can be regenerated after the
+fact without re-running any browser.
+
+Input is normalised into plain view dicts before rendering: results.json is written
+by other parts of the rig and may lack a field or carry an unexpected value, and a
+report that crashes after a twenty-minute matrix run loses the only record of it.
+The templates then run with StrictUndefined, so a template typo fails loudly in the
+unit tests instead of silently rendering blanks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+
+RESULTS_FILE = "results.json"
+OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed")
+#: The versions people ask about first; any other keys in run["versions"] follow.
+VERSION_KEYS = ("chromium", "firefox", "aiortc", "playwright", "python")
+ROLES = ("polite", "impolite")
+GLARE_KEYS = ("forced", "observed", "polite_rolled_back", "impolite_ignored_offer", "polite_reoffered")
+MESSAGE_KINDS = ("offer", "answer", "candidate", "other", "error")
+#: Worst first: decides a repeat cell's colour and the order of the problem list.
+_SEVERITY = {"error": 0, "failed": 1, "xpassed": 2, "unknown": 3, "xfailed": 4, "passed": 5}
+#: Event types that are the point of perfect negotiation, so they stand out.
+_HIGHLIGHT_EVENTS = {"rollback", "offer-ignored"}
+
+_TEMPLATES = pathlib.Path(__file__).resolve().with_name("templates")
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def load_run(out_dir: pathlib.Path) -> dict:
+    """Read a finished run back, so the report can be rebuilt without re-running it."""
+    with (pathlib.Path(out_dir) / RESULTS_FILE).open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def write_report(out_dir: pathlib.Path, run: dict) -> pathlib.Path:
+    """Render out_dir/index.html and out_dir/cases/<slug>.html from `run`; return index path.
+
+    results.json itself is left alone: whoever produced `run` owns that file.
+    """
+    out_dir = pathlib.Path(out_dir)
+    cases_dir = out_dir / "cases"
+    cases_dir.mkdir(parents=True, exist_ok=True)
+    env = _environment()
+
+    cases = _cases(run.get("cases"))
+    peers = _peers(run, cases)
+    case_tpl = env.get_template("case.html")
+    for i, case in enumerate(cases):
+        detail, detail_note = _load_detail(out_dir, case)
+        html = case_tpl.render(
+            case=case,
+            detail=detail,
+            detail_note=detail_note,
+            prev=cases[i - 1] if i > 0 else None,
+            next=cases[i + 1] if i + 1 < len(cases) else None,
+        )
+        (cases_dir / case["page"]).write_text(html, encoding="utf-8")
+
+    scenarios = _scenarios(run, cases)
+    index = out_dir / "index.html"
+    index.write_text(
+        env.get_template("index.html").render(
+            run=_run_header(run),
+            versions=_versions(run.get("versions")),
+            summary=_summary(run.get("summary"), cases),
+            total=len(cases),
+            peers=peers,
+            matrix=_matrix(scenarios, peers, cases),
+            problems=sorted(
+                (c for c in cases if c["outcome"] != "passed"),
+                key=lambda c: (_SEVERITY[c["cls"]], c["scenario"], c["id"]),
+            ),
+            scenarios=scenarios,
+        ),
+        encoding="utf-8",
+    )
+    return index
+
+
+# --- rendering environment -------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["dur"] = _fmt_duration
+    env.filters["secs"] = _fmt_seconds
+    env.filters["flag"] = _fmt_flag
+    return env
+
+
+def _fmt_duration(value: Any) -> str:
+    s = _number(value)
+    if s is None:
+        return "—"
+    if s < 60:
+        return f"{s:.2f} s"
+    minutes, seconds = divmod(round(s), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {seconds:02d}s" if hours else f"{minutes}m {seconds:02d}s"
+
+
+def _fmt_seconds(value: Any) -> str:
+    s = _number(value)
+    return "—" if s is None else f"{s:.3f}"
+
+
+def _fmt_flag(value: Any) -> str:
+    if value is None:
+        return "—"
+    return "✔ yes" if value else "✘ no"
+
+
+# --- normalisation of untrusted input ---------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        return None
+    return n if math.isfinite(n) else None
+
+
+def _int(value: Any, default: int = 0) -> int:
+    n = _number(value)
+    return default if n is None else int(n)
+
+
+def _mapping(value: Any) -> Mapping:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _json(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+
+
+def _compact(value: Any) -> str:
+    """One-line form of an event's detail: `state=stable, mid=0` reads faster than JSON."""
+    if value is None or value == "" or value == {}:
+        return ""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v if isinstance(v, str) else _json(v)}" for k, v in value.items())
+    if isinstance(value, str):
+        return value
+    return _json(value)
+
+
+def _run_header(run: Mapping) -> dict:
+    return {
+        "rig_version": _text(run.get("rig_version")),
+        "started": _text(run.get("started")),
+        "finished": _text(run.get("finished")),
+        "duration_s": _number(run.get("duration_s")),
+        "command": _text(run.get("command")),
+        "repeat": _text(run.get("repeat")),
+    }
+
+
+def _versions(raw: Any) -> list[dict]:
+    raw = _mapping(raw)
+    names = list(VERSION_KEYS) + [k for k in raw if k not in VERSION_KEYS]
+    out = []
+    for name in names:
+        value = raw.get(name)
+        text = _text(value)
+        out.append({
+            "name": str(name),
+            "text": text or "unknown",
+            "missing": not text or text.startswith("unavailable"),
+        })
+    return out
+
+
+def _summary(raw: Any, cases: list[dict]) -> dict:
+    """Counts as the run reported them, falling back to counting the cases."""
+    raw = _mapping(raw)
+    counted = {o: sum(1 for c in cases if c["outcome"] == o) for o in OUTCOMES}
+    return {o: _int(raw.get(o), counted[o]) for o in OUTCOMES}
+
+
+def _peer(raw: Any) -> dict:
+    raw = _mapping(raw)
+    spec, kind = _text(raw.get("spec")), _text(raw.get("kind"))
+    return {
+        "label": spec or kind or "?",
+        "spec": spec,
+        "kind": kind,
+        "version": _text(raw.get("version")),
+        "user_id": _text(raw.get("user_id")),
+    }
+
+
+def _glare(raw: Any) -> dict:
+    raw = _mapping(raw)
+    keys = list(GLARE_KEYS) + [k for k in raw if k not in GLARE_KEYS]
+    return {str(k): (None if raw.get(k) is None else bool(raw.get(k))) for k in keys}
+
+
+def _glare_mark(glare: Mapping) -> str:
+    if glare.get("forced"):
+        return "⚡ forced+observed" if glare.get("observed") else "⚡ forced, NOT observed"
+    if glare.get("observed"):
+        return "⚡ observed (unforced)"
+    return ""
+
+
+def _page_name(slug: str, taken: set[str]) -> str:
+    """A file name that cannot leave cases/ and cannot overwrite another case's page."""
+    base = _UNSAFE_FILE_CHARS.sub("_", slug).lstrip(".") or "case"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name + ".html"
+
+
+def _cases(raw_cases: Any) -> list[dict]:
+    taken: set[str] = set()
+    out = []
+    for i, raw in enumerate(_list(raw_cases)):
+        raw = _mapping(raw)
+        outcome = _text(raw.get("outcome")).lower() or "unknown"
+        glare = _glare(raw.get("glare"))
+        case_id = _text(raw.get("id")) or _text(raw.get("slug")) or f"case-{i}"
+        page = _page_name(_text(raw.get("slug")) or case_id, taken)
+        out.append({
+            "id": case_id,
+            "page": page,
+            "href": "cases/" + urllib.parse.quote(page),
+            "scenario": _text(raw.get("scenario")) or "?",
+            "polite": _peer(raw.get("polite")),
+            "impolite": _peer(raw.get("impolite")),
+            "repeat": _int(raw.get("repeat")),
+            "outcome": outcome,
+            "cls": outcome if outcome in OUTCOMES else "unknown",
+            "expected": _text(raw.get("expected")) or "pass",
+            "duration_s": _number(raw.get("duration_s")),
+            "glare": glare,
+            "glare_mark": _glare_mark(glare),
+            "reason": _text(raw.get("reason")).strip("\n"),
+            "details": _text(raw.get("details")),
+        })
+    return out
+
+
+def _peers(run: Mapping, cases: list[dict]) -> list[dict]:
+    """Matrix axes: the run's declared peers first, then any that only the cases mention."""
+    labels = [str(p) for p in _list(run.get("peers"))]
+    for c in cases:
+        for role in ROLES:
+            if c[role]["label"] not in labels:
+                labels.append(c[role]["label"])
+    versions = _mapping(run.get("versions"))
+    out = []
+    for label in labels:
+        version = next((c[r]["version"] for c in cases for r in ROLES
+                        if c[r]["label"] == label and c[r]["version"]), "")
+        out.append({"label": label, "version": version or _text(versions.get(label))})
+    return out
+
+
+def _scenarios(run: Mapping, cases: list[dict]) -> list[dict]:
+    out: dict[str, dict] = {}
+    for raw in _list(run.get("scenarios")):
+        if isinstance(raw, Mapping):
+            name, desc = _text(raw.get("name")), _text(raw.get("description"))
+        else:
+            name, desc = _text(raw), ""
+        if name and name not in out:
+            out[name] = {"name": name, "description": desc}
+    for c in cases:
+        out.setdefault(c["scenario"], {"name": c["scenario"], "description": ""})
+    for s in out.values():
+        mine = [c for c in cases if c["scenario"] == s["name"]]
+        s["total"] = len(mine)
+        s["passed"] = sum(1 for c in mine if c["outcome"] == "passed")
+    return list(out.values())
+
+
+def _others_order(item: tuple[str, int]) -> int:
+    return _SEVERITY.get(item[0], _SEVERITY["unknown"])
+
+
+def _cell(group: list[dict]) -> dict:
+    group = sorted(group, key=lambda c: (c["repeat"], c["id"]))
+    n = len(group)
+    passed = sum(1 for c in group if c["outcome"] == "passed")
+    others: dict[str, int] = {}
+    for c in group:
+        if c["outcome"] != "passed":
+            others[c["outcome"]] = others.get(c["outcome"], 0) + 1
+    durations = [c["duration_s"] for c in group if c["duration_s"] is not None]
+    forced = sum(1 for c in group if c["glare"].get("forced"))
+    observed = sum(1 for c in group if c["glare"].get("forced") and c["glare"].get("observed"))
+    if n == 1:
+        mark = group[0]["glare_mark"]
+    elif forced:
+        mark = f"⚡ forced, observed {observed}/{forced}"
+    else:
+        mark = ""
+    return {
+        "cases": group,
+        "n": n,
+        "passed": passed,
+        "others": ", ".join(f"{v} {k}" for k, v in sorted(others.items(), key=_others_order)),
+        "cls": min((c["cls"] for c in group), key=_SEVERITY.__getitem__),
+        "mean_duration": sum(durations) / len(durations) if durations else None,
+        "glare_mark": mark,
+        "glare_missed": forced > observed,
+    }
+
+
+def _matrix(scenarios: list[dict], peers: list[dict], cases: list[dict]) -> list[dict]:
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for c in cases:
+        groups.setdefault((c["scenario"], c["polite"]["label"], c["impolite"]["label"]), []).append(c)
+    tables = []
+    for s in scenarios:
+        rows = []
+        for p in peers:
+            cells = []
+            for i in peers:
+                group = groups.get((s["name"], p["label"], i["label"]))
+                cells.append(_cell(group) if group else None)
+            rows.append({"label": p["label"], "cells": cells})
+        tables.append({**s, "rows": rows})
+    return tables
+
+
+# --- per-case detail file --------------------------------------------------------
+
+
+def _load_detail(out_dir: pathlib.Path, case: Mapping) -> tuple[dict | None, str]:
+    """The detail file is optional (a case can die before writing it): say why it is absent."""
+    rel = case["details"]
+    if not rel:
+        return None, "No detail file was recorded for this case."
+    try:
+        raw = json.loads((out_dir / rel).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, f"Detail file {rel} not found."
+    except (OSError, ValueError) as exc:
+        return None, f"Detail file {rel} could not be read: {exc}"
+    if not isinstance(raw, Mapping):
+        return None, f"Detail file {rel} does not hold a JSON object."
+    detail = _detail(raw)
+    detail["href"] = "../" + urllib.parse.quote(rel)
+    return detail, ""
+
+
+def _detail(raw: Mapping) -> dict:
+    checks = []
+    for ch in _list(raw.get("checks")):
+        ch = _mapping(ch)
+        checks.append({
+            "name": _text(ch.get("name")),
+            "ok": bool(ch.get("ok")),
+            "detail": _text(ch.get("detail")),
+        })
+
+    messages = []
+    for m in _list(raw.get("messages")):
+        m = _mapping(m)
+        kind = _text(m.get("kind")) or "other"
+        messages.append({
+            "seq": _text(m.get("seq")),
+            "t": _number(m.get("t")),
+            "from": _text(m.get("from")),
+            "to": _text(m.get("to")),
+            "kind": kind,
+            "cls": kind if kind in MESSAGE_KINDS else "other",
+            "size": _text(m.get("size")),
+            "held": bool(m.get("held")),
+            "released_t": _number(m.get("released_t")),
+            "delivered_t": _number(m.get("delivered_t")),
+            "note": _text(m.get("note")),
+        })
+
+    events = _mapping(raw.get("events"))
+    roles = [r for r in ROLES if r in events] + [str(r) for r in events if r not in ROLES]
+    if not roles:
+        roles = list(ROLES)
+    timeline = []
+    for col, role in enumerate(roles):
+        for n, ev in enumerate(_list(events.get(role))):
+            ev = _mapping(ev)
+            etype = _text(ev.get("type")) or "?"
+            if etype == "error" or "error" in etype:
+                cls = "error"
+            elif etype in _HIGHLIGHT_EVENTS:
+                cls = "highlight"
+            elif etype == "console":
+                cls = "console"
+            else:
+                cls = ""
+            timeline.append({
+                "t": _number(ev.get("t")),
+                "col": col,
+                "n": n,
+                "type": etype,
+                "detail": _compact(ev.get("detail")),
+                "cls": cls,
+            })
+    # Stable merge by time; events without a time go last rather than being dropped.
+    timeline.sort(key=lambda e: (e["t"] is None, e["t"] or 0.0, e["col"], e["n"]))
+
+    snapshots = _mapping(raw.get("snapshots"))
+    snap_roles = [r for r in ROLES if r in snapshots] + [str(r) for r in snapshots if r not in ROLES]
+    return {
+        "plan": [_text(p) for p in _list(raw.get("plan"))],
+        "checks": checks,
+        "checks_ok": sum(1 for c in checks if c["ok"]),
+        "messages": messages,
+        "roles": roles,
+        "timeline": timeline,
+        "snapshots": [{"role": r, "json": _json(snapshots.get(r), indent=2)} for r in snap_roles],
+    }

@@ -1,0 +1,96 @@
+"""results.json and the per-case detail files: the record every other output is made from."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from .case import CaseResult
+
+OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed")
+
+
+def case_id(scenario: str, polite: str, impolite: str, repeat: int, repeats: int) -> str:
+    """``glare-add-media[chromium-polite--firefox-impolite]`` (plus ``-r2`` with repeats)."""
+    suffix = f"-r{repeat}" if repeats > 1 else ""
+    return f"{scenario}[{polite}-polite--{impolite}-impolite{suffix}]"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def write_case(out: Path, *, cid: str, repeat: int, outcome: str, expected: str, result: CaseResult | None,
+               reason: str, duration_s: float, nodeid: str, scenario: str, polite: dict, impolite: dict) -> dict:
+    """Write cases/<slug>.json (summary + evidence) and return the summary."""
+    assert outcome in OUTCOMES, outcome
+    s = slug(cid)
+    summary: dict[str, Any] = {
+        "id": cid, "slug": s, "nodeid": nodeid, "scenario": scenario,
+        "polite": polite, "impolite": impolite, "repeat": repeat,
+        "outcome": outcome, "expected": expected, "duration_s": round(duration_s, 3),
+        "glare": result.glare if result else {"forced": False, "observed": False},
+        "reason": reason, "details": f"cases/{s}.json",
+    }
+    detail = {
+        "case": summary,
+        "plan": result.plan if result else [],
+        "messages": result.messages if result else [],
+        "events": result.events if result else {},
+        "snapshots": result.snapshots if result else {},
+        "checks": [c.as_dict() for c in result.checks] if result else [],
+    }
+    (out / "cases").mkdir(parents=True, exist_ok=True)
+    tmp = out / "cases" / f".{s}.json.tmp"
+    tmp.write_text(json.dumps(detail, indent=1, default=str))
+    os.replace(tmp, out / "cases" / f"{s}.json")
+    return summary
+
+
+def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: list[str],
+            scenarios: list[dict], versions: dict[str, str]) -> dict:
+    """Gather every case file of this run into the run record (results.json's content)."""
+    cases = []
+    for f in sorted((out / "cases").glob("*.json")):
+        try:
+            cases.append(json.loads(f.read_text())["case"])
+        except (ValueError, KeyError):
+            continue
+    order = {s["name"]: i for i, s in enumerate(scenarios)}
+    cases.sort(key=lambda c: (order.get(c["scenario"], 99), c["polite"]["spec"], c["impolite"]["spec"], c["repeat"]))
+    finished = datetime.now(UTC)
+    for c in cases:  # versions seen by the peers themselves are the most exact
+        for role in ("polite", "impolite"):
+            p = c[role]
+            if p.get("version") not in (None, "", "unavailable"):
+                versions.setdefault(p["kind"], p["version"])
+    return {
+        "rig_version": package_version("glare-rig"),
+        "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
+        "duration_s": round((finished - started).total_seconds(), 1),
+        "command": command, "repeat": repeat, "peers": peers,
+        "versions": {**versions, "playwright": package_version("playwright"), "aiortc": package_version("aiortc"),
+                     "python": platform.python_version()},
+        "scenarios": scenarios,
+        "summary": {o: sum(c["outcome"] == o for c in cases) for o in OUTCOMES},
+        "cases": cases,
+    }
+
+
+def write_results(out: Path, run: dict) -> Path:
+    path = out / "results.json"
+    path.write_text(json.dumps(run, indent=1))
+    return path
