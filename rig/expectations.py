@@ -7,6 +7,7 @@ silent skip. Keep the evidence (error text, versions, the minimal trigger) with 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fnmatch import fnmatch
 
@@ -19,6 +20,9 @@ class Expectation:
     polite: str  # glob over peer kinds
     impolite: str
     reason: str
+    #: regex the observed failure must contain: a cell that fails for another reason
+    #: is a real failure, not this finding.
+    signature: str
 
     def matches(self, scenario: str, polite: PeerSpec, impolite: PeerSpec) -> bool:
         return (fnmatch(scenario, self.scenario) and fnmatch(polite.kind, self.polite)
@@ -31,6 +35,7 @@ KNOWN: tuple[Expectation, ...] = (
         "aiortc 1.16.0 has no rollback: as the polite peer it cannot yield in glare; "
         "setRemoteDescription(offer) in have-local-offer raises InvalidStateError "
         "('Cannot handle offer in signaling state \"have-local-offer\"').",
+        signature=r"Cannot handle offer in signaling state \"have-local-offer\"",
     ),
     Expectation(
         "glare-*", "chromium", "*",
@@ -41,13 +46,29 @@ KNOWN: tuple[Expectation, ...] = (
         "connection, its own re-offer ('A BUNDLE group contains a codec collision for header extension "
         "id=1'). Firefox 153 accepts both. Minimal trigger without the rig: "
         "fixtures/findings/chromium-rollback-extmap.html.",
+        signature=r"RTP extension ID reassignment not supported|codec collision for header extension",
     ),
 )
 
 
-def expected_failure(scenario: str, polite: PeerSpec, impolite: PeerSpec) -> str | None:
-    """The stated reason this cell is expected to fail, or None."""
+class ExpectedFinding(AssertionError):
+    """Raised when a cell fails exactly as its expectation says; only this counts as XFAIL."""
+
+
+def expected_failure(scenario: str, polite: PeerSpec, impolite: PeerSpec) -> Expectation | None:
+    """The stated expectation for this cell, or None."""
     for exp in KNOWN:
         if exp.matches(scenario, polite, impolite):
-            return exp.reason
+            return exp
     return None
+
+
+def judge(passed: bool, reason: str, exp: Expectation | None) -> None:
+    """Raise ExpectedFinding or AssertionError for a failed case; return for a pass."""
+    if passed:
+        return
+    if exp is not None and re.search(exp.signature, reason):
+        raise ExpectedFinding(reason)
+    if exp is not None:
+        raise AssertionError(f"failed, but not with the expected finding /{exp.signature}/:\n{reason}")
+    raise AssertionError(reason)

@@ -73,10 +73,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for scen in scens:
         for polite in peers:
             for impolite in peers:
-                reason = expectations.expected_failure(scen.name, polite, impolite)
+                exp = expectations.expected_failure(scen.name, polite, impolite)
                 marks = [pytest.mark.interop]
-                if reason:
-                    marks.append(pytest.mark.xfail(strict=True, reason=reason))
+                if exp:
+                    marks.append(pytest.mark.xfail(strict=True, reason=exp.reason,
+                                                   raises=expectations.ExpectedFinding))
                 for r in range(repeat):
                     cid = results.case_id(scen.name, polite.label, impolite.label, r, repeat)
                     params.append(pytest.param((scen, polite, impolite, r), id=cid, marks=marks))
@@ -160,16 +161,27 @@ def rig_session(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config
         rig_loop.run_until_complete(s.stop())
 
 
-@pytest.fixture
-def rig_case(request: pytest.FixtureRequest, rig_cell, rig_session: RigSession):
-    """Runs the cell's case and returns its CaseResult; the report hook records it."""
-    scen, polite, impolite, _ = rig_cell
+class CaseHandle:
+    """What a suite's test gets: run the cell's case, then judge it against its expectation."""
 
-    def run() -> CaseResult:
-        result = rig_session.loop.run_until_complete(rig_session.run(scen, polite, impolite))
-        request.node._rig_result = result
+    def __init__(self, node: pytest.Item, session: RigSession, cell: tuple) -> None:
+        self._node, self._session = node, session
+        self.scenario, self.polite, self.impolite, self.repeat = cell
+        self.expectation = expectations.expected_failure(self.scenario.name, self.polite, self.impolite)
+
+    def run(self) -> CaseResult:
+        result = self._session.loop.run_until_complete(self._session.run(self.scenario, self.polite, self.impolite))
+        self._node._rig_result = result  # type: ignore[attr-defined]
         return result
-    return run
+
+    def judge(self, result: CaseResult) -> None:
+        expectations.judge(result.passed, result.reason, self.expectation)
+
+
+@pytest.fixture
+def rig_case(request: pytest.FixtureRequest, rig_cell, rig_session: RigSession) -> CaseHandle:
+    """The cell's case; the report hook records its result."""
+    return CaseHandle(request.node, rig_session, rig_cell)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -190,6 +202,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         elif report.passed:
             state = "passed"
         elif xfail is not None and "XPASS" in str(report.longrepr):
+            state = "xpassed"
+        elif xfail is not None and result is not None and result.passed:
             state = "xpassed"
         else:
             state = "failed"

@@ -133,7 +133,7 @@ class DeliveryController:
             await asyncio.wait_for(_wait(), timeout)
         except TimeoutError:
             held = ", ".join(f"#{m.seq} {m.kind} {m.sender}->{m.to}" for m in self.held()) or "nothing"
-            raise StubTimeout(f"signaling stub: waited {timeout:.0f} s for {what}; held so far: {held}") from None
+            raise StubTimeout(f"signaling stub: waited {timeout:g} s for {what}; held so far: {held}") from None
 
     def release(self, *links: tuple[str, str], drop_rules: bool = True) -> list[MessageRecord]:
         """Deliver held frames of ``links`` (all links if none given) in arrival order."""
@@ -144,7 +144,8 @@ class DeliveryController:
         for link in chosen:
             out.extend(self._queues.pop(link, []))
         now = self._room.now()
-        for rec in sorted(out, key=lambda m: m.seq):
+        out.sort(key=lambda m: m.seq)
+        for rec in out:
             rec.released_t = now
             self._room._deliver(rec)
         return out
@@ -198,7 +199,7 @@ class Room:
             await asyncio.wait_for(self._ready.wait(), timeout)
         except TimeoutError:
             joined = ", ".join(self.members) or "nobody"
-            raise StubTimeout(f"signaling stub: room {self.name!r} not full after {timeout:.0f} s (joined: {joined})") from None
+            raise StubTimeout(f"signaling stub: room {self.name!r} not full after {timeout:g} s (joined: {joined})") from None
 
 
 class SignalingStub:

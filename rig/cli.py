@@ -1,0 +1,196 @@
+"""``rig``: the command line. ``rig matrix`` runs the interop suites under pytest (with
+xdist workers) and writes the report; ``rig doctor`` says which peers can be driven here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from . import config, processes, scenarios
+from .peers.base import KNOWN_KINDS, PeerSpec, RigError
+
+DEFAULT_PEERS = "chromium,firefox,aiortc"
+
+
+def _err(msg: str) -> None:
+    print(f"rig: error: {msg}", file=sys.stderr)
+
+
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    rejected = 0
+    peers = []
+    for p in _split(args.peers):
+        try:
+            peers.append(str(PeerSpec.parse(p)))
+        except RigError as exc:
+            _err(f"{exc}; running the matrix without it")
+            rejected += 1
+    names = list(scenarios.CATALOGUE) if args.scenarios == "all" else _split(args.scenarios)
+    scens = []
+    for n in names:
+        try:
+            scens.append(scenarios.get(n).name)
+        except RigError as exc:
+            _err(f"{exc}; running the matrix without it")
+            rejected += 1
+    if not peers or not scens:
+        _err("nothing to run: no valid peer or no valid scenario")
+        return 2
+    for opt, path in (("--negotiator-js", args.negotiator_js),):
+        if path and not Path(path).is_file():
+            _err(f"{opt} {path}: no such file")
+            return 2
+    suite = config.ROOT / "suites" / "interop"
+    if not suite.is_dir():
+        _err(f"interop suites not found at {suite}: run rig from a glare-rig checkout")
+        return 2
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
+    cmd = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
+           f"--rootdir={config.ROOT}", "--rig-peers", ",".join(peers), "--rig-scenarios", ",".join(scens),
+           "--rig-repeat", str(args.repeat), "--rig-out", str(out), f"--junitxml={out / 'junit.xml'}"]
+    if workers > 1:
+        cmd += ["-n", str(workers)]
+    if args.negotiator_js:
+        cmd += ["--negotiator-js", str(Path(args.negotiator_js).resolve())]
+    if args.negotiator_py:
+        cmd += ["--negotiator-py", args.negotiator_py]
+    cmd += args.pytest_args
+    run_id = os.environ.get(config.RUN_MARKER_ENV) or uuid.uuid4().hex
+    env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id,
+                              "RIG_COMMAND": "rig " + " ".join(shlex.quote(a) for a in sys.argv[1:])})
+    proc = subprocess.Popen(cmd, env=env, cwd=config.ROOT)
+    interrupted = False
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+        # the terminal sent SIGINT to pytest too; give it time to tear down, then insist
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+    finally:
+        left = processes.sweep(run_id)
+        if left:
+            print(f"rig: ended {len(left)} process(es) the run left behind: {left}", file=sys.stderr)
+    if interrupted:
+        print("rig: interrupted; partial results, if any, are in " + str(out), file=sys.stderr)
+        return 130
+    if not (out / "results.json").is_file():
+        _err(f"the run wrote no results (pytest exit status {rc})")
+        return 1
+    print(f"rig: report {out / 'index.html'}")
+    if rejected:
+        _err(f"{rejected} unknown peer(s)/scenario(s) were left out (see above)")
+        return 1
+    return 0 if rc == 0 else 1
+
+
+async def _probe_browser(spec: PeerSpec) -> str:
+    from playwright.async_api import async_playwright
+
+    from .peers.browser import BrowserPool
+    async with async_playwright() as pw:
+        pool = BrowserPool(pw)
+        try:
+            browser = await pool.get(spec)
+            page = await browser.new_page()
+            ok = await page.evaluate("() => typeof RTCPeerConnection === 'function' && new RTCPeerConnection().signalingState")
+            await page.close()
+            return f"drivable (Playwright {pool.playwright_version()}, signalingState={ok}, version {browser.version})"
+        finally:
+            await pool.close()
+
+
+async def _probe_aiortc() -> str:
+    from aiortc import RTCConfiguration, RTCPeerConnection
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.createDataChannel("doctor")
+    await pc.setLocalDescription(await pc.createOffer())
+    await pc.close()
+    return "drivable (offer created with iceServers=[])"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from importlib.metadata import version
+
+    from .peers.browser import binary_for
+    bad = 0
+    for kind in KNOWN_KINDS:
+        spec = PeerSpec(kind)
+        if kind == "aiortc":
+            where, ver = "(Python package)", version("aiortc")
+            try:
+                status = asyncio.run(asyncio.wait_for(_probe_aiortc(), config.LAUNCH_TIMEOUT))
+            except Exception as exc:
+                status, bad = f"NOT drivable: {exc}; fix: pip install 'aiortc>=1.16,<1.17'", bad + 1
+            print(f"{kind:9} {where:28} {ver:18} {status}")
+            continue
+        try:
+            where = binary_for(spec)
+        except RigError as exc:
+            print(f"{kind:9} {'-':28} {'-':18} MISSING: {exc}")
+            bad += 1
+            continue
+        try:
+            ver = subprocess.run([where, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+            ver = ver.split()[-1] if kind == "firefox" else ver.split()[1]
+        except Exception as exc:
+            ver = f"? ({exc})"
+        try:
+            status = asyncio.run(asyncio.wait_for(_probe_browser(spec), config.LAUNCH_TIMEOUT + 10))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            fix = (f"fix: pip install 'playwright{config.PLAYWRIGHT_PIN}'" if kind == "firefox"
+                   else f"fix: apt-get install -y {config.BINARIES[kind][1]}")
+            status, bad = f"NOT drivable: {first}; {fix}", bad + 1
+        print(f"{kind:9} {where:28} {ver:18} {status}")
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("matrix", help="run every ordered (polite, impolite) pair x scenario; write the report")
+    m.add_argument("--peers", default=DEFAULT_PEERS, help="comma-separated peer specs (default: %(default)s)")
+    m.add_argument("--scenarios", default="all", help="comma-separated scenario names (default: all)")
+    m.add_argument("--repeat", type=int, default=1, help="run every cell N times (default: 1)")
+    m.add_argument("--out", default=str(config.ROOT / "reports"), help="output folder (default: reports/)")
+    m.add_argument("--workers", type=int, default=None, help="pytest-xdist workers (default: 2)")
+    m.add_argument("--negotiator-js", default=None, help="ES module used as the browsers' negotiator")
+    m.add_argument("--negotiator-py", default=None, help="path.py[:attr] or module:attr for aiortc peers")
+    m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
+    m.set_defaults(func=cmd_matrix)
+    d = sub.add_parser("doctor", help="list each peer kind, its binary and version, and whether it can be driven")
+    d.set_defaults(func=cmd_doctor)
+    sc = sub.add_parser("scenarios", help="list the scenario catalogue")
+    sc.set_defaults(func=lambda a: print("\n".join(f"{s.name:22} {s.description}"
+                                                   for s in scenarios.CATALOGUE.values())) or 0)
+    args = parser.parse_args(argv)
+    if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
+        args.pytest_args = args.pytest_args[1:]
+    if getattr(args, "repeat", 1) < 1:
+        parser.error("--repeat must be at least 1")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

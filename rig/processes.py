@@ -1,0 +1,51 @@
+"""Finds and ends processes a run left behind.
+
+Every process a run starts (pytest workers, Playwright's driver, the browsers) inherits
+``GLARE_RIG_RUN=<id>`` from the environment, so after the run (success, failure, Ctrl-C
+or timeout) one sweep of /proc finds any survivor, whoever its parent was.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from . import config
+
+
+def marked(run_id: str) -> list[int]:
+    """PIDs of live processes that carry this run's marker (never this process)."""
+    needle = f"{config.RUN_MARKER_ENV}={run_id}".encode()
+    me = os.getpid()
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == me:
+            continue
+        try:
+            env = (d / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in env.split(b"\0"):
+            found.append(int(d.name))
+    return found
+
+
+def sweep(run_id: str, grace: float = 3.0) -> list[int]:
+    """TERM, then KILL after ``grace`` seconds, every process of the run; return their PIDs."""
+    pids = marked(run_id)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and marked(run_id):
+        time.sleep(0.1)  # polling for exit after SIGTERM, bounded by grace
+    for pid in marked(run_id):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return pids

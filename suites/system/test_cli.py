@@ -1,0 +1,86 @@
+"""The rig's command line end to end: lifecycle (no survivors after Ctrl-C), bad input,
+exit status. Real browsers and aiortc, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rig import config, processes
+
+RIG = [sys.executable, "-m", "rig"]
+
+
+def _is_browser(pid: int) -> bool:
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return False
+    return any(n in comm for n in ("chrom", "firefox", "headless"))
+
+
+def test_ctrl_c_leaves_no_browser_behind(tmp_path: Path) -> None:
+    run_id = f"test-{uuid.uuid4().hex}"
+    env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id})
+    proc = subprocess.Popen(RIG + ["matrix", "--peers", "chromium,firefox", "--scenarios", "glare-repeated",
+                                   "--repeat", "3", "--workers", "2", "--out", str(tmp_path)],
+                            env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        browsers: list[int] = []
+        while time.monotonic() < deadline and not browsers:
+            browsers = [p for p in processes.marked(run_id) if _is_browser(p)]
+            time.sleep(0.2)  # waiting for the run to start its browsers (bounded)
+        assert browsers, "the run never started a browser within 60 s"
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert proc.returncode != 0
+    survivors = [p for p in processes.marked(run_id) if Path(f"/proc/{p}").exists()]
+    assert not survivors, f"processes outlived the interrupted run: {survivors}\n{out.decode()[-2000:]}"
+
+
+def test_unknown_peer_and_scenario_are_one_line_errors_and_the_rest_runs(tmp_path: Path) -> None:
+    r = subprocess.run(RIG + ["matrix", "--peers", "aiortc,netscape", "--scenarios", "initial-datachannel,nope",
+                              "--workers", "1", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("rig: error:")]
+    assert any("unknown peer kind 'netscape'" in e for e in errors), r.stderr
+    assert any("unknown scenario 'nope'" in e for e in errors), r.stderr
+    run = json.loads((tmp_path / "results.json").read_text())
+    assert [c["id"] for c in run["cases"]] == ["initial-datachannel[aiortc-polite--aiortc-impolite]"]
+    assert run["cases"][0]["outcome"] == "passed"
+    assert r.returncode == 1  # the run did less than was asked
+
+
+def test_broken_negotiator_fails_its_cells_with_the_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.py"
+    bad.write_text("def attach(pc, signaler, *, polite):\n    raise RuntimeError('boom')\n")
+    out = tmp_path / "out"
+    r = subprocess.run(RIG + ["matrix", "--peers", "aiortc", "--scenarios", "initial-datachannel,add-video",
+                              "--negotiator-py", str(bad), "--workers", "1", "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    run = json.loads((out / "results.json").read_text())
+    assert len(run["cases"]) == 2  # every cell ran and has a verdict
+    for case in run["cases"]:
+        assert case["outcome"] in ("failed", "error")
+        assert f"{bad}:2" in case["reason"] and "RuntimeError: boom" in case["reason"], case["reason"]
+
+
+@pytest.mark.parametrize("argv", [["matrix", "--repeat", "0"], ["nonsense"]])
+def test_bad_arguments_exit_with_usage(argv: list[str]) -> None:
+    r = subprocess.run(RIG + argv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "usage:" in r.stderr
