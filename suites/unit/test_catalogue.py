@@ -1,0 +1,90 @@
+"""The scenario catalogue, peer specs, expectations and results files."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from rig import config, expectations, results, scenarios
+from rig.peers.base import PeerSpec, RigError
+
+
+def test_every_scenario_is_documented_in_the_readme() -> None:
+    readme = (config.ROOT / "README.md").read_text()
+    for name, scen in scenarios.CATALOGUE.items():
+        assert f"`{name}`" in readme, f"{name} missing from README"
+        assert scen.description in readme, f"README's line for {name} differs from the catalogue"
+
+
+def test_glare_scenarios_plan_collisions_and_others_do_not() -> None:
+    for scen in scenarios.CATALOGUE.values():
+        assert (scen.collisions > 0) == scen.glare, scen.name
+    assert scenarios.get("glare-repeated").collisions == 3
+
+
+def test_unknown_names_are_one_line_errors() -> None:
+    with pytest.raises(RigError, match="unknown scenario 'x'.*known: initial-datachannel"):
+        scenarios.get("x")
+    with pytest.raises(RigError, match="unknown peer kind 'safari'"):
+        PeerSpec.parse("safari")
+    with pytest.raises(RigError, match="unknown change"):
+        scenarios.Change("polite", "add-hologram")
+
+
+@pytest.mark.parametrize("text,kind,variant,label", [
+    ("chromium", "chromium", "", "chromium"),
+    ("Firefox", "firefox", "", "firefox"),
+    ("chromium@150", "chromium", "150", "chromium_150"),
+    ("chromium@/opt/c/chrome", "chromium", "/opt/c/chrome", "chromium_opt_c_chrome"),
+])
+def test_peer_specs(text: str, kind: str, variant: str, label: str) -> None:
+    spec = PeerSpec.parse(text)
+    assert (spec.kind, spec.variant, spec.label) == (kind, variant, label)
+    assert PeerSpec.parse(str(spec)) == spec
+
+
+def test_expectations_match_only_their_error() -> None:
+    aiortc, firefox = PeerSpec("aiortc"), PeerSpec("firefox")
+    exp = expectations.expected_failure("glare-initial", aiortc, firefox)
+    assert exp is not None and "rollback" in exp.reason
+    assert expectations.expected_failure("add-video", aiortc, firefox) is None
+    assert expectations.expected_failure("glare-initial", firefox, aiortc) is None
+    expectations.judge(True, "", exp)  # a pass returns (pytest turns it into a strict XPASS)
+    with pytest.raises(expectations.ExpectedFinding):
+        expectations.judge(False, 'InvalidStateError: Cannot handle offer in signaling state "have-local-offer"', exp)
+    with pytest.raises(AssertionError, match="not with the expected finding") as info:
+        expectations.judge(False, "polite ends connected: connectionState=failed", exp)
+    assert not isinstance(info.value, expectations.ExpectedFinding)
+
+
+def test_every_expectation_has_a_reason_and_a_signature() -> None:
+    for exp in expectations.KNOWN:
+        assert len(exp.reason) > 40 and exp.signature
+
+
+def test_case_files_are_collected_into_results(tmp_path: Path) -> None:
+    peer = {"spec": "aiortc", "kind": "aiortc", "version": "1.16.0", "user_id": 2}
+    for i, outcome in enumerate(["passed", "xfailed"]):
+        cid = results.case_id("glare-initial", "aiortc", "firefox", i, 2)
+        results.write_case(tmp_path, cid=cid, repeat=i, outcome=outcome, expected="pass", result=None,
+                           reason="why" if i else "", duration_s=1.5, nodeid="n", scenario="glare-initial",
+                           polite=peer, impolite={**peer, "spec": "firefox", "kind": "firefox", "version": "153"})
+    run = results.collect(tmp_path, started=datetime.now(timezone.utc), command="rig matrix", repeat=2,
+                          peers=["aiortc", "firefox"], scenarios=[{"name": "glare-initial", "description": "d"}],
+                          versions={})
+    results.write_results(tmp_path, run)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [c["id"] for c in data["cases"]] == ["glare-initial[aiortc-polite--firefox-impolite-r0]",
+                                                 "glare-initial[aiortc-polite--firefox-impolite-r1]"]
+    assert data["summary"]["passed"] == 1 and data["summary"]["xfailed"] == 1
+    assert data["versions"]["firefox"] == "153" and data["versions"]["aiortc"]
+    case = data["cases"][1]
+    for key in ("scenario", "polite", "impolite", "outcome", "duration_s", "glare", "reason"):
+        assert key in case
+    assert (tmp_path / case["details"]).is_file()
+    with pytest.raises(AssertionError):
+        results.write_case(tmp_path, cid="x", repeat=0, outcome="great", expected="pass", result=None, reason="",
+                           duration_s=0, nodeid="n", scenario="s", polite=peer, impolite=peer)
