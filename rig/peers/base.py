@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from .. import config
 
 KNOWN_KINDS = ("chromium", "firefox", "aiortc")
 
@@ -93,7 +90,6 @@ class Peer:
         self.polite: bool | None = None  # what the peer itself computed from the ids
         self.signaling_state = "new"
         self.connection_state = "new"
-        self._changed = asyncio.Event()
         self.on_record: Callable[[], None] | None = None
         self.closing = False  # set by the case once its verdict window is over
 
@@ -111,7 +107,6 @@ class Peer:
         elif type_ == "attached":
             self.signaling_state = "stable"
         self.events.append(evt)
-        self._changed.set()
         if self.on_record is not None:
             self.on_record()
         return evt
@@ -124,20 +119,6 @@ class Peer:
 
     def state_text(self) -> str:
         return f"signalingState={self.signaling_state}, connectionState={self.connection_state}"
-
-    async def wait_for(self, pred: Callable[[Peer], bool], *, step: str,
-                       timeout: float = config.STEP_TIMEOUT) -> None:
-        """Wait until ``pred(self)`` holds, re-checking on every event; bounded."""
-        deadline = time.monotonic() + timeout
-        while not pred(self):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise PeerTimeout(f"{self} stuck at step '{step}' after {timeout:.0f} s: {self.state_text()}")
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                pass
 
     # -- interface ---------------------------------------------------------------
     async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
