@@ -119,9 +119,11 @@ class RigSession:
         return self.pool
 
     def negotiators(self) -> dict[str, Any]:
-        js = (self.stub.serve_file("negotiator.js", Path(self.negotiator_js)) if self.negotiator_js
-              else f"{self.stub.http_url}/fixtures/negotiators/perfect.js")
-        return {"js": js, "py": self.negotiator_py}
+        """The JS negotiator as (URL the pages load, name shown in messages); the Python one as a target."""
+        path = Path(self.negotiator_js) if self.negotiator_js else config.REFERENCE_NEGOTIATOR_JS
+        url = (self.stub.serve_file(path.name, path) if self.negotiator_js
+               else f"{self.stub.http_url}/fixtures/negotiators/{path.name}")
+        return {"js": (url, str(path)), "py": self.negotiator_py}
 
     async def make_peer(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> Peer:
         if spec.kind == "aiortc":

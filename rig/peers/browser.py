@@ -89,6 +89,7 @@ class BrowserPeer(Peer):
         self.version = browser.version
         self.context = None
         self.page = None
+        self._negotiator: tuple[str, str] = ("", "")  # (URL served, name shown in messages)
 
     async def open(self) -> None:
         self.context = await self.browser.new_context()
@@ -109,10 +110,18 @@ class BrowserPeer(Peer):
         self.record(evt.get("type", "unknown"), detail)
 
     def _on_console(self, msg: Any) -> None:
-        # console.error is captured in the page with the error's name and message;
-        # here only warnings are kept, as evidence.
-        if msg.type in ("warning",):
-            self.record("console", {"level": msg.type, "text": msg.text[:500]})
+        # console.error calls are captured in the page, with the error's name and message
+        # (Firefox's console text for a DOMException is just "Error"); those reach here
+        # again from rig-peer.js and are skipped. Any other console error (the browser's
+        # own, a resource that failed to load) fails the case like a logged error.
+        try:
+            where = msg.location.get("url", "") if isinstance(msg.location, dict) else ""
+        except Exception:
+            where = ""
+        if msg.type == "error" and not where.endswith("/fixtures/rig-peer.js"):
+            self.record("error", {"source": f"browser console ({where or 'no location'})", "text": msg.text[:500]})
+        elif msg.type in ("warning", "error"):
+            self.record("console", {"level": msg.type, "text": msg.text[:500], "url": where})
 
     async def _call(self, step: str, expr: str, arg: Any = None) -> Any:
         try:
@@ -121,13 +130,20 @@ class BrowserPeer(Peer):
             raise RigError(f"{self} stuck at step '{step}' after {config.STEP_TIMEOUT:.0f} s: {self.state_text()}") from None
         except Exception as exc:
             text = str(exc).strip().splitlines()
-            raise RigError(f"{self} failed at step '{step}': {text[0] if text else type(exc).__name__}") from None
+            first = text[0] if text else type(exc).__name__
+            url, name = self._negotiator
+            if url and name:
+                first = first.replace(url, name)
+            raise RigError(f"{self} failed at step '{step}': {first.removeprefix('Page.evaluate: ')}") from None
 
     async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
+        self._negotiator = negotiator
         res = await self._call("join", "cfg => rig.join(cfg)", {
             "wsUrl": ws_url, "room": room, "name": self.name, "userId": str(self.user_id),
-            "negotiatorUrl": negotiator, "timeoutMs": int(config.STEP_TIMEOUT * 1000)})
-        self.polite = bool(res["polite"])
+            "negotiatorUrl": negotiator[0], "timeoutMs": int(config.STEP_TIMEOUT * 1000)})
+        if "error" in res:
+            raise RigError(f"{self} failed at step 'join': {res['error'].replace(*negotiator)}")
+        self.polite = bool(res["ok"]["polite"])
 
     async def change(self, action: str) -> dict:
         return await self._call(f"change {action}", "a => rig.change(a)", action)

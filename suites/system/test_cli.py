@@ -84,3 +84,33 @@ def test_broken_negotiator_fails_its_cells_with_the_file_and_line(tmp_path: Path
 def test_bad_arguments_exit_with_usage(argv: list[str]) -> None:
     r = subprocess.run(RIG + argv, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "usage:" in r.stderr
+
+
+def test_js_negotiator_that_does_not_parse_names_file_and_line_in_every_browser(tmp_path: Path) -> None:
+    bad = tmp_path / "mine.js"
+    bad.write_text("export default function attach(pc, signaler, { polite }) {\n  let x = ;\n}\n")
+    out = tmp_path / "out"
+    r = subprocess.run(RIG + ["matrix", "--peers", "chromium,firefox", "--scenarios", "initial-datachannel",
+                              "--negotiator-js", str(bad), "--workers", "1", "--out", str(out)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 1
+    run = json.loads((out / "results.json").read_text())
+    assert len(run["cases"]) == 4
+    for case in run["cases"]:
+        assert case["outcome"] == "failed"
+        assert f"negotiator {bad}:2:" in case["reason"] and "SyntaxError" in case["reason"], case["reason"]
+
+
+def test_a_logged_error_fails_the_case_with_its_name_and_message(tmp_path: Path) -> None:
+    noisy = tmp_path / "noisy.js"
+    noisy.write_text('import attach from "/fixtures/negotiators/perfect.js";\n'
+                     "export default function (pc, signaler, opts) {\n"
+                     '  console.error(new DOMException("noisy on purpose", "OperationError"));\n'
+                     "  return attach(pc, signaler, opts);\n}\n")
+    out = tmp_path / "out"
+    subprocess.run(RIG + ["matrix", "--peers", "firefox", "--scenarios", "initial-datachannel",
+                          "--negotiator-js", str(noisy), "--workers", "1", "--out", str(out)],
+                   capture_output=True, text=True, timeout=180)
+    case = json.loads((out / "results.json").read_text())["cases"][0]
+    assert case["outcome"] == "failed"
+    assert "OperationError: noisy on purpose" in case["reason"], case["reason"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -72,7 +72,7 @@ def test_case_files_are_collected_into_results(tmp_path: Path) -> None:
         results.write_case(tmp_path, cid=cid, repeat=i, outcome=outcome, expected="pass", result=None,
                            reason="why" if i else "", duration_s=1.5, nodeid="n", scenario="glare-initial",
                            polite=peer, impolite={**peer, "spec": "firefox", "kind": "firefox", "version": "153"})
-    run = results.collect(tmp_path, started=datetime.now(timezone.utc), command="rig matrix", repeat=2,
+    run = results.collect(tmp_path, started=datetime.now(UTC), command="rig matrix", repeat=2,
                           peers=["aiortc", "firefox"], scenarios=[{"name": "glare-initial", "description": "d"}],
                           versions={})
     results.write_results(tmp_path, run)
