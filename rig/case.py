@@ -13,7 +13,21 @@ from typing import Any
 
 from . import config, roles
 from .peers.base import CHANGES, Peer, PeerSpec, PeerTimeout, RigError
-from .scenarios import Change, Collide, Exchange, Join, Scenario, Settle
+from .scenarios import (
+    AwaitHeld,
+    Burst,
+    Change,
+    Collide,
+    Duplicate,
+    Exchange,
+    FailNext,
+    Hold,
+    Join,
+    Race,
+    Release,
+    Scenario,
+    Settle,
+)
 from .signaling import Room, SignalingStub, StubTimeout
 
 
@@ -66,10 +80,14 @@ class CaseRun:
         self.expect_channels: set[str] = set()
         self.exchanged: dict[str, list[str]] = {"polite": [], "impolite": []}
         self.collisions: list[dict] = []
+        self.removed: list[tuple[str, str | None]] = []
+        self.restarts: list[tuple[str, set]] = []
+        self.faults: list[FailNext] = []
         self.step = "start"
         self._wake = asyncio.Event()
         for p in peers.values():
             p.on_record = self._wake.set
+        room.control.on_change = self._wake.set
 
     @staticmethod
     def other(role: str) -> str:
@@ -91,12 +109,30 @@ class CaseRun:
         kind = CHANGES[action]
         if kind == "datachannel":
             self.expect_channels.add(info["label"])
+        elif kind == "removal":
+            self.removed.append((role, info.get("mid")))
+            self.own_media[role] -= 1
+        elif kind == "ice-restart":
+            self.restarts.append((role, set(info.get("ufrags") or [])))
         else:
             self.expect_media[self.other(role)][kind] += 1
             self.own_media[role] += 1
 
     async def _change(self, step: Change) -> None:
         await self._apply(step.who, step.action)
+
+    async def _held(self, pred: Callable[[list], bool], what: str) -> None:
+        """Wait until the stub holds what ``pred`` wants; fails at once on a peer error."""
+        def unmet() -> str | None:
+            if pred(self.room.control.held()):
+                return None
+            held = ", ".join(f"#{m.seq} {m.kind} {m.sender}->{m.to}" for m in self.room.control.held())
+            return f"the stub does not hold {what} yet (held: {held or 'nothing'})"
+        await self.wait_until(unmet, step=what)
+
+    @staticmethod
+    def _has(held: list, sender: str, kind: str, n: int = 1) -> bool:
+        return sum(m.sender == sender and m.kind == kind for m in held) >= n
 
     async def _collide(self, step: Collide) -> None:
         k = len(self.collisions) + 1
@@ -105,17 +141,101 @@ class CaseRun:
             ctl.hold(lambda m, r=role: m.kind == "offer" and m.sender == r,
                      name=f"collision {k}: {role}'s offer", count=1)
         await asyncio.gather(self._apply("polite", step.polite), self._apply("impolite", step.impolite))
-
-        def both(held: list) -> bool:
-            return {m.sender for m in held if m.kind == "offer"} >= {"polite", "impolite"}
-        try:
-            await ctl.wait_held(both, timeout=config.STEP_TIMEOUT, what=f"collision {k}: an offer from each side")
-        except StubTimeout as exc:
-            raise CaseFailure(f"{exc}; {self._states()}") from None
+        await self._held(lambda h: self._has(h, "polite", "offer") and self._has(h, "impolite", "offer"),
+                         f"collision {k}: an offer from each side")
         held = [m.seq for m in ctl.held()]
         released_t = self.room.now()
+        record = {"index": k, "held": held, "released_t": released_t, "reoffer": step.reoffer, "window": None}
+        self.collisions.append(record)
+        if step.variant == "offer-during-answer":
+            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("answer", "offer"),
+                     name=f"collision {k}: polite's answer and re-offer", count=2)
+            ctl.release(drop_rules=False)  # the offers' rules are used up; the new one stays
+            await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "offer"),
+                             f"collision {k}: the polite peer's answer and re-offer")
+            answer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "answer")
+            reoffer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "offer")
+            await self._inject(k, "impolite", reoffer.seq, "srd-answer", lambda: ctl.release(), after=answer.seq)
+        elif step.variant == "late-candidates":
+            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
+                     name=f"collision {k}: polite's candidates and answer")
+            ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
+            await self._held(lambda h: self._has(h, "polite", "answer"), f"collision {k}: the polite peer's answer")
+            ctl.release(select=lambda m: m.kind == "answer", drop_rules=False)  # it overtakes the candidates
+            impolite = self.peers["impolite"]
+            await self.wait_until(
+                lambda: None if any(e.detail.get("type") == "answer" for e in impolite.of_type("remote-description-set"))
+                else f"{impolite} has not applied the answer", step=f"collision {k}: answer applied")
+            late = [m.seq for m in ctl.release() if m.kind == "candidate"]  # drops the rule too
+            record["late_candidates"] = late
+            if not late:
+                raise CaseFailure(f"collision {k}: the polite peer sent no candidate to deliver late")
+        else:
+            ctl.release()
+
+    async def _inject(self, k: int, role: str, seq: int, trigger: str, release: Callable[[], Any],
+                      after: int | None = None) -> None:
+        """Arm message ``seq`` in ``role``'s plumbing for ``trigger``, release it, and wait
+        (bounded) until the plumbing reports the injection: the window was reached."""
+        peer = self.peers[role]
+        await peer.arm(seq, trigger, after)
+        release()
+        await self.wait_until(
+            lambda: None if any(e.detail.get("seq") == seq for e in peer.of_type("injected"))
+            else f"{peer} never reached window '{trigger}' for message #{seq}",
+            step=f"collision {k}: window '{trigger}'")
+        evt = next(e for e in peer.of_type("injected") if e.detail.get("seq") == seq)
+        self.collisions[-1]["window"] = {"peer": role, "trigger": trigger, "seq": seq,
+                                         "state": evt.detail.get("state"), "chain": evt.detail.get("chain")}
+
+    async def _race(self, step: Race) -> None:
+        k = len(self.collisions) + 1
+        ctl = self.room.control
+        ctl.hold(lambda m: m.kind == "offer" and m.sender == step.first, name=f"collision {k}: {step.first}'s offer",
+                 count=1)
+        await self._apply(step.first, step.first_action)
+        await self._held(lambda h: self._has(h, step.first, "offer"), f"collision {k}: {step.first}'s offer")
+        held = [m.seq for m in ctl.held()]
+        offer = next(m for m in ctl.held() if m.kind == "offer")
+        second = self.peers[step.second]
+        await second.arm(offer.seq, step.window)
         ctl.release()
-        self.collisions.append({"index": k, "held": held, "released_t": released_t})
+        # the offer now waits in the second peer's plumbing; its change opens the window
+        await self.wait_until(
+            lambda: None if any(e.detail.get("seq") == offer.seq for e in second.of_type("stashed"))
+            else f"{second} has not received message #{offer.seq}", step=f"collision {k}: offer delivered")
+        self.collisions.append({"index": k, "held": held, "released_t": self.room.now(), "reoffer": True,
+                                "window": None})
+        await self._apply(step.second, step.second_action)
+        await self.wait_until(
+            lambda: None if any(e.detail.get("seq") == offer.seq for e in second.of_type("injected"))
+            else f"{second} never reached window '{step.window}' for message #{offer.seq}",
+            step=f"collision {k}: window '{step.window}'")
+        evt = next(e for e in second.of_type("injected") if e.detail.get("seq") == offer.seq)
+        self.collisions[-1]["window"] = {"peer": step.second, "trigger": step.window, "seq": offer.seq,
+                                         "state": evt.detail.get("state"), "chain": evt.detail.get("chain")}
+
+    async def _burst(self, step: Burst) -> None:
+        for _ in range(step.rounds):
+            await asyncio.gather(self._apply("polite", step.polite), self._apply("impolite", step.impolite))
+
+    async def _failnext(self, step: FailNext) -> None:
+        await self.peers[step.who].fail_next(step.method)
+        self.faults.append(step)
+
+    async def _hold(self, step: Hold) -> None:
+        self.room.control.hold(lambda m: m.sender == step.sender and m.kind == step.kind,
+                               name=f"hold {step.kind} from {step.sender}", count=step.count)
+
+    async def _awaitheld(self, step: AwaitHeld) -> None:
+        await self._held(lambda h: self._has(h, step.sender, step.kind, step.count), step.describe())
+
+    async def _release(self, step: Release) -> None:
+        self.room.control.release(select=(lambda m: m.kind == step.kind) if step.kind else None)
+
+    async def _duplicate(self, step: Duplicate) -> None:
+        self.room.control.duplicate(lambda m: m.sender == step.sender and m.kind == step.kind,
+                                    name=f"duplicate {step.kind} from {step.sender}")
 
     async def _settle(self, step: Settle) -> None:
         await self.wait_until(self._unmet_settle, step="settle")
@@ -196,6 +316,11 @@ class CaseRun:
             rb = [e for e in polite.of_type("rollback") if start <= e.t < end]
             ig = [e for e in impolite.of_type("offer-ignored") if start <= e.t < end]
             re_ = [e for e in polite.of_type("offer-made") if rb and rb[0].t <= e.t < end]
+            if c.get("window"):
+                w = c["window"]
+                checks.append(Check(f"collision {k}: window '{w['trigger']}' reached in the {w['peer']} peer", True,
+                                    f"message #{w['seq']} handed over in signalingState={w['state']}, "
+                                    f"operations pending: {w.get('chain')}"))
             checks.append(Check(f"collision {k}: both offers held by the stub, then released together", True,
                                 f"held messages #{', #'.join(map(str, c['held']))} released at t={start:.3f}s"))
             checks.append(Check(f"collision {k}: polite peer rolled back its offer", bool(rb),
@@ -203,9 +328,16 @@ class CaseRun:
             checks.append(Check(f"collision {k}: impolite peer ignored the incoming offer", bool(ig),
                                 f"offer #{ig[0].detail.get('seq')} ignored in {ig[0].detail.get('state')}"
                                 if ig else "no offer ignored after the release"))
-            checks.append(Check(f"collision {k}: polite peer offered its change again", bool(re_),
-                                f"re-offer at t={re_[0].t:.3f}s" if re_ else "no offer from polite after its rollback"))
+            if c.get("reoffer", True):
+                checks.append(Check(f"collision {k}: polite peer offered its change again", bool(re_),
+                                    f"re-offer at t={re_[0].t:.3f}s" if re_ else "no offer from polite after its rollback"))
+            else:
+                re_ = [True]  # its change is negotiated by the other side's offer (see the scenario)
             proven.append(bool(rb and ig and re_))
+        for role, peer in self.peers.items():
+            bad = [e for e in peer.of_type("negotiationneeded") if e.detail.get("state") != "stable"]
+            checks.append(Check(f"{role}: negotiationneeded fires only in 'stable'", not bad,
+                                f"fired in {[e.detail.get('state') for e in bad]}" if bad else ""))
         wrong = polite.of_type("offer-ignored")
         checks.append(Check("polite peer never ignores an offer", not wrong,
                             f"{len(wrong)} offer(s) ignored" if wrong else ""))
@@ -225,6 +357,9 @@ class CaseRun:
             want = role == "polite"
             checks.append(Check(f"{role} peer computed polite={want} from the user ids", peer.polite is want,
                                 f"user id {peer.user_id}, computed polite={peer.polite}"))
+        counts = {r: len((snaps.get(r) or {}).get("transceivers", [])) for r in self.peers}
+        checks.append(Check("both sides have the same transceivers", counts["polite"] == counts["impolite"],
+                            f"polite {counts['polite']}, impolite {counts['impolite']}"))
         for role, peer in self.peers.items():
             snap = snaps.get(role) or {}
             checks.append(Check(f"{role} ends stable", snap.get("signalingState") == "stable",
@@ -253,6 +388,23 @@ class CaseRun:
                 missing = [m for m in other_sent if m not in got]
                 checks.append(Check(f"{role} received every data-channel message", not missing,
                                     f"missing {missing}" if missing else f"{len(other_sent)} received"))
+            for who, mid in self.removed:
+                if who == role:
+                    t = next((t for t in snap.get("transceivers", []) if t.get("mid") == mid), None)
+                    cur = t.get("currentDirection") if t else None
+                    checks.append(Check(f"{role} stopped sending the removed track (mid {mid})",
+                                        cur in ("recvonly", "inactive", "stopped"), f"currentDirection={cur}"))
+            for who, before in self.restarts:
+                if who == role:
+                    now = set(snap.get("localUfrags") or [])
+                    checks.append(Check(f"{role} restarted ICE (new local ufrag)", bool(now) and not (now & before),
+                                        f"ufrag before {sorted(before)}, after {sorted(now)}"))
+            if self.faults:
+                injected = [f for f in self.faults if f.who == role]
+                seen = peer.of_type("fault-injected")
+                if injected:
+                    checks.append(Check(f"{role}: the planned fault was injected", len(seen) >= len(injected),
+                                        f"{len(seen)} of {len(injected)}"))
             errs = peer.errors()
             checks.append(Check(f"{role} reported no error", not errs,
                                 "; ".join(e.detail.get("text", str(e.detail))[:300] for e in errs[:3])))

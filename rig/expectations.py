@@ -1,8 +1,11 @@
-"""Known findings: cells that fail for a stated reason in a browser or aiortc.
+"""Known findings: cells that fail for a stated reason in a browser, in aiortc, or in
+what the reference negotiator can do.
 
-Each is applied as a strict expected failure, so the report shows the reason and the
-day the cell passes it turns into an XPASS that fails the run: a finding is never a
-silent skip. Keep the evidence (error text, versions, the minimal trigger) with it.
+Each applies to a set of cells as a strict expected failure: the report shows the
+reason, and the day such a cell passes it turns into an XPASS that fails the run, so a
+finding is never a silent skip. A cell counts as an expected failure only if its failure
+text matches the ``signature`` of one of the findings that apply to it; any other
+failure fails it. Keep the evidence (error text, versions, minimal trigger) here.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from fnmatch import fnmatch
 
 from .peers.base import PeerSpec
 
+GLARE_MEDIA = ("glare-add-media", "glare-initial", "glare-repeated", "glare-in-sld-polite", "glare-in-sld-impolite",
+               "glare-offer-start", "offer-during-answer", "glare-late-candidates")
+
 
 @dataclass(frozen=True)
 class Expectation:
-    scenario: str  # glob over scenario names
+    scenarios: tuple[str, ...]  # globs over scenario names
     polite: str  # glob over peer kinds
     impolite: str
     reason: str
@@ -25,50 +31,110 @@ class Expectation:
     signature: str
 
     def matches(self, scenario: str, polite: PeerSpec, impolite: PeerSpec) -> bool:
-        return (fnmatch(scenario, self.scenario) and fnmatch(polite.kind, self.polite)
+        return (any(fnmatch(scenario, s) for s in self.scenarios) and fnmatch(polite.kind, self.polite)
                 and fnmatch(impolite.kind, self.impolite))
 
 
+AIORTC_NO_ROLLBACK = (
+    "aiortc 1.16.0 has no rollback: as the polite peer it cannot yield in glare; "
+    "setRemoteDescription(offer) in have-local-offer raises InvalidStateError "
+    "('Cannot handle offer in signaling state \"have-local-offer\"').")
+
 KNOWN: tuple[Expectation, ...] = (
     Expectation(
-        "glare-*", "aiortc", "*",
-        "aiortc 1.16.0 has no rollback: as the polite peer it cannot yield in glare; "
-        "setRemoteDescription(offer) in have-local-offer raises InvalidStateError "
-        "('Cannot handle offer in signaling state \"have-local-offer\"').",
+        ("glare-*", "offer-during-answer", "stress-both-sides"), "aiortc", "*", AIORTC_NO_ROLLBACK,
         signature=r"Cannot handle offer in signaling state \"have-local-offer\"",
     ),
     Expectation(
-        "glare-*", "chromium", "*",
+        ("glare-add-remove",), "aiortc", "*",
+        "aiortc 1.16.0 has no removeTrack (RTCPeerConnection.removeTrack is missing), so the polite aiortc "
+        "peer cannot make the removal this scenario collides.",
+        signature=r"aiortc 1\.16\.0 has no removeTrack",
+    ),
+    Expectation(
+        ("glare-ice-restart",), "aiortc", "*",
+        "aiortc 1.16.0 has no restartIce(), so the polite aiortc peer cannot make the ICE restart this "
+        "scenario collides.",
+        signature=r"aiortc 1\.16\.0 has no restartIce",
+    ),
+    Expectation(
+        GLARE_MEDIA + ("stress-both-sides",), "chromium", "*",
         "Chromium 156 (seen 156.0.8078.108): after a rollback (implicit or explicit) the rolled-back "
-        "m-line keeps its header-extension ids, so when the two offers put different media kinds at the "
-        "same mid, the polite Chromium rejects the remote offer ('Failed to set remote offer sdp: RTP "
-        "extension ID reassignment not supported (collision on active MID 1 ...)') or, on a fresh "
-        "connection, its own re-offer ('A BUNDLE group contains a codec collision for header extension "
-        "id=1'). Firefox 153 accepts both. Minimal trigger without the rig: "
-        "fixtures/findings/chromium-rollback-extmap.html.",
+        "m-line keeps its header-extension ids, so when the two offers put different media kinds (or "
+        "differently numbered extensions) at the same mid, the polite Chromium rejects the remote offer "
+        "('Failed to set remote offer sdp: RTP extension ID reassignment not supported (collision on "
+        "active MID 1 ...)') or, on a fresh connection, its own re-offer ('A BUNDLE group contains a "
+        "codec collision for header extension id=1'). Firefox 153 accepts both. Minimal trigger without "
+        "the rig: fixtures/findings/chromium-rollback-extmap.html.",
         signature=r"RTP extension ID reassignment not supported|codec collision for header extension",
+    ),
+    Expectation(
+        ("offer-during-answer",), "*", "aiortc",
+        "aiortc 1.16.0 has no operations chain: the polite peer's re-offer, handed over while "
+        "setRemoteDescription(answer) is still running, is applied at once instead of after the answer, "
+        "and fails with 'Cannot handle offer in signaling state \"have-local-offer\"'.",
+        signature=r"Cannot handle offer in signaling state \"have-local-offer\"",
+    ),
+    Expectation(
+        ("glare-add-remove", "stress-both-sides"), "firefox", "aiortc",
+        "aiortc 1.16.0 (issue 686): createOffer resets header-extension ids to aiortc's defaults, so once "
+        "Firefox has made an offer on the connection, aiortc's next offer remaps them and Firefox 153 "
+        "rejects it ('Remote description attempted to remap RTP extension id 3 from "
+        "urn:ietf:params:rtp-hdrext:sdes:mid to ...').",
+        signature=r"attempted to remap RTP extension id",
+    ),
+    Expectation(
+        ("failed-sld-recovers", "stress-both-sides"), "*", "aiortc",
+        "aiortc 1.16.0 cannot answer an offer while one of its own transceivers awaits negotiation: "
+        "setLocalDescription(answer) raises 'ValueError: None is not in list' "
+        "(rtcpeerconnection.py, and_direction(t.direction, t._offerDirection) with _offerDirection None).",
+        signature=r"ValueError: None is not in list",
+    ),
+    Expectation(
+        ("candidate-before-offer",), "*", "chromium",
+        "The pattern assumes an ordered signaling channel: a candidate that overtakes its offer reaches "
+        "addIceCandidate before any remote description and Chromium rejects it ('InvalidStateError: "
+        "... The remote description was null'); no offer is being ignored, so the reference negotiator "
+        "rightly reports it.",
+        signature=r"The remote description was null",
+    ),
+    Expectation(
+        ("candidate-before-offer",), "*", "firefox",
+        "The pattern assumes an ordered signaling channel: a candidate that overtakes its offer reaches "
+        "addIceCandidate before any remote description and Firefox rejects it ('InvalidStateError: No "
+        "remoteDescription.'); no offer is being ignored, so the reference negotiator rightly reports it.",
+        signature=r"No remoteDescription",
+    ),
+    Expectation(
+        ("candidate-before-offer",), "aiortc", "*",
+        "aiortc 1.16.0 does not trickle candidates (they are in its SDP), so there is no candidate to "
+        "reorder when it offers.",
+        signature=r"does not hold wait until 1 candidate",
     ),
 )
 
 
 class ExpectedFinding(AssertionError):
-    """Raised when a cell fails exactly as its expectation says; only this counts as XFAIL."""
+    """Raised when a cell fails exactly as one of its findings says; only this counts as XFAIL."""
 
 
-def expected_failure(scenario: str, polite: PeerSpec, impolite: PeerSpec) -> Expectation | None:
-    """The stated expectation for this cell, or None."""
-    for exp in KNOWN:
-        if exp.matches(scenario, polite, impolite):
-            return exp
-    return None
+def expected_failures(scenario: str, polite: PeerSpec, impolite: PeerSpec) -> list[Expectation]:
+    """Every finding that applies to this cell."""
+    return [exp for exp in KNOWN if exp.matches(scenario, polite, impolite)]
 
 
-def judge(passed: bool, reason: str, exp: Expectation | None) -> None:
+def reason_of(exps: list[Expectation]) -> str:
+    return " | ".join(e.reason for e in exps)
+
+
+def judge(passed: bool, reason: str, exps: list[Expectation]) -> None:
     """Raise ExpectedFinding or AssertionError for a failed case; return for a pass."""
     if passed:
         return
-    if exp is not None and re.search(exp.signature, reason):
-        raise ExpectedFinding(reason)
-    if exp is not None:
-        raise AssertionError(f"failed, but not with the expected finding /{exp.signature}/:\n{reason}")
+    hit = [e for e in exps if re.search(e.signature, reason)]
+    if hit:
+        raise ExpectedFinding(f"{hit[0].reason}\nobserved: {reason}")
+    if exps:
+        sigs = " or ".join(f"/{e.signature}/" for e in exps)
+        raise AssertionError(f"failed, but not with an expected finding ({sigs}):\n{reason}")
     raise AssertionError(reason)

@@ -73,10 +73,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for scen in scens:
         for polite in peers:
             for impolite in peers:
-                exp = expectations.expected_failure(scen.name, polite, impolite)
+                exps = expectations.expected_failures(scen.name, polite, impolite)
                 marks = [pytest.mark.interop]
-                if exp:
-                    marks.append(pytest.mark.xfail(strict=True, reason=exp.reason,
+                if exps:
+                    marks.append(pytest.mark.xfail(strict=True, reason=expectations.reason_of(exps),
                                                    raises=expectations.ExpectedFinding))
                 for r in range(repeat):
                     cid = results.case_id(scen.name, polite.label, impolite.label, r, repeat)
@@ -169,7 +169,7 @@ class CaseHandle:
     def __init__(self, node: pytest.Item, session: RigSession, cell: tuple) -> None:
         self._node, self._session = node, session
         self.scenario, self.polite, self.impolite, self.repeat = cell
-        self.expectation = expectations.expected_failure(self.scenario.name, self.polite, self.impolite)
+        self.expectations = expectations.expected_failures(self.scenario.name, self.polite, self.impolite)
 
     def run(self) -> CaseResult:
         result = self._session.loop.run_until_complete(self._session.run(self.scenario, self.polite, self.impolite))
@@ -177,7 +177,7 @@ class CaseHandle:
         return result
 
     def judge(self, result: CaseResult) -> None:
-        expectations.judge(result.passed, result.reason, self.expectation)
+        expectations.judge(result.passed, result.reason, self.expectations)
 
 
 @pytest.fixture

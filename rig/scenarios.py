@@ -6,10 +6,10 @@ kind of step is one dataclass here and one method there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from .peers.base import CHANGES, RigError
+from .peers.base import CHANGES, TRIGGERS, RigError
 
 Role = Literal["polite", "impolite"]
 
@@ -37,22 +37,142 @@ class Change:
         return f"{self.who}: {self.action}"
 
 
+def _check_change(action: str) -> None:
+    if action not in CHANGES:
+        raise RigError(f"unknown change {action!r} (known: {', '.join(CHANGES)})")
+
+
+COLLIDE_VARIANTS = {
+    "": "release both together",
+    "offer-during-answer": "release both; then hold the polite peer's answer and its re-offer, arm the "
+                           "re-offer in the impolite peer for 'srd-answer' and release them",
+    "late-candidates": "release both offers but hold the polite peer's candidates; let its answer "
+                       "overtake them; release the candidates once the impolite peer applied the answer",
+}
+
+
 @dataclass(frozen=True)
 class Collide:
     """Force glare: hold the next offer on each link, make both changes at once, wait
-    until the stub holds an offer from each side, then release both together."""
+    until the stub holds an offer from each side, then release them (see variants).
 
+    ``reoffer``: whether the polite peer's change still needs an offer of its own after
+    it answered (False when the other side's offer already negotiates it, e.g. SCTP)."""
+
+    polite: str
+    impolite: str
+    variant: str = ""
+    reoffer: bool = True
+
+    def __post_init__(self) -> None:
+        _check_change(self.polite)
+        _check_change(self.impolite)
+        if self.variant not in COLLIDE_VARIANTS:
+            raise RigError(f"unknown collide variant {self.variant!r} (known: {', '.join(COLLIDE_VARIANTS)})")
+
+    def describe(self) -> str:
+        return (f"collide: hold offers both ways; polite {self.polite} || impolite {self.impolite}; "
+                f"wait until both offers are held; {COLLIDE_VARIANTS[self.variant]}")
+
+
+@dataclass(frozen=True)
+class Race:
+    """Force glare in a narrow window: ``first`` changes and its offer is held; it is then
+    armed in the other peer's plumbing for ``window`` and released; the other peer
+    changes, and its plumbing hands the offer to its negotiator synchronously at that
+    window (see rig.peers.base.TRIGGERS). The rig checks the window was reached."""
+
+    first: Role
+    first_action: str
+    second_action: str
+    window: str
+
+    def __post_init__(self) -> None:
+        _check_change(self.first_action)
+        _check_change(self.second_action)
+        if self.window not in TRIGGERS:
+            raise RigError(f"unknown window {self.window!r} (known: {', '.join(TRIGGERS)})")
+
+    @property
+    def second(self) -> Role:
+        return "impolite" if self.first == "polite" else "polite"
+
+    def describe(self) -> str:
+        return (f"race: {self.first} {self.first_action}, its offer held and armed in {self.second} "
+                f"for '{self.window}'; {self.second} {self.second_action}; the offer lands "
+                f"{TRIGGERS[self.window]}")
+
+
+@dataclass(frozen=True)
+class Burst:
+    """``rounds`` back-to-back changes on both sides, nothing held, nothing awaited between."""
+
+    rounds: int
     polite: str
     impolite: str
 
     def __post_init__(self) -> None:
-        for action in (self.polite, self.impolite):
-            if action not in CHANGES:
-                raise RigError(f"unknown change {action!r} (known: {', '.join(CHANGES)})")
+        _check_change(self.polite)
+        _check_change(self.impolite)
 
     def describe(self) -> str:
-        return (f"collide: hold offers both ways; polite {self.polite} || impolite {self.impolite}; "
-                "wait until both offers are held; release both")
+        return f"burst: {self.rounds} rounds of polite {self.polite} || impolite {self.impolite}, back to back"
+
+
+@dataclass(frozen=True)
+class FailNext:
+    """The next call of ``method`` on ``who`` rejects with an injected OperationError."""
+
+    who: Role
+    method: str
+
+    def describe(self) -> str:
+        return f"fault: the next {self.method} of {self.who} rejects (injected)"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Hold the next ``count`` messages of ``kind`` from ``sender`` (later ones on the link queue behind)."""
+
+    sender: Role
+    kind: str
+    count: int = 1
+
+    def describe(self) -> str:
+        return f"hold the next {self.count} {self.kind}(s) from {self.sender}"
+
+
+@dataclass(frozen=True)
+class AwaitHeld:
+    """Wait until at least ``count`` messages of ``kind`` from ``sender`` are held."""
+
+    sender: Role
+    kind: str
+    count: int = 1
+
+    def describe(self) -> str:
+        return f"wait until {self.count} {self.kind}(s) from {self.sender} are held"
+
+
+@dataclass(frozen=True)
+class Release:
+    """Release held messages; with ``kind``, only those (they overtake the others)."""
+
+    kind: str = ""
+
+    def describe(self) -> str:
+        return f"release the held {self.kind or 'message'}s" + (" (they overtake the rest)" if self.kind else "")
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Deliver the next message of ``kind`` from ``sender`` twice."""
+
+    sender: Role
+    kind: str
+
+    def describe(self) -> str:
+        return f"duplicate the next {self.kind} from {self.sender}"
 
 
 @dataclass(frozen=True)
@@ -71,7 +191,9 @@ class Exchange:
         return "exchange: a message each way on every data channel"
 
 
-Step = Join | Change | Collide | Settle | Exchange
+Step = Join | Change | Collide | Race | Burst | FailNext | Hold | AwaitHeld | Release | Duplicate | Settle | Exchange
+STEPS = {cls.__name__: cls for cls in (Join, Change, Collide, Race, Burst, FailNext, Hold, AwaitHeld, Release,
+                                       Duplicate, Settle, Exchange)}
 
 
 @dataclass(frozen=True)
@@ -85,10 +207,27 @@ class Scenario:
 
     @property
     def collisions(self) -> int:
-        return sum(isinstance(s, Collide) for s in self.steps)
+        return sum(isinstance(s, Collide | Race) for s in self.steps)
 
     def plan(self) -> list[str]:
         return [s.describe() for s in self.steps]
+
+    def to_json(self) -> dict:
+        """The plan as data: what --plan replays."""
+        return {"name": self.name, "description": self.description, "glare": self.glare,
+                "rationale": self.rationale, "steps": [{"step": type(s).__name__, **asdict(s)} for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Scenario:
+        try:
+            steps = tuple(STEPS[d["step"]](**{k: v for k, v in d.items() if k != "step"}) for d in data["steps"])
+            return cls(str(data["name"]), str(data.get("description", "")), steps,
+                       glare=bool(data.get("glare", any(isinstance(s, Collide | Race) for s in steps))),
+                       rationale=str(data.get("rationale", "")))
+        except RigError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RigError(f"bad plan: {type(exc).__name__}: {exc}") from None
 
 
 #: Scenarios that start from a connected pair open it the same way: the impolite peer
@@ -134,6 +273,100 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
         rationale="Each side adds a kind the other never sends, so addTrack cannot reuse a "
                   "transceiver the other side created: every round needs a new m-line, so the "
                   "answer cannot carry the polite peer's change and a re-offer is required.",
+    ),
+    Scenario(
+        "glare-in-sld-polite",
+        "The impolite peer's offer reaches the polite peer right after its setLocalDescription() for its "
+        "own offer was called: signalingState still 'stable', only makingOffer tells it is a collision.",
+        CONNECT + (Race("impolite", "add-audio", "add-video", "sld"), Settle(), Exchange()),
+        glare=True,
+    ),
+    Scenario(
+        "glare-in-sld-impolite",
+        "The polite peer's offer reaches the impolite peer right after its setLocalDescription() for its "
+        "own offer was called (makingOffer window, signalingState still 'stable'): it must ignore it.",
+        CONNECT + (Race("polite", "add-video", "add-audio", "sld"), Settle(), Exchange()),
+        glare=True,
+    ),
+    Scenario(
+        "glare-offer-start",
+        "The impolite peer's offer lands as soon as the polite peer starts making its own: after "
+        "createOffer() resolves, before setLocalDescription(offer) (or at setLocalDescription() when "
+        "the negotiator uses the implicit form).",
+        CONNECT + (Race("impolite", "add-audio", "add-video", "offer-start"), Settle(), Exchange()),
+        glare=True,
+    ),
+    Scenario(
+        "offer-during-answer",
+        "After a collision, the polite peer's answer and its re-offer reach the impolite peer back to "
+        "back: the re-offer is handed over right after setRemoteDescription(answer) was called, while "
+        "the answer is still pending (the pending-answer guard's case).",
+        CONNECT + (Collide("add-video", "add-audio", variant="offer-during-answer"), Settle(), Exchange()),
+        glare=True,
+    ),
+    Scenario(
+        "glare-late-candidates",
+        "Two fresh peers both offer first; the polite peer's answer overtakes the trickled candidates "
+        "of its ignored offer, which reach the impolite peer only after it applied that answer.",
+        (Join(), Collide("add-video", "add-audio", variant="late-candidates"), Settle()),
+        glare=True,
+    ),
+    Scenario(
+        "glare-datachannel",
+        "Two fresh peers both create a data channel as their first change at the same moment; both "
+        "channels open and messages cross on each.",
+        (Join(), Collide("add-datachannel", "add-datachannel", reoffer=False), Settle(), Exchange()),
+        glare=True,
+        rationale="The impolite peer's offer negotiates SCTP, which the polite peer's channel then uses: "
+                  "after its rollback the polite peer needs no offer of its own, so none is required.",
+    ),
+    Scenario(
+        "glare-add-remove",
+        "The polite peer removes its video track while the impolite peer adds audio, both offers "
+        "held and released together; the removal and the addition both take effect.",
+        CONNECT + (Change("polite", "add-video"), Settle(),
+                   Collide("remove-track", "add-audio", reoffer=False), Settle(), Exchange()),
+        glare=True,
+        rationale="After its rollback the polite peer answers with its transceiver already 'recvonly', "
+                  "so the answer carries the removal and no re-offer is needed; the check is that the "
+                  "removal took effect (currentDirection).",
+    ),
+    Scenario(
+        "glare-ice-restart",
+        "The polite peer restarts ICE (restartIce()) while the impolite peer adds audio, both offers "
+        "held and released together; the restart survives the rollback and new ICE credentials are used.",
+        CONNECT + (Collide("restart-ice", "add-audio"), Settle(), Exchange()),
+        glare=True,
+    ),
+    Scenario(
+        "stress-both-sides",
+        "Eleven rounds of back-to-back changes on both sides (each adds video each round, WPT-style "
+        "10+1), nothing held; at the end every track arrives and both sides agree on every transceiver.",
+        CONNECT + (Burst(11, "add-video", "add-video"), Settle(), Exchange()),
+    ),
+    Scenario(
+        "failed-sld-recovers",
+        "The impolite peer's setLocalDescription() for its change fails once (an injected "
+        "OperationError); the polite peer then changes, and both changes must still be negotiated.",
+        CONNECT + (FailNext("impolite", "setLocalDescription"), Change("impolite", "add-audio"),
+                   Change("polite", "add-video"), Settle(), Exchange()),
+        rationale="A negotiator that leaves makingOffer set after a failure treats every later offer "
+                  "as a collision.",
+    ),
+    Scenario(
+        "duplicate-candidate",
+        "A fresh pair connects with video while the first trickled candidate of the polite peer is "
+        "delivered twice; adding a candidate twice is harmless and the pair must connect.",
+        (Join(), Duplicate("polite", "candidate"), Change("polite", "add-video"), Settle()),
+    ),
+    Scenario(
+        "candidate-before-offer",
+        "A fresh pair connects with video while a trickled candidate of the polite peer overtakes "
+        "the offer it belongs to (a reordering signaling channel).",
+        (Join(), Hold("polite", "offer"), Change("polite", "add-video"), AwaitHeld("polite", "candidate"),
+         Release("candidate"), Release(), Settle()),
+        rationale="Perfect negotiation assumes an ordered channel; this shows what a negotiator does "
+                  "when that fails.",
     ),
 ]}
 

@@ -92,8 +92,10 @@ class DeliveryController:
     def __init__(self, room: Room) -> None:
         self._room = room
         self.rules: list[HoldRule] = []
+        self.duplicates: list[HoldRule] = []
         self._queues: dict[tuple[str, str], list[MessageRecord]] = {}
         self._changed = asyncio.Condition()
+        self.on_change: Callable[[], None] | None = None  # a waiter outside (the case) may listen
 
     def hold(self, match: Callable[[MessageRecord], bool], *, name: str, count: int | None = None) -> HoldRule:
         rule = HoldRule(match=match, name=name, count=count)
@@ -121,6 +123,8 @@ class DeliveryController:
         return False
 
     async def notify(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
         async with self._changed:
             self._changed.notify_all()
 
@@ -135,14 +139,37 @@ class DeliveryController:
             held = ", ".join(f"#{m.seq} {m.kind} {m.sender}->{m.to}" for m in self.held()) or "nothing"
             raise StubTimeout(f"signaling stub: waited {timeout:g} s for {what}; held so far: {held}") from None
 
-    def release(self, *links: tuple[str, str], drop_rules: bool = True) -> list[MessageRecord]:
-        """Deliver held frames of ``links`` (all links if none given) in arrival order."""
+    def duplicate(self, match: Callable[[MessageRecord], bool], *, name: str, count: int = 1) -> HoldRule:
+        """Deliver the next ``count`` frames matching ``match`` twice (the copy right after)."""
+        rule = HoldRule(match=match, name=name, count=count)
+        self.duplicates.append(rule)
+        return rule
+
+    def _copies(self, rec: MessageRecord) -> list[MessageRecord]:
+        out = []
+        for rule in self.duplicates:
+            if rule.active and rule.match(rec):
+                rule.matched += 1
+                copy = self._room.record(rec.sender, rec.to, rec.kind, rec.size, data=rec.data,
+                                         note=f"duplicate of #{rec.seq} ({rule.name})")
+                out.append(copy)
+        return out
+
+    def release(self, *links: tuple[str, str], select: Callable[[MessageRecord], bool] | None = None,
+                drop_rules: bool = True) -> list[MessageRecord]:
+        """Deliver held frames of ``links`` (all links if none given) in arrival order;
+        with ``select``, only the held frames it accepts (the rest stay held, so a
+        selected frame overtakes the ones queued before it: a reorder)."""
         if drop_rules:
             self.rules.clear()
         chosen = links or tuple(self._queues)
         out: list[MessageRecord] = []
         for link in chosen:
-            out.extend(self._queues.pop(link, []))
+            queue = self._queues.pop(link, [])
+            keep = [m for m in queue if select is not None and not select(m)]
+            out.extend(m for m in queue if m not in keep)
+            if keep:
+                self._queues[link] = keep
         now = self._room.now()
         out.sort(key=lambda m: m.seq)
         for rec in out:
@@ -193,6 +220,8 @@ class Room:
             rec.note = (rec.note + "; " if rec.note else "") + "receiver gone, dropped"
             return
         member.outbox.put_nowait(rec)
+        for copy in self.control._copies(rec):
+            member.outbox.put_nowait(copy)
 
     async def wait_ready(self, timeout: float) -> None:
         try:

@@ -25,7 +25,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 from .. import config
-from .base import Peer, PeerSpec, RigError
+from .base import INJECTED, Peer, PeerSpec, RigError
 
 
 def load_negotiator(target: str | Path) -> Callable:
@@ -71,6 +71,10 @@ def candidate_from_wire(c: dict | None):
     return cand
 
 
+class RigInjectedError(Exception):
+    """A fault the plan injected into an aiortc call."""
+
+
 class PythonSignaler:
     """What a Python negotiator sees: ``send(data)`` and ``on_message``."""
 
@@ -113,6 +117,13 @@ class AiortcPeer(Peer):
         self._nn_fired = False
         self._changes = 0
         self._attached: asyncio.Future | None = None
+        self._pending: list[dict] = []
+        self._armed: dict[int, str] = {}
+        self._barriers: dict[int, int] = {}
+        self._stash: tuple[dict, str] | None = None
+        self._injected: asyncio.Task | None = None
+        self._wake_dispatch = asyncio.Event()
+        self._faults: dict[str, int] = {}
 
     # -- plumbing ----------------------------------------------------------------
     def _spawn(self, coro, what: str) -> asyncio.Task:
@@ -129,14 +140,46 @@ class AiortcPeer(Peer):
         self._tasks.append(task)
         return task
 
+    def _fault(self, method: str) -> None:
+        if self._faults.get(method):
+            self._faults[method] -= 1
+            self.record("fault-injected", {"method": method, "state": self.pc.signalingState})
+            raise RigInjectedError(f"{INJECTED}: {method} fails once")
+
+    def _fire(self, trigger: str) -> None:
+        """Hand the stashed message over now, while the operation that fired is in progress."""
+        if self._stash is None or self._stash[1] != trigger:
+            return
+        frame, _ = self._stash
+        self._stash = None
+        self.record("injected", {"seq": frame.get("seq"), "trigger": trigger, "state": self.pc.signalingState})
+        self._injected = self._spawn(self._deliver(frame), "injected message")
+        self._prescan()
+        self._wake_dispatch.set()
+
     def _instrument(self, pc: RTCPeerConnection) -> None:
-        """Wrap the instance's methods: call the original, then record."""
+        """Wrap the instance's methods: call the original, then record. The wrappers also
+        host the timing control: planned faults, and triggers that fire once the
+        original operation has started (aiortc runs it as a task, so the armed message
+        is handled while it is in progress)."""
         orig_sld, orig_srd, orig_add = pc.setLocalDescription, pc.setRemoteDescription, pc.addIceCandidate
+        orig_create_offer = pc.createOffer
+
+        async def createOffer():
+            self._fault("createOffer")
+            offer = await orig_create_offer()
+            self._fire("offer-start")
+            return offer
 
         async def setLocalDescription(desc=None):
+            self._fault("setLocalDescription")
             before = pc.signalingState
+            task = asyncio.ensure_future(orig_sld(desc))
+            if (desc is None or desc.type == "offer") and before in ("stable", "have-local-offer"):
+                self._fire("sld")
+                self._fire("offer-start")
             try:
-                await orig_sld(desc)
+                await task
             except Exception as exc:
                 self.record("api-error", {"method": "setLocalDescription", "name": type(exc).__name__,
                                           "message": str(exc), "state_before": before})
@@ -149,11 +192,15 @@ class AiortcPeer(Peer):
                 self.record("answer-made", {"state_before": before})
 
         async def setRemoteDescription(desc):
+            self._fault("setRemoteDescription")
             before = pc.signalingState
             if desc.type == "offer":
                 self._remote_offer_sdps.add(desc.sdp)
+            task = asyncio.ensure_future(orig_srd(desc))
+            if desc.type == "answer":
+                self._fire("srd-answer")
             try:
-                await orig_srd(desc)
+                await task
             except Exception as exc:
                 self.record("api-error", {"method": "setRemoteDescription", "name": type(exc).__name__,
                                           "message": str(exc), "type": desc.type, "state_before": before})
@@ -163,12 +210,14 @@ class AiortcPeer(Peer):
             self.record("remote-description-set", {"type": desc.type, "state_before": before})
 
         async def addIceCandidate(candidate):
+            self._fault("addIceCandidate")
             try:
                 await orig_add(candidate)
             except Exception as exc:
                 self.record("api-error", {"method": "addIceCandidate", "name": type(exc).__name__, "message": str(exc)})
                 raise
 
+        pc.createOffer = createOffer
         pc.setLocalDescription = setLocalDescription
         pc.setRemoteDescription = setRemoteDescription
         pc.addIceCandidate = addIceCandidate
@@ -269,8 +318,47 @@ class AiortcPeer(Peer):
             elif frame.get("type") == "error":
                 self.record("error", {"source": "signaling stub", "text": frame.get("error", "")})
             elif frame.get("type") == "signal":
-                await self._attached  # never deliver before the negotiator is attached
-                await self._deliver(frame)
+                self._pending.append(frame)
+                self._prescan()
+                self._wake_dispatch.set()
+
+    def _prescan(self) -> None:
+        """An armed message is taken out of the line as soon as it arrives (the stash)."""
+        if self._stash is not None:
+            return
+        for f in self._pending:
+            if f.get("seq") in self._armed:
+                self._pending.remove(f)
+                self._stash = (f, self._armed.pop(f["seq"]))
+                self.record("stashed", {"seq": f["seq"], "trigger": self._stash[1]})
+                return
+
+    def _next(self) -> dict | None:
+        if not self._pending:
+            return None
+        head = self._pending[0]
+        if self._stash is not None and head["seq"] > self._stash[0]["seq"]:
+            return None  # later messages wait behind the stash
+        need = self._barriers.get(head["seq"])
+        if need is not None and need in self._armed:
+            return None  # its armed companion has not arrived
+        self._barriers.pop(head["seq"], None)
+        return self._pending.pop(0)
+
+    async def _dispatcher(self) -> None:
+        """Hands messages to the negotiator one at a time, in order (aiortc has no
+        operations chain); an injected message is awaited before the next one."""
+        await self._attached  # never deliver before the negotiator is attached
+        while True:
+            if self._injected is not None:
+                await asyncio.gather(self._injected, return_exceptions=True)
+                self._injected = None
+            frame = self._next()
+            if frame is None:
+                self._wake_dispatch.clear()
+                await self._wake_dispatch.wait()  # woken by the reader or a trigger; cancelled at close
+                continue
+            await self._deliver(frame)
 
     async def _deliver(self, frame: dict) -> None:
         """Hand one message to the negotiator and wait for it to finish (no overlap)."""
@@ -322,6 +410,7 @@ class AiortcPeer(Peer):
         self._attached = loop.create_future()
         self._spawn(self._writer(), "signaling writer")
         self._spawn(self._reader(ready), "signaling reader")
+        self._spawn(self._dispatcher(), "signaling dispatcher")
         try:
             frame = await asyncio.wait_for(asyncio.shield(ready), config.STEP_TIMEOUT)
         except TimeoutError:
@@ -346,8 +435,12 @@ class AiortcPeer(Peer):
             self.pc.addTrack(track)
             self.record("change", {"action": action, "kind": track.kind})
             out = {"kind": track.kind}
+        elif action == "remove-track":
+            raise RigError("aiortc 1.16.0 has no removeTrack: remove-track cannot be expressed")
+        elif action == "restart-ice":
+            raise RigError("aiortc 1.16.0 has no restartIce: restart-ice cannot be expressed")
         elif action == "add-datachannel":
-            label = f"rig-{self._changes}"
+            label = f"{self.name}-dc-{self._changes}"
             self._watch_channel(self.pc.createDataChannel(label), "local")
             self.record("change", {"action": action, "label": label})
             out = {"label": label}
@@ -355,6 +448,14 @@ class AiortcPeer(Peer):
             raise RigError(f"unknown change {action}")
         self._maybe_negotiationneeded()
         return out
+
+    async def arm(self, seq: int, trigger: str, after: int | None = None) -> None:
+        self._armed[seq] = trigger
+        if after is not None:
+            self._barriers[after] = seq
+
+    async def fail_next(self, method: str) -> None:
+        self._faults[method] = self._faults.get(method, 0) + 1
 
     async def send(self, label: str, text: str) -> None:
         entry = next((c for c in self._channels if c["channel"].label == label), None)

@@ -10,11 +10,26 @@ from typing import Any
 
 KNOWN_KINDS = ("chromium", "firefox", "aiortc")
 
+#: Marks the errors of faults a plan injects (so a negotiator that logs them is not
+#: failed for it); the same text is used by fixtures/rig-peer.js.
+INJECTED = "injected by glare-rig"
+
+#: Where a plan can hand an armed message to a peer's negotiator, synchronously:
+TRIGGERS = {
+    "sld": "right after setLocalDescription() for an offer was called (makingOffer window, "
+           "signalingState still as before)",
+    "offer-start": "right after createOffer() resolved, or setLocalDescription() for an offer "
+                   "was called, whichever comes first",
+    "srd-answer": "right after setRemoteDescription(answer) was called (answer pending)",
+}
+
 #: Changes a scenario may ask of a peer, and what the far side must then see.
 CHANGES = {
     "add-video": "video",
     "add-audio": "audio",
     "add-datachannel": "datachannel",
+    "remove-track": "removal",
+    "restart-ice": "ice-restart",
 }
 
 
@@ -99,6 +114,8 @@ class Peer:
     def record(self, type_: str, detail: dict | None = None) -> PeerEvent:
         if self.closing and type_ == "error":
             type_ = "error-while-closing"  # e.g. a data channel aborted by close(): not a finding
+        elif type_ == "error" and INJECTED in str(detail):
+            type_ = "injected-error"  # the consequence of a fault the plan injected
         evt = PeerEvent(time.monotonic() - self.t0, type_, detail or {})
         if type_ == "signalingstatechange":
             self.signaling_state = evt.detail.get("state", self.signaling_state)
@@ -128,6 +145,15 @@ class Peer:
         raise NotImplementedError
 
     async def send(self, label: str, text: str) -> None:
+        raise NotImplementedError
+
+    async def arm(self, seq: int, trigger: str, after: int | None = None) -> None:
+        """Keep stub message ``seq`` when it arrives and hand it over at ``trigger``; with
+        ``after``, that earlier message waits until ``seq`` has arrived."""
+        raise NotImplementedError
+
+    async def fail_next(self, method: str) -> None:
+        """Make the next call of ``method`` reject (an injected fault)."""
         raise NotImplementedError
 
     async def snapshot(self) -> dict:

@@ -154,6 +154,12 @@ class BrowserPeer(Peer):
     async def snapshot(self) -> dict:
         return await self._call("snapshot", "() => rig.snapshot()")
 
+    async def arm(self, seq: int, trigger: str, after: int | None = None) -> None:
+        await self._call(f"arm #{seq} at {trigger}", "([s, t, a]) => rig.arm(s, t, a)", [seq, trigger, after])
+
+    async def fail_next(self, method: str) -> None:
+        await self._call(f"plan a fault in {method}", "m => rig.failNext(m)", method)
+
     async def close(self) -> None:
         if self.page is not None and not self.page.is_closed():
             try:

@@ -18,8 +18,18 @@ class FakePeer(Peer):
         self.polite = polite
 
 
+class FakeControl:
+    on_change = None
+
+    def held(self) -> list:
+        return []
+
+
 class FakeRoom:
     name = "r"
+
+    def __init__(self) -> None:
+        self.control = FakeControl()
 
     def now(self) -> float:
         return 0.0
@@ -128,7 +138,8 @@ def test_final_checks_pass_when_everything_is_applied() -> None:
     checks = run.final_checks({
         "polite": snap(transceivers=[{"sending": True, "currentDirection": "sendrecv"}],
                        channels=[{**ch, "received": ["i"]}]),
-        "impolite": snap(received=[{"kind": "video", "framesDecoded": 3}], channels=[{**ch, "received": ["p"]}]),
+        "impolite": snap(received=[{"kind": "video", "framesDecoded": 3}], channels=[{**ch, "received": ["p"]}],
+                         transceivers=[{"sending": False, "currentDirection": "recvonly"}]),
     })
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
 
