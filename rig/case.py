@@ -58,6 +58,7 @@ class CaseResult:
     events: dict[str, list[dict]] = field(default_factory=dict)
     snapshots: dict[str, Any] = field(default_factory=dict)
     setup_error: bool = False  # the case never started (a peer could not be made)
+    plan_data: dict = field(default_factory=dict)  # the plan as data, replayable with --plan
 
 
 class CaseFailure(RigError):
@@ -166,6 +167,7 @@ class CaseRun:
             await self.wait_until(
                 lambda: None if any(e.detail.get("type") == "answer" for e in impolite.of_type("remote-description-set"))
                 else f"{impolite} has not applied the answer", step=f"collision {k}: answer applied")
+            await self._held(lambda h: self._has(h, "polite", "candidate"), f"collision {k}: a candidate of the polite peer")
             late = [m.seq for m in ctl.release() if m.kind == "candidate"]  # drops the rule too
             record["late_candidates"] = late
             if not late:
@@ -280,6 +282,12 @@ class CaseRun:
             for kind, n in self.expect_media[role].items():
                 if flowing[kind] < n:
                     return f"{peer} receives {flowing[kind]} of {n} expected {kind} track(s) with media"
+            for who, before in self.restarts:
+                if who == role:
+                    made = peer.of_type("offer-made", "answer-made")
+                    now = set(made[-1].detail.get("ufrags") or []) if made else set()
+                    if not now or now & before:
+                        return f"{peer} has not completed its ICE restart (local ufrag {sorted(now)})"
             opened = {e.detail.get("label") for e in peer.of_type("channel-open")}
             for label in sorted(self.expect_channels - opened):
                 return f"{peer} has no open data channel {label}"
@@ -471,5 +479,5 @@ async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpe
         glare=glare, checks=checks, plan=scenario.plan(),
         messages=[m.as_dict() for m in room.log],
         events={role: [e.as_dict() for e in p.events] for role, p in peers.items()},
-        snapshots=snaps, setup_error=setup_error,
+        snapshots=snaps, setup_error=setup_error, plan_data=scenario.to_json(),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shlex
 import signal
@@ -27,6 +28,52 @@ def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+def cmd_mutants(args: argparse.Namespace) -> int:
+    from . import mutants, report
+    found = mutants.discover()
+    if args.only:
+        wanted = _split(args.only)
+        for name in wanted:
+            if name not in {m.name for m in found}:
+                _err(f"unknown mutant {name!r} (known: {', '.join(m.name for m in found)})")
+        found = [m for m in found if m.name in wanted]
+    if not found:
+        _err(f"no mutants found in {mutants.MUTANTS_DIR}")
+        return 2
+    out = Path(args.out).resolve()
+    base = ["--peers", args.peers, "--scenarios", args.scenarios]
+    if args.workers is not None:
+        base += ["--workers", str(args.workers)]
+    print(f"rig mutants: reference negotiator -> {out}", flush=True)
+    main(["matrix", *base, "--out", str(out)])
+    runs: dict[str, dict] = {}
+    for m in found:
+        sub_out = out / "mutants" / m.name
+        extra = (["--negotiator-js", str(m.js)] if m.js else []) + (["--negotiator-py", str(m.py)] if m.py else [])
+        peers = args.peers if m.js else ",".join(p for p in _split(args.peers) if p.startswith("aiortc"))
+        if not peers:
+            print(f"rig mutants: {m.name}: Python only and no aiortc peer asked for; not run", flush=True)
+            continue
+        print(f"rig mutants: {m.name} ({m.breaks}) -> {sub_out}", flush=True)
+        main(["matrix", "--peers", peers, *base[2:], "--out", str(sub_out), *extra])
+        try:
+            runs[m.name] = report.load_run(sub_out)
+        except (OSError, ValueError):
+            _err(f"{m.name}: its run wrote no results")
+    reference = report.load_run(out)
+    matrix = mutants.kill_matrix(reference, runs, found)
+    mutants.write_kill_matrix(out, matrix)
+    reference["links"] = [{"href": "mutants.html", "text": "mutant kill matrix"}]
+    report.write_report(out, reference)
+    (out / "results.json").write_text(json.dumps(reference, indent=1))
+    width = max(len(m.name) for m in found)
+    for row in matrix["mutants"]:
+        killers = [s for s, c in row["cells"].items() if c["killed"]]
+        print(f"{row['mutant']:{width}}  {'killed by ' + ', '.join(killers) if killers else 'SURVIVED'}")
+    print(f"rig mutants: kill matrix {out / 'mutants.html'}")
+    return 1 if matrix["survivors"] else 0
+
+
 def cmd_matrix(args: argparse.Namespace) -> int:
     rejected = 0
     peers = []
@@ -37,10 +84,16 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             _err(f"{exc}; running the matrix without it")
             rejected += 1
     names = list(scenarios.CATALOGUE) if args.scenarios == "all" else _split(args.scenarios)
+    if args.plan:
+        try:
+            names = [scenarios.load_plan(Path(args.plan)).name]
+        except RigError as exc:
+            _err(str(exc))
+            return 2
     scens = []
     for n in names:
         try:
-            scens.append(scenarios.get(n).name)
+            scens.append(n if args.plan else scenarios.get(n).name)
         except RigError as exc:
             _err(f"{exc}; running the matrix without it")
             rejected += 1
@@ -67,6 +120,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         cmd += ["--negotiator-js", str(Path(args.negotiator_js).resolve())]
     if args.negotiator_py:
         cmd += ["--negotiator-py", args.negotiator_py]
+    if args.plan:
+        cmd += ["--rig-plan", str(Path(args.plan).resolve())]
     cmd += args.pytest_args
     run_id = os.environ.get(config.RUN_MARKER_ENV) or uuid.uuid4().hex
     env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id,
@@ -166,6 +221,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    if args.plan:
+        try:
+            print(json.dumps(scenarios.get(args.plan).to_json(), indent=2))
+        except RigError as exc:
+            _err(str(exc))
+            return 2
+    elif args.markdown:
+        print(scenarios.markdown(), end="")
+    else:
+        for s in scenarios.CATALOGUE.values():
+            print(f"{s.name:24} {s.description}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,17 +243,26 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--peers", default=DEFAULT_PEERS, help="comma-separated peer specs (default: %(default)s)")
     m.add_argument("--scenarios", default="all", help="comma-separated scenario names (default: all)")
     m.add_argument("--repeat", type=int, default=1, help="run every cell N times (default: 1)")
+    m.add_argument("--plan", default=None, help="replay a plan: a plan JSON or a case's cases/<case>.json")
     m.add_argument("--out", default=str(config.ROOT / "reports"), help="output folder (default: reports/)")
     m.add_argument("--workers", type=int, default=None, help="pytest-xdist workers (default: 2)")
     m.add_argument("--negotiator-js", default=None, help="ES module used as the browsers' negotiator")
     m.add_argument("--negotiator-py", default=None, help="path.py[:attr] or module:attr for aiortc peers")
     m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
     m.set_defaults(func=cmd_matrix)
+    mu = sub.add_parser("mutants", help="run the matrix with every shipped mutant; print and write the kill matrix")
+    mu.add_argument("--peers", default=DEFAULT_PEERS)
+    mu.add_argument("--scenarios", default="all")
+    mu.add_argument("--only", default="", help="comma-separated mutant names")
+    mu.add_argument("--out", default=str(config.ROOT / "reports"))
+    mu.add_argument("--workers", type=int, default=None)
+    mu.set_defaults(func=cmd_mutants)
     d = sub.add_parser("doctor", help="list each peer kind, its binary and version, and whether it can be driven")
     d.set_defaults(func=cmd_doctor)
     sc = sub.add_parser("scenarios", help="list the scenario catalogue")
-    sc.set_defaults(func=lambda a: print("\n".join(f"{s.name:22} {s.description}"
-                                                   for s in scenarios.CATALOGUE.values())) or 0)
+    sc.add_argument("--markdown", action="store_true", help="the README's table and timing plans")
+    sc.add_argument("--plan", metavar="NAME", help="print one scenario's plan as JSON (edit it, replay with --plan)")
+    sc.set_defaults(func=cmd_scenarios)
     args = parser.parse_args(argv)
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
         args.pytest_args = args.pytest_args[1:]

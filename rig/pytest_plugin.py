@@ -30,6 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--rig-peers", default=DEFAULT_PEERS,
                 help="comma-separated peer specs, every ordered pair is run (default: %(default)s)")
     g.addoption("--rig-scenarios", default="all", help="comma-separated scenario names, or 'all'")
+    g.addoption("--rig-plan", default=None,
+                help="run this plan (a plan JSON, or a case's cases/<case>.json) instead of the catalogue")
     g.addoption("--rig-repeat", type=int, default=1, help="run every cell N times")
     g.addoption("--rig-out", default=None,
                 help="write results.json, cases/ and index.html here (default: reports/ when interop cases ran)")
@@ -42,6 +44,8 @@ def _peers(config_: pytest.Config) -> list[PeerSpec]:
 
 
 def _scenarios(config_: pytest.Config) -> list[scenarios.Scenario]:
+    if config_.getoption("--rig-plan"):
+        return [scenarios.load_plan(Path(config_.getoption("--rig-plan")))]
     names = config_.getoption("--rig-scenarios")
     if names == "all":
         return list(scenarios.CATALOGUE.values())
@@ -177,7 +181,16 @@ class CaseHandle:
         return result
 
     def judge(self, result: CaseResult) -> None:
-        expectations.judge(result.passed, result.reason, self.expectations)
+        try:
+            expectations.judge(result.passed, result.reason, self.expectations)
+        except expectations.ExpectedFinding:
+            raise
+        except AssertionError as exc:
+            plan = "\n".join(f"  {line}" for line in result.plan)
+            detail = _out(self._node.config) / "cases" / f"{results.slug(self._node.callspec.id)}.json"
+            raise AssertionError(
+                f"{exc}\nplan:\n{plan}\nreplay: rig matrix --plan {detail} --peers {self.polite},{self.impolite}"
+                f" -- -k '{self.polite.label}-polite--{self.impolite.label}-impolite'") from None
 
 
 @pytest.fixture

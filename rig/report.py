@@ -184,6 +184,8 @@ def _run_header(run: Mapping) -> dict:
         "duration_s": _number(run.get("duration_s")),
         "command": _text(run.get("command")),
         "repeat": _text(run.get("repeat")),
+        "links": [{"href": _text(link.get("href")), "text": _text(link.get("text"))}
+                  for link in (run.get("links") or []) if isinstance(link, Mapping)],
     }
 
 

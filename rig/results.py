@@ -48,6 +48,7 @@ def write_case(out: Path, *, cid: str, repeat: int, outcome: str, expected: str,
     detail = {
         "case": summary,
         "plan": result.plan if result else [],
+        "plan_data": result.plan_data if result else None,
         "messages": result.messages if result else [],
         "events": result.events if result else {},
         "snapshots": result.snapshots if result else {},

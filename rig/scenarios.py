@@ -6,7 +6,9 @@ kind of step is one dataclass here and one method there.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from .peers.base import CHANGES, TRIGGERS, RigError
@@ -339,6 +341,12 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
         glare=True,
     ),
     Scenario(
+        "ice-restart",
+        "After connecting, the polite peer restarts ICE (restartIce()); no glare. New ICE credentials "
+        "are negotiated and the pair stays connected: the baseline for glare-ice-restart.",
+        CONNECT + (Change("polite", "restart-ice"), Settle(), Exchange()),
+    ),
+    Scenario(
         "stress-both-sides",
         "Eleven rounds of back-to-back changes on both sides (each adds video each round, WPT-style "
         "10+1), nothing held; at the end every track arrives and both sides agree on every transceiver.",
@@ -369,6 +377,31 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
                   "when that fails.",
     ),
 ]}
+
+
+def markdown() -> str:
+    """The catalogue as the README shows it (kept in sync by a unit test)."""
+    rows = ["| name | what it does |", "|---|---|"]
+    rows += [f"| `{s.name}` | {s.description} |" for s in CATALOGUE.values()]
+    plans = []
+    for s in CATALOGUE.values():
+        steps = "\n".join(f"{i}. {line}" for i, line in enumerate(s.plan(), 1))
+        why = f"\n\n*Why this way:* {s.rationale}" if s.rationale else ""
+        plans.append(f"#### `{s.name}`\n\n{steps}{why}")
+    return "\n".join(rows) + "\n\n### Timing plans\n\n" + "\n\n".join(plans) + "\n"
+
+
+def load_plan(path: Path) -> Scenario:
+    """A plan from a file: a plan JSON (Scenario.to_json) or a case's detail JSON."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise RigError(f"plan {path}: {exc}") from None
+    if isinstance(data, dict) and "plan_data" in data:
+        data = data["plan_data"]
+    if not isinstance(data, dict) or "steps" not in data:
+        raise RigError(f"plan {path}: no 'steps' (expected a plan JSON or a case's detail JSON)")
+    return Scenario.from_json(data)
 
 
 def get(name: str) -> Scenario:

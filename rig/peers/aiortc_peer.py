@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -186,10 +187,12 @@ class AiortcPeer(Peer):
                 raise
             if desc is not None and desc.type == "rollback":
                 self.record("rollback", {"how": "setLocalDescription(rollback)", "state_before": before})
-            elif pc.localDescription is not None and pc.localDescription.type == "offer":
-                self.record("offer-made", {"state_before": before, "implicit": desc is None})
             elif pc.localDescription is not None:
-                self.record("answer-made", {"state_before": before})
+                ufrags = sorted(set(re.findall(r"a=ice-ufrag:(\S+)", pc.localDescription.sdp)))
+                if pc.localDescription.type == "offer":
+                    self.record("offer-made", {"state_before": before, "implicit": desc is None, "ufrags": ufrags})
+                else:
+                    self.record("answer-made", {"state_before": before, "ufrags": ufrags})
 
         async def setRemoteDescription(desc):
             self._fault("setRemoteDescription")
@@ -484,6 +487,8 @@ class AiortcPeer(Peer):
         return {
             "signalingState": pc.signalingState, "connectionState": pc.connectionState,
             "iceConnectionState": pc.iceConnectionState,
+            "localUfrags": sorted(set(re.findall(r"a=ice-ufrag:(\S+)", pc.localDescription.sdp)))
+            if pc.localDescription else [],
             "transceivers": [{"mid": t.mid, "kind": t.kind, "direction": t.direction,
                               "currentDirection": t.currentDirection, "sending": t.sender.track is not None}
                              for t in pc.getTransceivers()],

@@ -12,11 +12,23 @@ from rig import config, expectations, results, scenarios
 from rig.peers.base import PeerSpec, RigError
 
 
-def test_every_scenario_is_documented_in_the_readme() -> None:
+def test_the_readme_shows_the_catalogue_as_it_is() -> None:
     readme = (config.ROOT / "README.md").read_text()
-    for name, scen in scenarios.CATALOGUE.items():
-        assert f"`{name}`" in readme, f"{name} missing from README"
-        assert scen.description in readme, f"README's line for {name} differs from the catalogue"
+    begin, end = "<!-- scenarios:begin -->\n", "<!-- scenarios:end -->"
+    shown = readme[readme.index(begin) + len(begin):readme.index(end)]
+    assert shown == scenarios.markdown(), "README is stale: paste `rig scenarios --markdown` between the markers"
+
+
+def test_plans_round_trip_through_json(tmp_path: Path) -> None:
+    for scen in scenarios.CATALOGUE.values():
+        f = tmp_path / f"{scen.name}.json"
+        f.write_text(json.dumps(scen.to_json()))
+        assert scenarios.load_plan(f) == scen
+    f.write_text(json.dumps({"case": {}, "plan_data": scenarios.get("glare-initial").to_json()}))
+    assert scenarios.load_plan(f) == scenarios.get("glare-initial")
+    f.write_text('{"steps": [{"step": "Teleport"}]}')
+    with pytest.raises(RigError, match="bad plan"):
+        scenarios.load_plan(f)
 
 
 def test_glare_scenarios_plan_collisions_and_others_do_not() -> None:

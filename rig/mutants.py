@@ -1,0 +1,87 @@
+"""Mutants: one-bug variants of the reference negotiator, and the kill matrix.
+
+A mutant is ``fixtures/negotiators/mutants/NAME.js`` (and ``NAME.py`` where aiortc can
+express the bug) whose first line says what it breaks. ``rig mutants`` runs the matrix
+with each one through the same options a user's negotiator takes (--negotiator-js,
+--negotiator-py) and records, per scenario, whether some cell failed: a mutant that no
+scenario kills is a gap in the catalogue, not a mutant to delete.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+
+MUTANTS_DIR = config.FIXTURES / "negotiators" / "mutants"
+KILLING = ("failed", "error")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    breaks: str
+    js: Path | None
+    py: Path | None
+    #: scenarios expected to kill it (header "kills:"), used by the fast self-test
+    kills: tuple[str, ...] = ()
+    #: regex the failure reason must match (header "symptom:")
+    symptom: str = ""
+
+
+def _header(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines()[:6]:
+        m = re.match(r"\s*(?://|#)\s*(mutant|kills|symptom):\s*(.*)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def discover(directory: Path = MUTANTS_DIR) -> list[Mutant]:
+    """Every mutant shipped, by name; a file without a 'mutant:' first line is not one."""
+    names = sorted({p.stem for p in directory.glob("*.js")} | {p.stem for p in directory.glob("*.py")})
+    out = []
+    for name in names:
+        js, py = directory / f"{name}.js", directory / f"{name}.py"
+        js_ok, py_ok = js.is_file(), py.is_file()
+        head = {**(_header(py) if py_ok else {}), **(_header(js) if js_ok else {})}
+        if "mutant" not in head:
+            continue
+        kills = tuple(k.strip() for k in head.get("kills", "").split(",") if k.strip())
+        out.append(Mutant(name, head["mutant"], js if js_ok else None, py if py_ok else None, kills,
+                          head.get("symptom", "")))
+    return out
+
+
+def kill_matrix(reference: dict, runs: dict[str, dict], mutants: list[Mutant]) -> dict:
+    """mutant x scenario -> killed?, from the results of the reference run and each mutant's run."""
+    ref = {c["id"]: c["outcome"] for c in reference.get("cases", [])}
+    scenarios = [s["name"] for s in reference.get("scenarios", [])]
+    rows = []
+    for m in mutants:
+        run = runs.get(m.name) or {"cases": []}
+        cells = {}
+        for scen in scenarios:
+            kills = [c for c in run["cases"] if c["scenario"] == scen and c["outcome"] in KILLING
+                     and ref.get(c["id"]) not in KILLING]
+            cells[scen] = {"killed": bool(kills), "cases": [c["id"] for c in kills][:5],
+                           "symptom": (kills[0]["reason"].splitlines() or [""])[0][:300] if kills else ""}
+        rows.append({"mutant": m.name, "breaks": m.breaks, "js": bool(m.js), "py": bool(m.py),
+                     "killed": any(c["killed"] for c in cells.values()), "cells": cells})
+    return {"scenarios": scenarios, "mutants": rows,
+            "survivors": [r["mutant"] for r in rows if not r["killed"]]}
+
+
+def write_kill_matrix(out: Path, matrix: dict) -> tuple[Path, Path]:
+    """mutants.json and mutants.html (a page of the report; opens from disk)."""
+    import jinja2
+    (out / "mutants.json").write_text(json.dumps(matrix, indent=1))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+                             autoescape=True)
+    html = env.get_template("mutants.html").render(m=matrix)
+    (out / "mutants.html").write_text(html)
+    return out / "mutants.json", out / "mutants.html"
