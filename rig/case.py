@@ -157,6 +157,18 @@ class CaseRun:
             answer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "answer")
             reoffer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "offer")
             await self._inject(k, "impolite", reoffer.seq, "srd-answer", lambda: ctl.release(), after=answer.seq)
+        elif step.variant == "answer-after-candidate":
+            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
+                     name=f"collision {k}: polite's candidates and answer")
+            ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
+            await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "candidate"),
+                             f"collision {k}: the polite peer's answer and a candidate of its ignored offer")
+            held = ctl.held()
+            first = next(m for m in held if m.sender == "polite" and m.kind == "candidate")
+            answer = next(m for m in held if m.sender == "polite" and m.kind == "answer")
+            if first.seq > answer.seq:
+                raise CaseFailure(f"collision {k}: the polite peer answered before sending any candidate")
+            await self._inject(k, "impolite", answer.seq, "aic", lambda: ctl.release(), after=first.seq)
         elif step.variant == "late-candidates":
             ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
                      name=f"collision {k}: polite's candidates and answer")

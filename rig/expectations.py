@@ -17,7 +17,7 @@ from fnmatch import fnmatch
 from .peers.base import PeerSpec
 
 GLARE_MEDIA = ("glare-add-media", "glare-initial", "glare-repeated", "glare-in-sld-polite", "glare-in-sld-impolite",
-               "glare-offer-start", "offer-during-answer", "glare-late-candidates")
+               "glare-offer-start", "offer-during-answer", "glare-late-candidates", "glare-candidate-answer")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ class Mutant:
     kills: tuple[str, ...] = ()
     #: regex the failure reason must match (header "symptom:")
     symptom: str = ""
+    #: scenarios expected to kill the Python twin (its own "kills:" header)
+    kills_py: tuple[str, ...] = ()
 
 
 def _header(path: Path) -> dict[str, str]:
@@ -48,12 +50,15 @@ def discover(directory: Path = MUTANTS_DIR) -> list[Mutant]:
     for name in names:
         js, py = directory / f"{name}.js", directory / f"{name}.py"
         js_ok, py_ok = js.is_file(), py.is_file()
-        head = {**(_header(py) if py_ok else {}), **(_header(js) if js_ok else {})}
+        head_py = _header(py) if py_ok else {}
+        head = {**head_py, **(_header(js) if js_ok else {})}
         if "mutant" not in head:
             continue
-        kills = tuple(k.strip() for k in head.get("kills", "").split(",") if k.strip())
-        out.append(Mutant(name, head["mutant"], js if js_ok else None, py if py_ok else None, kills,
-                          head.get("symptom", "")))
+
+        def split(text: str) -> tuple[str, ...]:
+            return tuple(k.strip() for k in text.split(",") if k.strip())
+        out.append(Mutant(name, head["mutant"], js if js_ok else None, py if py_ok else None,
+                          split(head.get("kills", "")), head.get("symptom", ""), split(head_py.get("kills", ""))))
     return out
 
 

@@ -50,6 +50,8 @@ COLLIDE_VARIANTS = {
                            "re-offer in the impolite peer for 'srd-answer' and release them",
     "late-candidates": "release both offers but hold the polite peer's candidates; let its answer "
                        "overtake them; release the candidates once the impolite peer applied the answer",
+    "answer-after-candidate": "release both offers but hold the polite peer's candidates and answer; arm the "
+                              "answer in the impolite peer for 'aic' behind the first candidate; release them",
 }
 
 
@@ -312,6 +314,16 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
         "of its ignored offer, which reach the impolite peer only after it applied that answer.",
         (Join(), Collide("add-video", "add-audio", variant="late-candidates"), Settle()),
         glare=True,
+    ),
+    Scenario(
+        "glare-candidate-answer",
+        "Two fresh peers both offer first; the polite peer's answer reaches the impolite peer right "
+        "after it called addIceCandidate() for a candidate of the ignored offer, so that candidate is "
+        "rejected only after the answer has reset the negotiator's ignoreOffer.",
+        (Join(), Collide("add-video", "add-audio", variant="answer-after-candidate"), Settle()),
+        glare=True,
+        rationale="Whether a candidate belongs to an ignored offer must be judged when it arrives; the "
+                  "W3C example reads ignoreOffer when addIceCandidate rejects (see 'Reference negotiator').",
     ),
     Scenario(
         "glare-datachannel",

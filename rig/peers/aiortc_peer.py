@@ -214,8 +214,10 @@ class AiortcPeer(Peer):
 
         async def addIceCandidate(candidate):
             self._fault("addIceCandidate")
+            task = asyncio.ensure_future(orig_add(candidate))
+            self._fire("aic")
             try:
-                await orig_add(candidate)
+                await task
             except Exception as exc:
                 self.record("api-error", {"method": "addIceCandidate", "name": type(exc).__name__, "message": str(exc)})
                 raise

@@ -21,6 +21,7 @@ TRIGGERS = {
     "offer-start": "right after createOffer() resolved, or setLocalDescription() for an offer "
                    "was called, whichever comes first",
     "srd-answer": "right after setRemoteDescription(answer) was called (answer pending)",
+    "aic": "right after addIceCandidate() was called (the candidate is still being added)",
 }
 
 #: Changes a scenario may ask of a peer, and what the far side must then see.

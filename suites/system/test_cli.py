@@ -114,3 +114,67 @@ def test_a_logged_error_fails_the_case_with_its_name_and_message(tmp_path: Path)
     case = json.loads((out / "results.json").read_text())["cases"][0]
     assert case["outcome"] == "failed"
     assert "OperationError: noisy on purpose" in case["reason"], case["reason"]
+
+
+MDN_FORM = """\
+// MDN's form of perfect negotiation: no pending-answer guard.
+export default function attach(pc, signaler, { polite }) {
+  let makingOffer = false;
+  let ignoreOffer = false;
+  pc.onnegotiationneeded = async () => {
+    try {
+      makingOffer = true;
+      await pc.setLocalDescription();
+      signaler.send({ description: pc.localDescription });
+    } catch (err) {
+      console.error(err);
+    } finally {
+      makingOffer = false;
+    }
+  };
+  pc.onicecandidate = ({ candidate }) => signaler.send({ candidate });
+  signaler.onmessage = async ({ data: { description, candidate } }) => {
+    try {
+      if (description) {
+        const offerCollision = description.type === "offer" && (makingOffer || pc.signalingState !== "stable");
+        ignoreOffer = !polite && offerCollision;
+        if (ignoreOffer) return;
+        await pc.setRemoteDescription(description);
+        if (description.type === "offer") {
+          await pc.setLocalDescription();
+          signaler.send({ description: pc.localDescription });
+        }
+      } else if (candidate) {
+        try {
+          await pc.addIceCandidate(candidate);
+        } catch (err) {
+          if (!ignoreOffer) throw err;
+        }
+      }
+    } catch (err) {
+      console.error(err);
+    }
+  };
+}
+"""
+
+
+def test_a_users_negotiator_gets_a_verdict_per_cell_naming_the_race_that_breaks_it(tmp_path: Path) -> None:
+    mine = tmp_path / "mdn.js"
+    mine.write_text(MDN_FORM)
+    out = tmp_path / "out"
+    r = subprocess.run(RIG + ["matrix", "--peers", "firefox", "--negotiator-js", str(mine),
+                              "--scenarios", "glare-add-media,glare-in-sld-impolite,offer-during-answer",
+                              "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1
+    verdict = {c["scenario"]: c for c in json.loads((out / "results.json").read_text())["cases"]}
+    assert verdict["glare-add-media"]["outcome"] == "passed"
+    assert verdict["glare-in-sld-impolite"]["outcome"] == "passed"
+    broken = verdict["offer-during-answer"]
+    assert broken["outcome"] == "failed"
+    # the race: the re-offer arrived while the answer was pending, and the impolite peer ignored it
+    assert "window 'srd-answer' reached" not in broken["reason"]
+    assert "not stable" in broken["reason"] or "ends stable" in broken["reason"], broken["reason"]
+    detail = json.loads((out / broken["details"]).read_text())
+    ignored = [e for e in detail["events"]["impolite"] if e["type"] == "offer-ignored"]
+    assert len(ignored) == 2, "the impolite peer should ignore the colliding offer and then the re-offer"
