@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import config, roles
-from .peers.base import CHANGES, Peer, PeerSpec, PeerTimeout, RigError
+from .peers.base import CHANGES, Peer, PeerSpec, PeerTimeout, RigError, bounded
 from .scenarios import (
     AwaitHeld,
     Burst,
@@ -469,7 +469,8 @@ async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpe
     finally:
         for p in peers.values():
             p.closing = True
-        await asyncio.gather(*(p.close() for p in peers.values()), return_exceptions=True)
+        await bounded(asyncio.gather(*(p.close() for p in peers.values()), return_exceptions=True),
+                      4 * config.CLOSE_TIMEOUT)
         stub.close_room(room.name)
 
     checks: list[Check] = []

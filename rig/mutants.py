@@ -30,8 +30,9 @@ class Mutant:
     kills: tuple[str, ...] = ()
     #: regex the failure reason must match (header "symptom:")
     symptom: str = ""
-    #: scenarios expected to kill the Python twin (its own "kills:" header)
+    #: scenarios expected to kill the Python twin, and its symptom (its own headers)
     kills_py: tuple[str, ...] = ()
+    symptom_py: str = ""
 
 
 def _header(path: Path) -> dict[str, str]:
@@ -58,7 +59,8 @@ def discover(directory: Path = MUTANTS_DIR) -> list[Mutant]:
         def split(text: str) -> tuple[str, ...]:
             return tuple(k.strip() for k in text.split(",") if k.strip())
         out.append(Mutant(name, head["mutant"], js if js_ok else None, py if py_ok else None,
-                          split(head.get("kills", "")), head.get("symptom", ""), split(head_py.get("kills", ""))))
+                          split(head.get("kills", "")), head.get("symptom", ""), split(head_py.get("kills", "")),
+                          head_py.get("symptom", "")))
     return out
 
 

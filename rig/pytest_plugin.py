@@ -20,7 +20,7 @@ import pytest
 
 from . import config, expectations, results, scenarios
 from .case import CaseResult, run_case
-from .peers.base import Peer, PeerSpec, RigError
+from .peers.base import Peer, PeerSpec, RigError, bounded
 
 DEFAULT_PEERS = "chromium,firefox,aiortc"
 
@@ -144,7 +144,14 @@ class RigSession:
         return peer
 
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec) -> CaseResult:
-        return await run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators())
+        """The case, with a last bound over everything it does (set-up and teardown too)."""
+        task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators()))
+        limit = config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT
+        if not await bounded(asyncio.shield(task), limit):
+            task.cancel()
+            raise RigError(f"{scen.name} {polite}-polite--{impolite}-impolite: the case did not finish within "
+                           f"{limit:.0f} s (set-up and teardown included); its peers were abandoned")
+        return task.result()
 
     async def stop(self) -> None:
         if self.pool is not None:

@@ -26,7 +26,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 from .. import config
-from .base import INJECTED, Peer, PeerSpec, RigError
+from .base import INJECTED, Peer, PeerSpec, RigError, bounded
 
 
 def load_negotiator(target: str | Path) -> Callable:
@@ -500,18 +500,19 @@ class AiortcPeer(Peer):
         }
 
     async def close(self) -> None:
+        """Every step bounded: aiortc's teardown has been seen to swallow cancellation."""
         for task in self._tasks:
             task.cancel()
-        if self.pc is not None:
-            try:
-                await asyncio.wait_for(self.pc.close(), config.CLOSE_TIMEOUT)
-            except Exception:
-                pass
-        if self._ws is not None:
-            try:
-                await asyncio.wait_for(self._ws.close(), config.CLOSE_TIMEOUT)
-            except Exception:
-                pass
-        if self._session is not None:
-            await self._session.close()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        stuck = []
+        if self.pc is not None and not await bounded(self.pc.close(), config.CLOSE_TIMEOUT):
+            stuck.append("RTCPeerConnection.close()")
+        if self._ws is not None and not await bounded(self._ws.close(), config.CLOSE_TIMEOUT):
+            stuck.append("signaling WebSocket close")
+        if self._session is not None and not await bounded(self._session.close(), config.CLOSE_TIMEOUT):
+            stuck.append("HTTP session close")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks and not await bounded(asyncio.gather(*self._tasks, return_exceptions=True), config.CLOSE_TIMEOUT):
+            stuck.append("its tasks")
+        if stuck:
+            self.record("teardown", {"text": f"did not finish within {config.CLOSE_TIMEOUT:g} s: {', '.join(stuck)}"})

@@ -11,7 +11,7 @@ from typing import Any
 from playwright.async_api import Browser, Playwright
 
 from .. import config
-from .base import Peer, PeerSpec, RigError
+from .base import Peer, PeerSpec, RigError, bounded
 
 
 def binary_for(spec: PeerSpec) -> str:
@@ -162,12 +162,6 @@ class BrowserPeer(Peer):
 
     async def close(self) -> None:
         if self.page is not None and not self.page.is_closed():
-            try:
-                await asyncio.wait_for(self.page.evaluate("() => window.rig && rig.close()"), config.CLOSE_TIMEOUT)
-            except Exception:
-                pass
-        if self.context is not None:
-            try:
-                await asyncio.wait_for(self.context.close(), config.CLOSE_TIMEOUT)
-            except Exception:
-                pass
+            await bounded(self.page.evaluate("() => window.rig && rig.close()"), config.CLOSE_TIMEOUT)
+        if self.context is not None and not await bounded(self.context.close(), config.CLOSE_TIMEOUT):
+            self.record("teardown", {"text": f"browser context did not close within {config.CLOSE_TIMEOUT:g} s"})

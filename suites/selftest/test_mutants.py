@@ -51,5 +51,7 @@ def test_py_mutant_is_killed(tmp_path: Path, m: mutants.Mutant) -> None:
     run = _run(tmp_path, m, "firefox,aiortc", "--negotiator-py", m.py, m.kills_py,
                "-k", "firefox-polite--aiortc-impolite")
     killed = [c for c in run["cases"] if c["outcome"] in mutants.KILLING and "aiortc" in c["id"]]
-    assert killed, f"{m.name} (Python) survived {m.kills}: " + "; ".join(
+    assert killed, f"{m.name} (Python) survived {m.kills_py}: " + "; ".join(
         f"{c['id']} {c['outcome']}" for c in run["cases"])
+    assert any(re.search(m.symptom_py, c["reason"]) for c in killed), \
+        f"{m.name}.py was killed, but no reason names its symptom /{m.symptom_py}/: {killed[0]['reason'][:500]}"
