@@ -80,7 +80,8 @@ KNOWN: tuple[Expectation, ...] = (
     ),
     Expectation(
         ("stress-both-sides",), "chromium", "firefox|aiortc", CHROMIUM_EXTMAP + " In the stress scenario both "
-        "sides add video, and the other engine numbers its video header extensions differently.",
+        "sides add audio in the forced round, and the other engine numbers its audio header extensions "
+        "differently.",
         signature=r"RTP extension ID reassignment not supported|codec collision for header extension",
     ),
     Expectation(
