@@ -41,25 +41,29 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         _err(f"no mutants found in {mutants.MUTANTS_DIR}")
         return 2
     out = Path(args.out).resolve()
-    base = ["--peers", args.peers, "--scenarios", args.scenarios]
-    if args.workers is not None:
-        base += ["--workers", str(args.workers)]
-    print(f"rig mutants: reference negotiator -> {out}", flush=True)
-    main(["matrix", *base, "--out", str(out)])
+    # Default: JS mutants on Firefox x Firefox, Python twins on Firefox polite x aiortc impolite (the
+    # pairs where the reference passes every scenario); --peers widens both to every ordered pair.
+    js_peers = args.peers or "firefox"
+    py_peers, py_filter = (args.peers, []) if args.peers else ("firefox,aiortc", ["--", "-k", "firefox-polite--aiortc-impolite"])
+    ref_peers = args.peers or "firefox,aiortc"
+    common = ["--scenarios", args.scenarios] + (["--workers", str(args.workers)] if args.workers is not None else [])
+    print(f"rig mutants: reference negotiator on {ref_peers} -> {out}", flush=True)
+    main(["matrix", "--peers", ref_peers, *common, "--out", str(out)])
     runs: dict[str, dict] = {}
     for m in found:
-        sub_out = out / "mutants" / m.name
-        extra = (["--negotiator-js", str(m.js)] if m.js else []) + (["--negotiator-py", str(m.py)] if m.py else [])
-        peers = args.peers if m.js else ",".join(p for p in _split(args.peers) if p.startswith("aiortc"))
-        if not peers:
-            print(f"rig mutants: {m.name}: Python only and no aiortc peer asked for; not run", flush=True)
-            continue
-        print(f"rig mutants: {m.name} ({m.breaks}) -> {sub_out}", flush=True)
-        main(["matrix", "--peers", peers, *base[2:], "--out", str(sub_out), *extra])
-        try:
-            runs[m.name] = report.load_run(sub_out)
-        except (OSError, ValueError):
-            _err(f"{m.name}: its run wrote no results")
+        cases: list[dict] = []
+        for flag, path, peers, tail in (("--negotiator-js", m.js, js_peers, []),
+                                         ("--negotiator-py", m.py, py_peers, py_filter)):
+            if path is None:
+                continue
+            sub_out = out / "mutants" / f"{m.name}{path.suffix}"
+            print(f"rig mutants: {path.name} ({m.breaks[:80]}) -> {sub_out}", flush=True)
+            main(["matrix", "--peers", peers, *common, "--out", str(sub_out), flag, str(path), *tail])
+            try:
+                cases += report.load_run(sub_out)["cases"]
+            except (OSError, ValueError):
+                _err(f"{path.name}: its run wrote no results")
+        runs[m.name] = {"cases": cases}
     reference = report.load_run(out)
     matrix = mutants.kill_matrix(reference, runs, found)
     mutants.write_kill_matrix(out, matrix)
@@ -251,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
     m.set_defaults(func=cmd_matrix)
     mu = sub.add_parser("mutants", help="run the matrix with every shipped mutant; print and write the kill matrix")
-    mu.add_argument("--peers", default=DEFAULT_PEERS)
+    mu.add_argument("--peers", default=None,
+                    help="every ordered pair of these (default: Firefox x Firefox for JS, Firefox x aiortc for Python)")
     mu.add_argument("--scenarios", default="all")
     mu.add_argument("--only", default="", help="comma-separated mutant names")
     mu.add_argument("--out", default=str(config.ROOT / "reports"))

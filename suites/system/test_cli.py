@@ -164,12 +164,14 @@ def test_a_users_negotiator_gets_a_verdict_per_cell_naming_the_race_that_breaks_
     mine.write_text(MDN_FORM)
     out = tmp_path / "out"
     r = subprocess.run(RIG + ["matrix", "--peers", "firefox", "--negotiator-js", str(mine),
-                              "--scenarios", "glare-add-media,glare-in-sld-impolite,offer-during-answer",
+                              "--scenarios", "add-video,offer-during-answer",
                               "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1
     verdict = {c["scenario"]: c for c in json.loads((out / "results.json").read_text())["cases"]}
-    assert verdict["glare-add-media"]["outcome"] == "passed"
-    assert verdict["glare-in-sld-impolite"]["outcome"] == "passed"
+    # In other glare scenarios the polite peer's answer and re-offer are sent back to back, so MDN's
+    # form fails them only when the re-offer happens to land while the answer is pending; the
+    # offer-during-answer scenario makes that race happen every time.
+    assert verdict["add-video"]["outcome"] == "passed"
     broken = verdict["offer-during-answer"]
     assert broken["outcome"] == "failed"
     # the race: the re-offer arrived while the answer was pending, and the impolite peer ignored it
