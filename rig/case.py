@@ -242,6 +242,12 @@ class CaseRun:
                                name=f"hold {step.kind} from {step.sender}", count=step.count)
 
     async def _awaitheld(self, step: AwaitHeld) -> None:
+        if step.kind == "end-of-candidates":
+            def ended(held: list) -> bool:
+                return any(m.sender == step.sender and m.kind == "candidate" and isinstance(m.data, dict)
+                           and not (m.data.get("candidate") or {}).get("candidate") for m in held)
+            await self._held(ended, step.describe())
+            return
         await self._held(lambda h: self._has(h, step.sender, step.kind, step.count), step.describe())
 
     async def _release(self, step: Release) -> None:

@@ -136,7 +136,7 @@ KNOWN: tuple[Expectation, ...] = (
         ("candidate-before-offer",), "aiortc", "*",
         "aiortc 1.16.0 does not trickle candidates (they are in its SDP), so there is no candidate to "
         "reorder when it offers.",
-        signature=r"does not hold wait until 1 candidate",
+        signature=r"does not hold wait until 1 end-of-candidates",
     ),
 )
 

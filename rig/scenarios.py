@@ -387,9 +387,9 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
     ),
     Scenario(
         "candidate-before-offer",
-        "A fresh pair connects with video while a trickled candidate of the polite peer overtakes "
-        "the offer it belongs to (a reordering signaling channel).",
-        (Join(), Hold("polite", "offer"), Change("polite", "add-video"), AwaitHeld("polite", "candidate"),
+        "A fresh pair connects with video while every trickled candidate of the polite peer (up to its "
+        "end-of-candidates) overtakes the offer it belongs to (a reordering signaling channel).",
+        (Join(), Hold("polite", "offer"), Change("polite", "add-video"), AwaitHeld("polite", "end-of-candidates"),
          Release("candidate"), Release(), Settle()),
         rationale="Perfect negotiation assumes an ordered channel; this shows what a negotiator does "
                   "when that fails.",
