@@ -276,7 +276,11 @@ class CaseRun:
                 if missing:
                     return f"{peer} has not received {missing[0]!r}"
             return None
-        await self.wait_until(unmet, step="exchange")
+        # After an ICE restart, packets sent while the new pair is being checked can be lost and SCTP
+        # backs off before retransmitting (seen once: Chromium -> Firefox took over 10 s), so the message
+        # still has to cross, within a longer bound.
+        await self.wait_until(unmet, step="exchange",
+                              timeout=config.RESTART_EXCHANGE_TIMEOUT if self.restarts else config.STEP_TIMEOUT)
 
     # -- waiting -----------------------------------------------------------------
     def _states(self) -> str:

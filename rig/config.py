@@ -68,6 +68,8 @@ LAUNCH_TIMEOUT = float(os.environ.get("RIG_LAUNCH_TIMEOUT", 30))
 STEP_TIMEOUT = float(os.environ.get("RIG_STEP_TIMEOUT", 10))
 CASE_TIMEOUT = float(os.environ.get("RIG_CASE_TIMEOUT", 45))
 CLOSE_TIMEOUT = 5.0
+#: A data-channel message after an ICE restart (SCTP retransmission backoff, see rig.case).
+RESTART_EXCHANGE_TIMEOUT = 30.0
 
 #: The signaling stub refuses frames larger than this (a real SDP is a few kB).
 MAX_FRAME_BYTES = 256 * 1024

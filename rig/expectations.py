@@ -95,6 +95,14 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"Failed to set SSL role for the transport",
     ),
     Expectation(
+        ("glare-ice-restart",), "chromium", "firefox",
+        "Same cell, other symptom (whichever comes first): candidates of Chromium's ignored ICE-restart "
+        "offer (new ufrag) can trickle in after the answer has reset ignoreOffer; Firefox rejects them "
+        "('OperationError: Unknown ufrag (...)') and the reference negotiator reports it, since it cannot "
+        "tell them from candidates of the current offer: a limit of the pattern's candidate filtering.",
+        signature=r"OperationError: Unknown ufrag",
+    ),
+    Expectation(
         ("offer-during-answer",), "*", "aiortc",
         "aiortc 1.16.0 has no operations chain: the polite peer's re-offer, handed over while "
         "setRemoteDescription(answer) is still running, is applied at once instead of after the answer, "
