@@ -29,6 +29,11 @@ class Expectation:
     #: regex the observed failure must contain: a cell that fails for another reason
     #: is a real failure, not this finding.
     signature: str
+    #: the trigger is a race the scenario lets run freely (e.g. stress's free rounds), so
+    #: some runs miss it. Such a cell is not an xfail marker: it passes when every
+    #: invariant holds and is an expected failure only when it fails with the signature.
+    #: A cell that has any strict finding stays strict.
+    intermittent: bool = False
 
     def matches(self, scenario: str, polite: PeerSpec, impolite: PeerSpec) -> bool:
         return (any(fnmatch(scenario, s) for s in self.scenarios)
@@ -122,8 +127,11 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"ValueError: None is not in list",
     ),
     Expectation(
-        ("stress-both-sides",), "chromium", "aiortc", AIORTC_ANSWER_PENDING,
-        signature=r"ValueError: None is not in list",
+        ("stress-both-sides",), "*", "aiortc", AIORTC_ANSWER_PENDING + " In the stress scenario's free "
+        "rounds it is a race: it fails only when an offer reaches aiortc between its addTrack and its "
+        "own offer (seen with Firefox 153 and Chromium 156 as the polite peer; CI run of 2026-11-25 on "
+        "firefox-polite x aiortc-impolite).",
+        signature=r"ValueError: None is not in list", intermittent=True,
     ),
     Expectation(
         ("candidate-before-offer",), "*", "chromium",
@@ -156,6 +164,11 @@ class ExpectedFinding(AssertionError):
 def expected_failures(scenario: str, polite: PeerSpec, impolite: PeerSpec) -> list[Expectation]:
     """Every finding that applies to this cell."""
     return [exp for exp in KNOWN if exp.matches(scenario, polite, impolite)]
+
+
+def strict(exps: list[Expectation]) -> bool:
+    """Must the cell fail? Yes if any of its findings is deterministic."""
+    return any(not e.intermittent for e in exps)
 
 
 def reason_of(exps: list[Expectation]) -> str:
