@@ -141,9 +141,20 @@ class CaseRun:
         for role in ("polite", "impolite"):
             ctl.hold(lambda m, r=role: m.kind == "offer" and m.sender == r,
                      name=f"collision {k}: {role}'s offer", count=1)
+        if step.variant == "answer-after-candidate":
+            # The polite peer's candidates (of the offer it will roll back) are held from the
+            # start, and the offers are released only once one of them is held: so its answer,
+            # made after it receives the impolite offer, always comes after that candidate.
+            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
+                     name=f"collision {k}: polite's candidates and answer")
         await asyncio.gather(self._apply("polite", step.polite), self._apply("impolite", step.impolite))
-        await self._held(lambda h: self._has(h, "polite", "offer") and self._has(h, "impolite", "offer"),
-                         f"collision {k}: an offer from each side")
+        if step.variant == "answer-after-candidate" and self.peers["polite"].trickles:
+            await self._held(lambda h: self._has(h, "polite", "offer") and self._has(h, "impolite", "offer")
+                             and self._has(h, "polite", "candidate"),
+                             f"collision {k}: an offer from each side and a candidate of the polite offer")
+        else:
+            await self._held(lambda h: self._has(h, "polite", "offer") and self._has(h, "impolite", "offer"),
+                             f"collision {k}: an offer from each side")
         held = [m.seq for m in ctl.held()]
         released_t = self.room.now()
         record = {"index": k, "held": held, "released_t": released_t, "reoffer": step.reoffer, "window": None}
@@ -158,8 +169,6 @@ class CaseRun:
             reoffer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "offer")
             await self._inject(k, "impolite", reoffer.seq, "srd-answer", lambda: ctl.release(), after=answer.seq)
         elif step.variant == "answer-after-candidate":
-            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
-                     name=f"collision {k}: polite's candidates and answer")
             ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
             await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "candidate"),
                              f"collision {k}: the polite peer's answer and a candidate of its ignored offer")

@@ -50,7 +50,8 @@ COLLIDE_VARIANTS = {
                            "re-offer in the impolite peer for 'srd-answer' and release them",
     "late-candidates": "release both offers but hold the polite peer's candidates; let its answer "
                        "overtake them; release the candidates once the impolite peer applied the answer",
-    "answer-after-candidate": "release both offers but hold the polite peer's candidates and answer; arm the "
+    "answer-after-candidate": "hold the polite peer's candidates and answer too; once one of its candidates is "
+                              "held, release both offers; arm the "
                               "answer in the impolite peer for 'aic' behind the first candidate; release them",
 }
 

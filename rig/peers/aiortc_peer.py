@@ -101,6 +101,8 @@ class PythonSignaler:
 
 
 class AiortcPeer(Peer):
+    trickles = False  # aiortc gathers before setLocalDescription resolves: candidates are in the SDP
+
     def __init__(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> None:
         super().__init__(spec, name, user_id, t0)
         from importlib.metadata import version

@@ -114,6 +114,9 @@ class PeerEvent:
 class Peer:
     """One side of a case. Subclasses implement join/change/send/snapshot/close."""
 
+    #: whether the engine sends its ICE candidates as separate messages (trickle ICE)
+    trickles = True
+
     def __init__(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> None:
         self.spec = spec
         self.name = name  # "polite" or "impolite": the role the rig asked for
