@@ -15,12 +15,15 @@ unit tests instead of silently rendering blanks.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import pathlib
 import re
 import urllib.parse
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -71,25 +74,7 @@ def write_report(out_dir: pathlib.Path, run: dict) -> pathlib.Path:
         )
         (cases_dir / case["page"]).write_text(html, encoding="utf-8")
 
-    scenarios = _scenarios(run, cases)
-    index = out_dir / "index.html"
-    index.write_text(
-        env.get_template("index.html").render(
-            run=_run_header(run),
-            versions=_versions(run.get("versions")),
-            summary=_summary(run.get("summary"), cases),
-            total=len(cases),
-            peers=peers,
-            matrix=_matrix(scenarios, peers, cases),
-            problems=sorted(
-                (c for c in cases if c["outcome"] != "passed"),
-                key=lambda c: (_SEVERITY[c["cls"]], c["scenario"], c["id"]),
-            ),
-            scenarios=scenarios,
-        ),
-        encoding="utf-8",
-    )
-    return index
+    return _write_index(out_dir, env, run, cases, peers)
 
 
 # --- rendering environment -------------------------------------------------------
@@ -310,11 +295,86 @@ def _scenarios(run: Mapping, cases: list[dict]) -> list[dict]:
     return list(out.values())
 
 
+# --- the index: one matrix, scenarios by pairs ----------------------------------------
+
+#: How the plugin words an expected failure's reason (rig/pytest_plugin.py); the finding's own
+#: text is what the matrix footnotes, the observed part stays on the case page.
+_EXPECTED_REASON = re.compile(r"^expected failure(?: \(intermittent\))?: (.*?)(?:\nobserved: |\Z)", re.S)
+_XPASS_REASON = re.compile(r"^passed although expected to fail \((.*)\): remove the expectation$", re.S)
+#: Footnote for an intermittent cell that never hit its finding: a pass records no reason.
+INTERMITTENT_UNHIT = ("intermittent finding: this cell may fail with a known finding's signature (expected "
+                      "'xfail or pass'); it did not in this run, so its reason was not recorded.")
+#: Footnote for a strict expected failure whose failure did not match it, so no reason was recorded.
+XFAIL_UNRECORDED = "expected to fail with a known finding (reason not recorded in results.json)."
+MUTANTS_JSON, MUTANTS_HTML = "mutants.json", "mutants.html"
+_FILTERS_JS = "_filters.js"
+
+
+def _write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: Mapping, cases: list[dict],
+                 peers: list[dict]) -> pathlib.Path:
+    scenarios = _scenarios(run, cases)
+    columns = _columns(peers, cases)
+    notes: dict[str, int] = {}
+    rows = _matrix(scenarios, columns, cases, notes)
+    script = (_TEMPLATES / _FILTERS_JS).read_text(encoding="utf-8")
+    header = _run_header(run)
+    mutants = _mutants(out_dir)
+    if mutants and not any(link["href"] == MUTANTS_HTML for link in header["links"]):
+        header["links"].append({"href": MUTANTS_HTML, "text": "mutant kill matrix"})
+    outcomes = list(OUTCOMES) + (["unknown"] if any(c["cls"] == "unknown" for c in cases) else [])
+    index = out_dir / "index.html"
+    index.write_text(
+        env.get_template("index.html").render(
+            run=header,
+            versions=_versions(run.get("versions")),
+            summary=_summary(run.get("summary"), cases),
+            total=len(cases),
+            columns=columns,
+            rows=rows,
+            notes=[{"n": n, "text": text} for text, n in notes.items()],
+            kinds=sorted({c[r]["kind"] or c[r]["label"] for c in cases for r in ROLES}),
+            outcomes=outcomes,
+            problems=sorted(
+                (c for c in cases if c["outcome"] != "passed"),
+                key=lambda c: (_SEVERITY[c["cls"]], c["scenario"], c["id"]),
+            ),
+            cases=cases,
+            scenarios=scenarios,
+            mutants=mutants,
+            script=script,
+            script_hash=base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
+        ),
+        encoding="utf-8",
+    )
+    return index
+
+
+def _columns(peers: list[dict], cases: list[dict]) -> list[dict]:
+    """Every ordered (polite, impolite) pair that has a case, in the order of the run's peers."""
+    kinds = {c[r]["label"]: c[r]["kind"] or c[r]["label"] for c in cases for r in ROLES}
+    present = {(c["polite"]["label"], c["impolite"]["label"]) for c in cases}
+    out = []
+    for p in peers:
+        for i in peers:
+            if (p["label"], i["label"]) in present:
+                out.append({"polite": p, "impolite": i,
+                            "polite_kind": kinds[p["label"]], "impolite_kind": kinds[i["label"]]})
+    return out
+
+
+def expectation_reason(case: Mapping) -> str:
+    """The finding's reason as the plugin recorded it in a case's reason, or "" when it did not."""
+    reason = _text(case.get("reason"))
+    m = _EXPECTED_REASON.match(reason) or _XPASS_REASON.match(reason)
+    return m.group(1).strip() if m else ""
+
+
 def _others_order(item: tuple[str, int]) -> int:
     return _SEVERITY.get(item[0], _SEVERITY["unknown"])
 
 
-def _cell(group: list[dict]) -> dict:
+def _cell(group: list[dict], notes: dict[str, int]) -> dict:
+    """A cell keeps every repeat: its pass rate, one link per repeat, and the worst outcome's colour."""
     group = sorted(group, key=lambda c: (c["repeat"], c["id"]))
     n = len(group)
     passed = sum(1 for c in group if c["outcome"] == "passed")
@@ -331,33 +391,88 @@ def _cell(group: list[dict]) -> dict:
         mark = f"⚡ forced, observed {observed}/{forced}"
     else:
         mark = ""
+    cls = min((c["cls"] for c in group), key=_SEVERITY.__getitem__)
+    worst = next(c for c in group if c["cls"] == cls)
+    expected = sorted({c["expected"] for c in group})
+    intermittent = "xfail or pass" in expected
+    reasons = []
+    for c in group:
+        text = expectation_reason(c) if c["expected"] != "pass" else ""
+        if not text and c["expected"] != "pass":
+            text = INTERMITTENT_UNHIT if c["expected"] == "xfail or pass" and c["outcome"] == "passed" else ""
+            text = text or (XFAIL_UNRECORDED if c["expected"] == "xfail" else "")
+        # several findings on one cell are joined with " | " (expectations.reason_of): one note each
+        for part in text.split(" | ") if text else ():
+            if part.strip() and part.strip() not in reasons:
+                reasons.append(part.strip())
+    if INTERMITTENT_UNHIT in reasons and len(reasons) > 1:
+        reasons.remove(INTERMITTENT_UNHIT)  # a repeat that hit the finding recorded its reason
+    if XFAIL_UNRECORDED in reasons and len(reasons) > 1:
+        reasons.remove(XFAIL_UNRECORDED)
+    marks = [notes.setdefault(text, len(notes) + 1) for text in reasons]
+    others_text = ", ".join(f"{v} {k}" for k, v in sorted(others.items(), key=_others_order))
+    first = group[0]
+    title = [f"{first['scenario']}: {first['polite']['label']} polite → {first['impolite']['label']} impolite",
+             f"{passed}/{n} passed" + (f"; {others_text}" if others_text else ""),
+             "expected: " + " / ".join(expected) + (" (intermittent finding)" if intermittent else "")]
+    if durations:
+        title.append(("mean " if n > 1 else "") + _fmt_duration(sum(durations) / len(durations)))
+    if mark:
+        title.append(mark)
+    title += [f"[{m}] {text}" for m, text in zip(marks, reasons, strict=True)]
     return {
         "cases": group,
         "n": n,
         "passed": passed,
-        "others": ", ".join(f"{v} {k}" for k, v in sorted(others.items(), key=_others_order)),
-        "cls": min((c["cls"] for c in group), key=_SEVERITY.__getitem__),
+        "rate": f"{passed}/{n}",
+        "others": others_text,
+        "cls": cls,
+        "worst": worst,
+        "outcomes": " ".join(sorted({c["cls"] for c in group}, key=_SEVERITY.__getitem__)),
+        "expected": expected,
+        "intermittent": intermittent,
+        "notes": marks,
+        "title": "\n".join(title),
         "mean_duration": sum(durations) / len(durations) if durations else None,
         "glare_mark": mark,
         "glare_missed": forced > observed,
     }
 
 
-def _matrix(scenarios: list[dict], peers: list[dict], cases: list[dict]) -> list[dict]:
+def _matrix(scenarios: list[dict], columns: list[dict], cases: list[dict], notes: dict[str, int]) -> list[dict]:
+    """Rows are scenarios, columns pairs; `notes` collects each distinct expected-failure reason once."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for c in cases:
         groups.setdefault((c["scenario"], c["polite"]["label"], c["impolite"]["label"]), []).append(c)
-    tables = []
+    rows = []
     for s in scenarios:
-        rows = []
-        for p in peers:
-            cells = []
-            for i in peers:
-                group = groups.get((s["name"], p["label"], i["label"]))
-                cells.append(_cell(group) if group else None)
-            rows.append({"label": p["label"], "cells": cells})
-        tables.append({**s, "rows": rows})
-    return tables
+        cells = []
+        for col in columns:
+            group = groups.get((s["name"], col["polite"]["label"], col["impolite"]["label"]))
+            cells.append(_cell(group, notes) if group else None)
+        rows.append({**s, "cells": cells})
+    return rows
+
+
+def _mutants(out_dir: pathlib.Path) -> dict | None:
+    """The kill matrix of `rig mutants`, when it left one in this folder: summarised on the index."""
+    path = out_dir / MUTANTS_JSON
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        written = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    except (OSError, ValueError):
+        return None
+    rows = []
+    for r in _list(_mapping(raw).get("mutants")):
+        r = _mapping(r)
+        killers = [str(s) for s, c in _mapping(r.get("cells")).items() if _mapping(c).get("killed")]
+        rows.append({"mutant": _text(r.get("mutant")) or "?", "breaks": _text(r.get("breaks")), "killers": killers})
+    return {
+        "rows": rows,
+        "survivors": [r["mutant"] for r in rows if not r["killers"]],
+        "written": written,
+        "html": (out_dir / MUTANTS_HTML).is_file(),
+    }
 
 
 # --- per-case detail file --------------------------------------------------------
