@@ -240,6 +240,15 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare
+    try:
+        return compare.run(args.old, args.new, args.html)
+    except compare.CompareError as exc:
+        _err(str(exc))
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -268,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--markdown", action="store_true", help="the README's table and timing plans")
     sc.add_argument("--plan", metavar="NAME", help="print one scenario's plan as JSON (edit it, replay with --plan)")
     sc.set_defaults(func=cmd_scenarios)
+    co = sub.add_parser("compare", help="cells that changed between two runs; exit 1 on a new failure")
+    co.add_argument("old", metavar="OLD", help="results.json, or a report folder holding one")
+    co.add_argument("new", metavar="NEW", help="results.json, or a report folder holding one")
+    co.add_argument("--html", default=None, help="HTML diff (default: compare.html in NEW if a folder, else here)")
+    co.set_defaults(func=cmd_compare)
     args = parser.parse_args(argv)
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
         args.pytest_args = args.pytest_args[1:]

@@ -1,0 +1,268 @@
+"""``rig compare OLD NEW``: what changed between two runs, cell by cell.
+
+A cell is a scenario on an ordered pair of peer specs; with ``--repeat`` it holds several
+cases, and what matters is how many of them passed, so two runs are compared by the
+outcomes of each cell's cases (how many of each), not by single ticks. The exit status
+gates CI: 1 when NEW has a failure that OLD did not, so a run is judged against the last
+good one instead of against an all-green ideal that expected failures never reach.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import jinja2
+
+from .results import OUTCOMES, slug
+
+RESULTS_FILE = "results.json"
+#: Outcomes that fail a run: a cell that reaches one of these is failing.
+BAD = ("failed", "error", "xpassed")
+#: Kinds of change, most urgent first: the order of the table and of the exit decision.
+KINDS = ("new failure", "fixed", "outcome", "pass rate", "expectation", "added", "removed")
+DEFAULT_HTML = "compare.html"
+#: Kinds listed only up to QUIET_LINES lines each in the terminal (the HTML has them all).
+QUIET, QUIET_LINES = ("added", "removed"), 10
+_TEMPLATES = pathlib.Path(__file__).resolve().with_name("templates")
+
+
+class CompareError(Exception):
+    """Input that is not a run: the CLI turns it into one line and exit status 2."""
+
+
+@dataclass(frozen=True, order=True)
+class CellKey:
+    scenario: str
+    polite: str
+    impolite: str
+
+    def __str__(self) -> str:
+        return f"{self.scenario} [{self.polite} polite x {self.impolite} impolite]"
+
+
+@dataclass
+class Cell:
+    """One side's cases of a cell: outcome counts over repeats, and the case pages."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    expected: set[str] = field(default_factory=set)
+    pages: list[tuple[str, str]] = field(default_factory=list)  # (label, case page path) per case
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def passed(self) -> int:
+        return self.counts.get("passed", 0)
+
+    @property
+    def failing(self) -> bool:
+        return any(self.counts.get(o) for o in BAD)
+
+    def rate(self) -> float:
+        return self.passed / self.n if self.n else 0.0
+
+    def text(self) -> str:
+        """``passed`` for a single run; ``3/5 passed, 2 failed`` over repeats."""
+        if self.n == 1:
+            return self.outcomes()[0]
+        rest = "".join(f", {self.counts[o]} {o}" for o in OUTCOMES if o != "passed" and self.counts.get(o))
+        return f"{self.passed}/{self.n} passed{rest}"
+
+    def outcomes(self) -> list[str]:
+        return [o for o in OUTCOMES if self.counts.get(o)]
+
+
+@dataclass
+class Run:
+    path: pathlib.Path  # the results.json read
+    cells: dict[CellKey, Cell]
+    versions: dict[str, str]
+    started: str
+    cases: int
+
+
+@dataclass
+class Change:
+    kind: str
+    key: CellKey
+    old: Cell | None
+    new: Cell | None
+
+    def detail(self) -> str:
+        return f"{self.old.text() if self.old else '-'} -> {self.new.text() if self.new else '-'}"
+
+
+def _results_path(arg: str | os.PathLike) -> pathlib.Path:
+    p = pathlib.Path(arg)
+    if p.is_dir():
+        p = p / RESULTS_FILE
+        if not p.is_file():
+            raise CompareError(f"{arg}: folder holds no {RESULTS_FILE}")
+    elif not p.is_file():
+        raise CompareError(f"{arg}: no such file or folder")
+    return p
+
+
+def load(arg: str | os.PathLike) -> Run:
+    """Read a results.json (or a report folder's): every case must name its cell and an outcome."""
+    path = _results_path(arg)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompareError(f"{path}: cannot read: {exc}") from None
+    except ValueError as exc:
+        raise CompareError(f"{path}: not a results.json (not JSON: {exc})") from None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("cases"), list):
+        raise CompareError(f"{path}: not a results.json (no 'cases' list)")
+    return from_results(raw, path)
+
+
+def _spec(case: Mapping, role: str) -> str:
+    peer = case.get(role)
+    if not isinstance(peer, Mapping):
+        return ""
+    return str(peer.get("spec") or peer.get("kind") or "")
+
+
+def from_results(raw: Mapping, path: pathlib.Path = pathlib.Path(RESULTS_FILE)) -> Run:
+    cells: dict[CellKey, Cell] = {}
+    for i, case in enumerate(raw.get("cases") or []):
+        if not isinstance(case, Mapping):
+            raise CompareError(f"{path}: not a results.json (case {i} is not an object)")
+        key = CellKey(str(case.get("scenario") or ""), _spec(case, "polite"), _spec(case, "impolite"))
+        outcome = case.get("outcome")
+        if not (key.scenario and key.polite and key.impolite) or outcome not in OUTCOMES:
+            raise CompareError(f"{path}: not a results.json (case {i} lacks scenario, polite/impolite spec "
+                               f"or a known outcome)")
+        cell = cells.setdefault(key, Cell())
+        cell.counts[outcome] = cell.counts.get(outcome, 0) + 1
+        cell.expected.add(str(case.get("expected") or "pass"))
+        page = path.parent / "cases" / f"{slug(str(case.get('slug') or case.get('id') or ''))}.html"
+        cell.pages.append((f"r{case.get('repeat', 0)}", str(page)))
+    versions = raw.get("versions") if isinstance(raw.get("versions"), Mapping) else {}
+    return Run(path, cells, {str(k): str(v) for k, v in versions.items()}, str(raw.get("started") or ""),
+               len(raw.get("cases") or []))
+
+
+def _kind(old: Cell | None, new: Cell | None) -> str | None:
+    if old is None:
+        return "new failure" if new.failing else "added"
+    if new is None:
+        return "removed"
+    if new.failing and not old.failing:
+        return "new failure"
+    if old.failing and not new.failing:
+        return "fixed"
+    if old.outcomes() != new.outcomes():
+        return "outcome"
+    # same outcomes, other shares of them: a flake rate that moved (compared as rates,
+    # so 1 run against 5 runs with the same outcome is no change)
+    if any(old.counts[o] * new.n != new.counts[o] * old.n for o in old.counts):
+        return "pass rate"
+    if old.expected != new.expected:
+        return "expectation"
+    return None
+
+
+def compare(old: Run, new: Run) -> list[Change]:
+    """Every cell that differs, most urgent kind first, then by scenario and pair."""
+    changes = []
+    for key in sorted(set(old.cells) | set(new.cells)):
+        kind = _kind(old.cells.get(key), new.cells.get(key))
+        if kind:
+            changes.append(Change(kind, key, old.cells.get(key), new.cells.get(key)))
+    changes.sort(key=lambda c: (KINDS.index(c.kind), c.key))
+    return changes
+
+
+def version_changes(old: Run, new: Run) -> list[tuple[str, str, str]]:
+    return [(k, old.versions.get(k, "-"), new.versions.get(k, "-"))
+            for k in dict.fromkeys([*old.versions, *new.versions]) if old.versions.get(k) != new.versions.get(k)]
+
+
+def table(old: Run, new: Run, changes: list[Change]) -> str:
+    """The compact terminal form: one line per changed cell."""
+    lines = [f"old: {old.path} ({old.cases} cases{', ' + old.started if old.started else ''})",
+             f"new: {new.path} ({new.cases} cases{', ' + new.started if new.started else ''})"]
+    lines += [f"version {k}: {a} -> {b}" for k, a, b in version_changes(old, new)]
+    counts = {k: sum(c.kind == k for c in changes) for k in KINDS}
+    # a run of a few scenarios against a full one removes most cells: those are listed
+    # in the HTML; the terminal keeps to the cells whose verdict changed
+    seen = dict.fromkeys(QUIET, 0)
+    shown = []
+    for c in changes:
+        if c.kind in seen:
+            seen[c.kind] += 1
+            if seen[c.kind] > QUIET_LINES:
+                continue
+        shown.append(c)
+    if shown:
+        rows = [("change", "scenario", "polite", "impolite", "old", "new")]
+        rows += [(c.kind.upper() if c.kind == "new failure" else c.kind, c.key.scenario, c.key.polite,
+                  c.key.impolite, c.old.text() if c.old else "-", c.new.text() if c.new else "-") for c in shown]
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines += ["  ".join([*(v.ljust(w) for v, w in zip(r, widths, strict=False)), r[5]]) for r in rows]
+        for kind in QUIET:
+            if counts[kind] > QUIET_LINES:
+                lines.append(f"... and {counts[kind] - QUIET_LINES} more {kind} (all in the HTML diff)")
+    same = len(set(old.cells) | set(new.cells)) - len(changes)
+    lines.append(f"{len(changes)} changed cell(s)" + "".join(f", {n} {k}" for k, n in counts.items() if n)
+                 + f"; {same} unchanged")
+    return "\n".join(lines)
+
+
+def _href(page: str, html_dir: pathlib.Path) -> str | None:
+    """A relative link from the HTML diff to a case page, when that page exists."""
+    p = pathlib.Path(page)
+    if not p.is_file():
+        return None
+    return urllib.parse.quote(os.path.relpath(p.resolve(), html_dir.resolve()).replace(os.sep, "/"))
+
+
+def write_html(path: pathlib.Path, old: Run, new: Run, changes: list[Change]) -> pathlib.Path:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def side(cell: Cell | None) -> dict | None:
+        if cell is None:
+            return None
+        return {"text": cell.text(), "cls": "bad" if cell.failing else ("ok" if cell.passed == cell.n else "xfail"),
+                "expected": " / ".join(sorted(cell.expected)),
+                "links": [{"label": label, "href": _href(page, path.parent)} for label, page in cell.pages]}
+
+    rows = [{"kind": c.kind, "key": c.key, "old": side(c.old), "new": side(c.new)} for c in changes]
+    counts = {k: sum(c.kind == k for c in changes) for k in KINDS}
+    html = env.get_template("compare.html").render(
+        old=old, new=new, rows=rows, counts=counts, versions=version_changes(old, new),
+        unchanged=len(set(old.cells) | set(new.cells)) - len(changes))
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def default_html(new_arg: str | os.PathLike) -> pathlib.Path:
+    """compare.html next to NEW when NEW is a report folder, else in the working directory."""
+    p = pathlib.Path(new_arg)
+    return (p if p.is_dir() else pathlib.Path.cwd()) / DEFAULT_HTML
+
+
+def run(old_arg: str, new_arg: str, html: str | None) -> int:
+    """Exit status: 1 if NEW has a new failure, 0 otherwise; CompareError (-> 2) on bad input."""
+    old, new = load(old_arg), load(new_arg)
+    changes = compare(old, new)
+    print(table(old, new, changes))
+    target = pathlib.Path(html) if html else default_html(new_arg)
+    try:
+        out = write_html(target, old, new, changes)
+    except OSError as exc:
+        raise CompareError(f"{target}: cannot write the HTML diff: {exc}") from None
+    print(f"rig compare: {out}")
+    return 1 if any(c.kind == "new failure" for c in changes) else 0
