@@ -14,6 +14,7 @@ from typing import Any
 from . import config, roles
 from .peers.base import CHANGES, Peer, PeerSpec, PeerTimeout, RigError, bounded
 from .scenarios import (
+    AwaitGate,
     AwaitHeld,
     Burst,
     Change,
@@ -21,8 +22,10 @@ from .scenarios import (
     Duplicate,
     Exchange,
     FailNext,
+    Gate,
     Hold,
     Join,
+    OpenGate,
     Race,
     Release,
     Scenario,
@@ -84,6 +87,7 @@ class CaseRun:
         self.removed: list[tuple[str, str | None]] = []
         self.restarts: list[tuple[str, set]] = []
         self.faults: list[FailNext] = []
+        self.gates: dict[tuple, dict] = {}  # Gate.key -> {"id", "what"}
         self.step = "start"
         self._wake = asyncio.Event()
         for p in peers.values():
@@ -265,6 +269,38 @@ class CaseRun:
     async def _duplicate(self, step: Duplicate) -> None:
         self.room.control.duplicate(lambda m: m.sender == step.sender and m.kind == step.kind,
                                     name=f"duplicate {step.kind} from {step.sender}")
+
+    async def _gate(self, step: Gate) -> None:
+        gid = len(self.gates) + 1
+        self.gates[step.key] = {"id": gid, "what": step.what(), "open_on": step.open_on}
+        await self.peers[step.who].gate(gid, step.at, step.when, step.type, step.open_on)
+
+    def _gate_event(self, step: Gate, type_: str) -> Any:
+        gid = self.gates[step.key]["id"]
+        return next((e for e in self.peers[step.who].of_type(type_) if e.detail.get("id") == gid), None)
+
+    async def _awaitgate(self, step: AwaitGate) -> None:
+        peer = self.peers[step.who]
+        await self.wait_until(
+            lambda: None if self._gate_event(step, "gate-reached") else f"{peer} has not reached the gate {step.what()}",
+            step=step.describe())
+
+    async def _opengate(self, step: OpenGate) -> None:
+        await self.peers[step.who].open_gate(self.gates[step.key]["id"])
+
+    def gate_checks(self) -> list[Check]:
+        checks = []
+        for (who, *_), g in self.gates.items():
+            hit = next((e for e in self.peers[who].of_type("gate-reached") if e.detail.get("id") == g["id"]), None)
+            checks.append(Check(f"gate reached: {g['what']}", hit is not None,
+                                f"paused in signalingState={hit.detail.get('state')}" if hit else
+                                "the peer never got there: the window this plan targets was not exercised"))
+            if g["open_on"]:
+                opened = next((e for e in self.peers[who].of_type("gate-opened") if e.detail.get("id") == g["id"]), None)
+                checks.append(Check(f"gate opened by its trigger '{g['open_on']}': {g['what']}", opened is not None,
+                                    f"opened in signalingState={opened.detail.get('state')}, operations pending: "
+                                    f"{opened.detail.get('chain')}" if opened else "the trigger never fired"))
+        return checks
 
     async def _settle(self, step: Settle) -> None:
         await self.wait_until(self._unmet_settle, step="settle")
@@ -496,7 +532,8 @@ async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpe
     glare = {"forced": False, "observed": False, "collisions": 0, "planned": scenario.collisions}
     if run is not None:
         gchecks, glare = run.glare_checks()
-        checks = run.final_checks(snaps) + (gchecks if scenario.glare else [c for c in gchecks if "never" in c.name])
+        checks = (run.final_checks(snaps) + run.gate_checks()
+                  + (gchecks if scenario.glare else [c for c in gchecks if "never" in c.name]))
         if scenario.glare and glare["collisions"] != scenario.collisions:
             checks.append(Check("every planned collision was forced", False,
                                 f"{glare['collisions']} of {scenario.collisions} forced"))

@@ -123,7 +123,7 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"attempted to remap RTP extension id",
     ),
     Expectation(
-        ("failed-sld-recovers",), "*", "aiortc", AIORTC_ANSWER_PENDING,
+        ("failed-sld-recovers", "late-negotiationneeded"), "*", "aiortc", AIORTC_ANSWER_PENDING,
         signature=r"ValueError: None is not in list",
     ),
     Expectation(

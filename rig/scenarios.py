@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .peers.base import CHANGES, TRIGGERS, RigError
+from .peers.base import CHANGES, GATE_STEPS, TRIGGERS, RigError
 
 Role = Literal["polite", "impolite"]
 
@@ -181,6 +181,58 @@ class Duplicate:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """Pause ``who`` at its next step ``at`` (one of GATE_STEPS): ``before`` it starts, or
+    ``after`` it settled but before the negotiator's code continues; ``type`` narrows a
+    description method to offer/answer/rollback. The peer stays paused until OpenGate;
+    AwaitGate checks the pause was reached. Every Gate needs a later OpenGate."""
+
+    who: Role
+    at: str
+    when: str = "before"
+    type: str = ""
+    #: a trigger (rig.peers.base.TRIGGERS) at which the peer opens the gate itself,
+    #: synchronously; such a gate needs no OpenGate
+    open_on: str = ""
+
+    def __post_init__(self) -> None:
+        if self.at not in GATE_STEPS:
+            raise RigError(f"unknown gate step {self.at!r} (known: {', '.join(GATE_STEPS)})")
+        if self.when not in ("before", "after") or (self.at == "negotiationneeded" and self.when != "before"):
+            raise RigError(f"gate {self.at}: 'when' must be 'before'" + ("" if self.at == "negotiationneeded"
+                                                                           else " or 'after'"))
+        if self.open_on and self.open_on not in TRIGGERS:
+            raise RigError(f"unknown trigger {self.open_on!r} to open a gate (known: {', '.join(TRIGGERS)})")
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.who, self.at, self.when, self.type)
+
+    def what(self) -> str:
+        return f"{self.who} {self.when} its next {self.at}{f'({self.type})' if self.type else ''}"
+
+    def describe(self) -> str:
+        until = f", until {TRIGGERS[self.open_on]}" if self.open_on else ""
+        return f"gate: pause {self.what()}{until}"
+
+
+@dataclass(frozen=True)
+class AwaitGate(Gate):
+    """Wait (bounded) until the peer is paused at that gate."""
+
+    def describe(self) -> str:
+        return f"wait until {self.what()} is reached (paused)"
+
+
+@dataclass(frozen=True)
+class OpenGate(Gate):
+    """Let the paused peer go on."""
+
+    def describe(self) -> str:
+        return f"open the gate: {self.what()} goes on"
+
+
+@dataclass(frozen=True)
 class Settle:
     """Wait until both peers are stable and connected and every change so far is applied."""
 
@@ -196,9 +248,10 @@ class Exchange:
         return "exchange: a message each way on every data channel"
 
 
-Step = Join | Change | Collide | Race | Burst | FailNext | Hold | AwaitHeld | Release | Duplicate | Settle | Exchange
+Step = (Join | Change | Collide | Race | Burst | FailNext | Hold | AwaitHeld | Release | Duplicate | Gate
+        | AwaitGate | OpenGate | Settle | Exchange)
 STEPS = {cls.__name__: cls for cls in (Join, Change, Collide, Race, Burst, FailNext, Hold, AwaitHeld, Release,
-                                       Duplicate, Settle, Exchange)}
+                                       Duplicate, Gate, AwaitGate, OpenGate, Settle, Exchange)}
 
 
 @dataclass(frozen=True)
@@ -209,6 +262,21 @@ class Scenario:
     glare: bool = False
     rationale: str = ""
     tags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        armed: list[tuple] = []
+        for s in self.steps:
+            if type(s) is Gate and not s.open_on:
+                armed.append(s.key)
+            elif type(s) is Gate:
+                continue
+            elif isinstance(s, OpenGate) and s.key not in armed:
+                raise RigError(f"scenario {self.name}: '{s.describe()}' has no Gate before it")
+            if isinstance(s, OpenGate):
+                armed.remove(s.key)
+        if armed:
+            raise RigError(f"scenario {self.name}: a gate is never opened ({', '.join(map(str, armed))}); "
+                           "every Gate needs a later OpenGate")
 
     @property
     def collisions(self) -> int:
@@ -370,6 +438,18 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
                   "race freely, as in WPT. Audio keeps 22 live tracks within what aiortc can encode on "
                   "2 cores (with video, the encoder starved the event loop and Firefox saw the pair "
                   "disconnect).",
+    ),
+    Scenario(
+        "late-negotiationneeded",
+        "The impolite peer's negotiationneeded reaches its negotiator only once it has called "
+        "setRemoteDescription() for the polite peer's offer: the handler's setLocalDescription() runs "
+        "in 'have-remote-offer' and makes the answer, and the change goes out in the next offer.",
+        CONNECT + (Gate("impolite", "negotiationneeded", open_on="srd-offer"), Change("impolite", "add-video"),
+                   AwaitGate("impolite", "negotiationneeded"), Change("polite", "add-audio"), Settle(), Exchange()),
+        rationale="An app whose negotiationneeded handler awaits anything before setLocalDescription() "
+                  "(a lock, a log call) can reach it after a remote offer started to apply. The W3C form "
+                  "(implicit setLocalDescription) copes; createOffer() then setLocalDescription(offer) "
+                  "cannot.",
     ),
     Scenario(
         "failed-sld-recovers",

@@ -26,7 +26,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 from .. import config
-from .base import INJECTED, Peer, PeerSpec, RigError, bounded
+from .base import GATE_METHODS, INJECTED, Peer, PeerSpec, RigError, bounded
 
 
 def load_negotiator(target: str | Path) -> Callable:
@@ -127,6 +127,7 @@ class AiortcPeer(Peer):
         self._injected: asyncio.Task | None = None
         self._wake_dispatch = asyncio.Event()
         self._faults: dict[str, int] = {}
+        self._gates: list[dict] = []
 
     # -- plumbing ----------------------------------------------------------------
     def _spawn(self, coro, what: str) -> asyncio.Task:
@@ -150,7 +151,13 @@ class AiortcPeer(Peer):
             raise RigInjectedError(f"{INJECTED}: {method} fails once")
 
     def _fire(self, trigger: str) -> None:
-        """Hand the stashed message over now, while the operation that fired is in progress."""
+        """Open the gates waiting for ``trigger``; hand the stashed message over now, while
+        the operation that fired is in progress."""
+        for g in self._gates:
+            if g["taken"] and g["open_on"] == trigger and not g["opened"].is_set():
+                self.record("gate-opened", {"id": g["id"], "step": g["step"], "when": g["when"], "by": trigger,
+                                            "state": self.pc.signalingState})
+                g["opened"].set()
         if self._stash is None or self._stash[1] != trigger:
             return
         frame, _ = self._stash
@@ -159,6 +166,43 @@ class AiortcPeer(Peer):
         self._injected = self._spawn(self._deliver(frame), "injected message")
         self._prescan()
         self._wake_dispatch.set()
+
+    # -- gates (same semantics as the browser plumbing) --------------------------
+    def _take_gate(self, step: str, when: str, type_: str) -> dict | None:
+        for g in self._gates:
+            if not g["taken"] and g["step"] == step and g["when"] == when and g["type"] in ("", type_):
+                g["taken"] = True
+                return g
+        return None
+
+    async def _pause(self, g: dict, type_: str) -> None:
+        self.record("gate-reached", {"id": g["id"], "step": g["step"], "when": g["when"], "type": type_,
+                                     "state": self.pc.signalingState})
+        await g["opened"].wait()
+
+    def _gated(self, name: str, inner: Callable) -> Callable:
+        async def call(*args):
+            desc = args[0] if args else None
+            type_ = getattr(desc, "type", "") or ""
+            before = self._take_gate(name, "before", type_)
+            if before is not None:
+                await self._pause(before, type_)
+            after = self._take_gate(name, "after", type_)
+            try:
+                result = await inner(*args)
+            except Exception:
+                if after is not None:
+                    await self._pause(after, type_)
+                raise
+            if after is not None:
+                await self._pause(after, type_)
+            return result
+        return call
+
+    async def _emit_negotiationneeded_later(self, g: dict) -> None:
+        await self._pause(g, "")
+        self.record("negotiationneeded-delivered", {"state": self.pc.signalingState})
+        self.pc.emit("negotiationneeded")
 
     def _instrument(self, pc: RTCPeerConnection) -> None:
         """Wrap the instance's methods: call the original, then record. The wrappers also
@@ -204,6 +248,8 @@ class AiortcPeer(Peer):
             task = asyncio.ensure_future(orig_srd(desc))
             if desc.type == "answer":
                 self._fire("srd-answer")
+            elif desc.type == "offer":
+                self._fire("srd-offer")
             try:
                 await task
             except Exception as exc:
@@ -228,6 +274,8 @@ class AiortcPeer(Peer):
         pc.setLocalDescription = setLocalDescription
         pc.setRemoteDescription = setRemoteDescription
         pc.addIceCandidate = addIceCandidate
+        for name in GATE_METHODS:  # gates wrap everything above (see rig-peer.js)
+            setattr(pc, name, self._gated(name, getattr(pc, name)))
 
         @pc.on("signalingstatechange")
         def _on_signaling() -> None:
@@ -307,6 +355,10 @@ class AiortcPeer(Peer):
             return
         self._nn_fired = True
         self.record("negotiationneeded", {"state": pc.signalingState, "raised_by": "rig"})
+        g = self._take_gate("negotiationneeded", "before", "")
+        if g is not None:
+            self._spawn(self._emit_negotiationneeded_later(g), "held negotiationneeded")
+            return
         pc.emit("negotiationneeded")
 
     async def _writer(self) -> None:
@@ -463,6 +515,18 @@ class AiortcPeer(Peer):
 
     async def fail_next(self, method: str) -> None:
         self._faults[method] = self._faults.get(method, 0) + 1
+
+    async def gate(self, gid: int, step: str, when: str, type_: str = "", open_on: str = "") -> None:
+        self._gates.append({"id": gid, "step": step, "when": when, "type": type_, "open_on": open_on,
+                            "taken": False, "opened": asyncio.Event()})
+
+    async def open_gate(self, gid: int, by: str = "rig") -> None:
+        g = next((g for g in self._gates if g["id"] == gid), None)
+        if g is None:
+            raise RigError(f"{self}: no gate #{gid}")
+        self.record("gate-opened", {"id": gid, "step": g["step"], "when": g["when"], "by": by,
+                                    "state": self.pc.signalingState if self.pc else "new"})
+        g["opened"].set()
 
     async def send(self, label: str, text: str) -> None:
         entry = next((c for c in self._channels if c["channel"].label == label), None)

@@ -22,10 +22,15 @@ TRIGGERS = {
     "offer-start": "right after createOffer() resolved, or setLocalDescription() for an offer "
                    "was called, whichever comes first",
     "srd-answer": "right after setRemoteDescription(answer) was called (answer pending)",
+    "srd-offer": "right after setRemoteDescription(offer) was called (the offer is being applied)",
     "aic": "right after addIceCandidate() was called (the candidate is still being added)",
 }
 
 #: Changes a scenario may ask of a peer, and what the far side must then see.
+#: Steps a gate can pause a peer at ("negotiationneeded": before the negotiator sees the event).
+GATE_METHODS = ("createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate")
+GATE_STEPS = GATE_METHODS + ("negotiationneeded",)
+
 CHANGES = {
     "add-video": "video",
     "add-audio": "audio",
@@ -176,6 +181,15 @@ class Peer:
 
     async def fail_next(self, method: str) -> None:
         """Make the next call of ``method`` reject (an injected fault)."""
+        raise NotImplementedError
+
+    async def gate(self, gid: int, step: str, when: str, type_: str = "", open_on: str = "") -> None:
+        """Pause at the next ``step`` (``when``: before it starts, or after it settles but
+        before the negotiator continues) until ``open_gate(gid)``, or with ``open_on`` until
+        that trigger fires in the peer; records gate-reached and gate-opened."""
+        raise NotImplementedError
+
+    async def open_gate(self, gid: int) -> None:
         raise NotImplementedError
 
     async def snapshot(self) -> dict:

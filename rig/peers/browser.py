@@ -160,6 +160,13 @@ class BrowserPeer(Peer):
     async def fail_next(self, method: str) -> None:
         await self._call(f"plan a fault in {method}", "m => rig.failNext(m)", method)
 
+    async def gate(self, gid: int, step: str, when: str, type_: str = "", open_on: str = "") -> None:
+        await self._call(f"gate #{gid} {when} {step}", "([i, s, w, t, o]) => rig.gate(i, s, w, t, o)",
+                         [gid, step, when, type_, open_on])
+
+    async def open_gate(self, gid: int) -> None:
+        await self._call(f"open gate #{gid}", "i => rig.openGate(i)", gid)
+
     async def close(self) -> None:
         if self.page is not None and not self.page.is_closed():
             await bounded(self.page.evaluate("() => window.rig && rig.close()"), config.CLOSE_TIMEOUT)

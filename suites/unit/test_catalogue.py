@@ -111,3 +111,22 @@ def test_case_files_are_collected_into_results(tmp_path: Path) -> None:
     with pytest.raises(AssertionError):
         results.write_case(tmp_path, cid="x", repeat=0, outcome="great", expected="pass", result=None, reason="",
                            duration_s=0, nodeid="n", scenario="s", polite=peer, impolite=peer)
+
+
+def test_gates_must_be_opened_and_name_known_steps() -> None:
+    from rig.scenarios import AwaitGate, Gate, Join, OpenGate, Scenario
+    with pytest.raises(RigError, match="never opened"):
+        Scenario("x", "", (Join(), Gate("polite", "setLocalDescription")))
+    with pytest.raises(RigError, match="no Gate before it"):
+        Scenario("x", "", (Join(), OpenGate("polite", "setLocalDescription")))
+    with pytest.raises(RigError, match="unknown gate step"):
+        Gate("polite", "createDataChannel")
+    with pytest.raises(RigError, match="must be 'before'"):
+        Gate("polite", "negotiationneeded", when="after")
+    with pytest.raises(RigError, match="unknown trigger"):
+        Gate("polite", "negotiationneeded", open_on="soon")
+    ok = Scenario("x", "", (Join(), Gate("impolite", "setRemoteDescription", "after", "offer"),
+                            AwaitGate("impolite", "setRemoteDescription", "after", "offer"),
+                            OpenGate("impolite", "setRemoteDescription", "after", "offer"),
+                            Gate("polite", "negotiationneeded", open_on="srd-offer")))
+    assert Scenario.from_json(ok.to_json()) == ok
