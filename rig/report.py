@@ -27,6 +27,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
+import markupsafe
+
+from rig import diagram
 
 RESULTS_FILE = "results.json"
 OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed")
@@ -493,7 +496,16 @@ def _load_detail(out_dir: pathlib.Path, case: Mapping) -> tuple[dict | None, str
         return None, f"Detail file {rel} does not hold a JSON object."
     detail = _detail(raw)
     detail["href"] = "../" + urllib.parse.quote(rel)
+    detail["diagram"], detail["diagram_error"] = _diagram(raw)
     return detail, ""
+
+
+def _diagram(raw: Mapping) -> tuple[markupsafe.Markup | None, str]:
+    """The sequence diagram, or why it is missing: a drawing bug must not cost the page."""
+    try:
+        return markupsafe.Markup(diagram.render(raw)), ""
+    except Exception as exc:  # noqa: BLE001 - any failure of the drawing, reported on the page
+        return None, f"The sequence diagram could not be drawn: {type(exc).__name__}: {exc}"
 
 
 def _detail(raw: Mapping) -> dict:
