@@ -9,9 +9,11 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import config, roles
+from .evidence import AiortcLog
 from .peers.base import CHANGES, Peer, PeerSpec, PeerTimeout, RigError, bounded
 from .scenarios import (
     AwaitGate,
@@ -492,8 +494,23 @@ def _peer_info(peer: Peer | None, spec: PeerSpec, user_id: int) -> dict:
 
 
 async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
-                   make_peer: PeerFactory, negotiators: dict[str, Any]) -> CaseResult:
-    """Run one case to a verdict. Never raises for a peer's failure: it becomes the reason."""
+                   make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None = None,
+                   full_capture: bool = False) -> CaseResult:
+    """Run one case to a verdict. Never raises for a peer's failure: it becomes the reason.
+
+    With ``evidence_dir``, the peers' own evidence (Playwright traces, aiortc's log) is
+    written there; whether it is kept is decided once the outcome is known."""
+    if evidence_dir is not None and "aiortc" in (polite_spec.kind, impolite_spec.kind):
+        log = AiortcLog(full=full_capture)
+        with log:
+            result = await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir)
+        log.write(evidence_dir / "aiortc.log")
+        return result
+    return await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir)
+
+
+async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
+                    make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None) -> CaseResult:
     room = stub.create_room(f"{scenario.name}-{uuid.uuid4().hex[:8]}")
     started = time.monotonic()
     ids = dict(zip(("polite", "impolite"), roles.pick_user_ids(), strict=True))
@@ -506,6 +523,7 @@ async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpe
     try:
         for role in ("polite", "impolite"):
             peers[role] = await make_peer(specs[role], role, ids[role], room.t0)
+            peers[role].evidence_dir = evidence_dir
         run = CaseRun(scenario, room, stub.ws_url, peers, negotiators)
         try:
             await asyncio.wait_for(run.run(), config.CASE_TIMEOUT)

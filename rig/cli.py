@@ -104,10 +104,18 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if not peers or not scens:
         _err("nothing to run: no valid peer or no valid scenario")
         return 2
-    for opt, path in (("--negotiator-js", args.negotiator_js),):
-        if path and not Path(path).is_file():
-            _err(f"{opt} {path}: no such file")
-            return 2
+    if args.negotiator_js and not Path(args.negotiator_js).is_file():
+        _err(f"--negotiator-js {args.negotiator_js}: no such file")
+        return 2
+    negotiator_py = args.negotiator_py
+    if negotiator_py:
+        file_part, sep, attr = negotiator_py.partition(":") if ".py:" in negotiator_py else (negotiator_py, "", "")
+        if file_part.endswith(".py"):
+            # a path is the user's, relative to where they are (pytest runs from the checkout)
+            if not Path(file_part).is_file():
+                _err(f"--negotiator-py {file_part}: no such file")
+                return 2
+            negotiator_py = str(Path(file_part).resolve()) + (sep + attr if sep else "")
     suite = config.ROOT / "suites" / "interop"
     if not suite.is_dir():
         _err(f"interop suites not found at {suite}: run rig from a glare-rig checkout")
@@ -122,8 +130,13 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         cmd += ["-n", str(workers)]
     if args.negotiator_js:
         cmd += ["--negotiator-js", str(Path(args.negotiator_js).resolve())]
-    if args.negotiator_py:
-        cmd += ["--negotiator-py", args.negotiator_py]
+    if negotiator_py:
+        cmd += ["--negotiator-py", negotiator_py]
+    cmd += ["--rig-keep", getattr(args, "keep", "failed")]
+    if getattr(args, "capture", "normal") == "full":
+        cmd += ["--rig-capture", "full"]
+    if getattr(args, "headed", False):
+        cmd += ["--rig-headed"]
     if args.plan:
         cmd += ["--rig-plan", str(Path(args.plan).resolve())]
     cmd += args.pytest_args
@@ -249,10 +262,94 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
-    sub = parser.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("matrix", help="run every ordered (polite, impolite) pair x scenario; write the report")
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    """Re-run one case with full capture and print a one-screen summary per run."""
+    from . import debugging, report
+    try:
+        pol_text, sep, imp_text = args.pair.partition(":")
+        if not sep or not pol_text or not imp_text:
+            raise RigError(f"pair {args.pair!r}: expected POLITE:IMPOLITE, e.g. chromium:aiortc")
+        polite, impolite = PeerSpec.parse(pol_text), PeerSpec.parse(imp_text)
+        if args.plan:
+            scen = scenarios.load_plan(Path(args.plan))
+        elif args.scenario:
+            scen = scenarios.get(args.scenario)
+        else:
+            raise RigError("name a SCENARIO or give --plan FILE")
+    except RigError as exc:
+        _err(str(exc))
+        return 2
+    headed = args.headed
+    if headed and not _has_display():
+        print("rig debug: --headed needs a display and none is set (DISPLAY and WAYLAND_DISPLAY are empty), so "
+              "the browsers run headless. To watch them: run on a desktop session, or under a virtual display "
+              "you can view (e.g. `xvfb-run -a rig debug ...` with x11vnc). The evidence below is the same.",
+              flush=True)
+        headed = False
+    label = f"{polite.label}-polite--{impolite.label}-impolite"
+    out = Path(args.out or config.ROOT / "reports" / "debug" / f"{scen.name}_{label}").resolve()
+    matrix_args = ["matrix", "--peers", ",".join(dict.fromkeys([str(polite), str(impolite)])),
+                   "--repeat", str(args.repeat), "--out", str(out), "--keep", "all",
+                   "--workers", str(min(2, args.repeat))]
+    matrix_args += ["--plan", str(Path(args.plan).resolve())] if args.plan else ["--scenarios", scen.name]
+    if args.negotiator_js:
+        matrix_args += ["--negotiator-js", args.negotiator_js]
+    if args.negotiator_py:
+        matrix_args += ["--negotiator-py", args.negotiator_py]
+    ns = _matrix_parser().parse_args(matrix_args[1:] + ["--", "-k", label])
+    ns.pytest_args = ns.pytest_args[1:]
+    ns.capture, ns.headed = "full", headed
+    print(f"rig debug: {scen.name} with {polite} polite x {impolite} impolite, {args.repeat} run(s), full capture "
+          f"-> {out}", flush=True)
+    rc = cmd_matrix(ns)
+    try:
+        run = report.load_run(out)
+    except (OSError, ValueError):
+        _err(f"the run wrote no results (rig matrix exit status {rc})")
+        return 2
+    cases = [c for c in run["cases"] if label in c["id"]]
+    if not cases:
+        _err(f"no case of {label} ran (rig matrix exit status {rc})")
+        return 2
+    for c in cases:
+        path = out / c.get("details", f"cases/{c['slug']}.json")
+        try:
+            detail = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            _err(f"{c['id']}: its detail file is unreadable ({exc})")
+            continue
+        print()
+        print(debugging.summarize(detail, path))
+    met = [c for c in cases if c["outcome"] in ("passed", "xfailed")]
+    print(f"\nrig debug: {len(met)} of {len(cases)} run(s) met their expectation; report {out / 'index.html'}")
+    return 0 if len(met) == len(cases) else 1
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    from . import debugging, results
+    where = Path(args.source).resolve()
+    try:
+        detail_path = debugging.find_case(args.case, where)
+        out = Path(args.out) if args.out else config.ROOT / "reports" / "repro" / results.slug(detail_path.stem)
+        folder = debugging.write_repro(detail_path, out.resolve())
+    except (RigError, OSError, ValueError) as exc:
+        _err(str(exc))
+        return 2
+    print(f"rig repro: {folder} (replay: {folder / 'replay.sh'})")
+    return 0
+
+
+def _matrix_parser() -> argparse.ArgumentParser:
+    m = argparse.ArgumentParser(prog="rig matrix")
+    _matrix_options(m)
+    return m
+
+
+def _matrix_options(m: argparse.ArgumentParser) -> None:
     m.add_argument("--peers", default=DEFAULT_PEERS, help="comma-separated peer specs (default: %(default)s)")
     m.add_argument("--scenarios", default="all", help="comma-separated scenario names (default: all)")
     m.add_argument("--repeat", type=int, default=1, help="run every cell N times (default: 1)")
@@ -261,8 +358,34 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--workers", type=int, default=None, help="pytest-xdist workers (default: 2)")
     m.add_argument("--negotiator-js", default=None, help="ES module used as the browsers' negotiator")
     m.add_argument("--negotiator-py", default=None, help="path.py[:attr] or module:attr for aiortc peers")
+    m.add_argument("--keep", choices=("failed", "all"), default="failed",
+                   help="keep the evidence (SDPs, Playwright traces, aiortc log) of cases that did not pass "
+                        "(default) or of all cases")
     m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("matrix", help="run every ordered (polite, impolite) pair x scenario; write the report")
+    _matrix_options(m)
     m.set_defaults(func=cmd_matrix)
+    db = sub.add_parser("debug", help="re-run one case with full capture; print who did what and where it diverged")
+    db.add_argument("pair", metavar="POLITE:IMPOLITE", help="e.g. chromium:aiortc (peer specs)")
+    db.add_argument("scenario", metavar="SCENARIO", nargs="?", help="a scenario name (or give --plan)")
+    db.add_argument("--repeat", type=int, default=1, help="run it N times (default: 1)")
+    db.add_argument("--plan", default=None, help="a plan JSON, or a case's cases/<case>.json")
+    db.add_argument("--headed", action="store_true", help="show the browsers (needs a display)")
+    db.add_argument("--out", default=None, help="output folder (default: reports/debug/<scenario>_<pair>/)")
+    db.add_argument("--negotiator-js", default=None, help="ES module used as the browsers' negotiator")
+    db.add_argument("--negotiator-py", default=None, help="path.py[:attr] or module:attr for aiortc peers")
+    db.set_defaults(func=cmd_debug)
+    rp = sub.add_parser("repro", help="write a standalone reproducer folder for one case (for a bug report)")
+    rp.add_argument("case", metavar="CASE_ID", help="a case id (scenario[pair]), its slug, or its cases/<case>.json")
+    rp.add_argument("--from", dest="source", default=str(config.ROOT / "reports"),
+                    help="report folder to look in (default: reports/, subfolders included)")
+    rp.add_argument("--out", default=None, help="folder to write (default: reports/repro/<case>/)")
+    rp.set_defaults(func=cmd_repro)
     mu = sub.add_parser("mutants", help="run the matrix with every shipped mutant; print and write the kill matrix")
     mu.add_argument("--peers", default=None,
                     help="every ordered pair of these (default: Firefox x Firefox for JS, Firefox x aiortc for Python)")

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from . import config, expectations, results, scenarios
+from . import config, evidence, expectations, results, scenarios
 from .case import CaseResult, run_case
 from .peers.base import Peer, PeerSpec, RigError, bounded
 
@@ -37,6 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="write results.json, cases/ and index.html here (default: reports/ when interop cases ran)")
     g.addoption("--negotiator-js", default=None, help="ES module to use as the browsers' negotiator")
     g.addoption("--negotiator-py", default=None, help="path.py[:attr] or module:attr for aiortc peers")
+    g.addoption("--rig-keep", choices=evidence.KEEP, default="failed",
+                help="keep the evidence (SDPs, Playwright traces, aiortc log) of every case that did not pass "
+                     "(failed, the default), or of all cases (all)")
+    g.addoption("--rig-capture", choices=("normal", "full"), default="normal",
+                help="full: aiortc's per-packet debug lines too (rig debug uses it)")
+    g.addoption("--rig-headed", action="store_true", help="show the browsers (needs a display)")
 
 
 def _peers(config_: pytest.Config) -> list[PeerSpec]:
@@ -100,9 +106,13 @@ def rig_loop() -> Iterator[asyncio.AbstractEventLoop]:
 class RigSession:
     """The per-worker infrastructure: the signaling stub, Playwright, the browser pool."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, negotiator_js: str | None, negotiator_py: str | None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, negotiator_js: str | None, negotiator_py: str | None,
+                 *, out: Path | None = None, full_capture: bool = False, headed: bool = False) -> None:
         from .signaling import SignalingStub
         self.loop = loop
+        self.out = out  # evidence goes to out/cases/<slug>/ (none without it)
+        self.full_capture = full_capture
+        self.headed = headed
         self.stub = SignalingStub()
         self._pw_cm = None
         self.pool = None
@@ -119,7 +129,7 @@ class RigSession:
             from .peers.browser import BrowserPool
             self._pw_cm = async_playwright()
             pw = await asyncio.wait_for(self._pw_cm.__aenter__(), config.LAUNCH_TIMEOUT)
-            self.pool = BrowserPool(pw)
+            self.pool = BrowserPool(pw, headed=self.headed)
         return self.pool
 
     def negotiators(self) -> dict[str, Any]:
@@ -137,15 +147,18 @@ class RigSession:
         browser = await (await self._pool()).get(spec)
         peer = BrowserPeer(spec, name, user_id, t0, browser, self.stub.http_url)
         try:
-            await asyncio.wait_for(peer.open(), config.LAUNCH_TIMEOUT)
+            await asyncio.wait_for(peer.open(trace=self.out is not None), config.LAUNCH_TIMEOUT)
         except Exception as exc:
             await peer.close()
             raise RigError(f"{spec}: could not open a page: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         return peer
 
-    async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec) -> CaseResult:
+    async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
+                  slug: str | None = None) -> CaseResult:
         """The case, with a last bound over everything it does (set-up and teardown too)."""
-        task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators()))
+        where = self.out / "cases" / slug if self.out is not None and slug else None
+        task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators(),
+                                              evidence_dir=where, full_capture=self.full_capture))
         limit = config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT
         if not await bounded(asyncio.shield(task), limit):
             task.cancel()
@@ -166,7 +179,9 @@ class RigSession:
 
 @pytest.fixture(scope="session")
 def rig_session(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config) -> Iterator[RigSession]:
-    s = RigSession(rig_loop, pytestconfig.getoption("--negotiator-js"), pytestconfig.getoption("--negotiator-py"))
+    s = RigSession(rig_loop, pytestconfig.getoption("--negotiator-js"), pytestconfig.getoption("--negotiator-py"),
+                   out=_out(pytestconfig), full_capture=pytestconfig.getoption("--rig-capture") == "full",
+                   headed=pytestconfig.getoption("--rig-headed"))
     rig_loop.run_until_complete(s.start())
     try:
         yield s
@@ -183,7 +198,8 @@ class CaseHandle:
         self.expectations = expectations.expected_failures(self.scenario.name, self.polite, self.impolite)
 
     def run(self) -> CaseResult:
-        result = self._session.loop.run_until_complete(self._session.run(self.scenario, self.polite, self.impolite))
+        result = self._session.loop.run_until_complete(
+            self._session.run(self.scenario, self.polite, self.impolite, slug=results.slug(self._node.callspec.id)))
         self._node._rig_result = result  # type: ignore[attr-defined]
         return result
 
@@ -254,7 +270,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             _out(item.config), cid=results.case_id(scen.name, polite.label, impolite.label, r, repeats),
             repeat=r, outcome=state, expected="xfail" if xfail else ("xfail or pass" if exps else "pass"), result=result, reason=reason,
             duration_s=result.duration_s if result else report.duration, nodeid=item.nodeid,
-            scenario=scen.name, polite=info(polite, "polite"), impolite=info(impolite, "impolite"))
+            scenario=scen.name, polite=info(polite, "polite"), impolite=info(impolite, "impolite"),
+            keep=item.config.getoption("--rig-keep"),
+            negotiators={"js": item.config.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
+                         "py": item.config.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)})
         item.config._rig_cases += 1  # type: ignore[attr-defined]
 
 

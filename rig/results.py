@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from . import evidence
 from .case import CaseResult
 
 OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed")
@@ -33,24 +34,70 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
+def _split_sdps(events: dict[str, list[dict]]) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Every description a peer set is an "sdp" event; they go to their own list."""
+    rest: dict[str, list[dict]] = {}
+    sdps: list[dict] = []
+    for role, evs in events.items():
+        rest[role] = []
+        for e in evs:
+            if e.get("type") == "sdp":
+                d = e.get("detail") or {}
+                sdps.append({"role": role, "t": e.get("t"), "op": d.get("op"), "type": d.get("type"),
+                             "sdp": d.get("sdp", "")})
+            else:
+                rest[role].append(e)
+    sdps.sort(key=lambda x: x["t"] or 0)
+    return rest, sdps
+
+
+def _lean_messages(messages: list[dict]) -> list[dict]:
+    """The signaling log without SDP bodies (kept: type and size)."""
+    out = []
+    for m in messages:
+        data = m.get("data")
+        if isinstance(data, dict) and isinstance(data.get("description"), dict):
+            desc = data["description"]
+            m = {**m, "data": {"description": {"type": desc.get("type"), "sdp_omitted": len(desc.get("sdp") or "")}}}
+        out.append(m)
+    return out
+
+
 def write_case(out: Path, *, cid: str, repeat: int, outcome: str, expected: str, result: CaseResult | None,
-               reason: str, duration_s: float, nodeid: str, scenario: str, polite: dict, impolite: dict) -> dict:
-    """Write cases/<slug>.json (summary + evidence) and return the summary."""
+               reason: str, duration_s: float, nodeid: str, scenario: str, polite: dict, impolite: dict,
+               keep: str = "failed", negotiators: dict | None = None) -> dict:
+    """Write cases/<slug>.json (summary + evidence) and return the summary.
+
+    The evidence of a case (every SDP set, the SDP bodies of the signaling log, the files
+    in cases/<slug>/) is kept when it did not pass, or for all cases with keep="all"."""
     assert outcome in OUTCOMES, outcome
     s = slug(cid)
+    kept = keep == "all" or outcome != "passed"
+    events, sdps = _split_sdps(result.events if result else {})
+    messages = result.messages if result else []
+    ev_dir = out / "cases" / s
+    if kept:
+        ev = evidence.list_files(ev_dir, out)
+    else:
+        evidence.discard(ev_dir)
+        ev = {"kept": False, "dir": "", "files": []}
+        sdps, messages = [], _lean_messages(messages)
     summary: dict[str, Any] = {
         "id": cid, "slug": s, "nodeid": nodeid, "scenario": scenario,
         "polite": polite, "impolite": impolite, "repeat": repeat,
         "outcome": outcome, "expected": expected, "duration_s": round(duration_s, 3),
         "glare": result.glare if result else {"forced": False, "observed": False},
         "reason": reason, "details": f"cases/{s}.json",
+        "negotiators": negotiators or {},
     }
     detail = {
         "case": summary,
         "plan": result.plan if result else [],
         "plan_data": result.plan_data if result else None,
-        "messages": result.messages if result else [],
-        "events": result.events if result else {},
+        "messages": messages,
+        "events": events,
+        "sdps": sdps,
+        "evidence": ev,
         "snapshots": result.snapshots if result else {},
         "checks": [c.as_dict() for c in result.checks] if result else [],
     }

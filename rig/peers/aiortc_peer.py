@@ -231,6 +231,9 @@ class AiortcPeer(Peer):
                 self.record("api-error", {"method": "setLocalDescription", "name": type(exc).__name__,
                                           "message": str(exc), "state_before": before})
                 raise
+            local = pc.localDescription
+            self.record("sdp", {"op": "local", "type": desc.type if desc is not None and desc.type == "rollback"
+                                else (local.type if local else "?"), "sdp": local.sdp if local else ""})
             if desc is not None and desc.type == "rollback":
                 self.record("rollback", {"how": "setLocalDescription(rollback)", "state_before": before})
             elif pc.localDescription is not None:
@@ -256,6 +259,7 @@ class AiortcPeer(Peer):
                 self.record("api-error", {"method": "setRemoteDescription", "name": type(exc).__name__,
                                           "message": str(exc), "type": desc.type, "state_before": before})
                 raise
+            self.record("sdp", {"op": "remote", "type": desc.type, "sdp": desc.sdp})
             if desc.type == "offer" and before == "have-local-offer":
                 self.record("rollback", {"how": "implicit, setRemoteDescription(offer) in have-local-offer"})
             self.record("remote-description-set", {"type": desc.type, "state_before": before})
@@ -563,7 +567,43 @@ class AiortcPeer(Peer):
             "received": received,
             "channels": [{"label": c["channel"].label, "origin": c["origin"], "readyState": c["channel"].readyState,
                           "sent": c["sent"], "received": c["received"]} for c in self._channels],
+            "stats": await self._stats(),
         }
+
+    async def _stats(self) -> dict:
+        """getStats() reduced like the browsers' (rig-peer.js); aiortc reports no mid and no
+        candidate-pair stats, so the mid comes from the transceiver and the pair from aioice."""
+        pc = self.pc
+        out: dict[str, Any] = {"pair": None, "inbound": [], "outbound": [], "channels": [],
+                               "note": "aiortc has no candidate-pair or data-channel stats: the pair is read "
+                                       "from aioice, channel counts are the rig's own"}
+        for t in pc.getTransceivers():
+            try:
+                for st in (await t.receiver.getStats()).values():
+                    if st.type == "inbound-rtp":
+                        out["inbound"].append({"mid": t.mid, "kind": t.kind, "packetsReceived": st.packetsReceived,
+                                               "bytesReceived": getattr(st, "bytesReceived", None)})
+                for st in (await t.sender.getStats()).values():
+                    if st.type == "outbound-rtp":
+                        out["outbound"].append({"mid": t.mid, "kind": t.kind, "packetsSent": st.packetsSent,
+                                                "bytesSent": st.bytesSent})
+            except Exception:
+                continue
+        try:
+            ice = (pc.sctp.transport.transport if pc.sctp else pc.getTransceivers()[0].receiver.transport.transport)
+            nominated = getattr(ice._connection, "_nominated", {})
+            pair = nominated.get(1) if nominated else None
+            if pair is not None:
+                def cand(c) -> dict:
+                    return {"type": c.type, "protocol": c.transport, "address": c.host, "port": c.port}
+                out["pair"] = {"local": cand(pair.local_candidate), "remote": cand(pair.remote_candidate),
+                               "state": getattr(pair.state, "name", str(pair.state)).lower()}
+        except Exception:
+            pass
+        out["channels"] = [{"label": c["channel"].label, "state": c["channel"].readyState,
+                            "messagesSent": len(c["sent"]), "messagesReceived": len(c["received"])}
+                           for c in self._channels]
+        return out
 
     async def close(self) -> None:
         """Every step bounded: aiortc's teardown has been seen to swallow cancellation."""

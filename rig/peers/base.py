@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 KNOWN_KINDS = ("chromium", "firefox", "aiortc")
@@ -134,6 +135,7 @@ class Peer:
         self.connection_state = "new"
         self.on_record: Callable[[], None] | None = None
         self.closing = False  # set by the case once its verdict window is over
+        self.evidence_dir: Path | None = None  # where close() saves the peer's own evidence (traces)
 
     def __str__(self) -> str:
         return f"{self.name} peer ({self.spec} {self.version})"

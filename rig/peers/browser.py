@@ -32,8 +32,9 @@ class BrowserPool:
     """Launches each browser spec once and hands it out; remembers launch failures so
     every case that needs a broken browser fails fast with the same one-line reason."""
 
-    def __init__(self, playwright: Playwright) -> None:
+    def __init__(self, playwright: Playwright, headed: bool = False) -> None:
         self.playwright = playwright
+        self.headed = headed
         self._browsers: dict[str, Browser | RigError] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -64,10 +65,10 @@ class BrowserPool:
         exe = binary_for(spec)
         if spec.kind == "chromium":
             return await self.playwright.chromium.launch(
-                executable_path=exe, args=config.CHROMIUM_ARGS, headless=True)
+                executable_path=exe, args=config.CHROMIUM_ARGS, headless=not self.headed)
         if spec.kind == "firefox":
             return await self.playwright.firefox.launch(
-                channel="moz-firefox", executable_path=exe, headless=True,
+                channel="moz-firefox", executable_path=exe, headless=not self.headed,
                 firefox_user_prefs=config.FIREFOX_PREFS)
         raise RigError(f"{spec} is not a browser")
 
@@ -90,9 +91,14 @@ class BrowserPeer(Peer):
         self.context = None
         self.page = None
         self._negotiator: tuple[str, str] = ("", "")  # (URL served, name shown in messages)
+        self._tracing = False
 
-    async def open(self) -> None:
+    async def open(self, trace: bool = False) -> None:
         self.context = await self.browser.new_context()
+        if trace:  # a Playwright trace of the page: saved at close when the case keeps evidence
+            await self.context.tracing.start(snapshots=True, screenshots=False, sources=False,
+                                             title=f"{self.name} {self.spec}")
+            self._tracing = True
         if self.spec.kind == "chromium":
             await self.context.grant_permissions(["camera", "microphone"])
         page = self.page = await self.context.new_page()
@@ -170,5 +176,11 @@ class BrowserPeer(Peer):
     async def close(self) -> None:
         if self.page is not None and not self.page.is_closed():
             await bounded(self.page.evaluate("() => window.rig && rig.close()"), config.CLOSE_TIMEOUT)
+        if self._tracing and self.context is not None:
+            path = str(self.evidence_dir / f"trace-{self.name}.zip") if self.evidence_dir else None
+            if self.evidence_dir:
+                self.evidence_dir.mkdir(parents=True, exist_ok=True)
+            if not await bounded(self.context.tracing.stop(path=path), config.CLOSE_TIMEOUT):
+                self.record("teardown", {"text": f"Playwright trace did not stop within {config.CLOSE_TIMEOUT:g} s"})
         if self.context is not None and not await bounded(self.context.close(), config.CLOSE_TIMEOUT):
             self.record("teardown", {"text": f"browser context did not close within {config.CLOSE_TIMEOUT:g} s"})

@@ -1,0 +1,258 @@
+"""Debugging a case: the one-screen summary of ``rig debug`` and the reproducer folder
+of ``rig repro``. Both read only what a run recorded (cases/<slug>.json)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .peers.base import RigError
+
+#: Event types worth a line in the terminal summary (the case page has all of them).
+_KEY = {"change", "offer-made", "answer-made", "rollback", "offer-ignored", "api-error", "error", "gate-reached",
+        "gate-opened", "injected", "fault-injected", "negotiationneeded-delivered", "channel-open", "media-flowing"}
+_MAX_LINES = 30
+
+
+def _peer_title(p: dict) -> str:
+    return f"{p.get('spec', '?')} {p.get('version', '')}".strip()
+
+
+def _event_line(e: dict) -> str | None:
+    t, typ, d = e["t"], e["type"], e.get("detail") or {}
+    if typ == "connectionstatechange" and d.get("state") in ("connected", "failed", "disconnected"):
+        what = f"connection {d['state']}"
+    elif typ == "signal-sent" and d.get("kind") in ("offer", "answer"):
+        what = f"sends {d['kind']}"
+    elif typ == "remote-description-set":
+        what = f"applied remote {d.get('type')} (was {d.get('state_before')})"
+    elif typ not in _KEY:
+        return None
+    elif typ == "change":
+        what = f"change: {d.get('action')}"
+    elif typ in ("offer-made", "answer-made"):
+        what = f"{typ.split('-')[0]} made (was {d.get('state_before')})"
+    elif typ == "rollback":
+        what = f"ROLLBACK ({d.get('how', '')})"
+    elif typ == "offer-ignored":
+        what = f"IGNORED offer #{d.get('seq')} (in {d.get('state')})"
+    elif typ in ("api-error", "error"):
+        text = d.get("text") or f"{d.get('method', '')}: {d.get('name', '')}: {d.get('message', '')}"
+        what = f"ERROR {text}"
+    elif typ.startswith("gate-"):
+        what = f"{typ} {d.get('when', '')} {d.get('step', '')} (in {d.get('state')})"
+    elif typ == "injected":
+        what = f"message #{d.get('seq')} handed over at '{d.get('trigger')}' (in {d.get('state')})"
+    else:
+        what = typ + (f" {d.get('label') or d.get('kind') or d.get('method') or ''}" if d else "")
+    return f"{t:8.3f}s  {{role:8}}  {what[:110]}"
+
+
+def timeline(detail: dict) -> list[tuple[float, str, str]]:
+    rows = []
+    for role, evs in (detail.get("events") or {}).items():
+        last_api_error = ""
+        for e in evs:
+            if not isinstance(e, dict) or "t" not in e:
+                continue
+            d = e.get("detail") or {}
+            if e.get("type") == "api-error":
+                last_api_error = str(d.get("message", ""))
+            elif e.get("type") == "error" and last_api_error and last_api_error in str(d.get("text", "")):
+                continue  # the negotiator logging the API error just shown
+            line = _event_line(e)
+            if line:
+                rows.append((e["t"], line.format(role=role), e.get("type")))
+    rows.sort(key=lambda r: r[0])
+    return rows
+
+
+def divergence(detail: dict) -> str:
+    """Where the two stories part: the first error of either peer, else the first unmet check."""
+    first: tuple[float, str] | None = None
+    for role, evs in (detail.get("events") or {}).items():
+        for e in evs:
+            if isinstance(e, dict) and e.get("type") in ("api-error", "error"):
+                if first is None or e["t"] < first[0]:
+                    d = e.get("detail") or {}
+                    text = d.get("text") or f"{d.get('method', '')}: {d.get('message', '')}"
+                    first = (e["t"], f"t={e['t']:.3f}s, {role} peer: {text[:200]}")
+                break
+    if first:
+        return first[1]
+    bad = unmet(detail)
+    return bad or "nowhere: every check held"
+
+
+def unmet(detail: dict) -> str:
+    for c in detail.get("checks") or []:
+        if not c.get("ok"):
+            return f"{c.get('name')}: {str(c.get('detail', ''))[:200]}"
+    return ""
+
+
+def summarize(detail: dict, detail_path: Path | None = None) -> str:
+    """One screen: who did what, where it diverged, the unmet invariant, the evidence."""
+    case = detail.get("case") or {}
+    pol, imp = case.get("polite") or {}, case.get("impolite") or {}
+    out = [f"== {case.get('id', '?')}: {case.get('outcome', '?').upper()} in {case.get('duration_s', '?')} s",
+           f"   polite   {_peer_title(pol)} (user id {pol.get('user_id')})",
+           f"   impolite {_peer_title(imp)} (user id {imp.get('user_id')})"]
+    glare = case.get("glare") or {}
+    if glare.get("forced"):
+        out.append(f"   glare: forced {glare.get('collisions')}x, proven={glare.get('observed')} "
+                   f"(rolled back: {glare.get('polite_rolled_back')}, ignored: {glare.get('impolite_ignored_offer')})")
+    rows = timeline(detail)
+    out.append("-- who did what (key events; every event is on the case page)")
+    if len(rows) > _MAX_LINES:
+        # keep the start, and the stretch that leads to the first error
+        err_i = next((i for i, r in enumerate(rows) if r[2] in ("api-error", "error")), len(rows) - 1)
+        tail_start = max(10, err_i - (_MAX_LINES - 14))
+        shown = rows[:10] + [(0, f"          ... {tail_start - 10} events ...", "")] + rows[tail_start:tail_start + _MAX_LINES - 11]
+    else:
+        shown = rows
+    out += ["   " + r[1] for r in shown]
+    out.append(f"-- diverged at: {divergence(detail)}")
+    bad = unmet(detail)
+    out.append(f"-- unmet invariant: {bad or 'none'}")
+    snaps = detail.get("snapshots") or {}
+    for role in ("polite", "impolite"):
+        s = snaps.get(role) or {}
+        out.append(f"   {role} ended {s.get('signalingState', '?')}/{s.get('connectionState', '?')}, "
+                   f"{len(s.get('transceivers') or [])} transceiver(s)")
+    if case.get("reason"):
+        out.append("-- reason: " + case["reason"].splitlines()[0][:300])
+    if detail_path is not None:
+        page = detail_path.with_suffix(".html")
+        out.append(f"-- evidence: {page if page.exists() else detail_path}")
+        ev = detail.get("evidence") or {}
+        for f in ev.get("files") or []:
+            p = detail_path.parent / detail_path.stem / f["name"]
+            extra = f"   (open: .venv/bin/playwright show-trace {p})" if f.get("kind") == "playwright-trace" else ""
+            out.append(f"   {p}{extra}")
+    return "\n".join(out)
+
+
+# -- reproducer ----------------------------------------------------------------------
+def find_case(case_id: str, where: Path) -> Path:
+    """A case's detail JSON by id (``scenario[pair]``), slug or file name, under ``where``."""
+    from .results import slug
+    want = {case_id, slug(case_id), Path(case_id).stem}
+    direct = Path(case_id)
+    if direct.suffix == ".json" and direct.is_file():
+        return direct
+    hits = [p for p in sorted(where.rglob("cases/*.json")) if p.stem in want]
+    if not hits:
+        for p in sorted(where.rglob("cases/*.json")):
+            try:
+                if json.loads(p.read_text()).get("case", {}).get("id") == case_id:
+                    hits.append(p)
+            except (OSError, ValueError):
+                continue
+    if not hits:
+        raise RigError(f"no case {case_id!r} under {where} (case ids are in results.json and on the report)")
+    return hits[0]
+
+
+def _transcript(messages: list[dict]) -> str:
+    lines = ["# t(s)   seq  from -> to         kind        notes"]
+    for m in messages:
+        data = m.get("data") or {}
+        desc = data.get("description") if isinstance(data, dict) else None
+        kind = m.get("kind", "?") + (f"({desc.get('type')})" if isinstance(desc, dict) and desc.get("type") != m.get("kind") else "")
+        notes = []
+        if m.get("held"):
+            notes.append(f"held, released at {m.get('released_t')}")
+        if m.get("note"):
+            notes.append(m["note"])
+        lines.append(f"{m.get('t', 0):8.3f} #{m.get('seq', '?'):<4} {m.get('from', '?'):>8} -> {m.get('to', '?'):<8} "
+                     f"{kind:11} {'; '.join(notes)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_repro(detail_path: Path, out: Path) -> Path:
+    """A standalone folder for a bug report: plan, negotiators, versions, transcript, replay."""
+    detail = json.loads(detail_path.read_text())
+    case = detail.get("case") or {}
+    if not detail.get("plan_data"):
+        raise RigError(f"{detail_path}: this case has no plan recorded (it never started)")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / "plan.json").write_text(json.dumps(detail["plan_data"], indent=2) + "\n")
+    (out / "transcript.json").write_text(json.dumps(detail.get("messages") or [], indent=1) + "\n")
+    (out / "transcript.txt").write_text(_transcript(detail.get("messages") or []))
+    (out / "case.json").write_text(json.dumps(detail, indent=1) + "\n")
+    run = _run_record(detail_path)
+    versions: dict[str, Any] = {"polite": case.get("polite"), "impolite": case.get("impolite")}
+    if run:
+        versions["run"] = run.get("versions")
+        versions["rig_version"] = run.get("rig_version")
+    (out / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
+    neg = case.get("negotiators") or {"js": str(config.REFERENCE_NEGOTIATOR_JS), "py": str(config.REFERENCE_NEGOTIATOR_PY)}
+    kinds = {(case.get("polite") or {}).get("kind"), (case.get("impolite") or {}).get("kind")}
+    flags: list[str] = []
+    copied = []
+    if kinds & {"chromium", "firefox"} and neg.get("js") and Path(neg["js"]).is_file():
+        shutil.copy(neg["js"], out / "negotiator.js")
+        flags += ["--negotiator-js", "negotiator.js"]
+        copied.append(f"negotiator.js (copy of {neg['js']})")
+    if "aiortc" in kinds and neg.get("py"):
+        head, dot_py, attr = neg["py"].partition(".py")  # "path.py[:attr]" or "module:attr"
+        src = Path(head + dot_py) if dot_py else None
+        if src is not None and src.is_file():
+            shutil.copy(src, out / "negotiator.py")
+            flags += ["--negotiator-py", "negotiator.py" + attr]
+            copied.append(f"negotiator.py (copy of {src})")
+        else:
+            flags += ["--negotiator-py", neg["py"]]
+            copied.append(f"Python negotiator {neg['py']} (a module: not copied)")
+    ev_dir = detail_path.parent / detail_path.stem
+    if ev_dir.is_dir():
+        shutil.copytree(ev_dir, out / "evidence")
+    pol, imp = case.get("polite") or {}, case.get("impolite") or {}
+    label = f"{_label(pol)}-polite--{_label(imp)}-impolite"
+    peers = ",".join(dict.fromkeys([pol.get("spec", "?"), imp.get("spec", "?")]))
+    cmd = ["rig", "matrix", "--plan", "plan.json", "--peers", peers, *flags, "--out", "replay", "--", "-k", label]
+    (out / "replay.sh").write_text(
+        "#!/bin/sh\n# Replays this case exactly (same plan, same negotiators) with glare-rig; run it from this\n"
+        "# folder with glare-rig's `rig` on PATH (a glare-rig checkout: ./run setup, then .venv/bin/rig).\n"
+        'cd "$(dirname "$0")" && exec ' + " ".join(shlex.quote(c) for c in cmd) + "\n")
+    (out / "replay.sh").chmod(0o755)
+    reason = (case.get("reason") or "passed").strip()
+    (out / "README.md").write_text(
+        f"# glare-rig reproducer: {case.get('id')}\n\n"
+        f"- outcome: **{case.get('outcome')}** (expected: {case.get('expected', 'pass')})\n"
+        f"- polite: {_peer_title(pol)}; impolite: {_peer_title(imp)}\n"
+        f"- scenario: `{detail['plan_data'].get('name')}`: {detail['plan_data'].get('description', '')}\n\n"
+        "## What happened\n\n```\n" + reason[:4000] + "\n```\n\n"
+        "## Plan (plan.json)\n\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(detail.get("plan") or [], 1)) + "\n\n"
+        "## Files\n\n- `plan.json`: the timing plan, replayable\n"
+        "- `transcript.txt` / `transcript.json`: every signaling message (time, direction, kind, held/released)\n"
+        "- `versions.json`: browser, aiortc, Playwright and Python versions\n"
+        "- `case.json`: everything the rig recorded (events of both peers, SDPs, checks, final states)\n"
+        + "".join(f"- {c}\n" for c in copied)
+        + ("- `evidence/`: Playwright traces (`playwright show-trace evidence/trace-<role>.zip`) and aiortc's log\n"
+           if ev_dir.is_dir() else "")
+        + "\n## Replay\n\n```sh\n./replay.sh\n# which runs:\n" + " ".join(shlex.quote(c) for c in cmd) + "\n```\n")
+    return out
+
+
+def _label(peer: dict) -> str:
+    from .peers.base import PeerSpec
+    try:
+        return PeerSpec.parse(str(peer.get("spec"))).label
+    except RigError:
+        return str(peer.get("kind", "?"))
+
+
+def _run_record(detail_path: Path) -> dict | None:
+    f = detail_path.parent.parent / "results.json"
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
