@@ -21,6 +21,7 @@ from .scenarios import (
     Burst,
     Change,
     Collide,
+    Drop,
     Duplicate,
     Exchange,
     FailNext,
@@ -90,6 +91,7 @@ class CaseRun:
         self.restarts: list[tuple[str, set]] = []
         self.faults: list[FailNext] = []
         self.gates: dict[tuple, dict] = {}  # Gate.key -> {"id", "what"}
+        self.message_faults: list[tuple[str, str, str]] = []  # (duplicate|drop, sender, kind)
         self.step = "start"
         self._wake = asyncio.Event()
         for p in peers.values():
@@ -271,6 +273,23 @@ class CaseRun:
     async def _duplicate(self, step: Duplicate) -> None:
         self.room.control.duplicate(lambda m: m.sender == step.sender and m.kind == step.kind,
                                     name=f"duplicate {step.kind} from {step.sender}")
+        self.message_faults.append(("duplicate", step.sender, step.kind))
+
+    async def _drop(self, step: Drop) -> None:
+        self.room.control.drop(lambda m: m.sender == step.sender and m.kind == step.kind,
+                               name=f"plan: drop {step.kind} from {step.sender}")
+        self.message_faults.append(("drop", step.sender, step.kind))
+
+    def message_fault_checks(self) -> list[Check]:
+        """A planned duplicate or drop that never happened tested nothing: say so."""
+        checks = []
+        for what, sender, kind in self.message_faults:
+            mark = "duplicate of" if what == "duplicate" else "dropped by plan"
+            hit = [m for m in self.room.log if m.sender == sender and mark in (m.note or "")]
+            checks.append(Check(f"planned {what} of {sender}'s {kind} happened", bool(hit),
+                                f"message #{hit[0].seq}: {hit[0].note}" if hit else
+                                f"no {kind} from the {sender} peer passed the stub"))
+        return checks
 
     async def _gate(self, step: Gate) -> None:
         gid = len(self.gates) + 1
@@ -550,7 +569,7 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
     glare = {"forced": False, "observed": False, "collisions": 0, "planned": scenario.collisions}
     if run is not None:
         gchecks, glare = run.glare_checks()
-        checks = (run.final_checks(snaps) + run.gate_checks()
+        checks = (run.final_checks(snaps) + run.gate_checks() + run.message_fault_checks()
                   + (gchecks if scenario.glare else [c for c in gchecks if "never" in c.name]))
         if scenario.glare and glare["collisions"] != scenario.collisions:
             checks.append(Check("every planned collision was forced", False,

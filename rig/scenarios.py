@@ -181,6 +181,17 @@ class Duplicate:
 
 
 @dataclass(frozen=True)
+class Drop:
+    """Never deliver the next message of ``kind`` from ``sender`` (a lossy channel)."""
+
+    sender: Role
+    kind: str
+
+    def describe(self) -> str:
+        return f"drop the next {self.kind} from {self.sender}"
+
+
+@dataclass(frozen=True)
 class Gate:
     """Pause ``who`` at its next step ``at`` (one of GATE_STEPS): ``before`` it starts, or
     ``after`` it settled but before the negotiator's code continues; ``type`` narrows a
@@ -248,10 +259,10 @@ class Exchange:
         return "exchange: a message each way on every data channel"
 
 
-Step = (Join | Change | Collide | Race | Burst | FailNext | Hold | AwaitHeld | Release | Duplicate | Gate
+Step = (Join | Change | Collide | Race | Burst | FailNext | Hold | AwaitHeld | Release | Duplicate | Drop | Gate
         | AwaitGate | OpenGate | Settle | Exchange)
 STEPS = {cls.__name__: cls for cls in (Join, Change, Collide, Race, Burst, FailNext, Hold, AwaitHeld, Release,
-                                       Duplicate, Gate, AwaitGate, OpenGate, Settle, Exchange)}
+                                       Duplicate, Drop, Gate, AwaitGate, OpenGate, Settle, Exchange)}
 
 
 @dataclass(frozen=True)
@@ -465,6 +476,12 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
         "A fresh pair connects with video while the first trickled candidate of the polite peer is "
         "delivered twice; adding a candidate twice is harmless and the pair must connect.",
         (Join(), Duplicate("polite", "candidate"), Change("polite", "add-video"), Settle()),
+    ),
+    Scenario(
+        "dropped-candidate",
+        "A fresh pair connects with video while the first trickled candidate of the polite peer is lost "
+        "on the way; the pair must still connect (from its other candidates, or peer-reflexive ones).",
+        (Join(), Drop("polite", "candidate"), Change("polite", "add-video"), Settle()),
     ),
     Scenario(
         "candidate-before-offer",

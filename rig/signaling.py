@@ -54,6 +54,7 @@ class MessageRecord:
     delivered_t: float | None = None
     note: str = ""
     data: Any = None
+    dropped: bool = False  # never delivered, by plan
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -93,6 +94,7 @@ class DeliveryController:
         self._room = room
         self.rules: list[HoldRule] = []
         self.duplicates: list[HoldRule] = []
+        self.drops: list[HoldRule] = []
         self._queues: dict[tuple[str, str], list[MessageRecord]] = {}
         self._changed = asyncio.Condition()
         self.on_change: Callable[[], None] | None = None  # a waiter outside (the case) may listen
@@ -105,8 +107,20 @@ class DeliveryController:
     def held(self) -> list[MessageRecord]:
         return sorted((m for q in self._queues.values() for m in q), key=lambda m: m.seq)
 
+    def drop(self, match: Callable[[MessageRecord], bool], *, name: str, count: int = 1) -> HoldRule:
+        """Never deliver the next ``count`` frames matching ``match`` (recorded as dropped)."""
+        rule = HoldRule(match=match, name=name, count=count)
+        self.drops.append(rule)
+        return rule
+
     def _admit(self, rec: MessageRecord) -> bool:
-        """True if ``rec`` must wait; called for every frame before delivery."""
+        """True if ``rec`` must not be delivered now (held, or dropped); called for every frame."""
+        for rule in self.drops:
+            if rule.active and rule.match(rec):
+                rule.matched += 1
+                rec.dropped = True
+                rec.note = f"dropped by {rule.name}"
+                return True
         link = (rec.sender, rec.to)
         if self._queues.get(link):
             rec.held = True

@@ -305,6 +305,20 @@ def test_count_one_rule_stops_holding_after_one_match():
     run(scenario)
 
 
+def test_drop_rule_loses_one_frame_and_the_link_goes_on():
+    async def scenario():
+        async with stub_room() as s:
+            ctl = s.room.control
+            ctl.drop(lambda m: m.kind == "offer", name="plan: drop offer from a")
+            await s.a.send_str(signal(OFFER))
+            await s.a.send_str(signal(OFFER_B))
+            assert (await recv(s.b))["data"] == OFFER_B  # the first never arrives, the next is not held behind it
+            first = s.records()[0]
+            assert first.dropped and "dropped by plan" in first.note and first.delivered_t is None
+            assert ctl.held() == []
+    run(scenario)
+
+
 def test_rule_without_count_stays_active():
     rule = HoldRule(match=lambda m: True, name="all", count=None, matched=1000)
     assert rule.active
