@@ -271,7 +271,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             repeat=r, outcome=state, expected="xfail" if xfail else ("xfail or pass" if exps else "pass"), result=result, reason=reason,
             duration_s=result.duration_s if result else report.duration, nodeid=item.nodeid,
             scenario=scen.name, polite=info(polite, "polite"), impolite=info(impolite, "impolite"),
-            keep=item.config.getoption("--rig-keep"),
+            keep=item.config.getoption("--rig-keep"), findings=[e.reason for e in exps],
             negotiators={"js": item.config.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
                          "py": item.config.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)})
         item.config._rig_cases += 1  # type: ignore[attr-defined]

@@ -272,6 +272,7 @@ def _cases(raw_cases: Any) -> list[dict]:
             "glare_mark": _glare_mark(glare),
             "reason": _text(raw.get("reason")).strip("\n"),
             "details": _text(raw.get("details")),
+            "findings": [_text(f) for f in _list(raw.get("findings")) if _text(f)],
         })
     return out
 
@@ -412,7 +413,7 @@ def _cell(group: list[dict], notes: dict[str, int]) -> dict:
     intermittent = "xfail or pass" in expected
     reasons = []
     for c in group:
-        text = expectation_reason(c) if c["expected"] != "pass" else ""
+        text = " | ".join(c["findings"]) or (expectation_reason(c) if c["expected"] != "pass" else "")
         if not text and c["expected"] != "pass":
             text = INTERMITTENT_UNHIT if c["expected"] == "xfail or pass" and c["outcome"] == "passed" else ""
             text = text or (XFAIL_UNRECORDED if c["expected"] == "xfail" else "")

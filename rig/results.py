@@ -65,7 +65,7 @@ def _lean_messages(messages: list[dict]) -> list[dict]:
 
 def write_case(out: Path, *, cid: str, repeat: int, outcome: str, expected: str, result: CaseResult | None,
                reason: str, duration_s: float, nodeid: str, scenario: str, polite: dict, impolite: dict,
-               keep: str = "failed", negotiators: dict | None = None) -> dict:
+               keep: str = "failed", negotiators: dict | None = None, findings: list[str] | None = None) -> dict:
     """Write cases/<slug>.json (summary + evidence) and return the summary.
 
     The evidence of a case (every SDP set, the SDP bodies of the signaling log, the files
@@ -89,6 +89,7 @@ def write_case(out: Path, *, cid: str, repeat: int, outcome: str, expected: str,
         "glare": result.glare if result else {"forced": False, "observed": False},
         "reason": reason, "details": f"cases/{s}.json",
         "negotiators": negotiators or {},
+        "findings": findings or [],  # the reasons of every known finding that applies to this cell
     }
     detail = {
         "case": summary,
