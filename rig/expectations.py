@@ -123,6 +123,22 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"attempted to remap RTP extension id",
     ),
     Expectation(
+        ("failed-first-sld-recovers",), "chromium|aiortc", "aiortc",
+        "aiortc 1.16.0: a connection that created a data channel before it answered an offer without an "
+        "application m-line replaces its ICE transport when it then offers the channel; the DTLS handshake "
+        "fails and the pair never reconnects (Chromium 156 ends 'disconnected', aiortc 'connecting'). "
+        "Minimal trigger: fixtures/findings/aiortc_channel_before_answer.py (both connections end 'closed').",
+        signature=r"peer \((chromium|aiortc)[^)]*\) not connected",
+    ),
+    Expectation(
+        ("failed-first-sld-recovers",), "firefox", "aiortc",
+        "aiortc 1.16.0 (issue 686): Firefox made the first offer, so aiortc's offer of its data channel remaps "
+        "the header-extension ids and Firefox 153 rejects it ('Remote description attempted to remap RTP "
+        "extension id 3 ...'); behind it, aiortc's data-channel-before-answer bug "
+        "(fixtures/findings/aiortc_channel_before_answer.py).",
+        signature=r"attempted to remap RTP extension id",
+    ),
+    Expectation(
         ("failed-sld-recovers", "late-negotiationneeded"), "*", "aiortc", AIORTC_ANSWER_PENDING,
         signature=r"ValueError: None is not in list",
     ),

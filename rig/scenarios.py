@@ -472,6 +472,17 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
                   "as a collision.",
     ),
     Scenario(
+        "failed-first-sld-recovers",
+        "On a fresh pair the impolite peer's first setLocalDescription() (for a data channel) fails once "
+        "(an injected OperationError); the polite peer then adds video, and both changes must still be "
+        "negotiated.",
+        (Join(), FailNext("impolite", "setLocalDescription"), Change("impolite", "add-datachannel"),
+         Change("polite", "add-video"), Settle(), Exchange()),
+        rationale="The same fault as failed-sld-recovers, with a data channel as the failed change: a "
+                  "pending SCTP association, unlike a pending transceiver, does not stop aiortc from "
+                  "answering, so this one also runs on every aiortc pair.",
+    ),
+    Scenario(
         "duplicate-candidate",
         "A fresh pair connects with video while the first trickled candidate of the polite peer is "
         "delivered twice; adding a candidate twice is harmless and the pair must connect.",

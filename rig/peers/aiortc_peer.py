@@ -128,6 +128,7 @@ class AiortcPeer(Peer):
         self._wake_dispatch = asyncio.Event()
         self._faults: dict[str, int] = {}
         self._gates: list[dict] = []
+        self._ops = 0  # description/candidate operations in progress (see _counted)
 
     # -- plumbing ----------------------------------------------------------------
     def _spawn(self, coro, what: str) -> asyncio.Task:
@@ -197,6 +198,20 @@ class AiortcPeer(Peer):
             if after is not None:
                 await self._pause(after, type_)
             return result
+        return call
+
+    def _counted(self, inner: Callable) -> Callable:
+        """Counts operations in progress: the browsers' rule fires negotiationneeded only
+        once the operations chain is empty, and aiortc changes signalingState before its
+        setLocalDescription() is done (it still gathers and starts transports)."""
+        async def call(*args):
+            self._ops += 1
+            try:
+                return await inner(*args)
+            finally:
+                self._ops -= 1
+                if self._ops == 0:
+                    asyncio.get_running_loop().call_soon(self._maybe_negotiationneeded)
         return call
 
     async def _emit_negotiationneeded_later(self, g: dict) -> None:
@@ -278,6 +293,8 @@ class AiortcPeer(Peer):
         pc.setLocalDescription = setLocalDescription
         pc.setRemoteDescription = setRemoteDescription
         pc.addIceCandidate = addIceCandidate
+        for name in ("setLocalDescription", "setRemoteDescription", "addIceCandidate"):
+            setattr(pc, name, self._counted(getattr(pc, name)))
         for name in GATE_METHODS:  # gates wrap everything above (see rig-peer.js)
             setattr(pc, name, self._gated(name, getattr(pc, name)))
 
@@ -286,7 +303,10 @@ class AiortcPeer(Peer):
             self.record("signalingstatechange", {"state": pc.signalingState})
             if pc.signalingState != "stable":
                 self._nn_fired = False
-            self._maybe_negotiationneeded()
+            # As a browser queues a task for it: the code awaiting the operation that changed the
+            # state (e.g. the negotiator sending its answer) runs first. Fired synchronously, the
+            # event let a new offer overtake the answer it came after.
+            asyncio.get_running_loop().call_soon(self._maybe_negotiationneeded)
 
         @pc.on("connectionstatechange")
         def _on_connection() -> None:
@@ -353,7 +373,7 @@ class AiortcPeer(Peer):
         """aiortc has no negotiationneeded: fire it when a change awaits negotiation and
         the connection is "stable", once per stable period, as the spec's rule does."""
         pc = self.pc
-        if pc is None or pc.signalingState != "stable" or self._nn_fired:
+        if pc is None or self.closing or self._ops or pc.signalingState != "stable" or self._nn_fired:
             return
         if not self._needs_negotiation():
             return
