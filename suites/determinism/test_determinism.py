@@ -1,9 +1,11 @@
 """Determinism: the same plan gives the same collision on the same peers, every time.
 
-Each glare scenario runs 20 times on a browser-browser and a browser-aiortc pair with the
-reference negotiator; every run must pass with the collision forced, observed and (for
-the narrow windows) reached exactly as planned: zero flakes. It takes about a quarter of
-an hour on 2 cores, so it is not part of the default test run:
+Each glare scenario runs 20 times with a Firefox polite peer against a Firefox and an aiortc
+impolite peer, with the reference negotiator. Every run of a cell must have the same
+verdict: passed with every planned collision forced and observed, or (strict finding) the
+same expected failure; only a cell with an intermittent finding may vary. It writes the
+per-cell outcome counts (determinism.json; RIG_DETERMINISM_OUT keeps the run). It takes
+about a quarter of an hour on 2 cores, so it is not part of the default test run:
 
     .venv/bin/pytest suites/determinism -m determinism
 """
@@ -11,8 +13,10 @@ an hour on 2 cores, so it is not part of the default test run:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -20,23 +24,40 @@ import pytest
 from rig import scenarios
 
 REPEATS = 20
-PAIRS = "firefox,aiortc"  # Firefox polite x {Firefox, aiortc} impolite pass every glare scenario
+PAIRS = "firefox,aiortc"  # Firefox polite x {Firefox, aiortc} impolite: the pairs where the pattern can hold
 GLARE = [s.name for s in scenarios.CATALOGUE.values() if s.glare]
 
 
 @pytest.mark.determinism
+@pytest.mark.timeout(3600)
 def test_every_glare_scenario_reaches_its_window_every_time(tmp_path: Path) -> None:
-    out = tmp_path / "run"
+    out = Path(os.environ.get("RIG_DETERMINISM_OUT") or tmp_path / "run")
     subprocess.run([sys.executable, "-m", "rig", "matrix", "--peers", PAIRS, "--scenarios", ",".join(GLARE),
-                    "--repeat", str(REPEATS), "--out", str(out)], capture_output=True, text=True, timeout=3600)
+                    "--repeat", str(REPEATS), "--out", str(out), "--", "-k", "firefox-polite"],
+                   capture_output=True, text=True, timeout=3500)
     run = json.loads((out / "results.json").read_text())
-    firefox_polite = [c for c in run["cases"] if c["polite"]["kind"] == "firefox"]
-    assert len(firefox_polite) == len(GLARE) * 2 * REPEATS
-    flakes = [c for c in firefox_polite if c["outcome"] != "passed"]
-    assert not flakes, "\n".join(f"{c['id']}: {c['outcome']}: {c['reason'][:200]}" for c in flakes)
-    for c in firefox_polite:
-        glare = c["glare"]
-        assert glare["forced"] and glare["observed"] and glare["collisions"] == glare["planned"], c["id"]
-    others = [c for c in run["cases"] if c["polite"]["kind"] != "firefox"]
-    assert all(c["outcome"] in ("passed", "xfailed") for c in others), \
-        [c["id"] for c in others if c["outcome"] not in ("passed", "xfailed")]
+    cases = run["cases"]
+    assert len(cases) == len(GLARE) * 2 * REPEATS
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for c in cases:
+        cells[(c["scenario"], c["impolite"]["kind"])].append(c)
+    problems = []
+    for (scen, impolite), runs in sorted(cells.items()):
+        outcomes = Counter(c["outcome"] for c in runs)
+        expected = runs[0]["expected"]
+        if set(outcomes) - {"passed", "xfailed"}:
+            problems.append(f"{scen} x {impolite}: {dict(outcomes)}: "
+                            + next(c["reason"][:200] for c in runs if c["outcome"] not in ("passed", "xfailed")))
+        elif expected == "pass" and outcomes["xfailed"]:
+            problems.append(f"{scen} x {impolite}: xfailed without an expectation")
+        elif expected == "xfail" and outcomes["passed"]:
+            problems.append(f"{scen} x {impolite}: a strict finding passed {outcomes['passed']} time(s)")
+        # "xfail or pass" (an intermittent finding) may vary: that is what it says
+        for c in runs:
+            g = c["glare"]
+            if c["outcome"] == "passed" and not (g["forced"] and g["observed"] and g["collisions"] == g["planned"]):
+                problems.append(f"{c['id']}: passed without every planned collision forced and observed")
+    figure = {f"{s} x {i}": dict(Counter(c["outcome"] for c in r)) for (s, i), r in sorted(cells.items())}
+    (out / "determinism.json").write_text(json.dumps(figure, indent=1))
+    print(json.dumps(figure, indent=1))
+    assert not problems, "\n".join(problems)
