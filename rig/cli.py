@@ -132,9 +132,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         cmd += ["--negotiator-js", str(Path(args.negotiator_js).resolve())]
     if negotiator_py:
         cmd += ["--negotiator-py", negotiator_py]
-    cmd += ["--rig-keep", getattr(args, "keep", "failed")]
-    if getattr(args, "capture", "normal") == "full":
-        cmd += ["--rig-capture", "full"]
+    cmd += ["--rig-keep", getattr(args, "keep", "failed"), "--rig-capture", getattr(args, "capture", "normal")]
     if getattr(args, "headed", False):
         cmd += ["--rig-headed"]
     if args.plan:
@@ -361,6 +359,9 @@ def _matrix_options(m: argparse.ArgumentParser) -> None:
     m.add_argument("--keep", choices=("failed", "all"), default="failed",
                    help="keep the evidence (SDPs, Playwright traces, aiortc log) of cases that did not pass "
                         "(default) or of all cases")
+    m.add_argument("--capture", choices=("off", "normal", "full"), default="normal",
+                   help="evidence files: Playwright traces and aiortc's log (normal), none (off, a little "
+                        "faster), or aiortc's per-packet lines too (full)")
     m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 
 

@@ -40,8 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--rig-keep", choices=evidence.KEEP, default="failed",
                 help="keep the evidence (SDPs, Playwright traces, aiortc log) of every case that did not pass "
                      "(failed, the default), or of all cases (all)")
-    g.addoption("--rig-capture", choices=("normal", "full"), default="normal",
-                help="full: aiortc's per-packet debug lines too (rig debug uses it)")
+    g.addoption("--rig-capture", choices=("off", "normal", "full"), default="normal",
+                help="evidence files: off (no Playwright traces, no aiortc log), normal, or full (aiortc's "
+                     "per-packet debug lines too; rig debug uses it)")
     g.addoption("--rig-headed", action="store_true", help="show the browsers (needs a display)")
 
 
@@ -180,7 +181,8 @@ class RigSession:
 @pytest.fixture(scope="session")
 def rig_session(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config) -> Iterator[RigSession]:
     s = RigSession(rig_loop, pytestconfig.getoption("--negotiator-js"), pytestconfig.getoption("--negotiator-py"),
-                   out=_out(pytestconfig), full_capture=pytestconfig.getoption("--rig-capture") == "full",
+                   out=None if pytestconfig.getoption("--rig-capture") == "off" else _out(pytestconfig),
+                   full_capture=pytestconfig.getoption("--rig-capture") == "full",
                    headed=pytestconfig.getoption("--rig-headed"))
     rig_loop.run_until_complete(s.start())
     try:

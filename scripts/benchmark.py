@@ -2,7 +2,8 @@
 """Measure the default matrix: wall time of ``rig matrix`` and the median time per case.
 
 Usage: .venv/bin/python scripts/benchmark.py [--runs N] [-- extra rig matrix args]
-Prints one Markdown table row per run plus a summary, for the README's figures.
+Prints one Markdown table row per run (with the size of everything the run wrote: what a CI
+artifact upload would carry) plus a summary, for the README's figures.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ def main() -> int:
     extra = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     walls, medians = [], []
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
-    print("| run | cases | wall s | median case s | p90 case s | outcomes |")
-    print("|---|---|---|---|---|---|")
+    print("| run | cases | wall s | median case s | p90 case s | output MB | outcomes |")
+    print("|---|---|---|---|---|---|---|")
     for i in range(1, args.runs + 1):
         out = Path(tempfile.mkdtemp(prefix="rig-bench-"))
         t = time.monotonic()
@@ -40,7 +41,8 @@ def main() -> int:
         walls.append(wall)
         medians.append(med)
         outcomes = ", ".join(f"{v} {k}" for k, v in run["summary"].items() if v)
-        print(f"| {i} | {len(d)} | {wall:.1f} | {med:.2f} | {p90:.2f} | {outcomes} |")
+        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
+        print(f"| {i} | {len(d)} | {wall:.1f} | {med:.2f} | {p90:.2f} | {size:.1f} | {outcomes} |", flush=True)
     print(f"\nwall time: median {statistics.median(walls):.1f} s over {args.runs} run(s); "
           f"median case: {statistics.median(medians):.2f} s")
     return 0
