@@ -309,9 +309,9 @@ def _analyse(role: str, events: list[_Event], end_t: float) -> _Side:
             offer_made_t = ev.t
         elif ev.type == "signal-sent" and _str(d.get("kind")) == "offer":
             close_making(ev.t, "offer sent")
-        elif ev.type in ("error", "api-error") and making_since is not None and _str(d.get("method")) in (
-                "setLocalDescription", "createOffer"):
-            close_making(ev.t, "failed")
+        elif ev.type in ("error", "api-error", "fault-injected") and making_since is not None and _str(
+                d.get("method")) in ("setLocalDescription", "createOffer"):
+            close_making(ev.t, "failed" + (" (fault injected by the plan)" if ev.type == "fault-injected" else ""))
         elif ev.type == "offer-ignored":
             side.ignored_seqs.add(_str(d.get("seq")))
         elif ev.type == "signalingstatechange":

@@ -325,3 +325,14 @@ def test_case_page_shows_the_diagram_or_a_one_line_error(tmp_path, monkeypatch, 
     else:
         assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="seq-diagram"') == 1
         assert page.index("Sequence diagram") < page.index("Checks (")
+
+
+def test_an_injected_failure_ends_making_offer_so_the_next_offer_is_no_collision():
+    detail = {"case": {}, "checks": [], "messages": [_msg(5, 1.0, "polite", "offer", 1.001, sdp_type="offer")],
+              "events": {"polite": [], "impolite": [
+                  _ev(0.5, "negotiationneeded", state="stable"),
+                  _ev(0.501, "fault-injected", method="setLocalDescription", state="stable"),
+                  _ev(1.002, "signal-received", seq=5, kind="offer")]}}
+    root = _parse(diagram.render(detail))
+    assert not [g for g in _with_class(root, "ev-collision") if g.tag == SVG + "g"]
+    assert any("fault injected" in _title(r) for r in _with_class(root, "making-offer"))
