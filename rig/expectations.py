@@ -108,6 +108,17 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"OperationError: Unknown ufrag",
     ),
     Expectation(
+        ("glare-candidate-answer",), "firefox", "firefox",
+        "Seen once in 20 runs (determinism suite, 2026-11-25, Firefox 153.7.0esr both sides): after the polite "
+        "Firefox rolls back, it answers with the same ICE ufrag as its rolled-back offer but re-gathers on new "
+        "ports; the candidates of the rolled-back offer that this scenario delivers after the answer (ports "
+        "already closed) are then accepted by the impolite Firefox, ICE reports 'connected' on both sides, and "
+        "the pair stays 'connecting' (DTLS never completes) until it drops. Root cause not established; the "
+        "stale same-ufrag candidates are the suspect. Kept as an intermittent finding with this evidence.",
+        signature=r"polite peer \(firefox[^)]*\) not connected \(signalingState=stable, connectionState=connecting\)",
+        intermittent=True,
+    ),
+    Expectation(
         ("offer-during-answer",), "*", "aiortc",
         "aiortc 1.16.0 has no operations chain: the polite peer's re-offer, handed over while "
         "setRemoteDescription(answer) is still running, is applied at once instead of after the answer, "
