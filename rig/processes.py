@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from . import config
@@ -49,3 +51,24 @@ def sweep(run_id: str, grace: float = 3.0) -> list[int]:
         except OSError:
             pass
     return pids
+
+
+def run_bounded(cmd: list[str], *, timeout: float, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for a command that starts a process tree (``rig matrix``: pytest,
+    its workers, browsers): the tree carries its own run marker, and on a timeout or any
+    interruption (pytest-timeout, Ctrl-C) every process of it is ended, not just the child."""
+    for ignored in ("capture_output", "text", "check"):  # always captured, as text; the caller checks
+        kwargs.pop(ignored, None)
+    run_id = f"bounded-{uuid.uuid4().hex}"
+    env = dict(os.environ if env is None else env, **{config.RUN_MARKER_ENV: run_id})
+    proc = subprocess.Popen(cmd, env=env, text=True, stdout=kwargs.pop("stdout", subprocess.PIPE),
+                            stderr=kwargs.pop("stderr", subprocess.PIPE), **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        sweep(run_id)
+        proc.kill()
+        proc.wait()
+        raise
+    sweep(run_id)  # anything the command left behind
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

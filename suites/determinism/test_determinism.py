@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from rig import scenarios
+from rig import processes, scenarios
 
 REPEATS = 20
 PAIRS = "firefox,aiortc"  # Firefox polite x {Firefox, aiortc} impolite: the pairs where the pattern can hold
@@ -32,7 +31,7 @@ GLARE = [s.name for s in scenarios.CATALOGUE.values() if s.glare]
 @pytest.mark.timeout(3600)
 def test_every_glare_scenario_reaches_its_window_every_time(tmp_path: Path) -> None:
     out = Path(os.environ.get("RIG_DETERMINISM_OUT") or tmp_path / "run")
-    subprocess.run([sys.executable, "-m", "rig", "matrix", "--peers", PAIRS, "--scenarios", ",".join(GLARE),
+    processes.run_bounded([sys.executable, "-m", "rig", "matrix", "--peers", PAIRS, "--scenarios", ",".join(GLARE),
                     "--repeat", str(REPEATS), "--out", str(out), "--", "-k", "firefox-polite"],
                    capture_output=True, text=True, timeout=3500)
     run = json.loads((out / "results.json").read_text())

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rig import mutants
+from rig import mutants, processes
 
 MUTANTS = mutants.discover()
 
@@ -29,7 +28,7 @@ def test_at_least_ten_mutants_each_saying_what_it_breaks() -> None:
 def _run(tmp_path: Path, m: mutants.Mutant, peers: str, flag: str, path: Path, kills: tuple[str, ...],
          *pytest_args: str) -> dict:
     out = tmp_path / m.name
-    subprocess.run([sys.executable, "-m", "rig", "matrix", "--peers", peers, "--scenarios", ",".join(kills),
+    processes.run_bounded([sys.executable, "-m", "rig", "matrix", "--peers", peers, "--scenarios", ",".join(kills),
                     flag, str(path), "--workers", "1", "--out", str(out), "--", *pytest_args],
                    capture_output=True, text=True, timeout=600)
     return json.loads((out / "results.json").read_text())

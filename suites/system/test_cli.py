@@ -53,7 +53,7 @@ def test_ctrl_c_leaves_no_browser_behind(tmp_path: Path) -> None:
 
 
 def test_unknown_peer_and_scenario_are_one_line_errors_and_the_rest_runs(tmp_path: Path) -> None:
-    r = subprocess.run(RIG + ["matrix", "--peers", "aiortc,netscape", "--scenarios", "initial-datachannel,nope",
+    r = processes.run_bounded(RIG + ["matrix", "--peers", "aiortc,netscape", "--scenarios", "initial-datachannel,nope",
                               "--workers", "1", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     errors = [line for line in r.stderr.splitlines() if line.startswith("rig: error:")]
@@ -69,7 +69,7 @@ def test_broken_negotiator_fails_its_cells_with_the_file_and_line(tmp_path: Path
     bad = tmp_path / "broken.py"
     bad.write_text("def attach(pc, signaler, *, polite):\n    raise RuntimeError('boom')\n")
     out = tmp_path / "out"
-    r = subprocess.run(RIG + ["matrix", "--peers", "aiortc", "--scenarios", "initial-datachannel,add-video",
+    r = processes.run_bounded(RIG + ["matrix", "--peers", "aiortc", "--scenarios", "initial-datachannel,add-video",
                               "--negotiator-py", str(bad), "--workers", "1", "--out", str(out)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
@@ -82,7 +82,7 @@ def test_broken_negotiator_fails_its_cells_with_the_file_and_line(tmp_path: Path
 
 @pytest.mark.parametrize("argv", [["matrix", "--repeat", "0"], ["nonsense"]])
 def test_bad_arguments_exit_with_usage(argv: list[str]) -> None:
-    r = subprocess.run(RIG + argv, capture_output=True, text=True, timeout=60)
+    r = processes.run_bounded(RIG + argv, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "usage:" in r.stderr
 
 
@@ -90,7 +90,7 @@ def test_js_negotiator_that_does_not_parse_names_file_and_line_in_every_browser(
     bad = tmp_path / "mine.js"
     bad.write_text("export default function attach(pc, signaler, { polite }) {\n  let x = ;\n}\n")
     out = tmp_path / "out"
-    r = subprocess.run(RIG + ["matrix", "--peers", "chromium,firefox", "--scenarios", "initial-datachannel",
+    r = processes.run_bounded(RIG + ["matrix", "--peers", "chromium,firefox", "--scenarios", "initial-datachannel",
                               "--negotiator-js", str(bad), "--workers", "1", "--out", str(out)],
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 1
@@ -108,7 +108,7 @@ def test_a_logged_error_fails_the_case_with_its_name_and_message(tmp_path: Path)
                      '  console.error(new DOMException("noisy on purpose", "OperationError"));\n'
                      "  return attach(pc, signaler, opts);\n}\n")
     out = tmp_path / "out"
-    subprocess.run(RIG + ["matrix", "--peers", "firefox", "--scenarios", "initial-datachannel",
+    processes.run_bounded(RIG + ["matrix", "--peers", "firefox", "--scenarios", "initial-datachannel",
                           "--negotiator-js", str(noisy), "--workers", "1", "--out", str(out)],
                    capture_output=True, text=True, timeout=180)
     case = json.loads((out / "results.json").read_text())["cases"][0]
@@ -163,7 +163,7 @@ def test_a_users_negotiator_gets_a_verdict_per_cell_naming_the_race_that_breaks_
     mine = tmp_path / "mdn.js"
     mine.write_text(MDN_FORM)
     out = tmp_path / "out"
-    r = subprocess.run(RIG + ["matrix", "--peers", "firefox", "--negotiator-js", str(mine),
+    r = processes.run_bounded(RIG + ["matrix", "--peers", "firefox", "--negotiator-js", str(mine),
                               "--scenarios", "add-video,offer-during-answer",
                               "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rig import config
+from rig import config, processes
 from rig.peers.base import PeerSpec
 from rig.peers.browser import binary_for
 
@@ -51,7 +50,7 @@ def test_report_from_disk_matches_results_filters_and_leads_to_a_failing_cases_d
                                                                                         record_property) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     out = tmp_path / "report"
-    r = subprocess.run(RIG + ["matrix", "--peers", "firefox", "--scenarios", ",".join(SCENARIOS),
+    r = processes.run_bounded(RIG + ["matrix", "--peers", "firefox", "--scenarios", ",".join(SCENARIOS),
                               "--repeat", str(REPEAT), "--workers", "1", "--negotiator-js", str(MUTANT),
                               "--out", str(out)], capture_output=True, text=True, timeout=150)
     assert r.returncode == 1, f"the mutant should fail glare-initial\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
