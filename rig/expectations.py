@@ -108,13 +108,14 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"OperationError: Unknown ufrag",
     ),
     Expectation(
-        ("glare-candidate-answer",), "firefox", "firefox",
-        "Seen once in 20 runs (determinism suite, 2026-11-25, Firefox 153.7.0esr both sides): after the polite "
-        "Firefox rolls back, it answers with the same ICE ufrag as its rolled-back offer but re-gathers on new "
-        "ports; the candidates of the rolled-back offer that this scenario delivers after the answer (ports "
-        "already closed) are then accepted by the impolite Firefox, ICE reports 'connected' on both sides, and "
-        "the pair stays 'connecting' (DTLS never completes) until it drops. Root cause not established; the "
-        "stale same-ufrag candidates are the suspect. Kept as an intermittent finding with this evidence.",
+        ("glare-candidate-answer",), "firefox", "*",
+        "Intermittent, Firefox 153.7.0esr as the polite peer (1 in 20 runs against Firefox in the determinism "
+        "suite, 1 of 1 against aiortc in a matrix run, 2026-11-25): after its rollback Firefox answers with the "
+        "ICE ufrag of the rolled-back offer but re-gathers on new ports; the rolled-back offer's candidates that "
+        "this scenario delivers after the answer carry the same ufrag and are accepted. ICE then completes "
+        "(aiortc's log: 'ICE completed') but DTLS never does (aiortc: 'DTLS handling timeout', Firefox stays "
+        "'connecting'). Suspected: Firefox still answers connectivity checks on the rolled-back offer's "
+        "candidates, so a pair that carries no DTLS is selected. Root cause not established.",
         signature=r"polite peer \(firefox[^)]*\) not connected \(signalingState=stable, connectionState=connecting\)",
         intermittent=True,
     ),
