@@ -108,11 +108,12 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"OperationError: Unknown ufrag",
     ),
     Expectation(
-        ("glare-candidate-answer",), "firefox", "*",
-        "Intermittent, Firefox 153.7.0esr as the polite peer (1 in 20 runs against Firefox in the determinism "
-        "suite, 1 of 1 against aiortc in a matrix run, 2026-11-25): after its rollback Firefox answers with the "
-        "ICE ufrag of the rolled-back offer but re-gathers on new ports; the rolled-back offer's candidates that "
-        "this scenario delivers after the answer carry the same ufrag and are accepted. ICE then completes "
+        ("glare-initial", "glare-candidate-answer", "glare-late-candidates", "glare-datachannel"), "firefox", "*",
+        "Intermittent, Firefox 153.7.0esr as the polite peer of a fresh pair (glare-candidate-answer: 1 in 20 runs "
+        "against Firefox in the determinism suite, once against aiortc in a matrix run; glare-initial: once in "
+        "5 against aiortc; 2026-11-25): after its rollback Firefox answers with the ICE ufrag of the rolled-back "
+        "offer but re-gathers on new ports; the rolled-back offer's candidates (delivered before or after the "
+        "answer; aiortc and the scenario's late delivery keep them) carry the same ufrag. ICE then completes "
         "(aiortc's log: 'ICE completed') but DTLS never does (aiortc: 'DTLS handling timeout', Firefox stays "
         "'connecting'). Suspected: Firefox still answers connectivity checks on the rolled-back offer's "
         "candidates, so a pair that carries no DTLS is selected. Root cause not established.",
