@@ -108,7 +108,7 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"OperationError: Unknown ufrag",
     ),
     Expectation(
-        ("glare-initial", "glare-candidate-answer", "glare-late-candidates", "glare-datachannel"), "firefox", "*",
+        ("glare-initial", "glare-candidate-answer"), "firefox", "*",
         "Intermittent, Firefox 153.7.0esr as the polite peer of a fresh pair (glare-candidate-answer: 1 in 20 runs "
         "against Firefox in the determinism suite, once against aiortc in a matrix run; glare-initial: once in "
         "5 against aiortc; 2026-11-25): after its rollback Firefox answers with the ICE ufrag of the rolled-back "
