@@ -89,7 +89,8 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _num(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A finite float from recorded data, or None (booleans, text, NaN and infinities are not numbers)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -131,7 +132,7 @@ def _events(raw: Any, role: str, messages: list[_Msg]) -> list[_Event]:
     evs = [e for e in _list(raw) if isinstance(e, Mapping)]
     lags = []
     for e in evs:
-        t, pt = _num(e.get("t")), _num(_map(e.get("detail")).get("pt"))
+        t, pt = finite_number(e.get("t")), finite_number(_map(e.get("detail")).get("pt"))
         if t is not None and pt is not None:
             lags.append(t - pt / 1000)
     # A message reaches the stub after the page sent it: the n-th signal-sent of this
@@ -140,14 +141,14 @@ def _events(raw: Any, role: str, messages: list[_Msg]) -> list[_Event]:
     mine = [m for m in messages if m.sender == role and m.to != "stub" and not m.note.startswith("duplicate")]
     if len(sent) == len(mine) and all(_str(_map(e.get("detail")).get("kind")) == m.kind for e, m in zip(sent, mine, strict=True)):
         for e, m in zip(sent, mine, strict=True):
-            pt = _num(_map(e.get("detail")).get("pt"))
+            pt = finite_number(_map(e.get("detail")).get("pt"))
             if pt is not None:
                 lags.append(m.t - pt / 1000)
     offset = min(lags) if lags else None
     out = []
     for e in evs:
         detail = _map(e.get("detail"))
-        raw_t, pt = _num(e.get("t")), _num(detail.get("pt"))
+        raw_t, pt = finite_number(e.get("t")), finite_number(detail.get("pt"))
         t = pt / 1000 + offset if (pt is not None and offset is not None) else raw_t
         if t is None:
             continue
@@ -159,14 +160,14 @@ def _events(raw: Any, role: str, messages: list[_Msg]) -> list[_Event]:
 def _messages(raw: Any) -> list[_Msg]:
     out = []
     for m in _list(raw):
-        if not isinstance(m, Mapping) or _num(m.get("t")) is None:
+        if not isinstance(m, Mapping) or finite_number(m.get("t")) is None:
             continue
         data = _map(m.get("data"))
         desc = _map(data.get("description"))
         out.append(_Msg(
-            seq=_str(m.get("seq")), t=_num(m.get("t")), sender=_str(m.get("from")), to=_str(m.get("to")),
+            seq=_str(m.get("seq")), t=finite_number(m.get("t")), sender=_str(m.get("from")), to=_str(m.get("to")),
             kind=_str(m.get("kind")) or "other", size=_str(m.get("size")), held=bool(m.get("held")),
-            released_t=_num(m.get("released_t")), delivered_t=_num(m.get("delivered_t")),
+            released_t=finite_number(m.get("released_t")), delivered_t=finite_number(m.get("delivered_t")),
             note=_str(m.get("note")), sdp_type=_str(desc.get("type")),
         ))
     return out

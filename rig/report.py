@@ -19,7 +19,6 @@ import base64
 import difflib
 import hashlib
 import json
-import math
 import pathlib
 import re
 import shlex
@@ -138,14 +137,7 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        n = float(value)
-    except (TypeError, ValueError):
-        return None
-    return n if math.isfinite(n) else None
+_number = diagram.finite_number  # one rule for numbers read from recorded data
 
 
 def _int(value: Any, default: int = 0) -> int:
