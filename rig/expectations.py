@@ -62,6 +62,18 @@ CHROMIUM_EXTMAP = (
     "codec collision for header extension id=1'). Firefox 153 accepts both. Minimal trigger without "
     "the rig: fixtures/findings/chromium-rollback-extmap.html.")
 
+FIREFOX_ROLLED_BACK_SOCKETS = (
+    "Intermittent, Firefox 153.7.0esr as the polite peer of a fresh pair: after its implicit rollback Firefox "
+    "answers with the ICE ufrag and password of the rolled-back offer, and the sockets it gathered for that "
+    "offer keep answering connectivity checks until the rollback reaches its socket process (up to a few ms "
+    "after setLocalDescription(answer) resolves; then they go silent). A peer that holds those candidates "
+    "cannot tell them from the answer's, and if the first pair that answers is one of them it nominates a "
+    "pair that dies at once: ICE completes (aiortc's log: 'ICE completed' on the old port), DTLS never does "
+    "('DTLS handling timeout'), Firefox stays 'connecting'. Minimal trigger without the rig: "
+    "fixtures/findings/firefox_rollback_stale_sockets.py.")
+FIREFOX_ROLLED_BACK_SIGNATURE = (
+    r"polite peer \(firefox[^)]*\) not connected \(signalingState=stable, connectionState=connecting\)")
+
 KNOWN: tuple[Expectation, ...] = (
     Expectation(
         ("glare-*", "offer-during-answer", "stress-both-sides"), "aiortc", "*", AIORTC_NO_ROLLBACK,
@@ -108,16 +120,19 @@ KNOWN: tuple[Expectation, ...] = (
         signature=r"OperationError: Unknown ufrag",
     ),
     Expectation(
-        ("glare-initial", "glare-candidate-answer"), "firefox", "*",
-        "Intermittent, Firefox 153.7.0esr as the polite peer of a fresh pair (glare-candidate-answer: 1 in 20 runs "
-        "against Firefox in the determinism suite, once against aiortc in a matrix run; glare-initial: once in "
-        "5 against aiortc; 2026-11-25): after its rollback Firefox answers with the ICE ufrag of the rolled-back "
-        "offer but re-gathers on new ports; the rolled-back offer's candidates (delivered before or after the "
-        "answer; aiortc and the scenario's late delivery keep them) carry the same ufrag. ICE then completes "
-        "(aiortc's log: 'ICE completed') but DTLS never does (aiortc: 'DTLS handling timeout', Firefox stays "
-        "'connecting'). Suspected: Firefox still answers connectivity checks on the rolled-back offer's "
-        "candidates, so a pair that carries no DTLS is selected. Root cause not established.",
-        signature=r"polite peer \(firefox[^)]*\) not connected \(signalingState=stable, connectionState=connecting\)",
+        ("glare-initial",), "firefox", "aiortc",
+        FIREFOX_ROLLED_BACK_SOCKETS + " Here aiortc keeps the candidates of the ignored offer that reach it before "
+        "any remote description (browsers reject those), checks them as soon as the answer arrives, and "
+        "nominates the first pair that answers (seen once in 5 and once in 25 runs, 2026-11-25/26).",
+        signature=FIREFOX_ROLLED_BACK_SIGNATURE,
+        intermittent=True,
+    ),
+    Expectation(
+        ("glare-candidate-answer",), "firefox", "*",
+        FIREFOX_ROLLED_BACK_SOCKETS + " Here the scenario delivers a candidate of the ignored offer around the "
+        "answer, as a trickling app would; it carries the answer's ufrag, so the impolite peer accepts it "
+        "(seen 1 in 20 runs against Firefox, once against aiortc, 2026-11-25).",
+        signature=FIREFOX_ROLLED_BACK_SIGNATURE,
         intermittent=True,
     ),
     Expectation(
