@@ -360,6 +360,23 @@ class CaseRun:
                 return f"{peer} reported an error ({d.get('source', '?')}): {d.get('text', d)}"
         return None
 
+    def _first_violation(self) -> str | None:
+        """A role invariant broken for good: the verdict is known, so the case ends now
+        instead of waiting out the step's bound (the final checks still report it)."""
+        polite, impolite = self.peers["polite"], self.peers["impolite"]
+        ignored = polite.of_type("offer-ignored")
+        if ignored:
+            return (f"{polite} ignored offer #{ignored[0].detail.get('seq')} in "
+                    f"{ignored[0].detail.get('state')}: the polite peer never ignores an offer")
+        rolled = impolite.of_type("rollback")
+        if rolled:
+            return f"{impolite} rolled back ({rolled[0].detail.get('how', '')}): the impolite peer never rolls back"
+        for peer in self.peers.values():
+            bad = [e for e in peer.of_type("negotiationneeded") if e.detail.get("state") != "stable"]
+            if bad:
+                return f"{peer}: negotiationneeded fired in '{bad[0].detail.get('state')}' (it fires only in 'stable')"
+        return None
+
     def _unmet_settle(self) -> str | None:
         for role, peer in self.peers.items():
             if peer.signaling_state != "stable":
@@ -386,7 +403,7 @@ class CaseRun:
         """Wait for ``unmet()`` to return None; fail at once on a peer error; bounded."""
         deadline = time.monotonic() + timeout
         while True:
-            err = self._first_error()
+            err = self._first_error() or self._first_violation()
             if err:
                 raise CaseFailure(err)
             why = unmet()

@@ -483,6 +483,17 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
                   "answering, so this one also runs on every aiortc pair.",
     ),
     Scenario(
+        "failed-sld-reused-recovers",
+        "The impolite peer adds video to the transceiver the polite peer's video created (addTrack reuses "
+        "it: recvonly becomes sendrecv) and its setLocalDescription() for that change fails once (an "
+        "injected OperationError); the polite peer then adds audio, and both changes must still be negotiated.",
+        CONNECT + (Change("polite", "add-video"), Settle(), FailNext("impolite", "setLocalDescription"),
+                   Change("impolite", "add-video"), Change("polite", "add-audio"), Settle(), Exchange()),
+        rationale="The fault of failed-sld-recovers on a change that creates no transceiver, so an aiortc "
+                  "impolite peer, which cannot answer past a pending new transceiver, takes part too. The "
+                  "answer to the polite peer's offer may already carry the impolite peer's new direction.",
+    ),
+    Scenario(
         "duplicate-candidate",
         "A fresh pair connects with video while the first trickled candidate of the polite peer is "
         "delivered twice; adding a candidate twice is harmless and the pair must connect.",

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcpeerconnection import and_direction
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
 from .. import config
@@ -56,6 +57,17 @@ def load_negotiator(target: str | Path) -> Callable:
     if not callable(fn):
         raise RigError(f"negotiator {where} has no callable {attr}(pc, signaler, *, polite)")
     return fn
+
+
+def section_directions(sdp: str) -> dict[str, str]:
+    """mid -> the direction attribute of its m-section (sendrecv when none is written)."""
+    out: dict[str, str] = {}
+    for section in re.split(r"\r?\n(?=m=)", sdp)[1:]:
+        mid = re.search(r"^a=mid:(\S+)", section, re.M)
+        direction = re.search(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", section, re.M)
+        if mid:
+            out[mid.group(1)] = direction.group(1) if direction else "sendrecv"
+    return out
 
 
 def description_to_wire(desc: RTCSessionDescription) -> dict:
@@ -367,7 +379,29 @@ class AiortcPeer(Peer):
         pc = self.pc
         unmapped = any(t.mid is None for t in pc.getTransceivers())
         channel_unnegotiated = bool(self._channels) and (pc.sctp is None or pc.sctp.mid is None)
-        return unmapped or channel_unnegotiated
+        return unmapped or channel_unnegotiated or self._direction_changed()
+
+    def _direction_changed(self) -> bool:
+        """The spec's rule for a negotiated transceiver whose direction changed since the
+        last local description (e.g. addTrack() reusing a recvonly transceiver): against a
+        local offer, its direction must match the offered one; against a local answer, its
+        direction intersected with the remote offer's (reversed) must match the answered one."""
+        local = self.pc.localDescription
+        if local is None:
+            return False
+        negotiated = section_directions(local.sdp)
+        for t in self.pc.getTransceivers():
+            if t.mid is None or t.mid not in negotiated:
+                continue
+            if local.type == "offer":
+                wanted = t.direction
+            elif t._offerDirection is None:  # aiortc keeps the remote offer's direction, reversed, here
+                continue
+            else:
+                wanted = and_direction(t.direction, t._offerDirection)
+            if negotiated[t.mid] != wanted:
+                return True
+        return False
 
     def _maybe_negotiationneeded(self) -> None:
         """aiortc has no negotiationneeded: fire it when a change awaits negotiation and

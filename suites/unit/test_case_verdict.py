@@ -154,3 +154,30 @@ def test_wait_until_fails_fast_on_a_peer_error_and_times_out_with_states() -> No
         with pytest.raises(Exception, match=r"stuck at step 'settle' after 0 s: never met; polite peer"):
             await run2.wait_until(lambda: "never met", step="settle", timeout=0.05)
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("who, type_, detail, message", [
+    ("polite", "offer-ignored", {"seq": 7, "state": "have-local-offer"},
+     r"polite peer .* ignored offer #7 in have-local-offer: the polite peer never ignores an offer"),
+    ("impolite", "rollback", {"how": "implicit"}, r"impolite peer .* rolled back \(implicit\): the impolite peer never"),
+    ("impolite", "negotiationneeded", {"state": "have-remote-offer"},
+     r"negotiationneeded fired in 'have-remote-offer' \(it fires only in 'stable'\)"),
+])
+def test_wait_until_ends_the_case_at_a_broken_role_invariant(who, type_, detail, message) -> None:
+    async def scenario() -> None:
+        run, polite, impolite = make_run()
+        at({"polite": polite, "impolite": impolite}[who], 0.1, type_, **detail)
+        with pytest.raises(Exception, match=message):
+            await run.wait_until(lambda: "never", step="settle", timeout=5)
+    asyncio.run(scenario())
+
+
+def test_the_allowed_events_do_not_end_the_case() -> None:
+    async def scenario() -> None:
+        run, polite, impolite = make_run()
+        at(polite, 0.1, "rollback", how="implicit")
+        at(impolite, 0.1, "offer-ignored", seq=5, state="have-local-offer")
+        at(polite, 0.2, "negotiationneeded", state="stable")
+        with pytest.raises(Exception, match="stuck at step 'settle'"):
+            await run.wait_until(lambda: "never", step="settle", timeout=0.05)
+    asyncio.run(scenario())
