@@ -30,6 +30,14 @@ def _split(text: str) -> list[str]:
 
 def cmd_mutants(args: argparse.Namespace) -> int:
     from . import mutants, report
+    if args.markdown:
+        try:
+            matrix = json.loads((Path(args.markdown) / "mutants.json").read_text())
+        except (OSError, ValueError) as exc:
+            _err(f"--markdown {args.markdown}: no readable mutants.json ({exc})")
+            return 2
+        print(mutants.markdown(matrix), end="")
+        return 0
     found = mutants.discover()
     if args.only:
         wanted = _split(args.only)
@@ -60,7 +68,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
             print(f"rig mutants: {path.name} ({m.breaks[:80]}) -> {sub_out}", flush=True)
             main(["matrix", "--peers", peers, *common, "--out", str(sub_out), flag, str(path), *tail])
             try:
-                cases += report.load_run(sub_out)["cases"]
+                cases += [dict(c, via=path.suffix.lstrip(".")) for c in report.load_run(sub_out)["cases"]]
             except (OSError, ValueError):
                 _err(f"{path.name}: its run wrote no results")
         runs[m.name] = {"cases": cases}
@@ -394,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     mu.add_argument("--only", default="", help="comma-separated mutant names")
     mu.add_argument("--out", default=str(config.ROOT / "reports"))
     mu.add_argument("--workers", type=int, default=None)
+    mu.add_argument("--markdown", metavar="DIR", default=None,
+                    help="print the README's kill table from an earlier run's DIR/mutants.json, run nothing")
     mu.set_defaults(func=cmd_mutants)
     d = sub.add_parser("doctor", help="list each peer kind, its binary and version, and whether it can be driven")
     d.set_defaults(func=cmd_doctor)

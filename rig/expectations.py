@@ -129,8 +129,9 @@ KNOWN: tuple[Expectation, ...] = (
         "Firefox drops that generation the pair carries nothing (Chromium: bytesSent 1782, bytesReceived 0; "
         "Firefox: no selected pair) and Chromium's data-channel message never reaches Firefox within the "
         "exchange bound (30 s), while Firefox's reaches Chromium. The same family as the polite-Firefox finding: "
-        "a superseded Firefox ICE generation keeps answering checks. Trigger without the rig: "
-        "fixtures/findings/firefox_chromium_restart_old_generation.py.",
+        "a superseded Firefox ICE generation keeps answering checks. Evidence: "
+        "fixtures/findings/evidence/ice-restart_firefox-polite--chromium-impolite.case.json; not reproduced outside "
+        "the rig yet (fixtures/findings/firefox_chromium_restart_old_generation.py, 0 of 40 runs).",
         signature=r"stuck at step 'exchange' .*polite peer \(firefox[^)]*\) has not received 'impolite on",
         intermittent=True,
     ),

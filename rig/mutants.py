@@ -76,6 +76,7 @@ def kill_matrix(reference: dict, runs: dict[str, dict], mutants: list[Mutant]) -
             kills = [c for c in run["cases"] if c["scenario"] == scen and c["outcome"] in KILLING
                      and ref.get(c["id"]) not in KILLING]
             cells[scen] = {"killed": bool(kills), "cases": [c["id"] for c in kills][:5],
+                           "by": sorted({c.get("via", "") for c in kills} - {""}),
                            "symptom": (kills[0]["reason"].splitlines() or [""])[0][:300] if kills else ""}
         rows.append({"mutant": m.name, "breaks": m.breaks, "js": bool(m.js), "py": bool(m.py),
                      "killed": any(c["killed"] for c in cells.values()), "cells": cells})
@@ -92,3 +93,24 @@ def write_kill_matrix(out: Path, matrix: dict) -> tuple[Path, Path]:
     html = env.get_template("mutants.html").render(m=matrix)
     (out / "mutants.html").write_text(html)
     return out / "mutants.json", out / "mutants.html"
+
+
+def _by(cell: dict) -> list[str]:
+    """Which forms a cell killed; runs recorded before "by" existed are told apart by the pair."""
+    return cell.get("by") or sorted({"py" if "--aiortc-impolite" in cid else "js" for cid in cell["cases"]})
+
+
+def _killers(row: dict, lang: str) -> str:
+    if not row[lang]:
+        return "no twin" if lang == "py" else "no JS form"
+    return ", ".join(s for s, c in row["cells"].items() if lang in _by(c)) or "**survived**"
+
+
+def markdown(matrix: dict) -> str:
+    """The README's kill table: per mutant, the scenarios that killed its JS form and its Python twin."""
+    lines = ["| mutant | what it breaks | killed by (JS, Firefox x Firefox) | "
+             "killed by (Python twin, Firefox polite x aiortc impolite) |", "|---|---|---|---|"]
+    for row in matrix["mutants"]:
+        breaks = row["breaks"].split(":")[0].replace("|", "/")
+        lines.append(f"| `{row['mutant']}` | {breaks} | {_killers(row, 'js')} | {_killers(row, 'py')} |")
+    return "\n".join(lines) + "\n"
