@@ -183,7 +183,10 @@ KNOWN: tuple[Expectation, ...] = (
         "application m-line replaces its ICE transport when it then offers the channel; the DTLS handshake "
         "fails and the pair never reconnects (Chromium 156 ends 'disconnected', aiortc 'connecting' or 'closed'). "
         "Minimal trigger: fixtures/findings/aiortc_channel_before_answer.py (both connections end 'closed').",
-        signature=r"peer \((chromium|aiortc)[^)]*\) not (connected|stable \(signalingState=closed)",
+        # the first unmet condition depends on when the impolite peer closes (seen: the polite aiortc
+        # peer still lacking the channel), so the impolite peer's closed end state also identifies it
+        signature=r"peer \((chromium|aiortc)[^)]*\) not (connected|stable \(signalingState=closed)"
+                  r"|impolite peer \(aiortc[^)]*\): signalingState=closed, connectionState=closed",
     ),
     Expectation(
         ("failed-first-sld-recovers",), "firefox", "aiortc",
