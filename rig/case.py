@@ -360,22 +360,32 @@ class CaseRun:
                 return f"{peer} reported an error ({d.get('source', '?')}): {d.get('text', d)}"
         return None
 
+    def _role_checks(self) -> list[tuple[Check, str]]:
+        """The role invariants, each with the message that ends a case once it is broken
+        (one rule for the early end in wait_until and for the verdict in glare_checks)."""
+        polite, impolite = self.peers["polite"], self.peers["impolite"]
+        out: list[tuple[Check, str]] = []
+        for role, peer in self.peers.items():
+            bad = [e for e in peer.of_type("negotiationneeded") if e.detail.get("state") != "stable"]
+            out.append((Check(f"{role}: negotiationneeded fires only in 'stable'", not bad,
+                              f"fired in {[e.detail.get('state') for e in bad]}" if bad else ""),
+                        f"{peer}: negotiationneeded fired in '{bad[0].detail.get('state')}' (it fires only in 'stable')"
+                        if bad else ""))
+        wrong = polite.of_type("offer-ignored")
+        out.append((Check("polite peer never ignores an offer", not wrong,
+                          f"{len(wrong)} offer(s) ignored" if wrong else ""),
+                    f"{polite} ignored offer #{wrong[0].detail.get('seq')} in {wrong[0].detail.get('state')}: "
+                    "the polite peer never ignores an offer" if wrong else ""))
+        wrong = impolite.of_type("rollback")
+        out.append((Check("impolite peer never rolls back", not wrong, f"{len(wrong)} rollback(s)" if wrong else ""),
+                    f"{impolite} rolled back ({wrong[0].detail.get('how', '')}): the impolite peer never rolls back"
+                    if wrong else ""))
+        return out
+
     def _first_violation(self) -> str | None:
         """A role invariant broken for good: the verdict is known, so the case ends now
         instead of waiting out the step's bound (the final checks still report it)."""
-        polite, impolite = self.peers["polite"], self.peers["impolite"]
-        ignored = polite.of_type("offer-ignored")
-        if ignored:
-            return (f"{polite} ignored offer #{ignored[0].detail.get('seq')} in "
-                    f"{ignored[0].detail.get('state')}: the polite peer never ignores an offer")
-        rolled = impolite.of_type("rollback")
-        if rolled:
-            return f"{impolite} rolled back ({rolled[0].detail.get('how', '')}): the impolite peer never rolls back"
-        for peer in self.peers.values():
-            bad = [e for e in peer.of_type("negotiationneeded") if e.detail.get("state") != "stable"]
-            if bad:
-                return f"{peer}: negotiationneeded fired in '{bad[0].detail.get('state')}' (it fires only in 'stable')"
-        return None
+        return next((msg for check, msg in self._role_checks() if not check.ok), None)
 
     def _unmet_settle(self) -> str | None:
         for role, peer in self.peers.items():
@@ -447,16 +457,7 @@ class CaseRun:
             else:
                 re_ = [True]  # its change is negotiated by the other side's offer (see the scenario)
             proven.append(bool(rb and ig and re_))
-        for role, peer in self.peers.items():
-            bad = [e for e in peer.of_type("negotiationneeded") if e.detail.get("state") != "stable"]
-            checks.append(Check(f"{role}: negotiationneeded fires only in 'stable'", not bad,
-                                f"fired in {[e.detail.get('state') for e in bad]}" if bad else ""))
-        wrong = polite.of_type("offer-ignored")
-        checks.append(Check("polite peer never ignores an offer", not wrong,
-                            f"{len(wrong)} offer(s) ignored" if wrong else ""))
-        wrong = impolite.of_type("rollback")
-        checks.append(Check("impolite peer never rolls back", not wrong,
-                            f"{len(wrong)} rollback(s)" if wrong else ""))
+        checks += [check for check, _ in self._role_checks()]
         glare = {"forced": bool(self.collisions), "observed": bool(proven) and all(proven),
                  "collisions": len(self.collisions), "planned": self.scenario.collisions,
                  "polite_rolled_back": any(c.ok for c in checks if "rolled back" in c.name),
