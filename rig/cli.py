@@ -14,10 +14,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from . import config, processes, scenarios
+from . import config, options, processes, scenarios
 from .peers.base import KNOWN_KINDS, PeerSpec, RigError
-
-DEFAULT_PEERS = "chromium,firefox,aiortc"
 
 
 def _err(msg: str) -> None:
@@ -52,7 +50,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     # Default: JS mutants on Firefox x Firefox, Python twins on Firefox polite x aiortc impolite (the
     # pairs where the reference passes every scenario); --peers widens both to every ordered pair.
     js_peers = args.peers or "firefox"
-    py_peers, py_filter = (args.peers, []) if args.peers else ("firefox,aiortc", ["--", "-k", "firefox-polite--aiortc-impolite"])
+    py_peers, py_filter = (args.peers, []) if args.peers else ("firefox,aiortc", ["--pairs", "firefox:aiortc"])
     ref_peers = args.peers or "firefox,aiortc"
     common = ["--scenarios", args.scenarios] + (["--workers", str(args.workers)] if args.workers is not None else [])
     print(f"rig mutants: reference negotiator on {ref_peers} -> {out}", flush=True)
@@ -68,11 +66,12 @@ def cmd_mutants(args: argparse.Namespace) -> int:
             print(f"rig mutants: {path.name} ({m.breaks[:80]}) -> {sub_out}", flush=True)
             main(["matrix", "--peers", peers, *common, "--out", str(sub_out), flag, str(path), *tail])
             try:
-                cases += [dict(c, via=path.suffix.lstrip(".")) for c in report.load_run(sub_out)["cases"]]
+                cases += [dict(c, via=path.suffix.lstrip("."))
+                          for c in report.load_run(sub_out).model_dump(mode="json")["cases"]]
             except (OSError, ValueError):
                 _err(f"{path.name}: its run wrote no results")
         runs[m.name] = {"cases": cases}
-    reference = report.load_run(out)
+    reference = report.load_run(out).model_dump(mode="json")
     matrix = mutants.kill_matrix(reference, runs, found)
     mutants.write_kill_matrix(out, matrix)
     reference["links"] = [{"href": "mutants.html", "text": "mutant kill matrix"}]
@@ -128,23 +127,23 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if not suite.is_dir():
         _err(f"interop suites not found at {suite}: run rig from a glare-rig checkout")
         return 2
-    out = Path(args.out).resolve()
+    out = Path(args.out or config.ROOT / "reports").resolve()
     out.mkdir(parents=True, exist_ok=True)
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
-    cmd = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
-           f"--rootdir={config.ROOT}", "--rig-peers", ",".join(peers), "--rig-scenarios", ",".join(scens),
-           "--rig-repeat", str(args.repeat), "--rig-out", str(out), f"--junitxml={out / 'junit.xml'}"]
+    try:
+        options.parse_pairs(args.pairs)
+    except RigError as exc:
+        _err(str(exc))
+        return 2
+    cmd = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider", f"--rootdir={config.ROOT}",
+           f"--junitxml={out / 'junit.xml'}"]
     if workers > 1:
         cmd += ["-n", str(workers)]
-    if args.negotiator_js:
-        cmd += ["--negotiator-js", str(Path(args.negotiator_js).resolve())]
-    if negotiator_py:
-        cmd += ["--negotiator-py", negotiator_py]
-    cmd += ["--rig-keep", getattr(args, "keep", "failed"), "--rig-capture", getattr(args, "capture", "normal")]
-    if getattr(args, "headed", False):
-        cmd += ["--rig-headed"]
-    if args.plan:
-        cmd += ["--rig-plan", str(Path(args.plan).resolve())]
+    cmd += options.to_pytest({
+        "peers": ",".join(peers), "scenarios": ",".join(scens), "pairs": args.pairs,
+        "plan": str(Path(args.plan).resolve()) if args.plan else None, "repeat": args.repeat, "out": str(out),
+        "negotiator-js": str(Path(args.negotiator_js).resolve()) if args.negotiator_js else None,
+        "negotiator-py": negotiator_py, "keep": args.keep, "capture": args.capture, "headed": args.headed})
     cmd += args.pytest_args
     run_id = os.environ.get(config.RUN_MARKER_ENV) or uuid.uuid4().hex
     env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id,
@@ -306,14 +305,13 @@ def cmd_debug(args: argparse.Namespace) -> int:
         matrix_args += ["--negotiator-js", args.negotiator_js]
     if args.negotiator_py:
         matrix_args += ["--negotiator-py", args.negotiator_py]
-    ns = _matrix_parser().parse_args(matrix_args[1:] + ["--", "-k", label])
-    ns.pytest_args = ns.pytest_args[1:]
+    ns = _matrix_parser().parse_args(matrix_args[1:] + ["--pairs", f"{polite}:{impolite}"])
     ns.capture, ns.headed = "full", headed
     print(f"rig debug: {scen.name} with {polite} polite x {impolite} impolite, {args.repeat} run(s), full capture "
           f"-> {out}", flush=True)
     rc = cmd_matrix(ns)
     try:
-        run = report.load_run(out)
+        run = report.load_run(out).model_dump(mode="json")
     except (OSError, ValueError):
         _err(f"the run wrote no results (rig matrix exit status {rc})")
         return 2
@@ -356,20 +354,8 @@ def _matrix_parser() -> argparse.ArgumentParser:
 
 
 def _matrix_options(m: argparse.ArgumentParser) -> None:
-    m.add_argument("--peers", default=DEFAULT_PEERS, help="comma-separated peer specs (default: %(default)s)")
-    m.add_argument("--scenarios", default="all", help="comma-separated scenario names (default: all)")
-    m.add_argument("--repeat", type=int, default=1, help="run every cell N times (default: 1)")
-    m.add_argument("--plan", default=None, help="replay a plan: a plan JSON or a case's cases/<case>.json")
-    m.add_argument("--out", default=str(config.ROOT / "reports"), help="output folder (default: reports/)")
+    options.add_to_argparse(m)
     m.add_argument("--workers", type=int, default=None, help="pytest-xdist workers (default: 2)")
-    m.add_argument("--negotiator-js", default=None, help="ES module used as the browsers' negotiator")
-    m.add_argument("--negotiator-py", default=None, help="path.py[:attr] or module:attr for aiortc peers")
-    m.add_argument("--keep", choices=("failed", "all"), default="failed",
-                   help="keep the evidence (SDPs, Playwright traces, aiortc log) of cases that did not pass "
-                        "(default) or of all cases")
-    m.add_argument("--capture", choices=("off", "normal", "full"), default="normal",
-                   help="evidence files: Playwright traces and aiortc's log (normal), none (off, a little "
-                        "faster), or aiortc's per-packet lines too (full)")
     m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 
 

@@ -215,9 +215,9 @@ def write_repro(detail_path: Path, out: Path) -> Path:
     if ev_dir.is_dir():
         shutil.copytree(ev_dir, out / "evidence")
     pol, imp = case.get("polite") or {}, case.get("impolite") or {}
-    label = f"{_label(pol)}-polite--{_label(imp)}-impolite"
+    pair = f"{pol.get('spec', '?')}:{imp.get('spec', '?')}"
     peers = ",".join(dict.fromkeys([pol.get("spec", "?"), imp.get("spec", "?")]))
-    cmd = ["rig", "matrix", "--plan", "plan.json", "--peers", peers, *flags, "--out", "replay", "--", "-k", label]
+    cmd = ["rig", "matrix", "--plan", "plan.json", "--peers", peers, *flags, "--out", "replay", "--pairs", pair]
     (out / "replay.sh").write_text(
         "#!/bin/sh\n# Replays this case exactly (same plan, same negotiators) with glare-rig; run it from this\n"
         "# folder with glare-rig's `rig` on PATH (a glare-rig checkout: ./run setup, then .venv/bin/rig).\n"

@@ -18,32 +18,14 @@ from typing import Any
 
 import pytest
 
-from . import config, evidence, expectations, results, scenarios
+from . import config, options, results, scenarios
 from .case import CaseResult, run_case
+from .model import PeerInfo
 from .peers.base import Peer, PeerSpec, RigError, bounded
-
-DEFAULT_PEERS = "chromium,firefox,aiortc"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("glare-rig", "glare-rig interop matrix")
-    g.addoption("--rig-peers", default=DEFAULT_PEERS,
-                help="comma-separated peer specs, every ordered pair is run (default: %(default)s)")
-    g.addoption("--rig-scenarios", default="all", help="comma-separated scenario names, or 'all'")
-    g.addoption("--rig-plan", default=None,
-                help="run this plan (a plan JSON, or a case's cases/<case>.json) instead of the catalogue")
-    g.addoption("--rig-repeat", type=int, default=1, help="run every cell N times")
-    g.addoption("--rig-out", default=None,
-                help="write results.json, cases/ and index.html here (default: reports/ when interop cases ran)")
-    g.addoption("--negotiator-js", default=None, help="ES module to use as the browsers' negotiator")
-    g.addoption("--negotiator-py", default=None, help="path.py[:attr] or module:attr for aiortc peers")
-    g.addoption("--rig-keep", choices=evidence.KEEP, default="failed",
-                help="keep the evidence (SDPs, Playwright traces, aiortc log) of every case that did not pass "
-                     "(failed, the default), or of all cases (all)")
-    g.addoption("--rig-capture", choices=("off", "normal", "full"), default="normal",
-                help="evidence files: off (no Playwright traces, no aiortc log), normal, or full (aiortc's "
-                     "per-packet debug lines too; rig debug uses it)")
-    g.addoption("--rig-headed", action="store_true", help="show the browsers (needs a display)")
+    options.add_to_pytest(parser.getgroup("glare-rig", "glare-rig interop matrix"))
 
 
 def _peers(config_: pytest.Config) -> list[PeerSpec]:
@@ -80,18 +62,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except RigError as exc:
         raise pytest.UsageError(str(exc)) from None
     repeat = metafunc.config.getoption("--rig-repeat")
+    try:
+        pairs = options.parse_pairs(metafunc.config.getoption("--rig-pairs"))
+    except RigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     params = []
     for scen in scens:
         for polite in peers:
             for impolite in peers:
-                exps = expectations.expected_failures(scen.name, polite, impolite)
-                marks = [pytest.mark.interop]
-                if expectations.strict(exps):
-                    marks.append(pytest.mark.xfail(strict=True, reason=expectations.reason_of(exps),
-                                                   raises=expectations.ExpectedFinding))
+                if pairs is not None and (str(polite), str(impolite)) not in pairs:
+                    continue
                 for r in range(repeat):
                     cid = results.case_id(scen.name, polite.label, impolite.label, r, repeat)
-                    params.append(pytest.param((scen, polite, impolite, r), id=cid, marks=marks))
+                    params.append(pytest.param((scen, polite, impolite, r), id=cid, marks=[pytest.mark.interop]))
     metafunc.parametrize("rig_cell", params)
 
 
@@ -192,12 +175,15 @@ def rig_session(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config
 
 
 class CaseHandle:
-    """What a suite's test gets: run the cell's case, then judge it against its expectation."""
+    """What a suite's test gets: run the cell's case, then turn its verdict into pytest's.
+
+    The verdict (outcome, finding, cause) is computed once, by the case itself
+    (rig.findings.judge); this only maps it: passed returns, xfailed is pytest.xfail,
+    unsupported is pytest.skip, failed / xpassed / error fail the test."""
 
     def __init__(self, node: pytest.Item, session: RigSession, cell: tuple) -> None:
         self._node, self._session = node, session
         self.scenario, self.polite, self.impolite, self.repeat = cell
-        self.expectations = expectations.expected_failures(self.scenario.name, self.polite, self.impolite)
 
     def run(self) -> CaseResult:
         result = self._session.loop.run_until_complete(
@@ -206,20 +192,16 @@ class CaseHandle:
         return result
 
     def judge(self, result: CaseResult) -> None:
-        try:
-            expectations.judge(result.passed, result.reason, self.expectations)
-        except expectations.ExpectedFinding as exc:
-            if not expectations.strict(self.expectations):
-                # An intermittent finding: the cell has no xfail marker (a pass is a real
-                # pass), so the hit is declared here.
-                pytest.xfail(str(exc))
-            raise
-        except AssertionError as exc:
-            plan = "\n".join(f"  {line}" for line in result.plan)
-            detail = _out(self._node.config) / "cases" / f"{results.slug(self._node.callspec.id)}.json"
-            raise AssertionError(
-                f"{exc}\nplan:\n{plan}\nreplay: rig matrix --plan {detail} --peers {self.polite},{self.impolite}"
-                f" -- -k '{self.polite.label}-polite--{self.impolite.label}-impolite'") from None
+        if result.outcome == "passed":
+            return
+        if result.outcome == "xfailed":
+            pytest.xfail(result.reason)
+        if result.outcome == "unsupported":
+            pytest.skip(f"unsupported: {result.reason}")
+        plan = "\n".join(f"  {line}" for line in result.plan)
+        detail = _out(self._node.config) / "cases" / f"{results.slug(self._node.callspec.id)}.json"
+        pytest.fail(f"{result.outcome}: {result.reason}\nplan:\n{plan}\nreplay: rig matrix --plan {detail} "
+                    f"--peers {self.polite},{self.impolite} --pairs {self.polite}:{self.impolite}", pytrace=False)
 
 
 @pytest.fixture
@@ -238,42 +220,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" or (report.when == "setup" and not report.passed):
         scen, polite, impolite, r = cell
         result: CaseResult | None = getattr(item, "_rig_result", None)
-        xfail = item.get_closest_marker("xfail")
-        if hasattr(report, "wasxfail"):
-            state = "xpassed" if report.passed else "xfailed"
-        elif report.when == "setup" or (result is None and report.failed):
-            state = "error"
-        elif report.passed:
-            state = "passed"
-        elif xfail is not None and "XPASS" in str(report.longrepr):
-            state = "xpassed"
-        elif xfail is not None and result is not None and result.passed:
-            state = "xpassed"
-        else:
-            state = "failed"
-        if result is not None and result.setup_error and state == "failed":
-            state = "error"
-        reason = result.reason if result is not None and result.reason else ""
-        if state == "xfailed" and xfail is None:
-            reason = f"expected failure (intermittent): {report.wasxfail}"
-        elif state == "xfailed":
-            reason = f"expected failure: {xfail.kwargs.get('reason', '')}\nobserved: {reason}"
-        elif state == "xpassed":
-            reason = f"passed although expected to fail ({xfail.kwargs.get('reason', '')}): remove the expectation"
-        elif not reason and not report.passed:
-            reason = str(report.longrepr).strip().splitlines()[-1] if report.longrepr else "unknown failure"
+        error = ""
+        if result is None:  # the case never ran: a fixture or the rig itself failed
+            error = (str(report.longrepr).strip().splitlines() or ["unknown error"])[-1] if report.longrepr \
+                else "the case did not run"
         repeats = item.config.getoption("--rig-repeat")
-        exps = expectations.expected_failures(scen.name, polite, impolite)
-        def info(spec: PeerSpec, key: str) -> dict:
-            if result is not None:
-                return getattr(result, key)
-            return {"spec": str(spec), "kind": spec.kind, "version": "unavailable", "user_id": None}
         results.write_case(
             _out(item.config), cid=results.case_id(scen.name, polite.label, impolite.label, r, repeats),
-            repeat=r, outcome=state, expected="xfail" if xfail else ("xfail or pass" if exps else "pass"), result=result, reason=reason,
-            duration_s=result.duration_s if result else report.duration, nodeid=item.nodeid,
-            scenario=scen.name, polite=info(polite, "polite"), impolite=info(impolite, "impolite"),
-            keep=item.config.getoption("--rig-keep"), findings=[e.reason for e in exps],
+            repeat=r, nodeid=item.nodeid, result=result, scenario=scen.name,
+            polite=PeerInfo(spec=str(polite), kind=polite.kind), impolite=PeerInfo(spec=str(impolite), kind=impolite.kind),
+            error=error, duration_s=report.duration, keep=item.config.getoption("--rig-keep"),
             negotiators={"js": item.config.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
                          "py": item.config.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)})
         item.config._rig_cases += 1  # type: ignore[attr-defined]
@@ -296,11 +252,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                           command=os.environ.get("RIG_COMMAND", "pytest " + " ".join(cfg.invocation_params.args)),
                           repeat=cfg.getoption("--rig-repeat"), peers=peers, scenarios=scens, versions={})
     for p in _peers(cfg):
-        run["versions"].setdefault(p.kind, "unavailable")
+        run.versions.setdefault(p.kind, "unavailable")
     results.write_results(out, run)
     index = report.write_report(out, run)
     tr = cfg.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
-        s = run["summary"]
-        tr.write_line(f"glare-rig: {len(run['cases'])} cases: " + ", ".join(f"{v} {k}" for k, v in s.items() if v)
+        tr.write_line(f"glare-rig: {len(run.cases)} cases: " + ", ".join(f"{v} {k}" for k, v in run.summary.items() if v)
                       + f"; report: {index}")

@@ -30,17 +30,17 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from rig import config, diagram
+from rig import config, diagram, findings, model
 
 RESULTS_FILE = "results.json"
-OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed")
+OUTCOMES = model.OUTCOMES
 #: The versions people ask about first; any other keys in run["versions"] follow.
 VERSION_KEYS = ("chromium", "firefox", "aiortc", "playwright", "python")
 ROLES = ("polite", "impolite")
 GLARE_KEYS = ("forced", "observed", "polite_rolled_back", "impolite_ignored_offer", "polite_reoffered")
 MESSAGE_KINDS = ("offer", "answer", "candidate", "other", "error")
 #: Worst first: decides a repeat cell's colour and the order of the problem list.
-_SEVERITY = {"error": 0, "failed": 1, "xpassed": 2, "unknown": 3, "xfailed": 4, "passed": 5}
+_SEVERITY = {"error": 0, "failed": 1, "xpassed": 2, "unknown": 3, "xfailed": 4, "unsupported": 5, "passed": 6}
 #: Event types that are the point of perfect negotiation, so they stand out.
 _HIGHLIGHT_EVENTS = {"rollback", "offer-ignored"}
 
@@ -48,17 +48,18 @@ _TEMPLATES = pathlib.Path(__file__).resolve().with_name("templates")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def load_run(out_dir: pathlib.Path) -> dict:
-    """Read a finished run back, so the report can be rebuilt without re-running it."""
-    with (pathlib.Path(out_dir) / RESULTS_FILE).open(encoding="utf-8") as fh:
-        return json.load(fh)
+def load_run(out_dir: pathlib.Path) -> model.RunRecord:
+    """Read a finished run back (validated), so the report can be rebuilt without re-running it."""
+    return model.load_run(pathlib.Path(out_dir) / RESULTS_FILE)
 
 
-def write_report(out_dir: pathlib.Path, run: dict) -> pathlib.Path:
+def write_report(out_dir: pathlib.Path, run: model.RunRecord | Mapping) -> pathlib.Path:
     """Render out_dir/index.html and out_dir/cases/<slug>.html from `run`; return index path.
 
     results.json itself is left alone: whoever produced `run` owns that file.
     """
+    if isinstance(run, model.RunRecord):
+        run = run.model_dump(mode="json")
     out_dir = pathlib.Path(out_dir)
     cases_dir = out_dir / "cases"
     cases_dir.mkdir(parents=True, exist_ok=True)
@@ -264,9 +265,23 @@ def _cases(raw_cases: Any) -> list[dict]:
             "glare_mark": _glare_mark(glare),
             "reason": _text(raw.get("reason")).strip("\n"),
             "details": _text(raw.get("details")),
+            "finding": _text(raw.get("finding")),
             "findings": [_text(f) for f in _list(raw.get("findings")) if _text(f)],
+            "cause": _mapping(raw.get("cause")),
+            "cause_text": _cause_text(raw.get("cause")),
+            "finding_title": findings.BY_ID[_text(raw.get("finding"))].title
+            if _text(raw.get("finding")) in findings.BY_ID else "",
         })
     return out
+
+
+def _cause_text(raw: Any) -> str:
+    if not isinstance(raw, Mapping):
+        return ""
+    try:
+        return model.Cause.model_validate(raw).text()
+    except Exception:  # noqa: BLE001 - an odd cause in an old file: show it as data
+        return _compact(raw)
 
 
 def _peers(run: Mapping, cases: list[dict]) -> list[dict]:
@@ -305,15 +320,8 @@ def _scenarios(run: Mapping, cases: list[dict]) -> list[dict]:
 
 # --- the index: one matrix, scenarios by pairs ----------------------------------------
 
-#: How the plugin words an expected failure's reason (rig/pytest_plugin.py); the finding's own
-#: text is what the matrix footnotes, the observed part stays on the case page.
-_EXPECTED_REASON = re.compile(r"^expected failure(?: \(intermittent\))?: (.*?)(?:\nobserved: |\Z)", re.S)
-_XPASS_REASON = re.compile(r"^passed although expected to fail \((.*)\): remove the expectation$", re.S)
-#: Footnote for an intermittent cell that never hit its finding: a pass records no reason.
-INTERMITTENT_UNHIT = ("intermittent finding: this cell may fail with a known finding's signature (expected "
-                      "'xfail or pass'); it did not in this run, so its reason was not recorded.")
-#: Footnote for a strict expected failure whose failure did not match it, so no reason was recorded.
-XFAIL_UNRECORDED = "expected to fail with a known finding (reason not recorded in results.json)."
+#: Footnote for an intermittent cell that never hit its finding in this run.
+INTERMITTENT_UNHIT = "intermittent finding {id}: not hit in this run ({title})"
 MUTANTS_JSON, MUTANTS_HTML = "mutants.json", "mutants.html"
 _FILTERS_JS = "_filters.js"
 
@@ -370,11 +378,11 @@ def _columns(peers: list[dict], cases: list[dict]) -> list[dict]:
     return out
 
 
-def expectation_reason(case: Mapping) -> str:
-    """The finding's reason as the plugin recorded it in a case's reason, or "" when it did not."""
-    reason = _text(case.get("reason"))
-    m = _EXPECTED_REASON.match(reason) or _XPASS_REASON.match(reason)
-    return m.group(1).strip() if m else ""
+def finding_note(fid: str) -> str:
+    """A finding's footnote: its id, title and explanation (rig.findings), or the bare id of
+    a finding this rig does not know (a report of another version's run)."""
+    f = findings.BY_ID.get(fid)
+    return f"{fid}: {f.title}. {f.detail}" if f else fid
 
 
 def _others_order(item: tuple[str, int]) -> int:
@@ -384,8 +392,10 @@ def _others_order(item: tuple[str, int]) -> int:
 def _cell(group: list[dict], notes: dict[str, int]) -> dict:
     """A cell keeps every repeat: its pass rate, one link per repeat, and the worst outcome's colour."""
     group = sorted(group, key=lambda c: (c["repeat"], c["id"]))
-    n = len(group)
+    n = sum(1 for c in group if c["outcome"] != "unsupported")  # unsupported runs were never attempted
+    unsupported = len(group) - n
     passed = sum(1 for c in group if c["outcome"] == "passed")
+    hits = sum(1 for c in group if c["outcome"] == "xfailed")
     others: dict[str, int] = {}
     for c in group:
         if c["outcome"] != "passed":
@@ -403,36 +413,42 @@ def _cell(group: list[dict], notes: dict[str, int]) -> dict:
     worst = next(c for c in group if c["cls"] == cls)
     expected = sorted({c["expected"] for c in group})
     intermittent = "xfail or pass" in expected
-    reasons = []
+    reasons: list[str] = []
+    hit_ids = {c["finding"] for c in group if c["finding"]}
     for c in group:
-        text = " | ".join(c["findings"]) or (expectation_reason(c) if c["expected"] != "pass" else "")
-        if not text and c["expected"] != "pass":
-            text = INTERMITTENT_UNHIT if c["expected"] == "xfail or pass" and c["outcome"] == "passed" else ""
-            text = text or (XFAIL_UNRECORDED if c["expected"] == "xfail" else "")
-        # several findings on one cell are joined with " | " (expectations.reason_of): one note each
-        for part in text.split(" | ") if text else ():
-            if part.strip() and part.strip() not in reasons:
-                reasons.append(part.strip())
-    if INTERMITTENT_UNHIT in reasons and len(reasons) > 1:
-        reasons.remove(INTERMITTENT_UNHIT)  # a repeat that hit the finding recorded its reason
-    if XFAIL_UNRECORDED in reasons and len(reasons) > 1:
-        reasons.remove(XFAIL_UNRECORDED)
+        if c["finding"]:
+            texts = [finding_note(c["finding"])]
+        elif c["outcome"] == "unsupported":
+            texts = [f"unsupported: {c['reason']}"]
+        elif c["expected"] == "xfail or pass":
+            texts = [INTERMITTENT_UNHIT.format(id=f, title=findings.BY_ID[f].title if f in findings.BY_ID else "")
+                     for f in c["findings"] if f not in hit_ids]
+        else:
+            texts = []
+        for text in texts:
+            if text not in reasons:
+                reasons.append(text)
     marks = [notes.setdefault(text, len(notes) + 1) for text in reasons]
     others_text = ", ".join(f"{v} {k}" for k, v in sorted(others.items(), key=_others_order))
     first = group[0]
     title = [f"{first['scenario']}: {first['polite']['label']} polite → {first['impolite']['label']} impolite",
-             f"{passed}/{n} passed" + (f"; {others_text}" if others_text else ""),
+             (f"{passed}/{n} passed" if n else "unsupported: not attempted")
+             + (f"; {others_text}" if others_text else ""),
              "expected: " + " / ".join(expected) + (" (intermittent finding)" if intermittent else "")]
     if durations:
         title.append(("mean " if n > 1 else "") + _fmt_duration(sum(durations) / len(durations)))
     if mark:
         title.append(mark)
+    if intermittent and n:
+        title.append(f"intermittent finding hit in {hits} of {n} run(s)")
     title += [f"[{m}] {text}" for m, text in zip(marks, reasons, strict=True)]
     return {
         "cases": group,
         "n": n,
         "passed": passed,
-        "rate": f"{passed}/{n}",
+        "rate": f"{passed}/{n}" if n else "unsupported",
+        "hits": hits,
+        "unsupported": unsupported,
         "others": others_text,
         "cls": cls,
         "worst": worst,
@@ -521,6 +537,8 @@ def _detail(raw: Mapping) -> dict:
     for ch in _list(raw.get("checks")):
         ch = _mapping(ch)
         checks.append({
+            "id": _text(ch.get("id")),
+            "kind": _text(ch.get("kind")),
             "name": _text(ch.get("name")),
             "ok": bool(ch.get("ok")),
             "detail": _text(ch.get("detail")),

@@ -9,12 +9,22 @@ import re
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
-from . import evidence
+from . import evidence, findings
 from .case import CaseResult
+from .model import (
+    OUTCOMES,
+    CaseDetail,
+    CaseSummary,
+    Cause,
+    FindingInfo,
+    PeerInfo,
+    RunRecord,
+    SchemaError,
+    parse_detail,
+)
 
-OUTCOMES = ("passed", "failed", "error", "xfailed", "xpassed")
+__all__ = ["OUTCOMES", "case_id", "collect", "slug", "write_case", "write_results"]
 
 
 def case_id(scenario: str, polite: str, impolite: str, repeat: int, repeats: int) -> str:
@@ -63,15 +73,30 @@ def _lean_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
-def write_case(out: Path, *, cid: str, repeat: int, outcome: str, expected: str, result: CaseResult | None,
-               reason: str, duration_s: float, nodeid: str, scenario: str, polite: dict, impolite: dict,
-               keep: str = "failed", negotiators: dict | None = None, findings: list[str] | None = None) -> dict:
-    """Write cases/<slug>.json (summary + evidence) and return the summary.
+def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseResult | None = None,
+               scenario: str = "", polite: PeerInfo | None = None, impolite: PeerInfo | None = None,
+               error: str = "", duration_s: float = 0.0, keep: str = "failed",
+               negotiators: dict | None = None) -> CaseSummary:
+    """Write cases/<slug>.json (a CaseDetail: the summary and the evidence) and return the summary.
 
-    The evidence of a case (every SDP set, the SDP bodies of the signaling log, the files
-    in cases/<slug>/) is kept when it did not pass, or for all cases with keep="all"."""
-    assert outcome in OUTCOMES, outcome
+    Without ``result`` (the case could not run at all), the case is an error with ``error``
+    as its reason. The evidence of a case (every SDP set, the SDP bodies of the signaling
+    log, the files in cases/<slug>/) is kept when it did not pass, or for all with keep="all"."""
     s = slug(cid)
+    if result is not None:
+        outcome = result.outcome
+        summary = CaseSummary(
+            id=cid, slug=s, nodeid=nodeid, scenario=result.scenario, polite=result.polite, impolite=result.impolite,
+            repeat=repeat, outcome=result.outcome, expected=result.expected, finding=result.finding,
+            findings=result.findings, cause=result.cause, reason=result.reason, failed_checks=result.failed_checks,
+            duration_s=round(result.duration_s, 3), glare=result.glare, details=f"cases/{s}.json",
+            negotiators=negotiators or {})
+    else:
+        outcome = "error"
+        summary = CaseSummary(
+            id=cid, slug=s, nodeid=nodeid, scenario=scenario, polite=polite, impolite=impolite, repeat=repeat,
+            outcome="error", cause=Cause(kind="rig", message=error), reason=error, duration_s=round(duration_s, 3),
+            details=f"cases/{s}.json", negotiators=negotiators or {})
     kept = keep == "all" or outcome != "passed"
     events, sdps = _split_sdps(result.events if result else {})
     messages = result.messages if result else []
@@ -82,64 +107,53 @@ def write_case(out: Path, *, cid: str, repeat: int, outcome: str, expected: str,
         evidence.discard(ev_dir)
         ev = {"kept": False, "dir": "", "files": []}
         sdps, messages = [], _lean_messages(messages)
-    summary: dict[str, Any] = {
-        "id": cid, "slug": s, "nodeid": nodeid, "scenario": scenario,
-        "polite": polite, "impolite": impolite, "repeat": repeat,
-        "outcome": outcome, "expected": expected, "duration_s": round(duration_s, 3),
-        "glare": result.glare if result else {"forced": False, "observed": False},
-        "reason": reason, "details": f"cases/{s}.json",
-        "negotiators": negotiators or {},
-        "findings": findings or [],  # the reasons of every known finding that applies to this cell
-    }
-    detail = {
-        "case": summary,
-        "plan": result.plan if result else [],
-        "plan_data": result.plan_data if result else None,
-        "messages": messages,
-        "events": events,
-        "sdps": sdps,
-        "evidence": ev,
-        "snapshots": result.snapshots if result else {},
-        "checks": [c.as_dict() for c in result.checks] if result else [],
-    }
+    detail = CaseDetail(
+        case=summary, plan=result.plan if result else [], plan_data=result.plan_data if result else None,
+        ledger=result.ledger if result else {}, messages=messages, events=events, sdps=sdps, evidence=ev,
+        snapshots=result.snapshots if result else {}, checks=result.checks if result else [])
     (out / "cases").mkdir(parents=True, exist_ok=True)
     tmp = out / "cases" / f".{s}.json.tmp"
-    tmp.write_text(json.dumps(detail, indent=1, default=str))
+    tmp.write_text(json.dumps(detail.model_dump(mode="json"), indent=1, default=str))
     os.replace(tmp, out / "cases" / f"{s}.json")
     return summary
 
 
 def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: list[str],
-            scenarios: list[dict], versions: dict[str, str]) -> dict:
+            scenarios: list[dict], versions: dict[str, str]) -> RunRecord:
     """Gather every case file of this run into the run record (results.json's content)."""
-    cases = []
+    cases: list[CaseSummary] = []
     for f in sorted((out / "cases").glob("*.json")):
         try:
-            cases.append(json.loads(f.read_text())["case"])
-        except (ValueError, KeyError):
+            cases.append(parse_detail(json.loads(f.read_text()), str(f)).case)
+        except (ValueError, SchemaError):
             continue
     order = {s["name"]: i for i, s in enumerate(scenarios)}
-    cases.sort(key=lambda c: (order.get(c["scenario"], 99), c["polite"]["spec"], c["impolite"]["spec"], c["repeat"]))
+    cases.sort(key=lambda c: (order.get(c.scenario, 99), c.polite.spec, c.impolite.spec, c.repeat))
     finished = datetime.now(UTC)
     for c in cases:  # versions seen by the peers themselves are the most exact
-        for role in ("polite", "impolite"):
-            p = c[role]
-            if p.get("version") not in (None, "", "unavailable"):
-                versions.setdefault(p["kind"], p["version"])
-    return {
-        "rig_version": package_version("glare-rig"),
-        "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
-        "duration_s": round((finished - started).total_seconds(), 1),
-        "command": command, "repeat": repeat, "peers": peers,
-        "versions": {**versions, "playwright": package_version("playwright"), "aiortc": package_version("aiortc"),
-                     "python": platform.python_version()},
-        "scenarios": scenarios,
-        "summary": {o: sum(c["outcome"] == o for c in cases) for o in OUTCOMES},
-        "cases": cases,
-    }
+        for p in (c.polite, c.impolite):
+            if p.version not in (None, "", "unavailable"):
+                versions.setdefault(p.kind, p.version)
+    seen = {i for c in cases for i in c.findings}
+    return RunRecord(
+        rig_version=package_version("glare-rig"),
+        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
+        duration_s=round((finished - started).total_seconds(), 1),
+        command=command, repeat=repeat, peers=peers,
+        versions={**versions, "playwright": package_version("playwright"), "aiortc": package_version("aiortc"),
+                  "python": platform.python_version()},
+        scenarios=scenarios,
+        findings=[FindingInfo(id=f.id, title=f.title, upstream=f.upstream,
+                              intermittent=all(c.intermittent for c in f.cells))
+                  for f in findings.FINDINGS if f.id in seen],
+        summary={o: sum(c.outcome == o for c in cases) for o in OUTCOMES},
+        cases=cases,
+    )
 
 
-def write_results(out: Path, run: dict) -> Path:
+def write_results(out: Path, run: RunRecord) -> Path:
     path = out / "results.json"
-    path.write_text(json.dumps(run, indent=1))
+    tmp = out / ".results.json.tmp"
+    tmp.write_text(json.dumps(run.model_dump(mode="json"), indent=1))
+    os.replace(tmp, path)
     return path

@@ -120,9 +120,6 @@ class PeerEvent:
 class Peer:
     """One side of a case. Subclasses implement join/change/send/snapshot/close."""
 
-    #: whether the engine sends its ICE candidates as separate messages (trickle ICE)
-    trickles = True
-
     def __init__(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> None:
         self.spec = spec
         self.name = name  # "polite" or "impolite": the role the rig asked for
@@ -136,6 +133,8 @@ class Peer:
         self.on_record: Callable[[], None] | None = None
         self.closing = False  # set by the case once its verdict window is over
         self.evidence_dir: Path | None = None  # where close() saves the peer's own evidence (traces)
+        #: what the peer offers (rig.capabilities.CAPABILITIES), set by probe()
+        self.capabilities: dict[str, bool] = {}
 
     def __str__(self) -> str:
         return f"{self.name} peer ({self.spec} {self.version})"
@@ -167,6 +166,10 @@ class Peer:
         return f"signalingState={self.signaling_state}, connectionState={self.connection_state}"
 
     # -- interface ---------------------------------------------------------------
+    async def probe(self) -> dict[str, bool]:
+        """Find out, on the engine's own objects, which capabilities it has (never by version)."""
+        raise NotImplementedError
+
     async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
         raise NotImplementedError
 

@@ -151,6 +151,14 @@ class BrowserPeer(Peer):
             raise RigError(f"{self} failed at step 'join': {res['error'].replace(*negotiator)}")
         self.polite = bool(res["ok"]["polite"])
 
+    async def probe(self) -> dict[str, bool]:
+        self.capabilities = await self._call("probe", """() => ({
+            removeTrack: typeof RTCPeerConnection.prototype.removeTrack === "function",
+            restartIce: typeof RTCPeerConnection.prototype.restartIce === "function",
+            trickle: "onicecandidate" in RTCPeerConnection.prototype,
+        })""")
+        return self.capabilities
+
     async def change(self, action: str) -> dict:
         return await self._call(f"change {action}", "a => rig.change(a)", action)
 

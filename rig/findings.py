@@ -1,0 +1,410 @@
+"""Known findings as data, and the judge that matches a case's first failure against them.
+
+A finding is a bug of a browser or of aiortc (or a stated limit of the pattern) that the
+rig found, with its evidence. It covers a set of cells; it names the peer role and the
+operation its error happens in, the error (name and message pattern) or, for the few
+whose symptom is a state, that end state; the versions it was seen on; its upstream
+report where one exists.
+
+A failed case is that finding (``xfailed``) only if
+
+- its first failure (:class:`rig.model.Cause`) is that error on that peer, on a version
+  the finding was seen on, and
+- nothing else failed that is not explained: every error a peer reported is the cause or
+  another finding of the cell; no role invariant is broken; every integrity check of a
+  step the case reached holds (the collision was forced, the window reached ...).
+
+Anything else is ``failed``, and the reason names both the cause and the finding that did
+not explain it. A cell with a finding that passes is ``xpassed`` (a failure of the run:
+the finding must be narrowed or removed), unless the finding is intermittent there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+
+from .model import Cause, Check, PeerInfo
+
+GLARE_MEDIA = ("glare-add-media", "glare-initial", "glare-repeated", "glare-in-sld-polite", "glare-in-sld-impolite",
+               "glare-offer-start", "offer-during-answer", "glare-late-candidates", "glare-candidate-answer")
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Cells a finding covers: globs over scenario names; ``|``-separated globs over peer kinds."""
+
+    scenarios: tuple[str, ...]
+    polite: str = "*"
+    impolite: str = "*"
+    #: the trigger is a race the scenario lets run, so some runs miss it: a pass there is a pass
+    intermittent: bool = False
+
+    def covers(self, scenario: str, polite_kind: str, impolite_kind: str) -> bool:
+        return (any(fnmatch(scenario, s) for s in self.scenarios)
+                and any(fnmatch(polite_kind, k) for k in self.polite.split("|"))
+                and any(fnmatch(impolite_kind, k) for k in self.impolite.split("|")))
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    title: str
+    #: whose bug it is: chromium, firefox, aiortc, or "pattern" (a stated limit of the pattern)
+    engine: str
+    cells: tuple[Cells, ...]
+    #: the role of the peer the first failure happens on (None: either side)
+    peer: str | None
+    #: regex over the failing operation: an API method, or the step a wait was stuck in
+    operation: str
+    detail: str
+    #: the error: its name (exact, "" for any) and a regex its message must contain
+    error: str = ""
+    message: str = ""
+    #: or the end state the peer was stuck in (regex over "signalingState=..., connectionState=...")
+    end_state: str = ""
+    #: version prefixes per engine the finding was seen on ("156" matches 156.0.8078.114)
+    seen: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    upstream: str = ""
+    #: minimal trigger outside the rig, and kept evidence (paths in the repository)
+    trigger: str = ""
+    evidence: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if bool(self.message or self.error) == bool(self.end_state):
+            raise ValueError(f"finding {self.id}: give an error (name/message) or an end state, not both")
+        for pattern in (self.operation, self.message, self.end_state):
+            re.compile(pattern)
+
+    def cell(self, scenario: str, polite: PeerInfo, impolite: PeerInfo) -> Cells | None:
+        """The group of cells this finding has for the cell, on the versions it was seen on."""
+        if not all(_seen_on(p, self.seen) for p in (polite, impolite)):
+            return None
+        return next((c for c in self.cells if c.covers(scenario, polite.kind, impolite.kind)), None)
+
+    def matches(self, cause: Cause) -> bool:
+        """Is ``cause`` this finding's first failure?"""
+        if self.peer is not None and cause.peer != self.peer:
+            return False
+        if not re.fullmatch(self.operation, cause.operation or ""):
+            return False
+        if self.end_state:
+            return cause.kind in ("timeout", "check") and bool(re.search(self.end_state, cause.state_text()))
+        return cause.kind == "error" and self.matches_error(cause.error_name, cause.message)
+
+    def matches_error(self, name: str, message: str) -> bool:
+        if not (self.error or self.message):
+            return False
+        return (not self.error or name == self.error) and (not self.message or bool(re.search(self.message, message)))
+
+
+def _seen_on(peer: PeerInfo, seen: dict[str, tuple[str, ...]]) -> bool:
+    prefixes = seen.get(peer.kind)
+    if not prefixes:
+        return True
+    v = peer.version or ""
+    return any(v == p or v.startswith(p + ".") for p in prefixes)
+
+
+AIORTC = "https://github.com/aiortc/aiortc"
+
+FINDINGS: tuple[Finding, ...] = (
+    Finding(
+        "aiortc-no-rollback", "aiortc has no rollback: a polite aiortc peer cannot yield in glare", "aiortc",
+        (Cells(("glare-*", "offer-during-answer", "stress-both-sides"), "aiortc", "*"),),
+        peer="polite", operation="setRemoteDescription",
+        error="InvalidStateError", message=r"Cannot handle offer in signaling state \"have-local-offer\"",
+        detail="aiortc 1.16.0 has no rollback (a description of type 'rollback' is parsed as SDP and nothing restores "
+               "the signaling state): as the polite peer it cannot yield in glare, and setRemoteDescription(offer) in "
+               "have-local-offer raises InvalidStateError ('Cannot handle offer in signaling state "
+               "\"have-local-offer\"').",
+        seen={"aiortc": ("1.16",)},
+    ),
+    Finding(
+        "chromium-rollback-extmap", "Chromium keeps a rolled-back m-line's header-extension ids", "chromium",
+        (Cells(GLARE_MEDIA, "chromium", "*"), Cells(("stress-both-sides",), "chromium", "firefox|aiortc")),
+        peer="polite", operation="setRemoteDescription|setLocalDescription",
+        message=r"RTP extension ID reassignment not supported|codec collision for header extension",
+        detail="Chromium 156 (seen 156.0.8078.108 and .114): after a rollback (implicit or explicit) the rolled-back "
+               "m-line keeps its header-extension ids, so when the two offers put different media kinds (or "
+               "differently numbered extensions) at the same mid, the polite Chromium rejects the remote offer "
+               "('Failed to set remote offer sdp: RTP extension ID reassignment not supported (collision on active "
+               "MID 1 ...)') or, on a fresh connection, its own re-offer ('A BUNDLE group contains a codec collision "
+               "for header extension id=1'). Firefox 153 accepts both. The collisions are the first on their "
+               "connection to carry media; in stress-both-sides both sides add audio in the forced round, and the "
+               "other engine numbers its audio header extensions differently.",
+        seen={"chromium": ("156",)},
+        trigger="fixtures/findings/chromium-rollback-extmap.html",
+    ),
+    Finding(
+        "firefox-restart-answer-setup-active", "Firefox answers an ICE restart with a=setup:active as DTLS server",
+        "firefox",
+        (Cells(("glare-ice-restart", "ice-restart"), "chromium", "firefox"),),
+        peer="polite", operation="setRemoteDescription",
+        message=r"Failed to set SSL role for the transport",
+        detail="Firefox 153 answers an ICE-restart offer with a=setup:active although it is the DTLS server of the "
+               "existing association (the connection was opened by Firefox and answered 'active' by Chromium); an "
+               "ICE restart keeps the DTLS association, so Chromium 156 rejects the answer ('Failed to set remote "
+               "answer sdp: Failed to apply the description for m= section with mid='0': Failed to set SSL role for "
+               "the transport'). Glare is not needed: the same happens when Chromium restarts ICE alone (ice-restart).",
+        seen={"firefox": ("153",), "chromium": ("156",)},
+    ),
+    Finding(
+        "pattern-ignored-restart-candidates", "Candidates of an ignored ICE-restart offer arrive after the answer",
+        "pattern",
+        (Cells(("glare-ice-restart",), "chromium", "firefox"),),
+        peer="impolite", operation="addIceCandidate",
+        error="OperationError", message=r"Unknown ufrag",
+        detail="Same cell as firefox-restart-answer-setup-active, other symptom (whichever comes first): candidates "
+               "of Chromium's ignored ICE-restart offer (new ufrag) can trickle in after the answer has reset "
+               "ignoreOffer; Firefox rejects them ('OperationError: Unknown ufrag (...)') and the reference "
+               "negotiator reports it, since it cannot tell them from candidates of the current offer: a limit of "
+               "the pattern's candidate filtering.",
+        seen={"firefox": ("153",)},
+    ),
+    Finding(
+        "firefox-restart-old-generation", "Chromium selects a pair on Firefox's previous ICE generation", "firefox",
+        (Cells(("ice-restart",), "firefox", "chromium", intermittent=True),),
+        peer="polite", operation="exchange", end_state=r"connectionState=connected",
+        detail="Firefox 153 restarting ICE as the offerer, Chromium 156 answering (1 in 5 runs in a full --repeat 5 "
+               "matrix, 2026-11-26): Chromium can select a pair made of its new local candidate and a candidate of "
+               "Firefox's previous ICE generation. That generation still answers connectivity checks, so the pair "
+               "succeeds; once Firefox drops it the pair carries nothing (Chromium: bytesReceived 0; Firefox: no "
+               "selected pair) and Chromium's data-channel message never reaches Firefox within the exchange bound, "
+               "while both stay 'connected'. Not reproduced outside the rig yet "
+               "(fixtures/findings/firefox_chromium_restart_old_generation.py, 0 of 40 runs).",
+        seen={"firefox": ("153",), "chromium": ("156",)},
+        trigger="fixtures/findings/firefox_chromium_restart_old_generation.py",
+        evidence=("fixtures/findings/evidence/ice-restart_firefox-polite--chromium-impolite.case.json",),
+    ),
+    Finding(
+        "aiortc-early-candidates-dropped", "aiortc drops candidates that arrive before the offer", "aiortc",
+        (Cells(("candidate-before-offer",), "firefox", "aiortc", intermittent=True),),
+        peer="impolite", operation="settle", end_state=r"connectionState=failed",
+        detail="aiortc 1.16.0 as the answerer (1 in 5 runs, 2026-11-26): aiortc drops the candidates that overtake "
+               "the offer without an error (it logs 'addIceCandidate called without remote description'), so after "
+               "the offer and the end-of-candidates it has no remote candidate; it connects only if Firefox's first "
+               "connectivity check arrives before aioice gives up ('Components {1} have no candidate pairs', "
+               "'ICE failed').",
+        seen={"aiortc": ("1.16",)},
+        trigger="fixtures/findings/aiortc_candidates_before_offer.py",
+    ),
+    Finding(
+        "firefox-rolled-back-sockets", "Firefox's rolled-back offer keeps live sockets with the answer's credentials",
+        "firefox",
+        (Cells(("glare-initial",), "firefox", "aiortc", intermittent=True),
+         Cells(("glare-candidate-answer",), "firefox", "*", intermittent=True)),
+        peer="polite", operation="settle", end_state=r"signalingState=stable, connectionState=connecting",
+        detail="Firefox 153 as the polite peer of a fresh pair: after its implicit rollback Firefox answers with the "
+               "ICE ufrag and password of the rolled-back offer, and the sockets it gathered for that offer keep "
+               "answering connectivity checks until the rollback reaches its socket process (up to a few ms after "
+               "setLocalDescription(answer) resolves). A peer that holds those candidates cannot tell them from the "
+               "answer's, and if the first pair that answers is one of them it nominates a pair that dies at once: "
+               "ICE completes, DTLS never does, Firefox stays 'connecting'. In glare-initial aiortc keeps the "
+               "candidates of the ignored offer that reach it before any remote description; in "
+               "glare-candidate-answer the scenario delivers one around the answer, as a trickling app would.",
+        seen={"firefox": ("153",)},
+        trigger="fixtures/findings/firefox_rollback_stale_sockets.py",
+        evidence=("fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.case.json",),
+    ),
+    Finding(
+        "aiortc-no-operations-chain", "aiortc has no operations chain: overlapping descriptions interleave", "aiortc",
+        (Cells(("offer-during-answer",), "*", "aiortc"),),
+        peer="impolite", operation="setRemoteDescription",
+        error="InvalidStateError", message=r"Cannot handle offer in signaling state \"have-local-offer\"",
+        detail="aiortc 1.16.0 has no operations chain: the polite peer's re-offer, handed over while "
+               "setRemoteDescription(answer) is still running, is applied at once instead of after the answer, and "
+               "fails with 'Cannot handle offer in signaling state \"have-local-offer\"'.",
+        seen={"aiortc": ("1.16",)},
+    ),
+    Finding(
+        "aiortc-extmap-remap", "aiortc's offers reset header-extension ids (aiortc issue 686)", "aiortc",
+        (Cells(("glare-add-remove", "failed-first-sld-recovers"), "firefox", "aiortc"),),
+        peer="polite", operation="setRemoteDescription",
+        message=r"attempted to remap RTP extension id",
+        detail="aiortc 1.16.0: createOffer resets header-extension ids to aiortc's defaults, so once Firefox has made "
+               "an offer on the connection, aiortc's next offer remaps them and Firefox 153 rejects it ('Remote "
+               "description attempted to remap RTP extension id 3 from urn:ietf:params:rtp-hdrext:sdes:mid to "
+               "...'). In failed-first-sld-recovers it is aiortc's offer of its data channel, behind which lies "
+               "aiortc-channel-before-answer.",
+        seen={"aiortc": ("1.16",), "firefox": ("153",)},
+        upstream=f"{AIORTC}/issues/686",
+    ),
+    Finding(
+        "aiortc-channel-before-answer", "aiortc breaks its connection offering a channel created before it answered",
+        "aiortc",
+        (Cells(("failed-first-sld-recovers",), "chromium|aiortc", "aiortc"),),
+        peer=None, operation="settle|exchange", end_state=r"connectionState=(?!connected\b)\w+",
+        detail="aiortc 1.16.0: a connection that created a data channel before it answered an offer without an "
+               "application m-line replaces its ICE transport when it then offers the channel; the DTLS handshake "
+               "fails and the pair never reconnects (Chromium 156 ends 'disconnected', aiortc 'connecting' or "
+               "'closed'), so the case is stuck waiting for a connected pair (which peer the rig sees first depends "
+               "on when aiortc closes).",
+        seen={"aiortc": ("1.16",)},
+        trigger="fixtures/findings/aiortc_channel_before_answer.py",
+    ),
+    Finding(
+        "aiortc-answer-with-pending-transceiver", "aiortc cannot answer while its own new transceiver awaits an offer",
+        "aiortc",
+        (Cells(("failed-sld-recovers", "late-negotiationneeded"), "*", "aiortc"),
+         Cells(("stress-both-sides",), "*", "aiortc", intermittent=True)),
+        peer="impolite", operation="setLocalDescription",
+        error="ValueError", message=r"None is not in list",
+        detail="aiortc 1.16.0 cannot answer an offer while one of its own transceivers awaits negotiation: "
+               "setLocalDescription(answer) raises 'ValueError: None is not in list' (rtcpeerconnection.py, "
+               "and_direction(t.direction, t._offerDirection) with _offerDirection None). In stress-both-sides it is "
+               "a race: it fails only when an offer reaches aiortc between its addTrack and its own offer.",
+        seen={"aiortc": ("1.16",)},
+        trigger="fixtures/findings/aiortc_answer_with_pending_track.py",
+    ),
+    Finding(
+        "pattern-candidate-before-offer-chromium", "Unordered signaling: a candidate before its offer (Chromium)",
+        "pattern",
+        (Cells(("candidate-before-offer",), "*", "chromium"),),
+        peer="impolite", operation="addIceCandidate",
+        message=r"The remote description was null",
+        detail="The pattern assumes an ordered signaling channel: a candidate that overtakes its offer reaches "
+               "addIceCandidate before any remote description and Chromium rejects it ('InvalidStateError: ... The "
+               "remote description was null'); no offer is being ignored, so the reference negotiator rightly "
+               "reports it.",
+    ),
+    Finding(
+        "pattern-candidate-before-offer-firefox", "Unordered signaling: a candidate before its offer (Firefox)",
+        "pattern",
+        (Cells(("candidate-before-offer",), "*", "firefox"),),
+        peer="impolite", operation="addIceCandidate",
+        message=r"No remoteDescription",
+        detail="The pattern assumes an ordered signaling channel: a candidate that overtakes its offer reaches "
+               "addIceCandidate before any remote description and Firefox rejects it ('InvalidStateError: No "
+               "remoteDescription.'); no offer is being ignored, so the reference negotiator rightly reports it.",
+    ),
+)
+
+BY_ID = {f.id: f for f in FINDINGS}
+assert len(BY_ID) == len(FINDINGS), "finding ids must be unique"
+
+
+def applying(scenario: str, polite: PeerInfo, impolite: PeerInfo,
+             catalogue: tuple[Finding, ...] = FINDINGS) -> list[tuple[Finding, Cells]]:
+    """Every finding that applies to this cell on these versions, with its cell group."""
+    out = []
+    for f in catalogue:
+        cells = f.cell(scenario, polite, impolite)
+        if cells is not None:
+            out.append((f, cells))
+    return out
+
+
+def expectation(found: list[tuple[Finding, Cells]]) -> str:
+    """pass, xfail (a deterministic finding), or 'xfail or pass' (only intermittent ones)."""
+    if not found:
+        return "pass"
+    return "xfail" if any(not c.intermittent for _, c in found) else "xfail or pass"
+
+
+@dataclass(frozen=True)
+class ErrorReport:
+    """An error a peer reported during the case (its negotiator logged it, or the page threw)."""
+
+    peer: str
+    operation: str
+    name: str
+    message: str
+
+
+@dataclass
+class Judgement:
+    outcome: str
+    expected: str
+    finding: str | None
+    reason: str
+    applying: list[str]
+
+
+def unexplained(cause: Cause, checks: list[Check], errors: list[ErrorReport],
+                found: list[tuple[Finding, Cells]]) -> list[str]:
+    """What failed besides ``cause`` that neither it nor another finding of the cell explains."""
+    out = []
+    for e in errors:
+        if cause.kind == "error" and e.peer == cause.peer and e.name == cause.error_name and e.message == cause.message:
+            continue
+        if any((f.peer is None or f.peer == e.peer) and f.matches_error(e.name, e.message) for f, _ in found):
+            continue
+        out.append(f"{e.peer} peer error in {e.operation or 'an operation'}: {e.name}: {e.message}"[:300])
+    for c in checks:
+        if c.ok or c.id == cause.check:
+            continue
+        if c.kind == "role":
+            out.append(f"check {c.id}: {c.detail}")
+        elif c.kind == "integrity":
+            reached = cause.step_index is None or c.step is None or c.step <= cause.step_index
+            if reached:
+                out.append(f"check {c.id}: {c.detail}")
+    return out
+
+
+def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | None, checks: list[Check],
+          errors: list[ErrorReport], catalogue: tuple[Finding, ...] = FINDINGS) -> Judgement:
+    """The outcome of a case that ran (unsupported cases are decided before they run)."""
+    found = applying(scenario, polite, impolite, catalogue)
+    expected = expectation(found)
+    ids = [f.id for f, _ in found]
+    failed = [c for c in checks if not c.ok]
+    if cause is None:
+        if expected == "xfail":
+            strict = [f.id for f, c in found if not c.intermittent]
+            return Judgement("xpassed", expected, None,
+                             f"passed although finding {', '.join(strict)} expects this cell to fail: "
+                             "narrow or remove the finding", ids)
+        return Judgement("passed", expected, None, "", ids)
+    tail = "".join(f"\n{c.name}: {c.detail}" for c in failed)
+    if cause.kind == "setup":
+        return Judgement("error", expected, None, cause.text() + tail, ids)
+    matching = [f for f, _ in found if f.matches(cause)]
+    for f in matching:
+        rest = unexplained(cause, checks, errors, found)
+        if not rest:
+            return Judgement("xfailed", expected, f.id, f"finding {f.id}: {f.title}\nfirst failure: {cause.text()}"
+                             + tail, ids)
+        return Judgement("failed", expected, None,
+                         f"{cause.text()}\nfinding {f.id} explains the first failure, but not: " + "; ".join(rest)
+                         + tail, ids)
+    why = ""
+    if found:
+        why = "\nnot a known finding of this cell: " + "; ".join(
+            f"{f.id} expects {_expects(f)}" for f, _ in found)
+    return Judgement("failed", expected, None, cause.text() + why + tail, ids)
+
+
+def _expects(f: Finding) -> str:
+    who = f"the {f.peer} peer" if f.peer else "either peer"
+    if f.end_state:
+        return f"{who} stuck in {f.operation} with {f.end_state}"
+    err = f"{f.error + ' ' if f.error else ''}/{f.message}/" if f.message else f.error
+    return f"{err} from {f.operation} on {who}"
+
+
+def markdown() -> str:
+    """docs/findings.md, made from FINDINGS (kept current by a unit test)."""
+    lines = ["# Findings", "",
+             "Generated by `rig findings --markdown` from `rig/findings.py`; do not edit by hand.", "",
+             "A failed case is a finding (`xfailed`) only when its first failure is the finding's error (or end "
+             "state) on the finding's peer, on a version the finding was seen on, and nothing else failed that no "
+             "finding of the cell explains. See [design](design.md#verdicts).", "",
+             "| id | engine | cells (scenarios: polite x impolite) | first failure | seen on |",
+             "|---|---|---|---|---|"]
+    for f in FINDINGS:
+        cells = "<br>".join(f"{', '.join(c.scenarios)}: {c.polite} x {c.impolite}"
+                            + (" (intermittent)" if c.intermittent else "") for c in f.cells)
+        seen = ", ".join(f"{k} {'/'.join(v)}" for k, v in sorted(f.seen.items())) or "any version"
+        lines.append(f"| [{f.id}](#{f.id}) | {f.engine} | {cells} | {_expects(f)} | {seen} |")
+    for f in FINDINGS:
+        lines += ["", f"## {f.id}", "", f"**{f.title}** ({f.engine}).", "", f.detail]
+        if f.upstream:
+            lines += ["", f"Upstream: <{f.upstream}>"]
+        if f.trigger:
+            lines += ["", f"Minimal trigger: [`{f.trigger}`](../{f.trigger})"]
+        for e in f.evidence:
+            lines += ["", f"Evidence: [`{e}`](../{e})"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,270 @@
+"""The result model: what one case established, as one typed record.
+
+Every output reads these records: results.json (a :class:`RunRecord`), the case detail
+files (a :class:`CaseDetail`), the index and case pages, ``compare``, ``debug``,
+``repro`` and ``mutants``. Nothing parses reason text back: the outcome, the finding
+that explained it and the first failure (:class:`Cause`) are fields.
+
+pydantic rather than dataclasses: the same class validates files written by other runs
+(shards, older versions) and exports the JSON Schema kept in docs/results.schema.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+#: Bumped when a field changes meaning or disappears; readers refuse other versions
+#: with a one-line error (version 1, the files written before this model, are upgraded).
+SCHEMA_VERSION = 2
+
+Outcome = Literal["passed", "failed", "error", "xfailed", "xpassed", "unsupported"]
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "xfailed", "xpassed", "unsupported")
+#: outcomes that count against a cell's pass rate (unsupported cells were never tried)
+ATTEMPTED: tuple[str, ...] = ("passed", "failed", "error", "xfailed", "xpassed")
+Expected = Literal["pass", "xfail", "xfail or pass"]
+Role = Literal["polite", "impolite"]
+CheckKind = Literal["integrity", "role", "outcome"]
+CauseKind = Literal["error", "timeout", "check", "setup", "rig"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=False)
+
+
+class Check(Model):
+    """One verdict check. ``id`` is stable across runs (``polite.connected``,
+    ``collision-1.rolled-back``); ``kind`` says what a failure of it means:
+
+    - integrity: the rig did what the plan said (a collision forced, a window reached,
+      a gate passed, a fault injected); a failure is never a peer's finding;
+    - role: an invariant of the pattern (roles, who rolls back, negotiationneeded in
+      stable); broken means the negotiator is wrong;
+    - outcome: where the case had to end (stable, connected, media, channels).
+    ``step`` is the plan step (1-based) the check is about, when it is about one."""
+
+    id: str
+    name: str
+    ok: bool
+    detail: str = ""
+    kind: CheckKind = "outcome"
+    step: int | None = None
+    peer: Role | None = None
+
+
+class Cause(Model):
+    """The first failure of a case: a peer's error, a bounded wait that ran out, a check
+    that did not hold, a peer that could not be made, or the rig's own exception."""
+
+    kind: CauseKind
+    step: str = ""  # "3. collide: ..." as the plan reads
+    step_index: int | None = None
+    peer: Role | None = None
+    peer_kind: str = ""
+    operation: str = ""  # setRemoteDescription, addIceCandidate, settle, exchange, a check id ...
+    error_name: str = ""
+    message: str = ""
+    signaling_state: str = ""
+    connection_state: str = ""
+    check: str | None = None
+
+    def state_text(self) -> str:
+        return f"signalingState={self.signaling_state}, connectionState={self.connection_state}"
+
+    def text(self) -> str:
+        """One line a person reads: where, who, what."""
+        who = f"{self.peer} peer ({self.peer_kind})" if self.peer else "the rig"
+        where = f"at step '{self.step}'" if self.step else "before the first step"
+        what = {
+            "error": f"{self.operation or 'an operation'} failed: "
+                     f"{self.error_name + ': ' if self.error_name else ''}{self.message}",
+            "timeout": f"stuck in {self.operation or 'a step'}: {self.message}"
+                       + (f" ({self.state_text()})" if self.signaling_state else ""),
+            "check": f"check {self.check} failed: {self.message}",
+            "setup": f"could not start: {self.message}",
+            "rig": f"rig error: {self.message}",
+        }[self.kind]
+        return f"{where}: {who} {what}"
+
+
+class PeerInfo(Model):
+    spec: str
+    kind: str
+    version: str = "unavailable"
+    user_id: int | None = None
+    #: what the peer offered when probed at start (restartIce, removeTrack, trickle)
+    capabilities: dict[str, bool] = Field(default_factory=dict)
+
+
+class Glare(Model):
+    forced: bool = False
+    observed: bool = False
+    collisions: int = 0
+    planned: int = 0
+    polite_rolled_back: bool = False
+    impolite_ignored_offer: bool = False
+    polite_reoffered: bool = False
+
+
+class CaseSummary(Model):
+    """One case as results.json lists it."""
+
+    id: str
+    slug: str
+    nodeid: str = ""
+    scenario: str
+    polite: PeerInfo
+    impolite: PeerInfo
+    repeat: int = 0
+    outcome: Outcome
+    expected: Expected = "pass"
+    #: the id of the finding that explained this case's failure (xfailed only)
+    finding: str | None = None
+    #: the ids of every finding that applies to the cell
+    findings: list[str] = Field(default_factory=list)
+    cause: Cause | None = None
+    #: one line for people: the cause, the finding, or why it is unsupported
+    reason: str = ""
+    failed_checks: list[str] = Field(default_factory=list)
+    duration_s: float = 0.0
+    glare: Glare = Field(default_factory=Glare)
+    details: str = ""
+    negotiators: dict[str, str] = Field(default_factory=dict)
+
+
+class ScenarioInfo(Model):
+    name: str
+    description: str = ""
+
+
+class FindingInfo(Model):
+    """A finding as a run saw it (the full record is rig.findings.Finding)."""
+
+    id: str
+    title: str
+    intermittent: bool = False
+    upstream: str = ""
+
+
+class RunRecord(Model):
+    """results.json."""
+
+    schema_version: int = SCHEMA_VERSION
+    rig_version: str = ""
+    started: str = ""
+    finished: str = ""
+    duration_s: float = 0.0
+    command: str = ""
+    repeat: int = 1
+    peers: list[str] = Field(default_factory=list)
+    versions: dict[str, str] = Field(default_factory=dict)
+    scenarios: list[ScenarioInfo] = Field(default_factory=list)
+    findings: list[FindingInfo] = Field(default_factory=list)
+    summary: dict[str, int] = Field(default_factory=dict)
+    cases: list[CaseSummary] = Field(default_factory=list)
+
+
+class PeerEventRecord(Model):
+    t: float
+    type: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class CaseDetail(Model):
+    """cases/<slug>.json: the summary plus everything the verdict was computed from
+    (``ledger``, ``events``, ``messages``, ``snapshots``), so it can be computed again."""
+
+    schema_version: int = SCHEMA_VERSION
+    case: CaseSummary
+    plan: list[str] = Field(default_factory=list)
+    plan_data: dict[str, Any] | None = None
+    ledger: dict[str, Any] = Field(default_factory=dict)
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    events: dict[str, list[PeerEventRecord]] = Field(default_factory=dict)
+    sdps: list[dict[str, Any]] = Field(default_factory=list)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    snapshots: dict[str, Any] = Field(default_factory=dict)
+    checks: list[Check] = Field(default_factory=list)
+
+
+class SchemaError(ValueError):
+    """A file this version cannot read; the message is one line naming the file and version."""
+
+
+def _upgrade_case_v1(c: dict) -> dict:
+    """Files written before the model had no finding, cause or check ids: keep what they had."""
+    c = dict(c)
+    c.pop("findings", None)  # v1 listed the findings' reason texts, not ids
+    c.setdefault("slug", c.get("id", ""))
+    if c.get("expected") not in ("pass", "xfail", "xfail or pass"):
+        c["expected"] = "pass"
+    return c
+
+
+def _version_of(data: Any, where: str) -> int:
+    if not isinstance(data, dict):
+        raise SchemaError(f"{where}: not a glare-rig results file (a JSON object was expected)")
+    v = data.get("schema_version", 1)
+    if not isinstance(v, int):
+        raise SchemaError(f"{where}: schema_version {v!r} is not a number")
+    return v
+
+
+def parse_run(data: Any, where: str = "results.json") -> RunRecord:
+    """A results.json object as a RunRecord; version 1 is upgraded, newer ones refused."""
+    v = _version_of(data, where)
+    if v > SCHEMA_VERSION:
+        raise SchemaError(f"{where}: results schema version {v}, this glare-rig reads up to {SCHEMA_VERSION}: "
+                          "upgrade glare-rig")
+    if v < 1:
+        raise SchemaError(f"{where}: unknown results schema version {v}")
+    if v == 1:
+        data = {**data, "schema_version": SCHEMA_VERSION,
+                "cases": [_upgrade_case_v1(c) for c in data.get("cases") or [] if isinstance(c, dict)]}
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        raise SchemaError(f"{where}: not a valid schema-{v} results file ({loc}: {first.get('msg')})") from None
+
+
+def load_run(path: Path) -> RunRecord:
+    """results.json from a file or a report folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file") from None
+    except ValueError as exc:
+        raise SchemaError(f"{path}: not JSON ({exc})") from None
+    return parse_run(data, str(path))
+
+
+def parse_detail(data: Any, where: str = "case detail") -> CaseDetail:
+    v = _version_of(data, where)
+    if v != SCHEMA_VERSION:
+        raise SchemaError(f"{where}: case detail schema version {v}; this glare-rig reads {SCHEMA_VERSION}")
+    try:
+        return CaseDetail.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        raise SchemaError(f"{where}: not a valid case detail ({loc}: {first.get('msg')})") from None
+
+
+def json_schema() -> dict:
+    """The JSON Schema of results.json, as checked in at docs/results.schema.json."""
+    schema = RunRecord.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://glare-rig.invalid/results.schema.v{SCHEMA_VERSION}.json"
+    return schema
+
+
+def dump(model: BaseModel) -> dict:
+    return model.model_dump(mode="json")

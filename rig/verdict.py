@@ -1,0 +1,319 @@
+"""The verdict of a case, as a pure function of what was recorded.
+
+rig.case executes the steps and writes down what it asked for in a :class:`Ledger`
+(changes made, collisions forced, windows armed, gates, faults); the peers and the stub
+record what happened (events, the message log, final snapshots). :func:`checks` turns
+these into checks with stable ids; :func:`first_failure` names the cause. Nothing here
+touches a browser, so every check is unit-tested on recorded data, and a stored case
+can be judged again (rig.findings' evidence tests do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .findings import ErrorReport
+from .model import Cause, Check, Glare
+
+ROLES = ("polite", "impolite")
+
+
+def other(role: str) -> str:
+    return "impolite" if role == "polite" else "polite"
+
+
+@dataclass
+class Event:
+    """A recorded peer event, as the verdict reads it (live PeerEvent or one loaded from JSON)."""
+
+    t: float
+    type: str
+    detail: dict = field(default_factory=dict)
+
+
+class Timeline:
+    """One peer's events."""
+
+    def __init__(self, events: Iterable[Any]) -> None:
+        self.events = [e if isinstance(e, Event) else
+                       Event(float(e["t"]), str(e["type"]), dict(e.get("detail") or {})) if isinstance(e, Mapping) else
+                       Event(float(e.t), str(e.type), dict(e.detail or {})) for e in events]
+
+    def of_type(self, *types: str) -> list[Event]:
+        return [e for e in self.events if e.type in types]
+
+
+@dataclass
+class Ledger:
+    """What the case asked for, step by step (the intent the checks hold the outcome to)."""
+
+    scenario: str = ""
+    glare: bool = False
+    steps: list[str] = field(default_factory=list)
+    #: 1-based index of the last step started (len(steps) once all ran)
+    reached: int = 0
+    completed: bool = False
+    #: step index of every planned collision (Collide/Race)
+    planned_collisions: list[int] = field(default_factory=list)
+    expect_media: dict[str, dict[str, int]] = field(default_factory=lambda: {"polite": {}, "impolite": {}})
+    own_media: dict[str, int] = field(default_factory=lambda: {"polite": 0, "impolite": 0})
+    channels: list[str] = field(default_factory=list)
+    exchanged: dict[str, list[str]] = field(default_factory=lambda: {"polite": [], "impolite": []})
+    #: {index, step, held: [seq], released_t, reoffer, window: {peer, trigger, seq} | None}
+    collisions: list[dict] = field(default_factory=list)
+    removed: list[dict] = field(default_factory=list)  # {role, mid}
+    restarts: list[dict] = field(default_factory=list)  # {role, before: [ufrag]}
+    faults: list[dict] = field(default_factory=list)  # {who, method, step}
+    gates: list[dict] = field(default_factory=list)  # {id, who, what, open_on, step}
+    message_faults: list[dict] = field(default_factory=list)  # {what, sender, kind, step}
+    #: politeness each peer computed from the user ids (None: it never joined)
+    computed_polite: dict[str, bool | None] = field(default_factory=lambda: {"polite": None, "impolite": None})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Ledger:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# -- role invariants (also what ends a case early) ------------------------------------
+def role_checks(timelines: Mapping[str, Timeline]) -> list[tuple[Check, str]]:
+    """The role invariants, each with the message that ends a case once it is broken."""
+    out: list[tuple[Check, str]] = []
+    for role in ROLES:
+        bad = [e for e in timelines[role].of_type("negotiationneeded") if e.detail.get("state") != "stable"]
+        out.append((Check(id=f"{role}.negotiationneeded-in-stable", kind="role", peer=role,
+                          name=f"{role}: negotiationneeded fires only in 'stable'", ok=not bad,
+                          detail=f"fired in {[e.detail.get('state') for e in bad]}" if bad else
+                          f"{len(timelines[role].of_type('negotiationneeded'))} event(s), all in 'stable'"),
+                    f"{role} peer: negotiationneeded fired in '{bad[0].detail.get('state')}' (it fires only in "
+                    "'stable')" if bad else ""))
+    wrong = timelines["polite"].of_type("offer-ignored")
+    out.append((Check(id="polite.never-ignores-offer", kind="role", peer="polite",
+                      name="polite peer never ignores an offer", ok=not wrong,
+                      detail=f"{len(wrong)} offer(s) ignored" if wrong else "no offer ignored"),
+                f"polite peer ignored offer #{wrong[0].detail.get('seq')} in {wrong[0].detail.get('state')}: "
+                "the polite peer never ignores an offer" if wrong else ""))
+    wrong = timelines["impolite"].of_type("rollback")
+    out.append((Check(id="impolite.never-rolls-back", kind="role", peer="impolite",
+                      name="impolite peer never rolls back", ok=not wrong,
+                      detail=f"{len(wrong)} rollback(s)" if wrong else "no rollback"),
+                f"impolite peer rolled back ({wrong[0].detail.get('how', '')}): the impolite peer never rolls back"
+                if wrong else ""))
+    return out
+
+
+# -- the checks -----------------------------------------------------------------------
+def glare_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict]) -> tuple[list[Check], Glare]:
+    checks: list[Check] = []
+    polite, impolite = timelines["polite"], timelines["impolite"]
+    by_seq = {m.get("seq"): m for m in messages}
+    bounds = [c["released_t"] for c in ledger.collisions] + [float("inf")]
+    proven = []
+    for c, end in zip(ledger.collisions, bounds[1:], strict=True):
+        k, start, step = c["index"], c["released_t"], c.get("step")
+        held = [by_seq[s] for s in c["held"] if s in by_seq]
+        senders = {m.get("from") for m in held if m.get("kind") == "offer" and m.get("held")
+                   and m.get("released_t") is not None}
+        want = {c["race_first"]} if c.get("race_first") else set(ROLES)
+        checks.append(Check(
+            id=f"collision-{k}.held", kind="integrity", step=step,
+            name=f"collision {k}: the {'offer' if c.get('race_first') else 'offers'} held by the stub, then released",
+            ok=want <= senders,
+            detail=f"held offer(s) from {sorted(senders) or 'nobody'}: messages #{', #'.join(map(str, c['held']))}, "
+                   f"released at t={start:.3f}s" if senders else f"no held offer from {sorted(want)} was released"))
+        w = c.get("window")
+        if w:
+            tl = timelines[w["peer"]]
+            hit = next((e for e in tl.of_type("injected") if e.detail.get("seq") == w["seq"]), None)
+            checks.append(Check(
+                id=f"collision-{k}.window", kind="integrity", step=step, peer=w["peer"],
+                name=f"collision {k}: window '{w['trigger']}' reached in the {w['peer']} peer", ok=hit is not None,
+                detail=f"message #{w['seq']} handed over in signalingState={hit.detail.get('state')}, operations "
+                       f"pending: {hit.detail.get('chain')}" if hit else
+                       f"message #{w['seq']} was never handed over at '{w['trigger']}'"))
+        rb = [e for e in polite.of_type("rollback") if start <= e.t < end]
+        ig = [e for e in impolite.of_type("offer-ignored") if start <= e.t < end]
+        re_ = [e for e in polite.of_type("offer-made") if rb and rb[0].t <= e.t < end]
+        checks.append(Check(id=f"collision-{k}.rolled-back", step=step, peer="polite",
+                            name=f"collision {k}: polite peer rolled back its offer", ok=bool(rb),
+                            detail=rb[0].detail.get("how", "") if rb else "no rollback after the release"))
+        checks.append(Check(id=f"collision-{k}.ignored", step=step, peer="impolite",
+                            name=f"collision {k}: impolite peer ignored the incoming offer", ok=bool(ig),
+                            detail=f"offer #{ig[0].detail.get('seq')} ignored in {ig[0].detail.get('state')}"
+                            if ig else "no offer ignored after the release"))
+        if c.get("reoffer", True):
+            checks.append(Check(id=f"collision-{k}.reoffered", step=step, peer="polite",
+                                name=f"collision {k}: polite peer offered its change again", ok=bool(re_),
+                                detail=f"re-offer at t={re_[0].t:.3f}s" if re_ else
+                                "no offer from polite after its rollback"))
+        else:
+            re_ = [True]  # its change is negotiated by the other side's offer (see the scenario)
+        proven.append(bool(rb and ig and re_))
+    forced = {c.get("step") for c in ledger.collisions}
+    for k, step in enumerate(ledger.planned_collisions, 1):
+        if step not in forced:
+            checks.append(Check(id=f"collision-{k}.forced", kind="integrity", step=step,
+                                name=f"collision {k} (step {step}) was forced", ok=False,
+                                detail=f"not forced: the case ended at step {ledger.reached}" if ledger.reached <= step
+                                else "the step ran but no collision was recorded"))
+    glare = Glare(forced=bool(ledger.collisions), observed=bool(proven) and all(proven),
+                  collisions=len(ledger.collisions), planned=len(ledger.planned_collisions),
+                  polite_rolled_back=any(c.ok for c in checks if c.id.endswith(".rolled-back")),
+                  impolite_ignored_offer=any(c.ok for c in checks if c.id.endswith(".ignored")),
+                  polite_reoffered=any(c.ok for c in checks if c.id.endswith(".reoffered")))
+    return checks, glare
+
+
+def plan_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict]) -> list[Check]:
+    """Gates, faults and message faults the plan set up: did each happen?"""
+    checks: list[Check] = []
+    for g in ledger.gates:
+        tl = timelines[g["who"]]
+        hit = next((e for e in tl.of_type("gate-reached") if e.detail.get("id") == g["id"]), None)
+        checks.append(Check(id=f"gate-{g['id']}.reached", kind="integrity", step=g.get("step"), peer=g["who"],
+                            name=f"gate reached: {g['what']}", ok=hit is not None,
+                            detail=f"paused in signalingState={hit.detail.get('state')}" if hit else
+                            "the peer never got there: the window this plan targets was not exercised"))
+        if g.get("open_on"):
+            opened = next((e for e in tl.of_type("gate-opened") if e.detail.get("id") == g["id"]), None)
+            checks.append(Check(id=f"gate-{g['id']}.opened", kind="integrity", step=g.get("step"), peer=g["who"],
+                                name=f"gate opened by its trigger '{g['open_on']}': {g['what']}", ok=opened is not None,
+                                detail=f"opened in signalingState={opened.detail.get('state')}, operations pending: "
+                                       f"{opened.detail.get('chain')}" if opened else "the trigger never fired"))
+    for n, f in enumerate(ledger.faults, 1):
+        seen = [e for e in timelines[f["who"]].of_type("fault-injected") if e.detail.get("method") == f["method"]]
+        mine = [x for x in ledger.faults[:n] if x["who"] == f["who"] and x["method"] == f["method"]]
+        checks.append(Check(id=f"fault-{n}.injected", kind="integrity", step=f.get("step"), peer=f["who"],
+                            name=f"{f['who']}: the planned fault in {f['method']} was injected", ok=len(seen) >= len(mine),
+                            detail=f"{len(seen)} of {len(mine)} injected"))
+    for n, mf in enumerate(ledger.message_faults, 1):
+        mark = "duplicate of" if mf["what"] == "duplicate" else "dropped by plan"
+        hit = [m for m in messages if m.get("from") == mf["sender"] and mark in (m.get("note") or "")]
+        checks.append(Check(id=f"message-fault-{n}.happened", kind="integrity", step=mf.get("step"),
+                            name=f"planned {mf['what']} of {mf['sender']}'s {mf['kind']} happened", ok=bool(hit),
+                            detail=f"message #{hit[0].get('seq')}: {hit[0].get('note')}" if hit else
+                            f"no {mf['kind']} from the {mf['sender']} peer passed the stub"))
+    return checks
+
+
+def final_checks(ledger: Ledger, timelines: Mapping[str, Timeline], snaps: Mapping[str, Any]) -> list[Check]:
+    checks: list[Check] = []
+    for role in ROLES:
+        want = role == "polite"
+        got = ledger.computed_polite.get(role)
+        checks.append(Check(id=f"{role}.role-computed", kind="role", peer=role,
+                            name=f"{role} peer computed polite={want} from the user ids", ok=got is want,
+                            detail=f"computed polite={got}"))
+    counts = {r: len((snaps.get(r) or {}).get("transceivers", [])) for r in ROLES}
+    checks.append(Check(id="transceivers-match", name="both sides have the same transceivers",
+                        ok=counts["polite"] == counts["impolite"],
+                        detail=f"polite {counts['polite']}, impolite {counts['impolite']}"))
+    for role in ROLES:
+        snap = snaps.get(role) or {}
+        checks.append(Check(id=f"{role}.stable", peer=role, name=f"{role} ends stable",
+                            ok=snap.get("signalingState") == "stable",
+                            detail=f"signalingState={snap.get('signalingState')}"))
+        checks.append(Check(id=f"{role}.connected", peer=role, name=f"{role} ends connected",
+                            ok=snap.get("connectionState") == "connected",
+                            detail=f"connectionState={snap.get('connectionState')}"))
+        for kind, n in sorted(ledger.expect_media[role].items()):
+            rx = [r for r in snap.get("received", []) if r.get("kind") == kind
+                  and ((r.get("bytesReceived") or 0) > 0 or (r.get("framesDecoded") or 0) > 0)]
+            checks.append(Check(id=f"{role}.media-{kind}", peer=role,
+                                name=f"{role} receives {n} {kind} track(s) with media flowing", ok=len(rx) >= n,
+                                detail=f"{len(rx)} receiving: {rx}"))
+        sending = [t for t in snap.get("transceivers", []) if t.get("sending")]
+        ok_dir = [t for t in sending if t.get("currentDirection") in ("sendonly", "sendrecv")]
+        if ledger.own_media[role]:
+            checks.append(Check(id=f"{role}.sends-own", peer=role,
+                                name=f"{role} sends its {ledger.own_media[role]} own track(s) (currentDirection)",
+                                ok=len(ok_dir) >= ledger.own_media[role],
+                                detail="currentDirection of sending transceivers: "
+                                       f"{[t.get('currentDirection') for t in sending]}"))
+        chans = {c["label"]: c for c in snap.get("channels", [])}
+        for label in sorted(ledger.channels):
+            c = chans.get(label)
+            checks.append(Check(id=f"{role}.channel-{label}", peer=role, name=f"{role} has data channel {label} open",
+                                ok=bool(c and c["readyState"] == "open"),
+                                detail=f"readyState={c['readyState'] if c else 'absent'}"))
+        other_sent = ledger.exchanged[other(role)]
+        if other_sent:
+            got_msgs = [m for c in chans.values() for m in c.get("received", [])]
+            missing = [m for m in other_sent if m not in got_msgs]
+            checks.append(Check(id=f"{role}.messages", peer=role, name=f"{role} received every data-channel message",
+                                ok=not missing, detail=f"missing {missing}" if missing else f"{len(other_sent)} received"))
+        for r in ledger.removed:
+            if r["role"] == role:
+                t = next((t for t in snap.get("transceivers", []) if t.get("mid") == r["mid"]), None)
+                cur = t.get("currentDirection") if t else None
+                checks.append(Check(id=f"{role}.removed-{r['mid']}", peer=role,
+                                    name=f"{role} stopped sending the removed track (mid {r['mid']})",
+                                    ok=cur in ("recvonly", "inactive", "stopped"), detail=f"currentDirection={cur}"))
+        for r in ledger.restarts:
+            if r["role"] == role:
+                now, before = set(snap.get("localUfrags") or []), set(r["before"])
+                checks.append(Check(id=f"{role}.ice-restarted", peer=role, name=f"{role} restarted ICE (new local ufrag)",
+                                    ok=bool(now) and not (now & before),
+                                    detail=f"ufrag before {sorted(before)}, after {sorted(now)}"))
+        errs = timelines[role].of_type("error")
+        checks.append(Check(id=f"{role}.no-error", peer=role, name=f"{role} reported no error", ok=not errs,
+                            detail="; ".join(e.detail.get("text", str(e.detail))[:300] for e in errs[:3])
+                            or "no error"))
+    return checks
+
+
+def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict],
+           snaps: Mapping[str, Any]) -> tuple[list[Check], Glare]:
+    """Every check of the case: integrity first, then roles, then outcomes. The
+    negotiationneeded and role invariants are in every scenario's verdict, glare or not."""
+    gchecks, glare = glare_checks(ledger, timelines, messages)
+    if not ledger.glare:
+        gchecks = [c for c in gchecks if c.kind == "integrity"]
+    out = (plan_checks(ledger, timelines, messages) + gchecks + [c for c, _ in role_checks(timelines)]
+           + final_checks(ledger, timelines, snaps))
+    order = {"integrity": 0, "role": 1, "outcome": 2}
+    return sorted(out, key=lambda c: order[c.kind]), glare
+
+
+# -- errors and the cause -------------------------------------------------------------
+def error_reports(role: str, tl: Timeline) -> list[ErrorReport]:
+    """Every error the peer reported, with the operation it came from where the peer's
+    instrumentation saw that API call reject with the same error."""
+    out = []
+    api = tl.of_type("api-error")
+    for e in tl.of_type("error"):
+        errs = e.detail.get("errors") or []
+        first = errs[0] if errs and isinstance(errs[0], Mapping) else {}
+        name = str(first.get("name") or "")
+        message = str(first.get("message") or e.detail.get("text") or "")
+        op = next((a.detail.get("method", "") for a in reversed(api) if a.t <= e.t
+                   and str(a.detail.get("message", "")) == message), "")
+        out.append(ErrorReport(role, op or str(e.detail.get("source", "")), name, message))
+    return out
+
+
+def cause_of_error(role: str, kind: str, tl: Timeline, step: str, step_index: int | None,
+                   state: tuple[str, str]) -> Cause | None:
+    reports = error_reports(role, tl)
+    if not reports:
+        return None
+    r = reports[0]
+    return Cause(kind="error", step=step, step_index=step_index, peer=role, peer_kind=kind, operation=r.operation,
+                 error_name=r.name, message=r.message, signaling_state=state[0], connection_state=state[1])
+
+
+def first_failed_check(checks_: list[Check], kinds: Mapping[str, str], snaps: Mapping[str, Any]) -> Cause | None:
+    """The cause of a case whose steps all ran: its first failed check."""
+    c = next((c for c in checks_ if not c.ok), None)
+    if c is None:
+        return None
+    snap = (snaps.get(c.peer) or {}) if c.peer else {}
+    return Cause(kind="check", step="final checks", peer=c.peer, peer_kind=kinds.get(c.peer, "") if c.peer else "",
+                 operation=c.id, message=f"{c.name}: {c.detail}", check=c.id,
+                 signaling_state=str(snap.get("signalingState") or ""),
+                 connection_state=str(snap.get("connectionState") or ""))
