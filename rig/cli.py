@@ -258,10 +258,22 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_findings(args: argparse.Namespace) -> int:
+    from . import findings, model
+    if args.markdown:
+        print(findings.markdown(), end="")
+    elif args.schema:
+        print(json.dumps(model.json_schema(), indent=2))
+    else:
+        for f in findings.FINDINGS:
+            print(f"{f.id:40} {f.engine:9} {f.title}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from . import compare
     try:
-        return compare.run(args.old, args.new, args.html)
+        return compare.run(args.old, args.new, args.html, args.hit_rate_threshold, args.hit_rate_min_runs)
     except compare.CompareError as exc:
         _err(str(exc))
         return 2
@@ -397,10 +409,20 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--markdown", action="store_true", help="the README's table and timing plans")
     sc.add_argument("--plan", metavar="NAME", help="print one scenario's plan as JSON (edit it, replay with --plan)")
     sc.set_defaults(func=cmd_scenarios)
-    co = sub.add_parser("compare", help="cells that changed between two runs; exit 1 on a new failure")
+    fi = sub.add_parser("findings", help="list the known findings (rig/findings.py)")
+    fi.add_argument("--markdown", action="store_true", help="docs/findings.md, generated from the findings data")
+    fi.add_argument("--schema", action="store_true", help="the JSON Schema of results.json (docs/results.schema.json)")
+    fi.set_defaults(func=cmd_findings)
+    co = sub.add_parser("compare", help="cells that changed between two runs; exit 1 on a new failure or a rising "
+                                        "intermittent hit rate")
     co.add_argument("old", metavar="OLD", help="results.json, or a report folder holding one")
     co.add_argument("new", metavar="NEW", help="results.json, or a report folder holding one")
     co.add_argument("--html", default=None, help="HTML diff (default: compare.html in NEW if a folder, else here)")
+    co.add_argument("--hit-rate-threshold", type=float, default=0.10,
+                    help="fail when an intermittent finding's hit rate on a cell rose by more than this (absolute; "
+                         "default: %(default)s, so 1/20 -> 5/20 fails)")
+    co.add_argument("--hit-rate-min-runs", type=int, default=5,
+                    help="gate on a hit rate only for cells with at least this many runs in NEW (default: %(default)s)")
     co.set_defaults(func=cmd_compare)
     args = parser.parse_args(argv)
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":

@@ -5,6 +5,14 @@ cases, and what matters is how many of them passed, so two runs are compared by 
 outcomes of each cell's cases (how many of each), not by single ticks. The exit status
 gates CI: 1 when NEW has a failure that OLD did not, so a run is judged against the last
 good one instead of against an all-green ideal that expected failures never reach.
+
+An intermittent finding is allowed to hit a cell now and then, but not more and more
+often: each finding's hit rate (runs of the cell that it explained, over the runs that
+were attempted) is compared too. A rate that rose is its own kind of change ("hit rate
+rose"); it fails the comparison when it rose by more than ``--hit-rate-threshold``
+(default 0.10, absolute: 1/20 -> 5/20 fails, 1/20 -> 2/20 does not) on a cell with at
+least ``--hit-rate-min-runs`` runs (default 5; with fewer, one hit is a 100 % rate and
+says nothing yet, so it is listed but does not gate).
 """
 
 from __future__ import annotations
@@ -18,13 +26,15 @@ from dataclasses import dataclass, field
 
 import jinja2
 
+from .model import SchemaError, parse_run
 from .results import OUTCOMES, slug
 
 RESULTS_FILE = "results.json"
 #: Outcomes that fail a run: a cell that reaches one of these is failing.
 BAD = ("failed", "error", "xpassed")
 #: Kinds of change, most urgent first: the order of the table and of the exit decision.
-KINDS = ("new failure", "fixed", "outcome", "pass rate", "expectation", "added", "removed")
+KINDS = ("new failure", "hit rate rose", "fixed", "outcome", "pass rate", "expectation", "added", "removed")
+HIT_RATE_THRESHOLD, HIT_RATE_MIN_RUNS = 0.10, 5
 DEFAULT_HTML = "compare.html"
 #: Kinds listed only up to QUIET_LINES lines each in the terminal (the HTML has them all).
 QUIET, QUIET_LINES = ("added", "removed"), 10
@@ -52,6 +62,8 @@ class Cell:
     counts: dict[str, int] = field(default_factory=dict)
     expected: set[str] = field(default_factory=set)
     pages: list[tuple[str, str]] = field(default_factory=list)  # (label, case page path) per case
+    hits: dict[str, int] = field(default_factory=dict)  # finding id -> runs it explained (xfailed)
+    intermittent: bool = False  # the cell's findings are all intermittent (expected "xfail or pass")
 
     @property
     def n(self) -> int:
@@ -67,6 +79,13 @@ class Cell:
 
     def rate(self) -> float:
         return self.passed / self.n if self.n else 0.0
+
+    @property
+    def attempted(self) -> int:
+        return self.n - self.counts.get("unsupported", 0)
+
+    def hit_rate(self, finding: str) -> float:
+        return self.hits.get(finding, 0) / self.attempted if self.attempted else 0.0
 
     def text(self) -> str:
         """``passed`` for a single run; ``3/5 passed, 2 failed`` over repeats."""
@@ -95,8 +114,17 @@ class Change:
     old: Cell | None
     new: Cell | None
 
+    findings: tuple[tuple[str, float, float], ...] = ()  # (finding, old rate, new rate) that rose
+
     def detail(self) -> str:
         return f"{self.old.text() if self.old else '-'} -> {self.new.text() if self.new else '-'}"
+
+    def gates(self, threshold: float = HIT_RATE_THRESHOLD, min_runs: int = HIT_RATE_MIN_RUNS) -> bool:
+        """Does this change fail the comparison?"""
+        if self.kind == "new failure":
+            return True
+        return (self.kind == "hit rate rose" and self.new is not None and self.new.attempted >= min_runs
+                and any(b - a > threshold for _, a, b in self.findings))
 
 
 def _results_path(arg: str | os.PathLike) -> pathlib.Path:
@@ -121,6 +149,10 @@ def load(arg: str | os.PathLike) -> Run:
         raise CompareError(f"{path}: not a results.json (not JSON: {exc})") from None
     if not isinstance(raw, Mapping) or not isinstance(raw.get("cases"), list):
         raise CompareError(f"{path}: not a results.json (no 'cases' list)")
+    try:  # refuses a newer schema in one line; version 1 (before the typed model) is upgraded
+        parse_run(raw, str(path))
+    except SchemaError as exc:
+        raise CompareError(str(exc)) from None
     return from_results(raw, path)
 
 
@@ -144,11 +176,22 @@ def from_results(raw: Mapping, path: pathlib.Path = pathlib.Path(RESULTS_FILE)) 
         cell = cells.setdefault(key, Cell())
         cell.counts[outcome] = cell.counts.get(outcome, 0) + 1
         cell.expected.add(str(case.get("expected") or "pass"))
+        cell.intermittent = cell.expected == {"xfail or pass"}
+        if outcome == "xfailed" and case.get("finding"):
+            cell.hits[str(case["finding"])] = cell.hits.get(str(case["finding"]), 0) + 1
         page = path.parent / "cases" / f"{slug(str(case.get('slug') or case.get('id') or ''))}.html"
         cell.pages.append((f"r{case.get('repeat', 0)}", str(page)))
     versions = raw.get("versions") if isinstance(raw.get("versions"), Mapping) else {}
     return Run(path, cells, {str(k): str(v) for k, v in versions.items()}, str(raw.get("started") or ""),
                len(raw.get("cases") or []))
+
+
+def rising(old: Cell, new: Cell) -> tuple[tuple[str, float, float], ...]:
+    """Intermittent findings whose hit rate is higher in NEW."""
+    if not new.intermittent:
+        return ()
+    return tuple((f, old.hit_rate(f), new.hit_rate(f)) for f in sorted(set(old.hits) | set(new.hits))
+                 if new.hit_rate(f) > old.hit_rate(f))
 
 
 def _kind(old: Cell | None, new: Cell | None) -> str | None:
@@ -158,6 +201,8 @@ def _kind(old: Cell | None, new: Cell | None) -> str | None:
         return "removed"
     if new.failing and not old.failing:
         return "new failure"
+    if rising(old, new):
+        return "hit rate rose"
     if old.failing and not new.failing:
         return "fixed"
     if old.outcomes() != new.outcomes():
@@ -175,9 +220,10 @@ def compare(old: Run, new: Run) -> list[Change]:
     """Every cell that differs, most urgent kind first, then by scenario and pair."""
     changes = []
     for key in sorted(set(old.cells) | set(new.cells)):
-        kind = _kind(old.cells.get(key), new.cells.get(key))
+        a, b = old.cells.get(key), new.cells.get(key)
+        kind = _kind(a, b)
         if kind:
-            changes.append(Change(kind, key, old.cells.get(key), new.cells.get(key)))
+            changes.append(Change(kind, key, a, b, rising(a, b) if kind == "hit rate rose" else ()))
     changes.sort(key=lambda c: (KINDS.index(c.kind), c.key))
     return changes
 
@@ -254,8 +300,10 @@ def default_html(new_arg: str | os.PathLike) -> pathlib.Path:
     return (p if p.is_dir() else pathlib.Path.cwd()) / DEFAULT_HTML
 
 
-def run(old_arg: str, new_arg: str, html: str | None) -> int:
-    """Exit status: 1 if NEW has a new failure, 0 otherwise; CompareError (-> 2) on bad input."""
+def run(old_arg: str, new_arg: str, html: str | None, threshold: float = HIT_RATE_THRESHOLD,
+        min_runs: int = HIT_RATE_MIN_RUNS) -> int:
+    """Exit status: 1 if NEW has a new failure or an intermittent finding's hit rate rose past
+    the threshold, 0 otherwise; CompareError (-> 2) on bad input."""
     old, new = load(old_arg), load(new_arg)
     changes = compare(old, new)
     print(table(old, new, changes))
@@ -265,4 +313,10 @@ def run(old_arg: str, new_arg: str, html: str | None) -> int:
     except OSError as exc:
         raise CompareError(f"{target}: cannot write the HTML diff: {exc}") from None
     print(f"rig compare: {out}")
-    return 1 if any(c.kind == "new failure" for c in changes) else 0
+    for c in changes:
+        if c.kind == "hit rate rose":
+            rates = ", ".join(f"{f} {a:.0%} -> {b:.0%}" for f, a, b in c.findings)
+            verdict = "fails the comparison" if c.gates(threshold, min_runs) else \
+                f"within --hit-rate-threshold {threshold:g} or under {min_runs} runs"
+            print(f"hit rate rose: {c.key}: {rates} ({verdict})")
+    return 1 if any(c.gates(threshold, min_runs) for c in changes) else 0

@@ -176,7 +176,7 @@ FINDINGS: tuple[Finding, ...] = (
                "(fixtures/findings/firefox_chromium_restart_old_generation.py, 0 of 40 runs).",
         seen={"firefox": ("153",), "chromium": ("156",)},
         trigger="fixtures/findings/firefox_chromium_restart_old_generation.py",
-        evidence=("fixtures/findings/evidence/ice-restart_firefox-polite--chromium-impolite.case.json",),
+        evidence=("fixtures/findings/evidence/firefox-restart-old-generation.case.json",),
     ),
     Finding(
         "aiortc-early-candidates-dropped", "aiortc drops candidates that arrive before the offer", "aiortc",
@@ -206,7 +206,9 @@ FINDINGS: tuple[Finding, ...] = (
                "glare-candidate-answer the scenario delivers one around the answer, as a trickling app would.",
         seen={"firefox": ("153",)},
         trigger="fixtures/findings/firefox_rollback_stale_sockets.py",
-        evidence=("fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.case.json",),
+        evidence=("fixtures/findings/evidence/firefox-rolled-back-sockets.case.json",
+                  "fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.aiortc.log",
+                  "fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.firefox-mtransport.log"),
     ),
     Finding(
         "aiortc-no-operations-chain", "aiortc has no operations chain: overlapping descriptions interleave", "aiortc",
@@ -398,7 +400,9 @@ def markdown() -> str:
         cells = "<br>".join(f"{', '.join(c.scenarios)}: {c.polite} x {c.impolite}"
                             + (" (intermittent)" if c.intermittent else "") for c in f.cells)
         seen = ", ".join(f"{k} {'/'.join(v)}" for k, v in sorted(f.seen.items())) or "any version"
-        lines.append(f"| [{f.id}](#{f.id}) | {f.engine} | {cells} | {_expects(f)} | {seen} |")
+        def cell(text: str) -> str:
+            return text.replace("|", "\\|")
+        lines.append(f"| [{f.id}](#{f.id}) | {f.engine} | {cell(cells)} | {cell(_expects(f))} | {seen} |")
     for f in FINDINGS:
         lines += ["", f"## {f.id}", "", f"**{f.title}** ({f.engine}).", "", f.detail]
         if f.upstream:

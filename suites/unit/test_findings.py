@@ -1,0 +1,177 @@
+"""Findings as data, matched against a case's first failure (rig.findings).
+
+- every finding's kept evidence (a recorded case, judged again from its data) is that
+  finding and no other finding matches it;
+- a finding's error plus anything unexplained (a plumbing error, an unforced collision, a
+  broken role invariant) is failed, and the reason names both;
+- the finding applies only to its cells and the versions it was seen on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rig import config, findings, verdict
+from rig.model import Cause, Check, PeerInfo, parse_detail
+
+EVIDENCE = config.ROOT / "fixtures" / "findings" / "evidence"
+AIORTC, FIREFOX, CHROMIUM = (PeerInfo(spec="aiortc", kind="aiortc", version="1.16.0"),
+                             PeerInfo(spec="firefox", kind="firefox", version="153.8.0"),
+                             PeerInfo(spec="chromium", kind="chromium", version="156.0.8078.114"))
+
+NO_ROLLBACK = Cause(kind="error", step="3. collide", step_index=3, peer="polite", peer_kind="aiortc",
+                    operation="setRemoteDescription", error_name="InvalidStateError",
+                    message='Cannot handle offer in signaling state "have-local-offer"')
+
+
+def _err(peer: str, name: str, message: str, op: str = "setRemoteDescription") -> findings.ErrorReport:
+    return findings.ErrorReport(peer, op, name, message)
+
+
+NO_ROLLBACK_ERR = _err("polite", "InvalidStateError", NO_ROLLBACK.message)
+
+
+def test_a_finding_is_its_error_on_its_peer() -> None:
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR])
+    assert (j.outcome, j.finding, j.expected) == ("xfailed", "aiortc-no-rollback", "xfail")
+    # the same error on the other peer is another finding's (aiortc-no-operations-chain), not this one
+    other_peer = NO_ROLLBACK.model_copy(update={"peer": "impolite"})
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, other_peer, [], [])
+    assert j.outcome == "failed" and "aiortc-no-rollback expects" in j.reason
+    # another error from the right peer and operation is not the finding either
+    other_error = NO_ROLLBACK.model_copy(update={"error_name": "TypeError", "message": "x is undefined"})
+    assert findings.judge("glare-initial", AIORTC, FIREFOX, other_error, [], []).outcome == "failed"
+    # a timeout in the same step is not the finding's error
+    stuck = Cause(kind="timeout", step="4. settle", step_index=4, peer="polite", operation="settle",
+                  message="not stable", signaling_state="have-local-offer", connection_state="connected")
+    assert findings.judge("glare-initial", AIORTC, FIREFOX, stuck, [], []).outcome == "failed"
+
+
+def test_a_finding_plus_a_plumbing_error_is_failed_and_names_both() -> None:
+    plumbing = _err("impolite", "TypeError", "Cannot read properties of undefined (reading 'sdp')", "console.error")
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR, plumbing])
+    assert j.outcome == "failed" and j.finding is None
+    assert "aiortc-no-rollback explains the first failure" in j.reason and "TypeError" in j.reason
+
+
+def test_a_finding_plus_an_unforced_collision_is_failed() -> None:
+    unforced = Check(id="collision-1.forced", name="collision 1 (step 3) was forced", ok=False, kind="integrity",
+                     step=3, detail="the step ran but no collision was recorded")
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [unforced], [NO_ROLLBACK_ERR])
+    assert j.outcome == "failed" and "collision-1.forced" in j.reason
+    # a collision planned after the step the case ended at is a consequence, not a second failure
+    later = unforced.model_copy(update={"id": "collision-2.forced", "step": 7})
+    assert findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [later], [NO_ROLLBACK_ERR]).outcome == "xfailed"
+
+
+def test_a_finding_plus_a_broken_role_invariant_is_failed() -> None:
+    role = Check(id="impolite.never-rolls-back", name="impolite peer never rolls back", ok=False, kind="role",
+                 peer="impolite", detail="1 rollback(s)")
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [role], [NO_ROLLBACK_ERR])
+    assert j.outcome == "failed" and "impolite.never-rolls-back" in j.reason
+
+
+def test_outcome_checks_after_the_cause_are_its_consequences() -> None:
+    conn = Check(id="polite.connected", name="polite ends connected", ok=False, peer="polite",
+                 detail="connectionState=new")
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [conn], [NO_ROLLBACK_ERR])
+    assert j.outcome == "xfailed" and "polite ends connected" in j.reason
+
+
+def test_an_error_explained_by_another_finding_of_the_cell_is_explained() -> None:
+    cause = Cause(kind="error", step="4. settle", step_index=4, peer="polite", operation="setRemoteDescription",
+                  message="Failed to set remote answer sdp: Failed to set SSL role for the transport")
+    second = _err("impolite", "OperationError", "Unknown ufrag (abcd)", "addIceCandidate")
+    j = findings.judge("glare-ice-restart", CHROMIUM, FIREFOX, cause, [],
+                       [_err("polite", "OperationError", cause.message), second])
+    assert (j.outcome, j.finding) == ("xfailed", "firefox-restart-answer-setup-active")
+
+
+def test_findings_apply_only_to_their_cells_and_versions() -> None:
+    assert findings.judge("glare-initial", FIREFOX, AIORTC, NO_ROLLBACK, [], []).outcome == "failed"
+    assert findings.judge("add-video", AIORTC, FIREFOX, NO_ROLLBACK, [], []).outcome == "failed"
+    newer = AIORTC.model_copy(update={"version": "1.17.0"})
+    j = findings.judge("glare-initial", newer, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR])
+    assert j.outcome == "failed" and j.expected == "pass", "a version outside the finding's runs strict"
+
+
+def test_passes_against_strict_and_intermittent_findings() -> None:
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, None, [], [])
+    assert j.outcome == "xpassed" and "aiortc-no-rollback" in j.reason
+    j = findings.judge("stress-both-sides", FIREFOX, AIORTC, None, [], [])
+    assert (j.outcome, j.expected) == ("passed", "xfail or pass")
+    hit = Cause(kind="error", step_index=5, peer="impolite", operation="setLocalDescription", error_name="ValueError",
+                message="None is not in list")
+    j = findings.judge("stress-both-sides", FIREFOX, AIORTC, hit, [], [_err("impolite", "ValueError", hit.message)])
+    assert (j.outcome, j.finding) == ("xfailed", "aiortc-answer-with-pending-transceiver")
+
+
+def test_end_state_findings_match_a_state_not_an_error() -> None:
+    stuck = Cause(kind="timeout", step="3. settle", step_index=3, peer="polite", peer_kind="firefox",
+                  operation="settle", message="not connected", signaling_state="stable",
+                  connection_state="connecting")
+    j = findings.judge("glare-candidate-answer", FIREFOX, FIREFOX, stuck, [], [])
+    assert (j.outcome, j.finding) == ("xfailed", "firefox-rolled-back-sockets")
+    other = stuck.model_copy(update={"connection_state": "failed"})
+    assert findings.judge("glare-candidate-answer", FIREFOX, FIREFOX, other, [], []).outcome == "failed"
+
+
+def test_every_finding_is_complete_and_cites_files_that_exist() -> None:
+    for f in findings.FINDINGS:
+        assert len(f.detail) > 80 and f.cells and f.operation, f.id
+        for path in (f.trigger, *f.evidence):
+            assert not path or (config.ROOT / path).exists(), f"{f.id}: {path} is not in the repository"
+    assert findings.BY_ID["aiortc-extmap-remap"].upstream.endswith("/issues/686")
+
+
+# -- kept evidence, judged again -------------------------------------------------------
+def _evidence() -> list[Path]:
+    return sorted(EVIDENCE.glob("*.case.json"))
+
+
+def _rejudge(path: Path) -> tuple[findings.Judgement, Cause]:
+    detail = parse_detail(json.loads(path.read_text()), str(path))
+    case = detail.case
+    tls = {r: verdict.Timeline([e.model_dump() for e in evs]) for r, evs in detail.events.items()}
+    ledger = verdict.Ledger.from_dict(detail.ledger)
+    checks, _ = verdict.checks(ledger, tls, detail.messages, detail.snapshots)
+    errors = [e for r, tl in tls.items() for e in verdict.error_reports(r, tl)]
+    cause = case.cause or verdict.first_failed_check(checks, {"polite": case.polite.kind,
+                                                              "impolite": case.impolite.kind}, detail.snapshots)
+    return findings.judge(case.scenario, case.polite, case.impolite, cause, checks, errors), cause
+
+
+def test_every_finding_has_kept_evidence() -> None:
+    kept = {json.loads(p.read_text())["case"].get("finding") for p in _evidence()}
+    missing = [f.id for f in findings.FINDINGS if f.id not in kept]
+    assert not missing, f"findings without evidence in {EVIDENCE}: {missing}"
+
+
+@pytest.mark.parametrize("path", _evidence(), ids=lambda p: p.name.removesuffix(".case.json"))
+def test_evidence_is_its_finding_and_no_other(path: Path) -> None:
+    fid = json.loads(path.read_text())["case"]["finding"]
+    judgement, cause = _rejudge(path)
+    assert (judgement.outcome, judgement.finding) == ("xfailed", fid), judgement.reason
+    case = parse_detail(json.loads(path.read_text())).case
+    others = [f.id for f in findings.FINDINGS if f.id != fid and f.cell(case.scenario, case.polite, case.impolite)
+              and f.matches(cause)]
+    assert not others, f"{path.name} also matches {others}"
+    assert [f.id for f in findings.FINDINGS if f.matches(cause) and f.id != fid
+            and f.cell(case.scenario, case.polite, case.impolite)] == []
+
+
+@pytest.mark.parametrize("path", _evidence(), ids=lambda p: p.name.removesuffix(".case.json"))
+def test_evidence_mixed_with_a_plumbing_error_is_failed(path: Path) -> None:
+    raw = json.loads(path.read_text())
+    raw["events"].setdefault("impolite", []).append(
+        {"t": 0.001, "type": "error", "detail": {"source": "pageerror", "text": "TypeError: rig is undefined",
+                                                 "errors": [{"name": "TypeError", "message": "rig is undefined"}]}})
+    mixed = path.with_name("mixed.json")
+    try:
+        mixed.write_text(json.dumps(raw))
+        judgement, _ = _rejudge(mixed)
+    finally:
+        mixed.unlink(missing_ok=True)
+    assert judgement.outcome == "failed" and "rig is undefined" in judgement.reason

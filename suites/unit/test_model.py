@@ -1,0 +1,71 @@
+"""The typed result model: its JSON Schema is the one checked in, old results files still
+load, newer ones are refused in one line, and the generated docs are current."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rig import compare, config, findings, model
+
+SCHEMA = config.ROOT / "docs" / "results.schema.json"
+
+
+def test_the_checked_in_schema_is_the_models() -> None:
+    assert json.loads(SCHEMA.read_text()) == model.json_schema(), \
+        "docs/results.schema.json is stale: rig findings --schema > docs/results.schema.json"
+
+
+def test_docs_findings_is_generated_from_the_findings_data() -> None:
+    assert (config.ROOT / "docs" / "findings.md").read_text() == findings.markdown(), \
+        "docs/findings.md is stale: rig findings --markdown > docs/findings.md"
+
+
+def _v1() -> dict:
+    case = {"id": "glare-initial[aiortc-polite--firefox-impolite]", "slug": "s", "scenario": "glare-initial",
+            "polite": {"spec": "aiortc", "kind": "aiortc", "version": "1.16.0", "user_id": 2},
+            "impolite": {"spec": "firefox", "kind": "firefox", "version": "153", "user_id": 1},
+            "repeat": 0, "outcome": "xfailed", "expected": "xfail", "duration_s": 1.0,
+            "glare": {"forced": True, "observed": False}, "reason": "expected failure: ...",
+            "findings": ["aiortc 1.16.0 has no rollback: ..."]}
+    return {"rig_version": "0.1.0", "command": "rig matrix", "cases": [case], "summary": {"xfailed": 1}}
+
+
+def test_a_version_1_results_file_is_upgraded_and_compares(tmp_path: Path) -> None:
+    run = model.parse_run(_v1())
+    assert run.schema_version == model.SCHEMA_VERSION and run.cases[0].finding is None
+    assert run.cases[0].findings == []  # v1 listed reason texts, not finding ids
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(_v1()))
+    current = _v1()
+    current.update(schema_version=2)
+    current["cases"][0].update(finding="aiortc-no-rollback", findings=["aiortc-no-rollback"])
+    new.write_text(json.dumps(current))
+    assert compare.run(str(old), str(new), str(tmp_path / "c.html")) == 0
+
+
+def test_a_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
+    newer = {**_v1(), "schema_version": model.SCHEMA_VERSION + 1}
+    with pytest.raises(model.SchemaError) as info:
+        model.parse_run(newer, "x/results.json")
+    assert "\n" not in str(info.value) and f"version {model.SCHEMA_VERSION + 1}" in str(info.value)
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(newer))
+    with pytest.raises(compare.CompareError, match="upgrade glare-rig"):
+        compare.load(p)
+
+
+def test_a_broken_case_names_the_field() -> None:
+    bad = _v1()
+    bad["cases"][0]["outcome"] = "green"
+    with pytest.raises(model.SchemaError, match=r"cases\.0\.outcome"):
+        model.parse_run(bad)
+
+
+def test_outcomes_include_unsupported_and_the_schema_lists_them() -> None:
+    assert "unsupported" in model.OUTCOMES and "unsupported" not in model.ATTEMPTED
+    text = SCHEMA.read_text()
+    for o in model.OUTCOMES:
+        assert f'"{o}"' in text
