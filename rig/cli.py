@@ -401,12 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     mu.add_argument("--out", default=str(config.ROOT / "reports"))
     mu.add_argument("--workers", type=int, default=None)
     mu.add_argument("--markdown", metavar="DIR", default=None,
-                    help="print the README's kill table from an earlier run's DIR/mutants.json, run nothing")
+                    help="print the kill table (as in docs/measurements.md) from an earlier run's DIR/mutants.json, "
+                         "run nothing")
     mu.set_defaults(func=cmd_mutants)
     d = sub.add_parser("doctor", help="list each peer kind, its binary and version, and whether it can be driven")
     d.set_defaults(func=cmd_doctor)
     sc = sub.add_parser("scenarios", help="list the scenario catalogue")
-    sc.add_argument("--markdown", action="store_true", help="the README's table and timing plans")
+    sc.add_argument("--markdown", action="store_true", help="the table and timing plans of docs/scenarios.md")
     sc.add_argument("--plan", metavar="NAME", help="print one scenario's plan as JSON (edit it, replay with --plan)")
     sc.set_defaults(func=cmd_scenarios)
     fi = sub.add_parser("findings", help="list the known findings (rig/findings.py)")

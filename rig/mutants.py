@@ -107,7 +107,7 @@ def _killers(row: dict, lang: str) -> str:
 
 
 def markdown(matrix: dict) -> str:
-    """The README's kill table: per mutant, the scenarios that killed its JS form and its Python twin."""
+    """The kill table of docs/measurements.md: per mutant, the scenarios that killed its JS form and its Python twin."""
     lines = ["| mutant | what it breaks | killed by (JS, Firefox x Firefox) | "
              "killed by (Python twin, Firefox polite x aiortc impolite) |", "|---|---|---|---|"]
     for row in matrix["mutants"]:

@@ -3,7 +3,7 @@
 
 Usage: .venv/bin/python scripts/benchmark.py [--runs N] [-- extra rig matrix args]
 Prints one Markdown table row per run (with the size of everything the run wrote: what a CI
-artifact upload would carry) plus a summary, for the README's figures.
+artifact upload would carry) plus a summary, for docs/measurements.md.
 """
 
 from __future__ import annotations

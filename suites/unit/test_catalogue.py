@@ -12,11 +12,12 @@ from rig import config, expectations, results, scenarios
 from rig.peers.base import PeerSpec, RigError
 
 
-def test_the_readme_shows_the_catalogue_as_it_is() -> None:
-    readme = (config.ROOT / "README.md").read_text()
+def test_the_scenarios_page_shows_the_catalogue_as_it_is() -> None:
+    page = (config.ROOT / "docs" / "scenarios.md").read_text()
     begin, end = "<!-- scenarios:begin -->\n", "<!-- scenarios:end -->"
-    shown = readme[readme.index(begin) + len(begin):readme.index(end)]
-    assert shown == scenarios.markdown(), "README is stale: paste `rig scenarios --markdown` between the markers"
+    shown = page[page.index(begin) + len(begin):page.index(end)]
+    assert shown == scenarios.markdown(), \
+        "docs/scenarios.md is stale: paste `rig scenarios --markdown` between the markers"
 
 
 def test_plans_round_trip_through_json(tmp_path: Path) -> None:

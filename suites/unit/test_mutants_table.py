@@ -1,4 +1,4 @@
-"""The kill matrix from recorded runs, and the README table made from it."""
+"""The kill matrix from recorded runs, and the kill table of docs/measurements.md made from it."""
 
 from pathlib import Path
 
