@@ -24,8 +24,6 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import jinja2
-
 from .model import SchemaError, parse_run
 from .results import OUTCOMES, slug
 
@@ -273,8 +271,8 @@ def _href(page: str, html_dir: pathlib.Path) -> str | None:
 
 
 def write_html(path: pathlib.Path, old: Run, new: Run, changes: list[Change]) -> pathlib.Path:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    from .report import environment
+    env = environment()
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 

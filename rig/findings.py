@@ -151,16 +151,19 @@ FINDINGS: tuple[Finding, ...] = (
         seen={"firefox": ("153",), "chromium": ("156",)},
     ),
     Finding(
-        "pattern-ignored-restart-candidates", "Candidates of an ignored ICE-restart offer arrive after the answer",
+        "pattern-late-ignored-candidates", "Candidates of an ignored offer that arrive after the answer are rejected",
         "pattern",
-        (Cells(("glare-ice-restart",), "chromium", "firefox"),),
+        (Cells(("glare-ice-restart",), "chromium", "firefox"),
+         Cells(("glare-candidate-answer",), "chromium", "firefox", intermittent=True)),
         peer="impolite", operation="addIceCandidate",
         error="OperationError", message=r"Unknown ufrag",
         detail="Same cell as firefox-restart-answer-setup-active, other symptom (whichever comes first): candidates "
                "of Chromium's ignored ICE-restart offer (new ufrag) can trickle in after the answer has reset "
                "ignoreOffer; Firefox rejects them ('OperationError: Unknown ufrag (...)') and the reference "
                "negotiator reports it, since it cannot tell them from candidates of the current offer: a limit of "
-               "the pattern's candidate filtering.",
+               "the pattern's candidate filtering. Seen too in glare-candidate-answer with a polite Chromium (2026-11-30): "
+               "the candidates of Chromium's rolled-back offer, held with its answer, carry that offer's ufrag and reach "
+               "Firefox after the answer; there it follows chromium-rollback-extmap, which is the first failure.",
         seen={"firefox": ("153",)},
     ),
     Finding(

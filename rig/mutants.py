@@ -86,11 +86,9 @@ def kill_matrix(reference: dict, runs: dict[str, dict], mutants: list[Mutant]) -
 
 def write_kill_matrix(out: Path, matrix: dict) -> tuple[Path, Path]:
     """mutants.json and mutants.html (a page of the report; opens from disk)."""
-    import jinja2
+    from .report import environment
     (out / "mutants.json").write_text(json.dumps(matrix, indent=1))
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-                             autoescape=True)
-    html = env.get_template("mutants.html").render(m=matrix)
+    html = environment().get_template("mutants.html").render(m=matrix)
     (out / "mutants.html").write_text(html)
     return out / "mutants.json", out / "mutants.html"
 

@@ -63,7 +63,7 @@ def write_report(out_dir: pathlib.Path, run: model.RunRecord | Mapping) -> pathl
     out_dir = pathlib.Path(out_dir)
     cases_dir = out_dir / "cases"
     cases_dir.mkdir(parents=True, exist_ok=True)
-    env = _environment()
+    env = environment()
 
     cases = _cases(run.get("cases"))
     peers = _peers(run, cases)
@@ -85,7 +85,8 @@ def write_report(out_dir: pathlib.Path, run: model.RunRecord | Mapping) -> pathl
 # --- rendering environment -------------------------------------------------------
 
 
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The one Jinja environment of the rig's pages (index, case pages, compare, mutants)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_TEMPLATES),
         autoescape=True,
