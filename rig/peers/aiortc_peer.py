@@ -185,22 +185,26 @@ class AiortcPeer(Peer):
             self.record("fault-injected", {"method": method, "state": self.pc.signalingState})
             raise RigInjectedError(f"{INJECTED}: {method} fails once")
 
-    def _fire(self, trigger: str) -> None:
-        """Open the gates waiting for ``trigger``; hand the stashed message over now, while
-        the operation that fired is in progress."""
+    def _fire(self, trigger: str) -> bool:
+        """Open the gates waiting for ``trigger``; hand the stashed message over now: the
+        negotiator's handler is started as a task at once, so its first step runs before
+        the operation that fired does (the wrappers start that operation after firing),
+        as a browser runs it synchronously while the operation is only enqueued. True
+        when a message was handed over."""
         for g in self._gates:
             if g["taken"] and g["open_on"] == trigger and not g["opened"].is_set():
                 self.record("gate-opened", {"id": g["id"], "step": g["step"], "when": g["when"], "by": trigger,
                                             "state": self.pc.signalingState})
                 g["opened"].set()
         if self._stash is None or self._stash[1] != trigger:
-            return
+            return False
         frame, _ = self._stash
         self._stash = None
         self.record("injected", {"seq": frame.get("seq"), "trigger": trigger, "state": self.pc.signalingState})
-        self._injected = self._spawn(self._deliver(frame), "injected message")
+        self._injected = self._spawn(self._finish(frame, self._hand_over(frame)), "injected message")
         self._prescan()
         self._wake_dispatch.set()
+        return True
 
     # -- gates (same semantics as the browser plumbing) --------------------------
     def _take_gate(self, step: str, when: str, type_: str) -> dict | None:
@@ -218,7 +222,7 @@ class AiortcPeer(Peer):
     def _gated(self, name: str, inner: Callable) -> Callable:
         async def call(*args):
             desc = args[0] if args else None
-            type_ = getattr(desc, "type", "") or ""
+            type_ = desc.type if isinstance(desc, RTCSessionDescription) else ""
             before = self._take_gate(name, "before", type_)
             if before is not None:
                 await self._pause(before, type_)
@@ -259,21 +263,33 @@ class AiortcPeer(Peer):
         original operation has started (aiortc runs it as a task, so the armed message
         is handled while it is in progress)."""
         orig_sld, orig_srd, orig_add = pc.setLocalDescription, pc.setRemoteDescription, pc.addIceCandidate
-        orig_create_offer = pc.createOffer
+        orig_create_offer, orig_create_answer = pc.createOffer, pc.createAnswer
 
         async def createOffer():
             self._fault("createOffer")
             offer = await orig_create_offer()
-            self._fire("offer-start")
+            if self._fire("offer-start"):
+                await asyncio.sleep(0)  # the handed-over message's first step, before the caller goes on
             return offer
+
+        async def createAnswer():
+            self._fault("createAnswer")
+            return await orig_create_answer()
+
+        async def implicit_sld() -> None:
+            # aiortc's own implicit path calls self.createOffer()/createAnswer(), i.e. the
+            # wrappers (gates, faults, offer-start); a browser's implicit
+            # setLocalDescription() calls neither method of the page.
+            made = await (orig_create_answer() if pc.signalingState == "have-remote-offer" else orig_create_offer())
+            await orig_sld(made)
 
         async def setLocalDescription(desc=None):
             self._fault("setLocalDescription")
             before = pc.signalingState
-            task = asyncio.ensure_future(orig_sld(desc))
             if (desc is None or desc.type == "offer") and before in ("stable", "have-local-offer"):
                 self._fire("sld")
                 self._fire("offer-start")
+            task = asyncio.ensure_future(orig_sld(desc) if desc is not None else implicit_sld())
             try:
                 await task
             except Exception as exc:
@@ -297,11 +313,11 @@ class AiortcPeer(Peer):
             before = pc.signalingState
             if desc.type == "offer":
                 self._remote_offer_sdps.add(desc.sdp)
-            task = asyncio.ensure_future(orig_srd(desc))
             if desc.type == "answer":
                 self._fire("srd-answer")
             elif desc.type == "offer":
                 self._fire("srd-offer")
+            task = asyncio.ensure_future(orig_srd(desc))
             try:
                 await task
             except Exception as exc:
@@ -315,8 +331,8 @@ class AiortcPeer(Peer):
 
         async def addIceCandidate(candidate):
             self._fault("addIceCandidate")
-            task = asyncio.ensure_future(orig_add(candidate))
             self._fire("aic")
+            task = asyncio.ensure_future(orig_add(candidate))
             try:
                 await task
             except Exception as exc:
@@ -324,6 +340,7 @@ class AiortcPeer(Peer):
                 raise
 
         pc.createOffer = createOffer
+        pc.createAnswer = createAnswer
         pc.setLocalDescription = setLocalDescription
         pc.setRemoteDescription = setRemoteDescription
         pc.addIceCandidate = addIceCandidate
@@ -497,10 +514,12 @@ class AiortcPeer(Peer):
                 self._wake_dispatch.clear()
                 await self._wake_dispatch.wait()  # woken by the reader or a trigger; cancelled at close
                 continue
-            await self._deliver(frame)
+            await self._finish(frame, self._hand_over(frame))
 
-    async def _deliver(self, frame: dict) -> None:
-        """Hand one message to the negotiator and wait for it to finish (no overlap)."""
+    def _hand_over(self, frame: dict) -> tuple[str, dict, asyncio.Future | None] | None:
+        """Hand one message to the negotiator now: its handler is called, and a coroutine
+        it returns is started as a task (its first step runs next). None when the message
+        could not be handed over (recorded)."""
         data, seq = frame.get("data") or {}, frame.get("seq")
         kind = "other"
         try:
@@ -515,23 +534,41 @@ class AiortcPeer(Peer):
                 obj = dict(data)
         except Exception as exc:
             self.record("error", {"source": "rig signaler", "text": f"message #{seq} could not be converted: {exc}"})
-            return
+            return None
         self.record("signal-received", {"seq": seq, "kind": kind})
         handler = self.signaler.on_message
         if handler is None:
             self.record("error", {"source": "rig", "text": f"message #{seq} arrived but the negotiator set no signaler.on_message"})
-            return
+            return None
         try:
             ret = handler(obj)
-            if asyncio.iscoroutine(ret) or isinstance(ret, asyncio.Future):
-                await asyncio.wait_for(ret, config.STEP_TIMEOUT)
-        except TimeoutError:
-            self.record("error", {"source": "negotiator on_message", "text": f"handling message #{seq} took over {config.STEP_TIMEOUT:.0f} s"})
-            return
         except Exception as exc:
-            self.record("error", {"source": "negotiator on_message", "text": f"{type(exc).__name__}: {exc}",
-                                  "errors": [{"name": type(exc).__name__, "message": str(exc), "stack": traceback.format_exc()}]})
+            self._handler_error(exc)
+            return None
+        running = asyncio.ensure_future(ret) if asyncio.iscoroutine(ret) or isinstance(ret, asyncio.Future) else None
+        return kind, obj, running
+
+    def _handler_error(self, exc: BaseException) -> None:
+        self.record("error", {"source": "negotiator on_message", "text": f"{type(exc).__name__}: {exc}",
+                              "errors": [{"name": type(exc).__name__, "message": str(exc),
+                                          "stack": "".join(traceback.format_exception(exc))}]})
+
+    async def _finish(self, frame: dict, handed: tuple[str, dict, asyncio.Future | None] | None) -> None:
+        """Wait (bounded) until the negotiator has handled a message handed over (no overlap)."""
+        if handed is None:
             return
+        kind, obj, running = handed
+        seq = frame.get("seq")
+        if running is not None:
+            try:
+                await asyncio.wait_for(running, config.STEP_TIMEOUT)
+            except TimeoutError:
+                self.record("error", {"source": "negotiator on_message",
+                                      "text": f"handling message #{seq} took over {config.STEP_TIMEOUT:.0f} s"})
+                return
+            except Exception as exc:
+                self._handler_error(exc)
+                return
         if kind == "offer" and obj["description"].sdp not in self._remote_offer_sdps:
             self.record("offer-ignored", {"seq": seq, "state": self.pc.signalingState})
 
