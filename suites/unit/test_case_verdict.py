@@ -1,5 +1,7 @@
-"""The verdict logic of rig.case on recorded events, with fake peers (no browser): a
-glare case is only proven when the peers' own events show the collision resolved."""
+"""The verdict of a case on recorded events (no browser): rig.case writes down what it asked
+for (CaseRun.ledger) and rig.verdict judges it against what the peers recorded. A glare case
+is only proven when the peers' own events show the collision resolved. Fake peers stand in
+for the browsers; CaseRun.wait_until (the early end of a case) is tested on them too."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import asyncio
 
 import pytest
 
-from rig import scenarios
-from rig.case import CaseRun
+from rig import scenarios, verdict
+from rig.case import CaseFailure, CaseRun
 from rig.peers.base import Peer, PeerSpec
 
 
@@ -46,65 +48,93 @@ def at(peer: FakePeer, t: float, type_: str, **detail) -> None:
     evt.t = t
 
 
-def collided(run: CaseRun, released_t: float = 1.0) -> None:
-    run.collisions.append({"index": len(run.collisions) + 1, "held": [5, 6], "released_t": released_t})
+def collided(run: CaseRun, messages: list[dict], released_t: float = 1.0) -> None:
+    """What CaseRun._collide writes down, and what the stub logged: the next planned collision
+    forced, an offer from each side held and released at ``released_t``."""
+    led = run.ledger
+    k = len(led.collisions) + 1
+    step = led.planned_collisions[k - 1]
+    seqs = [len(messages) + 1, len(messages) + 2]
+    messages += [{"seq": seq, "from": role, "to": verdict.other(role), "kind": "offer", "held": True,
+                  "released_t": released_t} for seq, role in zip(seqs, ("polite", "impolite"), strict=True)]
+    led.collisions.append({"index": k, "step": step, "held": seqs, "released_t": released_t, "reoffer": True,
+                           "window": None})
+    led.reached = max(led.reached, step)
+
+
+def glare_checks(run: CaseRun, messages: list[dict]) -> tuple[list, verdict.Glare]:
+    return verdict.glare_checks(run.ledger, run.timelines(), messages)
 
 
 def test_glare_is_observed_only_with_rollback_ignore_and_reoffer() -> None:
     run, polite, impolite = make_run()
-    collided(run)
+    messages: list[dict] = []
+    collided(run, messages)
     at(polite, 1.1, "rollback", how="implicit")
-    at(impolite, 1.1, "offer-ignored", seq=5, state="have-local-offer")
+    at(impolite, 1.1, "offer-ignored", seq=2, state="have-local-offer")
     at(polite, 1.3, "offer-made")
-    checks, glare = run.glare_checks()
-    assert glare["forced"] and glare["observed"]
+    checks, glare = glare_checks(run, messages)
+    assert glare.forced and glare.observed and glare.collisions == glare.planned == 1
+    assert glare.polite_rolled_back and glare.impolite_ignored_offer and glare.polite_reoffered
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert {c.id for c in checks} == {"collision-1.held", "collision-1.rolled-back", "collision-1.ignored",
+                                      "collision-1.reoffered"}
 
 
 @pytest.mark.parametrize("missing", ["rollback", "offer-ignored", "offer-made"])
 def test_glare_without_one_proof_is_not_observed(missing: str) -> None:
     run, polite, impolite = make_run()
-    collided(run)
+    messages: list[dict] = []
+    collided(run, messages)
     if missing != "rollback":
         at(polite, 1.1, "rollback")
     if missing != "offer-ignored":
-        at(impolite, 1.1, "offer-ignored", seq=5)
+        at(impolite, 1.1, "offer-ignored", seq=2)
     if missing != "offer-made":
         at(polite, 1.3, "offer-made")
-    checks, glare = run.glare_checks()
-    assert glare["forced"] and not glare["observed"]
+    checks, glare = glare_checks(run, messages)
+    assert glare.forced and not glare.observed
     assert any(not c.ok for c in checks)
 
 
 def test_proof_before_the_release_does_not_count() -> None:
     run, polite, impolite = make_run()
+    messages: list[dict] = []
     at(polite, 0.5, "rollback")
     at(impolite, 0.5, "offer-ignored")
     at(polite, 0.6, "offer-made")
-    collided(run, released_t=1.0)
-    _, glare = run.glare_checks()
-    assert not glare["observed"]
+    collided(run, messages, released_t=1.0)
+    _, glare = glare_checks(run, messages)
+    assert not glare.observed
 
 
 def test_each_collision_needs_its_own_proof() -> None:
     run, polite, impolite = make_run("glare-repeated")
-    collided(run, 1.0)
+    messages: list[dict] = []
+    collided(run, messages, 1.0)
     at(polite, 1.1, "rollback")
     at(impolite, 1.1, "offer-ignored")
     at(polite, 1.2, "offer-made")
-    collided(run, 2.0)  # second collision: nothing happened after it
-    checks, glare = run.glare_checks()
-    assert glare["collisions"] == 2 and not glare["observed"]
+    collided(run, messages, 2.0)  # second collision: nothing happened after it
+    checks, glare = glare_checks(run, messages)
+    assert glare.collisions == 2 and glare.planned == 3 and not glare.observed
     assert [c.name for c in checks if not c.ok][0].startswith("collision 2")
+    # the third planned collision never happened: the case ended before its step
+    third = next(c for c in checks if c.id == "collision-3.forced")
+    assert not third.ok and third.kind == "integrity" and "the case ended at step" in third.detail
 
 
 def test_roles_must_not_be_swapped() -> None:
     run, polite, impolite = make_run()
     at(polite, 1.0, "offer-ignored")  # a polite peer ignoring an offer is wrong
     at(impolite, 1.0, "rollback")  # an impolite peer rolling back is wrong
-    checks, _ = run.glare_checks()
-    bad = {c.name for c in checks if not c.ok}
+    checks, _ = verdict.checks(run.ledger, run.timelines(), [], {})
+    bad = {c.name: c for c in checks if not c.ok}
     assert "polite peer never ignores an offer" in bad and "impolite peer never rolls back" in bad
+    assert {bad["polite peer never ignores an offer"].id, bad["impolite peer never rolls back"].id} == {
+        "polite.never-ignores-offer", "impolite.never-rolls-back"}
+    assert all(c.kind == "role" for c in (bad["polite peer never ignores an offer"],
+                                          bad["impolite peer never rolls back"]))
 
 
 def snap(state="stable", conn="connected", received=(), transceivers=(), channels=()) -> dict:
@@ -112,12 +142,19 @@ def snap(state="stable", conn="connected", received=(), transceivers=(), channel
             "transceivers": list(transceivers), "channels": list(channels)}
 
 
+def _computed_roles(run: CaseRun) -> None:
+    """What run_case writes down once the steps are over: the role each peer computed."""
+    for role, peer in run.peers.items():
+        run.ledger.computed_polite[role] = peer.polite
+
+
 def test_final_checks_fail_on_unapplied_change_and_errors() -> None:
     run, polite, impolite = make_run()
-    run.expect_media["impolite"]["video"] = 1
-    run.own_media["polite"] = 1
+    _computed_roles(run)
+    run.ledger.expect_media["impolite"]["video"] = 1
+    run.ledger.own_media["polite"] = 1
     at(impolite, 2.0, "error", text="InvalidStateError: boom")
-    checks = run.final_checks({
+    checks = verdict.final_checks(run.ledger, run.timelines(), {
         "polite": snap(transceivers=[{"sending": True, "currentDirection": None}]),
         "impolite": snap(state="have-local-offer", received=[{"kind": "video", "bytesReceived": 0}]),
     })
@@ -130,12 +167,13 @@ def test_final_checks_fail_on_unapplied_change_and_errors() -> None:
 
 def test_final_checks_pass_when_everything_is_applied() -> None:
     run, polite, impolite = make_run()
-    run.expect_media["impolite"]["video"] = 1
-    run.own_media["polite"] = 1
-    run.expect_channels.add("rig-1")
-    run.exchanged = {"polite": ["p"], "impolite": ["i"]}
+    _computed_roles(run)
+    run.ledger.expect_media["impolite"]["video"] = 1
+    run.ledger.own_media["polite"] = 1
+    run.ledger.channels.append("rig-1")
+    run.ledger.exchanged = {"polite": ["p"], "impolite": ["i"]}
     ch = {"label": "rig-1", "readyState": "open"}
-    checks = run.final_checks({
+    checks = verdict.final_checks(run.ledger, run.timelines(), {
         "polite": snap(transceivers=[{"sending": True, "currentDirection": "sendrecv"}],
                        channels=[{**ch, "received": ["i"]}]),
         "impolite": snap(received=[{"kind": "video", "framesDecoded": 3}], channels=[{**ch, "received": ["p"]}],
@@ -144,15 +182,26 @@ def test_final_checks_pass_when_everything_is_applied() -> None:
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
+def test_final_checks_hold_each_peer_to_the_role_it_was_given() -> None:
+    run, polite, impolite = make_run()
+    run.ledger.computed_polite = {"polite": False, "impolite": None}  # swapped, and one never joined
+    checks = verdict.final_checks(run.ledger, run.timelines(), {"polite": snap(), "impolite": snap()})
+    bad = {c.id for c in checks if not c.ok}
+    assert {"polite.role-computed", "impolite.role-computed"} <= bad
+
+
 def test_wait_until_fails_fast_on_a_peer_error_and_times_out_with_states() -> None:
     async def scenario() -> None:
         run, polite, impolite = make_run()
         at(impolite, 0.1, "error", source="console.error", text="TypeError: x is undefined")
-        with pytest.raises(Exception, match="impolite peer .* reported an error .*TypeError"):
+        with pytest.raises(CaseFailure, match=r"impolite peer \(aiortc\) .*failed: TypeError: x is undefined") as info:
             await run.wait_until(lambda: "never", step="settle", timeout=5)
+        cause = info.value.cause
+        assert (cause.kind, cause.peer, cause.message) == ("error", "impolite", "TypeError: x is undefined")
         run2, p2, _ = make_run()
-        with pytest.raises(Exception, match=r"stuck at step 'settle' after 0 s: never met; polite peer"):
+        with pytest.raises(CaseFailure, match=r"stuck at step 'settle' after 0 s: never met; polite peer") as info:
             await run2.wait_until(lambda: "never met", step="settle", timeout=0.05)
+        assert info.value.cause.kind == "timeout" and info.value.cause.operation == "settle"
     asyncio.run(scenario())
 
 

@@ -1,4 +1,4 @@
-"""The scenario catalogue, peer specs, expectations and results files."""
+"""The scenario catalogue, peer specs, findings and results files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, expectations, results, scenarios
+from rig import config, findings, results, scenarios
+from rig.case import CaseResult
+from rig.model import Cause, Check, Glare, PeerInfo
 from rig.peers.base import PeerSpec, RigError
 
 
@@ -59,59 +61,112 @@ def test_peer_specs(text: str, kind: str, variant: str, label: str) -> None:
     assert PeerSpec.parse(str(spec)) == spec
 
 
-def test_expectations_match_only_their_error() -> None:
-    aiortc, firefox = PeerSpec("aiortc"), PeerSpec("firefox")
-    exp = expectations.expected_failures("glare-initial", aiortc, firefox)
-    assert exp and "rollback" in exp[0].reason
-    assert expectations.expected_failures("add-video", aiortc, firefox) == []
-    assert expectations.expected_failures("glare-add-media", firefox, aiortc) == []
-    expectations.judge(True, "", exp)  # a pass returns (pytest turns it into a strict XPASS)
-    with pytest.raises(expectations.ExpectedFinding):
-        expectations.judge(False, 'InvalidStateError: Cannot handle offer in signaling state "have-local-offer"', exp)
-    with pytest.raises(AssertionError, match="not with an expected finding") as info:
-        expectations.judge(False, "polite ends connected: connectionState=failed", exp)
-    assert not isinstance(info.value, expectations.ExpectedFinding)
+#: peers on the versions the findings were seen on
+AIORTC = PeerInfo(spec="aiortc", kind="aiortc", version="1.16.0")
+FIREFOX = PeerInfo(spec="firefox", kind="firefox", version="153.7.0esr")
+CHROMIUM = PeerInfo(spec="chromium", kind="chromium", version="156.0.8078.114")
+NO_ROLLBACK = 'Cannot handle offer in signaling state "have-local-offer"'
+
+
+def _error(peer: str, kind: str, operation: str, name: str, message: str) -> Cause:
+    return Cause(kind="error", step="4. collide", step_index=4, peer=peer, peer_kind=kind, operation=operation,
+                 error_name=name, message=message)
+
+
+def test_findings_match_only_their_error() -> None:
+    found = findings.applying("glare-initial", AIORTC, FIREFOX)
+    assert [f.id for f, _ in found] == ["aiortc-no-rollback"] and "rollback" in found[0][0].detail
+    assert findings.applying("add-video", AIORTC, FIREFOX) == []
+    assert findings.applying("glare-add-media", FIREFOX, AIORTC) == []
+    assert findings.expectation(found) == "xfail"
+    # a pass of a cell a strict finding expects to fail is an xpass (a failure of the run)
+    passed = findings.judge("glare-initial", AIORTC, FIREFOX, None, [], [])
+    assert (passed.outcome, passed.finding) == ("xpassed", None) and "aiortc-no-rollback" in passed.reason
+    hit = findings.judge("glare-initial", AIORTC, FIREFOX,
+                         _error("polite", "aiortc", "setRemoteDescription", "InvalidStateError", NO_ROLLBACK), [], [])
+    assert (hit.outcome, hit.expected, hit.finding) == ("xfailed", "xfail", "aiortc-no-rollback")
+    # any other failure is a failure, and says which finding it is not
+    other = Cause(kind="check", step="final checks", peer="polite", peer_kind="aiortc", operation="polite.connected",
+                  check="polite.connected", message="polite ends connected: connectionState=failed",
+                  signaling_state="stable", connection_state="failed")
+    missed = findings.judge("glare-initial", AIORTC, FIREFOX, other, [], [])
+    assert (missed.outcome, missed.finding) == ("failed", None)
+    assert "not a known finding of this cell: aiortc-no-rollback expects" in missed.reason
+    # the same error on the other peer, or on a version the finding was not seen on, is not the finding
+    wrong_peer = _error("impolite", "firefox", "setRemoteDescription", "InvalidStateError", NO_ROLLBACK)
+    assert findings.judge("glare-initial", AIORTC, FIREFOX, wrong_peer, [], []).outcome == "failed"
+    newer = AIORTC.model_copy(update={"version": "1.17.0"})
+    assert findings.applying("glare-initial", newer, FIREFOX) == []
 
 
 def test_intermittent_findings_leave_the_cell_strict_only_with_a_strict_one() -> None:
-    firefox, aiortc, chromium = PeerSpec("firefox"), PeerSpec("aiortc"), PeerSpec("chromium")
-    race = expectations.expected_failures("stress-both-sides", firefox, aiortc)
-    assert race and all(e.intermittent for e in race) and not expectations.strict(race)
-    with pytest.raises(expectations.ExpectedFinding):
-        expectations.judge(False, "negotiator on_message: ValueError: None is not in list", race)
+    race = findings.applying("stress-both-sides", FIREFOX, AIORTC)
+    assert race and all(c.intermittent for _, c in race) and findings.expectation(race) == "xfail or pass"
+    hit = findings.judge("stress-both-sides", FIREFOX, AIORTC,
+                         _error("impolite", "aiortc", "setLocalDescription", "ValueError", "None is not in list"),
+                         [], [])
+    assert (hit.outcome, hit.finding) == ("xfailed", "aiortc-answer-with-pending-transceiver")
+    # an intermittent cell that passes is a pass, not an xpass
+    assert findings.judge("stress-both-sides", FIREFOX, AIORTC, None, [], []).outcome == "passed"
     # Chromium's extmap finding is deterministic, so that cell must still fail every run.
-    assert expectations.strict(expectations.expected_failures("stress-both-sides", chromium, aiortc))
-    assert not expectations.strict([])
+    strict = findings.applying("stress-both-sides", CHROMIUM, AIORTC)
+    assert findings.expectation(strict) == "xfail"
+    assert findings.judge("stress-both-sides", CHROMIUM, AIORTC, None, [], []).outcome == "xpassed"
+    assert findings.expectation([]) == "pass"
 
 
-def test_every_expectation_has_a_reason_and_a_signature() -> None:
-    for exp in expectations.KNOWN:
-        assert len(exp.reason) > 40 and exp.signature
+def test_every_finding_has_a_detail_and_a_signature() -> None:
+    for f in findings.FINDINGS:
+        assert len(f.title) > 10 and len(f.detail) > 40, f.id
+        assert f.cells and f.operation, f.id
+        assert bool(f.error or f.message) != bool(f.end_state), f.id
+
+
+def _result(outcome: str, **kw) -> CaseResult:
+    return CaseResult(scenario="glare-initial", polite=AIORTC, impolite=FIREFOX, outcome=outcome,
+                      expected=kw.pop("expected", "xfail"), reason=kw.pop("reason", ""), duration_s=1.5,
+                      glare=Glare(planned=1), **kw)
 
 
 def test_case_files_are_collected_into_results(tmp_path: Path) -> None:
-    peer = {"spec": "aiortc", "kind": "aiortc", "version": "1.16.0", "user_id": 2}
-    for i, outcome in enumerate(["passed", "xfailed"]):
+    cause = _error("polite", "aiortc", "setRemoteDescription", "InvalidStateError", NO_ROLLBACK)
+    made = [
+        _result("xpassed", reason="passed although finding aiortc-no-rollback expects this cell to fail",
+                findings=["aiortc-no-rollback"]),
+        _result("xfailed", reason="why", finding="aiortc-no-rollback", findings=["aiortc-no-rollback"], cause=cause,
+                checks=[Check(id="polite.stable", name="polite ends stable", ok=False, detail="have-local-offer")]),
+    ]
+    for i, result in enumerate(made):
         cid = results.case_id("glare-initial", "aiortc", "firefox", i, 2)
-        results.write_case(tmp_path, cid=cid, repeat=i, outcome=outcome, expected="pass", result=None,
-                           reason="why" if i else "", duration_s=1.5, nodeid="n", scenario="glare-initial",
-                           polite=peer, impolite={**peer, "spec": "firefox", "kind": "firefox", "version": "153"})
+        summary = results.write_case(tmp_path, cid=cid, repeat=i, nodeid="n", result=result)
+        assert summary.outcome == result.outcome and summary.details == f"cases/{results.slug(cid)}.json"
+    # a case that could not run at all is an error, with the rig's message as its cause
+    results.write_case(tmp_path, cid=results.case_id("add-video", "aiortc", "firefox", 0, 1), repeat=0, nodeid="n",
+                       scenario="add-video", polite=AIORTC, impolite=FIREFOX, error="fixture exploded",
+                       duration_s=0.5)
     run = results.collect(tmp_path, started=datetime.now(UTC), command="rig matrix", repeat=2,
-                          peers=["aiortc", "firefox"], scenarios=[{"name": "glare-initial", "description": "d"}],
+                          peers=["aiortc", "firefox"], scenarios=[{"name": "glare-initial", "description": "d"},
+                                                                  {"name": "add-video", "description": "d"}],
                           versions={})
     results.write_results(tmp_path, run)
     data = json.loads((tmp_path / "results.json").read_text())
     assert [c["id"] for c in data["cases"]] == ["glare-initial[aiortc-polite--firefox-impolite-r0]",
-                                                 "glare-initial[aiortc-polite--firefox-impolite-r1]"]
-    assert data["summary"]["passed"] == 1 and data["summary"]["xfailed"] == 1
-    assert data["versions"]["firefox"] == "153" and data["versions"]["aiortc"]
+                                                 "glare-initial[aiortc-polite--firefox-impolite-r1]",
+                                                 "add-video[aiortc-polite--firefox-impolite]"]
+    assert data["summary"]["xpassed"] == 1 and data["summary"]["xfailed"] == 1 and data["summary"]["error"] == 1
+    assert data["versions"]["firefox"] == "153.7.0esr" and data["versions"]["aiortc"]
+    assert [f["id"] for f in data["findings"]] == ["aiortc-no-rollback"]
     case = data["cases"][1]
     for key in ("scenario", "polite", "impolite", "outcome", "duration_s", "glare", "reason"):
         assert key in case
+    assert case["finding"] == "aiortc-no-rollback" and case["cause"]["operation"] == "setRemoteDescription"
+    assert case["failed_checks"] == ["polite.stable"]
     assert (tmp_path / case["details"]).is_file()
-    with pytest.raises(AssertionError):
-        results.write_case(tmp_path, cid="x", repeat=0, outcome="great", expected="pass", result=None, reason="",
-                           duration_s=0, nodeid="n", scenario="s", polite=peer, impolite=peer)
+    error = data["cases"][2]
+    assert error["outcome"] == "error" and error["reason"] == "fixture exploded"
+    assert error["cause"]["kind"] == "rig" and (tmp_path / error["details"]).is_file()
+    with pytest.raises(ValueError, match="outcome"):  # pydantic's ValidationError is a ValueError
+        results.write_case(tmp_path, cid="x", repeat=0, nodeid="n", result=_result("great"))
 
 
 def test_gates_must_be_opened_and_name_known_steps() -> None:

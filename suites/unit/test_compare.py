@@ -125,8 +125,11 @@ def test_exit_status_and_outputs(tmp_path, capsys, monkeypatch):
     (json.dumps([1, 2]), "not a results.json (no 'cases' list)"),
     (json.dumps({"summary": {}}), "not a results.json (no 'cases' list)"),
     (json.dumps({"cases": ["x"]}), "not a results.json (case 0 is not an object)"),
-    (json.dumps({"cases": [{"scenario": "a", "outcome": "passed"}]}), "lacks scenario, polite/impolite spec"),
-    (json.dumps({"cases": [_case("a", "firefox", "firefox", "weird")]}), "or a known outcome"),
+    # a case is validated as the result model's CaseSummary: the first field it lacks, or a bad outcome
+    (json.dumps({"cases": [{"scenario": "a", "outcome": "passed"}]}),
+     "not a valid schema-1 results file (cases.0.id: Field required)"),
+    (json.dumps({"cases": [_case("a", "firefox", "firefox", "weird")]}),
+     "not a valid schema-1 results file (cases.0.outcome: Input should be 'passed', 'failed'"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, content, message):
     good = tmp_path / "good.json"

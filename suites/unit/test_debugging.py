@@ -71,7 +71,8 @@ def test_repro_folder_is_standalone(tmp_path: Path) -> None:
     replay = (out / "replay.sh").read_text()
     assert "--plan plan.json" in replay and "--negotiator-js negotiator.js" in replay
     assert "--negotiator-py" not in replay  # no aiortc peer in this case
-    assert "firefox-polite--firefox-impolite" in replay
+    assert "--peers firefox " in replay and replay.rstrip().endswith("--pairs firefox:firefox")  # this pair only
+    assert " -k " not in replay  # pairs are selected by --pairs, not by pytest ids
     assert (out / "negotiator.js").read_text() == neg.read_text()
     assert json.loads((out / "plan.json").read_text()) == detail["plan_data"]
     held = [m for m in detail["messages"] if m.get("held")]

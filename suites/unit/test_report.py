@@ -38,7 +38,8 @@ def _case(scenario, polite, impolite, outcome="passed", *, repeat=0, expected="p
         "expected": expected,
         "duration_s": 1.5 + repeat,
         "glare": {"forced": glare, "observed": glare, "polite_rolled_back": glare,
-                  "impolite_ignored_offer": glare, "polite_reoffered": glare},
+                  "impolite_ignored_offer": glare, "polite_reoffered": glare,
+                  "collisions": int(glare), "planned": int(glare)},
         "reason": reason,
     }
     if details:
@@ -193,7 +194,13 @@ def test_failed_check_is_highlighted(tmp_path, run):
     html = failed.read_text(encoding="utf-8")
     assert re.search(r'<tr class="bad"><td>✘</td><td>channel open both ways</td>', html)
     passed = tmp_path / "cases" / "glare-add-media__chromium-polite--chromium-impolite__r0.html"
-    assert 'class="bad"' not in passed.read_text(encoding="utf-8")
+    passed_html = passed.read_text(encoding="utf-8")
+    assert 'class="bad"' not in passed_html
+    # the glare counts are numbers, not flags (a 0 must not read as a failed proof)
+    assert "<tr><th>collisions</th><td>1</td></tr>" in passed_html
+    assert "<tr><th>planned</th><td>1</td></tr>" in passed_html
+    no_glare = tmp_path / "cases" / "initial-datachannel__chromium-polite--firefox-impolite__r0.html"
+    assert "<tr><th>planned</th><td>0</td></tr>" in no_glare.read_text(encoding="utf-8")
 
 
 def test_sparse_and_odd_input_still_renders(tmp_path):

@@ -1,4 +1,4 @@
-"""The index's matrix: pass rates over repeats, expected-failure notes, intermittent cells,
+"""The index's matrix: pass rates over repeats, finding notes, intermittent cells,
 the filters' hooks and the mutant kill matrix. Synthetic runs, no browser (the browser
 test of the same page is suites/system/test_report_browser.py)."""
 
@@ -11,20 +11,27 @@ import re
 
 from markupsafe import escape
 
-from rig.report import INTERMITTENT_UNHIT, expectation_reason, write_report
+from rig import findings
+from rig.model import OUTCOMES
+from rig.report import INTERMITTENT_UNHIT, finding_note, write_report
 
-FINDING = "aiortc 1.16.0 has no rollback <evil>"
-OTHER = "aiortc 1.16.0 has no restartIce()"
+FINDING = "aiortc-no-rollback"
+#: one cell, two findings (whichever comes first): each run names the one it hit
+RESTART, CANDIDATES = "firefox-restart-answer-setup-active", "pattern-late-ignored-candidates"
+#: a finding this rig does not know (a report of another version's run): shown as its bare id, escaped
+UNKNOWN = "a-finding-of-another-version <evil>"
 
 
 def _case(scenario: str, polite: str, impolite: str, outcome: str = "passed", *, repeat: int = 0,
-          expected: str = "pass", reason: str = "") -> dict:
+          expected: str = "pass", reason: str = "", finding: str | None = None,
+          findings_: tuple[str, ...] = ()) -> dict:
     pair = f"{polite}-polite--{impolite}-impolite"
     return {
         "id": f"{scenario}[{pair}-r{repeat}]", "slug": f"{scenario}_{pair}-r{repeat}", "scenario": scenario,
         "polite": {"spec": polite, "kind": polite, "version": "1"},
         "impolite": {"spec": impolite, "kind": impolite, "version": "2"},
         "repeat": repeat, "outcome": outcome, "expected": expected, "duration_s": 1.0, "reason": reason,
+        "finding": finding, "findings": list(findings_ or ([finding] if finding else [])),
         "glare": {"forced": False, "observed": False},
     }
 
@@ -61,51 +68,94 @@ def test_matrix_is_scenarios_by_pairs_and_empty_pairs_are_left_out(tmp_path):
     assert html.count('class="empty"') == 2
 
 
-def test_expected_failure_reasons_are_footnoted_once_and_in_the_tooltip(tmp_path):
+def _notes(html: str) -> dict[str, str]:
+    """note text (as rendered) -> its number, each listed once under the matrix."""
+    notes = re.findall(r'<li id="note-(\d+)" value="\d+">(.*?)</li>', html, re.S)
+    texts = [text for _, text in notes]
+    assert len(texts) == len(set(texts)), f"a note is listed twice: {texts}"
+    return {text: n for n, text in notes}
+
+
+def test_expected_failures_footnote_the_finding_that_explained_them_once_and_in_the_tooltip(tmp_path):
     cases = [
-        _case("glare-initial", "aiortc", "firefox", "xfailed", expected="xfail",
-              reason=f"expected failure: {FINDING}\nobserved: stuck at step 2"),
-        _case("glare-initial", "aiortc", "aiortc", "xfailed", expected="xfail",
-              reason=f"expected failure: {FINDING} | {OTHER}\nobserved: stuck"),
-        _case("glare-add-media", "aiortc", "firefox", "xpassed", expected="xfail",
-              reason=f"passed although expected to fail ({FINDING}): remove the expectation"),
+        _case("glare-initial", "aiortc", "firefox", "xfailed", expected="xfail", finding=FINDING,
+              reason=f"finding {FINDING}: aiortc has no rollback\nfirst failure: stuck at step 2"),
+        _case("glare-initial", "aiortc", "aiortc", "xfailed", expected="xfail", finding=FINDING),
+        _case("glare-ice-restart", "chromium", "firefox", "xfailed", repeat=0, expected="xfail", finding=RESTART,
+              findings_=(RESTART, CANDIDATES)),
+        _case("glare-ice-restart", "chromium", "firefox", "xfailed", repeat=1, expected="xfail", finding=CANDIDATES,
+              findings_=(RESTART, CANDIDATES)),
+        _case("glare-add-media", "aiortc", "firefox", "xpassed", expected="xfail", findings_=(FINDING,),
+              reason=f"passed although finding {FINDING} expects this cell to fail: narrow or remove the finding"),
+        _case("add-video", "aiortc", "firefox", "xfailed", expected="xfail", finding=UNKNOWN),
     ]
+    assert {FINDING, RESTART, CANDIDATES} <= set(findings.BY_ID), "known findings are footnoted with their text"
     html = _render(tmp_path, cases)
-    notes = re.findall(r'<li id="note-(\d+)" value="\d+">(.*?)</li>', html)
-    assert notes == [("1", str(escape(FINDING))), ("2", str(escape(OTHER)))]
-    assert 'href="#note-1">[1]' in _cell(html, "glare-initial|aiortc|firefox")
-    both = _cell(html, "glare-initial|aiortc|aiortc")
-    assert 'href="#note-1">[1]' in both and 'href="#note-2">[2]' in both
-    assert 'href="#note-1">[1]' in _cell(html, "glare-add-media|aiortc|firefox")
-    assert f"[1] {escape(FINDING)}" in both  # tooltip
+    notes = _notes(html)
+    assert sorted(notes) == sorted(str(escape(finding_note(f))) for f in (FINDING, RESTART, CANDIDATES, UNKNOWN))
+    assert sorted(notes.values(), key=int) == ["1", "2", "3", "4"]
+    known = findings.BY_ID[FINDING]
+    assert finding_note(FINDING) == f"{FINDING}: {known.title}. {known.detail}"  # id, title, evidence
+    assert finding_note(UNKNOWN) == UNKNOWN and UNKNOWN not in html and str(escape(UNKNOWN)) in html
+
+    def mark(fid: str) -> str:
+        n = notes[str(escape(finding_note(fid)))]
+        return f'href="#note-{n}">[{n}]'
+    assert mark(FINDING) in _cell(html, "glare-initial|aiortc|firefox")
+    assert mark(FINDING) in _cell(html, "glare-initial|aiortc|aiortc")  # the same finding: the same note
+    both = _cell(html, "glare-ice-restart|chromium|firefox")
+    assert mark(RESTART) in both and mark(CANDIDATES) in both and mark(FINDING) not in both
+    assert mark(FINDING) in _cell(html, "glare-add-media|aiortc|firefox")  # xpassed: the finding to narrow
+    assert mark(UNKNOWN) in _cell(html, "add-video|aiortc|firefox")
+    n = notes[str(escape(finding_note(RESTART)))]
+    assert f"[{n}] {escape(finding_note(RESTART))}" in both  # tooltip
     assert "stuck at step 2" not in html.split('<ol class="notes')[1].split("</ol>")[0]
 
 
 def test_intermittent_cells_are_marked_whether_or_not_they_hit_the_finding(tmp_path):
-    hit = f"expected failure (intermittent): {FINDING}\nobserved: ValueError"
-    cases = [_case("stress-both-sides", "firefox", "aiortc", "passed", expected="xfail or pass"),
-             _case("stress-both-sides", "firefox", "firefox", "passed", repeat=0, expected="xfail or pass"),
-             _case("stress-both-sides", "firefox", "firefox", "xfailed", repeat=1, expected="xfail or pass", reason=hit)]
+    unhit_finding = "aiortc-answer-with-pending-transceiver"  # intermittent on stress-both-sides x aiortc
+    hit_finding = "firefox-rolled-back-sockets"  # intermittent on glare-candidate-answer, Firefox polite
+    assert {unhit_finding, hit_finding} <= set(findings.BY_ID)
+    cases = [_case("stress-both-sides", "firefox", "aiortc", "passed", expected="xfail or pass",
+                   findings_=(unhit_finding,)),
+             _case("glare-candidate-answer", "firefox", "firefox", "passed", repeat=0, expected="xfail or pass",
+                   findings_=(hit_finding,)),
+             _case("glare-candidate-answer", "firefox", "firefox", "xfailed", repeat=1, expected="xfail or pass",
+                   finding=hit_finding, reason=f"finding {hit_finding}: ...\nfirst failure: stuck in settle")]
     html = _render(tmp_path, cases)
     unhit = _cell(html, "stress-both-sides|firefox|aiortc")
     assert "intermittent" in unhit.split(">")[0] and 'data-intermittent="1"' in unhit and 'class="tilde"' in unhit
     assert 'class="o-passed intermittent"' in unhit
-    assert str(escape(INTERMITTENT_UNHIT)) in html
-    hit_cell = _cell(html, "stress-both-sides|firefox|firefox")
+    assert ">hit 0/1</span>" in unhit
+    unhit_note = INTERMITTENT_UNHIT.format(id=unhit_finding, title=findings.BY_ID[unhit_finding].title)
+    assert unhit_finding in unhit_note and findings.BY_ID[unhit_finding].title in unhit_note
+    notes = _notes(html)
+    assert str(escape(unhit_note)) in notes
+    hit_cell = _cell(html, "glare-candidate-answer|firefox|firefox")
     assert 'class="o-xfailed intermittent"' in hit_cell and ">1/2</a>" in hit_cell
-    assert "(intermittent finding)" in hit_cell
+    assert "(intermittent finding)" in hit_cell and ">hit 1/2</span>" in hit_cell
+    assert "intermittent finding hit in 1 of 2 run(s)" in hit_cell  # tooltip
+
     def note(text: str) -> str:
-        return re.search(rf'<li id="note-(\d+)" value="\d+">{re.escape(str(escape(text)))}</li>', html).group(1)
-    assert f'href="#note-{note(FINDING)}"' in hit_cell and f'href="#note-{note(INTERMITTENT_UNHIT)}"' in unhit
-    assert f'href="#note-{note(INTERMITTENT_UNHIT)}"' not in hit_cell  # a repeat recorded the finding itself
+        return notes[str(escape(text))]
+    assert f'href="#note-{note(finding_note(hit_finding))}"' in hit_cell
+    assert f'href="#note-{note(unhit_note)}"' in unhit
+    # a repeat hit the finding, so the passing repeat adds no "not hit" note
+    hit_unhit_note = INTERMITTENT_UNHIT.format(id=hit_finding, title=findings.BY_ID[hit_finding].title)
+    assert str(escape(hit_unhit_note)) not in notes
+    assert len(notes) == 2
 
 
-def test_expectation_reason_reads_what_the_plugin_wrote():
-    assert expectation_reason({"reason": "expected failure: R (x)\nobserved: y"}) == "R (x)"
-    assert expectation_reason({"reason": "expected failure (intermittent): R\nobserved: y"}) == "R"
-    assert expectation_reason({"reason": "passed although expected to fail (R (1)): remove the expectation"}) == "R (1)"
-    assert expectation_reason({"reason": "failed, but not with an expected finding (/x/):\nboom"}) == ""
-    assert expectation_reason({}) == ""
+def test_notes_come_from_the_finding_ids_not_from_the_reason_text(tmp_path):
+    # a reason that reads like an old expected failure names no finding: no note
+    cases = [_case("add-video", "firefox", "firefox", "failed", reason="expected failure: R (x)\nobserved: y"),
+             _case("add-video", "firefox", "aiortc", "xfailed", expected="xfail", finding=FINDING,
+                   reason="whatever the text says")]
+    html = _render(tmp_path, cases)
+    notes = _notes(html)
+    assert list(notes) == [str(escape(finding_note(FINDING)))]
+    assert "href=\"#note-" not in _cell(html, "add-video|firefox|firefox")
+    assert "R (x)" not in html.split('<ol class="notes')[1].split("</ol>")[0]
 
 
 def test_filters_have_every_kind_scenario_and_outcome_and_the_script_is_admitted_by_its_hash(tmp_path):
@@ -117,7 +167,7 @@ def test_filters_have_every_kind_scenario_and_outcome_and_the_script_is_admitted
         assert re.search(rf'<select name="{name}"><option value="">any</option><option>aiortc</option>'
                          r"<option>chromium</option><option>firefox</option></select>", form)
     assert "<option>add-video</option><option>glare-initial</option>" in form
-    for outcome in ("passed", "failed", "error", "xfailed", "xpassed"):
+    for outcome in OUTCOMES:  # passed, failed, error, xfailed, xpassed, unsupported
         assert f'name="outcome" value="{outcome}" checked' in form
     script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
