@@ -479,6 +479,7 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
                 cause = exc.cause
             except (RigError, StubTimeout) as exc:
                 cause = Cause(kind="rig", step=run.step, step_index=run.step_index, message=str(exc))
+            run.ledger.ended_t = room.now()
             for role, peer in peers.items():
                 run.ledger.computed_polite[role] = peer.polite
                 try:
@@ -508,7 +509,7 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
         checks, glare = verdict.checks(run.ledger, timelines, [m.as_dict() for m in room.log], snaps)
         if cause is None:
             cause = verdict.first_failed_check(checks, {r: s.kind for r, s in specs.items()}, snaps)
-        errors = [e for role, tl in timelines.items() for e in verdict.error_reports(role, tl)]
+        errors = verdict.run_errors(run.ledger, timelines)
         judgement = findings.judge(scenario.name, info["polite"], info["impolite"], cause, checks, errors)
     return CaseResult(
         scenario=scenario.name, polite=info["polite"], impolite=info["impolite"],

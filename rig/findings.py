@@ -90,7 +90,9 @@ class Finding:
         if not re.fullmatch(self.operation, cause.operation or ""):
             return False
         if self.end_state:
-            return cause.kind in ("timeout", "check") and bool(re.search(self.end_state, cause.state_text()))
+            # a finding of either peer reads both peers' states, which a timeout's message lists
+            where = cause.state_text() + ("; " + cause.message if self.peer is None else "")
+            return cause.kind in ("timeout", "check") and bool(re.search(self.end_state, where))
         return cause.kind == "error" and self.matches_error(cause.error_name, cause.message)
 
     def matches_error(self, name: str, message: str) -> bool:

@@ -55,6 +55,9 @@ class Ledger:
     #: 1-based index of the last step started (len(steps) once all ran)
     reached: int = 0
     completed: bool = False
+    #: when the rig stopped driving the case (seconds since it started; None: still running).
+    #: Errors after it are the failed case's aftermath, kept as evidence but not judged.
+    ended_t: float | None = None
     #: step index of every planned collision (Collide/Race)
     planned_collisions: list[int] = field(default_factory=list)
     expect_media: dict[str, dict[str, int]] = field(default_factory=lambda: {"polite": {}, "impolite": {}})
@@ -281,12 +284,19 @@ def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dic
 
 
 # -- errors and the cause -------------------------------------------------------------
-def error_reports(role: str, tl: Timeline) -> list[ErrorReport]:
-    """Every error the peer reported, with the operation it came from where the peer's
-    instrumentation saw that API call reject with the same error."""
+def run_errors(ledger: Ledger, timelines: Mapping[str, Timeline]) -> list[ErrorReport]:
+    """The errors reported while the rig drove the case: what a finding must explain."""
+    return [e for role in ROLES if role in timelines for e in error_reports(role, timelines[role], ledger.ended_t)]
+
+
+def error_reports(role: str, tl: Timeline, until: float | None = None) -> list[ErrorReport]:
+    """Every error the peer reported (up to ``until``), with the operation it came from where
+    the peer's instrumentation saw that API call reject with the same error."""
     out = []
     api = tl.of_type("api-error")
     for e in tl.of_type("error"):
+        if until is not None and e.t > until:
+            continue
         errs = e.detail.get("errors") or []
         first = errs[0] if errs and isinstance(errs[0], Mapping) else {}
         name = str(first.get("name") or "")

@@ -137,7 +137,7 @@ def _rejudge(path: Path) -> tuple[findings.Judgement, Cause]:
     tls = {r: verdict.Timeline([e.model_dump() for e in evs]) for r, evs in detail.events.items()}
     ledger = verdict.Ledger.from_dict(detail.ledger)
     checks, _ = verdict.checks(ledger, tls, detail.messages, detail.snapshots)
-    errors = [e for r, tl in tls.items() for e in verdict.error_reports(r, tl)]
+    errors = verdict.run_errors(ledger, tls)
     cause = case.cause or verdict.first_failed_check(checks, {"polite": case.polite.kind,
                                                               "impolite": case.impolite.kind}, detail.snapshots)
     return findings.judge(case.scenario, case.polite, case.impolite, cause, checks, errors), cause

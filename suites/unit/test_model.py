@@ -69,3 +69,14 @@ def test_outcomes_include_unsupported_and_the_schema_lists_them() -> None:
     text = SCHEMA.read_text()
     for o in model.OUTCOMES:
         assert f'"{o}"' in text
+
+
+def test_matrix_options_are_declared_once_for_the_cli_and_pytest() -> None:
+    from rig import cli, options
+    flags = {a for act in cli._matrix_parser()._actions for a in act.option_strings}
+    assert {f"--{o.name}" for o in options.MATRIX} <= flags
+    assert options.to_pytest({"peers": "firefox", "pairs": "firefox:aiortc", "repeat": 1, "headed": True}) == [
+        "--rig-peers", "firefox", "--rig-pairs", "firefox:aiortc", "--rig-headed"]
+    assert options.parse_pairs("firefox:aiortc, chromium:chromium") == {("firefox", "aiortc"), ("chromium", "chromium")}
+    with pytest.raises(Exception, match="expected POLITE:IMPOLITE"):
+        options.parse_pairs("firefox")

@@ -212,3 +212,13 @@ def test_the_aiortc_probe_looks_at_the_object(monkeypatch: pytest.MonkeyPatch) -
     peer = _Peer("aiortc", caps)
     assert _unsupported(scenarios.get("ice-restart"), {"polite": peer, "impolite": _Peer("firefox", {})}) == ""
     monkeypatch.setattr(aiortc_peer, "_PROBED", None)
+
+
+def test_errors_after_the_rig_stopped_driving_are_aftermath_not_judged() -> None:
+    ledger = verdict.Ledger(ended_t=2.0)
+    tls = {"polite": verdict.Timeline([_ev(1.5, "error", text="ValueError: first"),
+                                       _ev(2.5, "error", text="InvalidStateError: later")]),
+           "impolite": verdict.Timeline([_ev(1.9, "error", text="TypeError: concurrent")])}
+    assert [e.message for e in verdict.run_errors(ledger, tls)] == ["ValueError: first", "TypeError: concurrent"]
+    ledger.ended_t = None  # a case that never ended early: every error counts
+    assert len(verdict.run_errors(ledger, tls)) == 3
