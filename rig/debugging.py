@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config
+from .model import Cause, SchemaError, parse_detail
 from .peers.base import RigError
 
 #: Event types worth a line in the terminal summary (the case page has all of them).
@@ -124,7 +125,15 @@ def summarize(detail: dict, detail_path: Path | None = None) -> str:
         s = snaps.get(role) or {}
         out.append(f"   {role} ended {s.get('signalingState', '?')}/{s.get('connectionState', '?')}, "
                    f"{len(s.get('transceivers') or [])} transceiver(s)")
-    if case.get("reason"):
+    if case.get("finding"):
+        out.append(f"-- finding: {case['finding']} (the first failure is its error; see docs/findings.md)")
+    cause = case.get("cause")
+    if isinstance(cause, dict):
+        try:
+            out.append("-- first failure: " + Cause.model_validate(cause).text()[:400])
+        except ValueError:
+            pass
+    elif case.get("reason"):
         out.append("-- reason: " + case["reason"].splitlines()[0][:300])
     if detail_path is not None:
         page = detail_path.with_suffix(".html")
@@ -177,6 +186,11 @@ def _transcript(messages: list[dict]) -> str:
 def write_repro(detail_path: Path, out: Path) -> Path:
     """A standalone folder for a bug report: plan, negotiators, versions, transcript, replay."""
     detail = json.loads(detail_path.read_text())
+    if detail.get("schema_version", 1) != 1:  # files written before the typed model are read as they are
+        try:  # the typed record: a file of another schema version is a one-line error
+            detail = parse_detail(detail, str(detail_path)).model_dump(mode="json")
+        except SchemaError as exc:
+            raise RigError(str(exc)) from None
     case = detail.get("case") or {}
     if not detail.get("plan_data"):
         raise RigError(f"{detail_path}: this case has no plan recorded (it never started)")
