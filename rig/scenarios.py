@@ -319,6 +319,26 @@ class Scenario:
 #: make the first offer (see README, "Who opens the connection").
 CONNECT = (Join(), Change("impolite", "add-datachannel"), Settle())
 
+#: A call: the impolite peer (the caller) makes the first and only offer of the opening,
+#: with audio and video in one offer (its negotiationneeded is held until both tracks
+#: are added); the polite peer (the callee) adds its audio and video once that offer is
+#: applied (addTrack reuses the two recvonly transceivers the offer created) and answers
+#: sendrecv. So both sides send audio and video, every header-extension id of both kinds
+#: is negotiated, and only the impolite peer has offered (see README, "Who opens the
+#: connection": aiortc issue 686).
+CONNECT_AV = (Join(), Gate("impolite", "negotiationneeded"), Gate("polite", "setRemoteDescription", "after", "offer"),
+              Change("impolite", "add-audio"), Change("impolite", "add-video"),
+              AwaitGate("impolite", "negotiationneeded"), OpenGate("impolite", "negotiationneeded"),
+              AwaitGate("polite", "setRemoteDescription", "after", "offer"),
+              Change("polite", "add-audio"), Change("polite", "add-video"),
+              OpenGate("polite", "setRemoteDescription", "after", "offer"), Settle())
+
+_AV_NEW_MLINES = ("After the audio+video opening every transceiver has a track, so neither addTrack can reuse "
+                  "one: the polite peer's second video track (a screen share) and the impolite peer's second "
+                  "audio track (e.g. a second microphone) each add a new m-line, at the same mid with a "
+                  "different kind, while the header-extension ids of both kinds are already negotiated: the "
+                  "collision of the data-channel-opened scenario of the same name, in the state a call is in.")
+
 CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
     Scenario(
         "initial-datachannel",
@@ -387,6 +407,61 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
         "the answer is still pending (the pending-answer guard's case).",
         CONNECT + (Collide("add-video", "add-audio", variant="offer-during-answer"), Settle(), Exchange()),
         glare=True,
+    ),
+    Scenario(
+        "glare-add-media-av",
+        "In a connected audio+video call, both peers change at the same moment (polite adds a second "
+        "video track, impolite a second audio track); both offers are held and released together.",
+        CONNECT_AV + (Collide(polite="add-video", impolite="add-audio"), Settle()),
+        glare=True,
+        rationale=_AV_NEW_MLINES,
+    ),
+    Scenario(
+        "glare-in-sld-polite-av",
+        "glare-in-sld-polite in a connected audio+video call: the impolite peer's offer (a second audio "
+        "track) reaches the polite peer right after its setLocalDescription() for its own offer (a "
+        "second video track) was called.",
+        CONNECT_AV + (Race("impolite", "add-audio", "add-video", "sld"), Settle()),
+        glare=True,
+        rationale=_AV_NEW_MLINES,
+    ),
+    Scenario(
+        "glare-in-sld-impolite-av",
+        "glare-in-sld-impolite in a connected audio+video call: the polite peer's offer (a second video "
+        "track) reaches the impolite peer right after its setLocalDescription() for its own offer (a "
+        "second audio track) was called: it must ignore it.",
+        CONNECT_AV + (Race("polite", "add-video", "add-audio", "sld"), Settle()),
+        glare=True,
+        rationale=_AV_NEW_MLINES,
+    ),
+    Scenario(
+        "glare-offer-start-av",
+        "glare-offer-start in a connected audio+video call: the impolite peer's offer (a second audio "
+        "track) lands as soon as the polite peer starts making its own (a second video track).",
+        CONNECT_AV + (Race("impolite", "add-audio", "add-video", "offer-start"), Settle()),
+        glare=True,
+        rationale=_AV_NEW_MLINES,
+    ),
+    Scenario(
+        "offer-during-answer-av",
+        "offer-during-answer in a connected audio+video call: after the collision (polite adds a second "
+        "video track, impolite a second audio track) the polite peer's answer and re-offer reach the "
+        "impolite peer back to back, the re-offer while the answer is still pending.",
+        CONNECT_AV + (Collide("add-video", "add-audio", variant="offer-during-answer"), Settle()),
+        glare=True,
+        rationale=_AV_NEW_MLINES,
+    ),
+    Scenario(
+        "glare-repeated-av",
+        "Three forced collisions in a row in a connected audio+video call (each round polite adds a "
+        "video track, impolite an audio track), each proven.",
+        CONNECT_AV + (Collide("add-video", "add-audio"), Settle(), Collide("add-video", "add-audio"), Settle(),
+                      Collide("add-video", "add-audio"), Settle()),
+        glare=True,
+        rationale="Every round adds a new m-line on each side at the same mid with a different kind (no "
+                  "transceiver is free to reuse), so each answer cannot carry the polite peer's change and a "
+                  "re-offer is required; a rolled-back m-line of one round sits next to the m-lines the "
+                  "earlier rounds negotiated.",
     ),
     Scenario(
         "glare-late-candidates",
