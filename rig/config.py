@@ -1,7 +1,7 @@
 """Every version pin, browser flag and preference the rig depends on, in one place.
 
-Each fact here was measured on the project's Debian 12 machines (see docs/FIELD-NOTES
-facts quoted in the README); change them here and nowhere else.
+Each fact here was measured on the project's Debian 12 machines (the figures are in
+docs/measurements.md and docs/design.md); change them here and nowhere else.
 """
 
 from __future__ import annotations

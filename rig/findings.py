@@ -114,7 +114,7 @@ AIORTC = "https://github.com/aiortc/aiortc"
 FINDINGS: tuple[Finding, ...] = (
     Finding(
         "aiortc-no-rollback", "aiortc has no rollback: a polite aiortc peer cannot yield in glare", "aiortc",
-        (Cells(("glare-*", "offer-during-answer", "stress-both-sides"), "aiortc", "*"),),
+        (Cells(("glare-*", "offer-during-answer*", "stress-both-sides"), "aiortc", "*"),),
         peer="polite", operation="setRemoteDescription",
         error="InvalidStateError", message=r"Cannot handle offer in signaling state \"have-local-offer\"",
         detail="aiortc 1.16.0 has no rollback (a description of type 'rollback' is parsed as SDP and nothing restores "
@@ -217,7 +217,7 @@ FINDINGS: tuple[Finding, ...] = (
     ),
     Finding(
         "aiortc-no-operations-chain", "aiortc has no operations chain: overlapping descriptions interleave", "aiortc",
-        (Cells(("offer-during-answer",), "*", "aiortc"),),
+        (Cells(("offer-during-answer*",), "*", "aiortc"),),
         peer="impolite", operation="setRemoteDescription",
         error="InvalidStateError", message=r"Cannot handle offer in signaling state \"have-local-offer\"",
         detail="aiortc 1.16.0 has no operations chain: the polite peer's re-offer, handed over while "

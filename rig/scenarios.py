@@ -316,7 +316,7 @@ class Scenario:
 
 #: Scenarios that start from a connected pair open it the same way: the impolite peer
 #: creates a data channel. The change under test then comes from the side that did not
-#: make the first offer (see README, "Who opens the connection").
+#: make the first offer (see docs/design.md, "Who opens the connection").
 CONNECT = (Join(), Change("impolite", "add-datachannel"), Settle())
 
 #: A call: the impolite peer (the caller) makes the first and only offer of the opening,
@@ -324,7 +324,7 @@ CONNECT = (Join(), Change("impolite", "add-datachannel"), Settle())
 #: are added); the polite peer (the callee) adds its audio and video once that offer is
 #: applied (addTrack reuses the two recvonly transceivers the offer created) and answers
 #: sendrecv. So both sides send audio and video, every header-extension id of both kinds
-#: is negotiated, and only the impolite peer has offered (see README, "Who opens the
+#: is negotiated, and only the impolite peer has offered (see docs/design.md, "Who opens the
 #: connection": aiortc issue 686).
 CONNECT_AV = (Join(), Gate("impolite", "negotiationneeded"), Gate("polite", "setRemoteDescription", "after", "offer"),
               Change("impolite", "add-audio"), Change("impolite", "add-video"),
@@ -593,7 +593,7 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
 
 
 def markdown() -> str:
-    """The catalogue as the README shows it (kept in sync by a unit test)."""
+    """The catalogue as docs/scenarios.md shows it (kept in sync by a unit test)."""
     rows = ["| name | what it does |", "|---|---|"]
     rows += [f"| `{s.name}` | {s.description} |" for s in CATALOGUE.values()]
     plans = []
