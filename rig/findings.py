@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 
+from .config import ROOT
 from .model import Cause, Check, PeerInfo
 
 GLARE_MEDIA = ("glare-add-media", "glare-initial", "glare-repeated", "glare-in-sld-polite", "glare-in-sld-impolite",
@@ -414,6 +415,8 @@ def markdown() -> str:
             lines += ["", f"Upstream: <{f.upstream}>"]
         if f.trigger:
             lines += ["", f"Minimal trigger: [`{f.trigger}`](../{f.trigger})"]
-        for e in f.evidence:
-            lines += ["", f"Evidence: [`{e}`](../{e})"]
+        kept = f"fixtures/findings/evidence/{f.id}.case.json"
+        for e in dict.fromkeys([kept, *f.evidence]):
+            if (ROOT / e).exists():
+                lines += ["", f"Evidence: [`{e}`](../{e})"]
     return "\n".join(lines) + "\n"
