@@ -70,6 +70,8 @@ class Cause(Model):
     signaling_state: str = ""
     connection_state: str = ""
     check: str | None = None
+    #: when it happened (seconds since the case started), for an error
+    t: float | None = None
 
     def state_text(self) -> str:
         return f"signalingState={self.signaling_state}, connectionState={self.connection_state}"

@@ -303,7 +303,7 @@ def error_reports(role: str, tl: Timeline, until: float | None = None) -> list[E
         message = str(first.get("message") or e.detail.get("text") or "")
         op = next((a.detail.get("method", "") for a in reversed(api) if a.t <= e.t
                    and str(a.detail.get("message", "")) == message), "")
-        out.append(ErrorReport(role, op or str(e.detail.get("source", "")), name, message))
+        out.append(ErrorReport(role, op or str(e.detail.get("source", "")), name, message, e.t))
     return out
 
 
@@ -314,7 +314,7 @@ def cause_of_error(role: str, kind: str, tl: Timeline, step: str, step_index: in
         return None
     r = reports[0]
     return Cause(kind="error", step=step, step_index=step_index, peer=role, peer_kind=kind, operation=r.operation,
-                 error_name=r.name, message=r.message, signaling_state=state[0], connection_state=state[1])
+                 error_name=r.name, message=r.message, signaling_state=state[0], connection_state=state[1], t=r.t)
 
 
 def first_failed_check(checks_: list[Check], kinds: Mapping[str, str], snaps: Mapping[str, Any]) -> Cause | None:

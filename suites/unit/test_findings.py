@@ -175,3 +175,15 @@ def test_evidence_mixed_with_a_plumbing_error_is_failed(path: Path) -> None:
     finally:
         mixed.unlink(missing_ok=True)
     assert judgement.outcome == "failed" and "rig is undefined" in judgement.reason
+
+
+def test_after_the_cause_an_api_rejection_is_a_consequence_but_a_code_error_is_not() -> None:
+    cause = NO_ROLLBACK.model_copy(update={"t": 1.0})
+    first = findings.ErrorReport("polite", "setRemoteDescription", "InvalidStateError", NO_ROLLBACK.message, 1.0)
+    later_api = findings.ErrorReport("impolite", "setRemoteDescription", "InvalidStateError",
+                                     'Cannot handle answer in signaling state "stable"', 1.07)
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, cause, [], [first, later_api])
+    assert (j.outcome, j.finding) == ("xfailed", "aiortc-no-rollback")
+    later_code = findings.ErrorReport("impolite", "console.error", "TypeError", "x is undefined", 1.07)
+    j = findings.judge("glare-initial", AIORTC, FIREFOX, cause, [], [first, later_api, later_code])
+    assert j.outcome == "failed" and "TypeError" in j.reason and "Cannot handle answer" not in j.reason.split("\n")[1]
