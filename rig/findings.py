@@ -195,6 +195,7 @@ FINDINGS: tuple[Finding, ...] = (
                "'ICE failed').",
         seen={"aiortc": ("1.16",)},
         trigger="fixtures/findings/aiortc_candidates_before_offer.py",
+        evidence=("fixtures/findings/evidence/aiortc-early-candidates-dropped.aiortc.log",),
     ),
     Finding(
         "firefox-rolled-back-sockets", "Firefox's rolled-back offer keeps live sockets with the answer's credentials",
