@@ -206,6 +206,16 @@ def _upgrade_case_v1(c: dict) -> dict:
     return c
 
 
+def _validate(cls: type[Model], data: Any, what: str) -> Any:
+    """``cls`` from ``data``, or a one-line SchemaError naming the first field that is wrong."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        raise SchemaError(f"{what} ({loc}: {first.get('msg')})") from None
+
+
 def _version_of(data: Any, where: str) -> int:
     if not isinstance(data, dict):
         raise SchemaError(f"{where}: not a glare-rig results file (a JSON object was expected)")
@@ -226,12 +236,7 @@ def parse_run(data: Any, where: str = "results.json") -> RunRecord:
     if v == 1:
         data = {**data, "schema_version": SCHEMA_VERSION,
                 "cases": [_upgrade_case_v1(c) for c in data.get("cases") or [] if isinstance(c, dict)]}
-    try:
-        return RunRecord.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        raise SchemaError(f"{where}: not a valid schema-{v} results file ({loc}: {first.get('msg')})") from None
+    return _validate(RunRecord, data, f"{where}: not a valid schema-{v} results file")
 
 
 def load_run(path: Path) -> RunRecord:
@@ -252,12 +257,7 @@ def parse_detail(data: Any, where: str = "case detail") -> CaseDetail:
     v = _version_of(data, where)
     if v != SCHEMA_VERSION:
         raise SchemaError(f"{where}: case detail schema version {v}; this glare-rig reads {SCHEMA_VERSION}")
-    try:
-        return CaseDetail.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        raise SchemaError(f"{where}: not a valid case detail ({loc}: {first.get('msg')})") from None
+    return _validate(CaseDetail, data, f"{where}: not a valid case detail")
 
 
 def json_schema() -> dict:
