@@ -353,11 +353,12 @@ class CaseRun:
         return {role: verdict.Timeline(p.events) for role, p in self.peers.items()}
 
     def _first_error(self) -> Cause | None:
-        for role, peer in self.peers.items():
-            if peer.errors():
-                return verdict.cause_of_error(role, peer.spec.kind, verdict.Timeline(peer.events), self.step,
-                                              self.step_index, (peer.signaling_state, peer.connection_state))
-        return None
+        """The earliest error of either peer (both may have reported one by the time the case
+        wakes up: the first in time is the cause, whichever peer it is on)."""
+        causes = [verdict.cause_of_error(role, peer.spec.kind, verdict.Timeline(peer.events), self.step,
+                                         self.step_index, (peer.signaling_state, peer.connection_state))
+                  for role, peer in self.peers.items() if peer.errors()]
+        return min(causes, key=lambda c: c.t if c.t is not None else float("inf"), default=None)
 
     def _first_violation(self) -> Cause | None:
         """A role invariant broken for good: the verdict is known, so the case ends now

@@ -49,9 +49,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "interop: a case of the interop matrix (real browsers and aiortc)")
     config._rig_started = datetime.now(UTC)  # type: ignore[attr-defined]
     config._rig_cases = 0  # type: ignore[attr-defined]
-    if not hasattr(config, "workerinput"):
-        # the controller starts each run with an empty case folder; workers only add to it
-        shutil.rmtree(_out(config) / "cases", ignore_errors=True)
+    # The case folder is not emptied here: a pytest run that collects no interop case (the
+    # unit tests, say) must leave the last matrix's report alone, even one still being
+    # written. A run that wrote cases drops the older ones when it ends (pytest_sessionfinish).
+
+
+def _stale_cases(cases: Path, written: set[str]) -> tuple[list[Path], list[Path]]:
+    """The case files this run wrote, and the ones another run left."""
+    mine, old = [], []
+    for f in sorted(cases.glob("*.json")):
+        (mine if f.stem in written else old).append(f)
+    return mine, old
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -225,7 +233,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             error = (str(report.longrepr).strip().splitlines() or ["unknown error"])[-1] if report.longrepr \
                 else "the case did not run"
         repeats = item.config.getoption("--rig-repeat")
-        results.write_case(
+        summary = results.write_case(
             _out(item.config), cid=results.case_id(scen.name, polite.label, impolite.label, r, repeats),
             repeat=r, nodeid=item.nodeid, result=result, scenario=scen.name,
             polite=PeerInfo(spec=str(polite), kind=polite.kind), impolite=PeerInfo(spec=str(impolite), kind=impolite.kind),
@@ -233,6 +241,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             negotiators={"js": item.config.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
                          "py": item.config.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)})
         item.config._rig_cases += 1  # type: ignore[attr-defined]
+        # travels with the report to the xdist controller, which keeps the run's own cases
+        report.user_properties.append(("rig_case", summary.slug))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "rig_case":
+            _WRITTEN.add(str(value))
+
+
+#: slugs of the case files this pytest session wrote (filled in the controller)
+_WRITTEN: set[str] = set()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -240,8 +260,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(cfg, "workerinput"):
         return
     out = _out(cfg)
-    if not (out / "cases").is_dir() or not any((out / "cases").glob("*.json")):
+    if not (out / "cases").is_dir():
         return
+    mine, old = _stale_cases(out / "cases", _WRITTEN)
+    if not mine:
+        return
+    for f in old:  # an earlier run's cases: its page, evidence folder and detail file
+        f.with_suffix(".html").unlink(missing_ok=True)
+        shutil.rmtree(f.with_suffix(""), ignore_errors=True)
+        f.unlink(missing_ok=True)
     from . import report
     try:
         peers = [str(p) for p in _peers(cfg)]

@@ -230,3 +230,15 @@ def test_the_allowed_events_do_not_end_the_case() -> None:
         with pytest.raises(Exception, match="stuck at step 'settle'"):
             await run.wait_until(lambda: "never", step="settle", timeout=0.05)
     asyncio.run(scenario())
+
+
+def test_the_cause_is_the_earliest_error_whichever_peer_reported_it() -> None:
+    """Both peers may have reported an error by the time the case wakes: the first in time is
+    the cause (seen: aiortc's ValueError, then Chromium rejecting aiortc's next offer)."""
+    run, polite, impolite = make_run("failed-sld-recovers")
+    at(impolite, 1.19, "error", text="ValueError: None is not in list",
+       errors=[{"name": "ValueError", "message": "None is not in list"}])
+    at(polite, 1.25, "error", text="InvalidAccessError: later", errors=[{"name": "InvalidAccessError",
+                                                                         "message": "later"}])
+    cause = run._first_error()
+    assert (cause.peer, cause.error_name, cause.t) == ("impolite", "ValueError", 1.19)

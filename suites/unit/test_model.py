@@ -80,3 +80,14 @@ def test_matrix_options_are_declared_once_for_the_cli_and_pytest() -> None:
     assert options.parse_pairs("firefox:aiortc, chromium:chromium") == {("firefox", "aiortc"), ("chromium", "chromium")}
     with pytest.raises(Exception, match="expected POLITE:IMPOLITE"):
         options.parse_pairs("firefox")
+
+
+def test_only_a_run_that_wrote_cases_drops_the_earlier_ones(tmp_path: Path) -> None:
+    """Running the unit tests while (or after) a matrix ran must not empty its report: a run
+    keeps the cases it wrote (reported back by its workers) and drops only the others."""
+    from rig.pytest_plugin import _stale_cases
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text("{}")
+    new.write_text("{}")
+    assert _stale_cases(tmp_path, {"new"}) == ([new], [old])
+    assert _stale_cases(tmp_path, set())[0] == []  # nothing of this run: nothing is removed
