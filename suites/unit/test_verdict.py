@@ -11,7 +11,7 @@ import pytest
 
 from rig import capabilities, scenarios, verdict
 from rig.case import _unsupported
-from rig.peers.aiortc_peer import AiortcPeer, probe_aiortc
+from rig.peers.aiortc_peer import probe_aiortc
 from rig.peers.base import PeerSpec
 
 
@@ -184,14 +184,6 @@ def test_a_cell_is_unsupported_only_while_its_peer_lacks_the_capability() -> Non
     assert "polite peer (aiortc x) lacks restartIce" in _unsupported(scen, without)
     with_it = {"polite": _Peer("aiortc", {"restartIce": True}), "impolite": _Peer("firefox", {})}
     assert _unsupported(scen, with_it) == ""
-
-
-class AiortcWithRestart(AiortcPeer):
-    """An aiortc peer whose connection class grew restartIce: the probe must see it."""
-
-    async def probe(self) -> dict[str, bool]:
-        caps = await super().probe()
-        return {**caps, "restartIce": True}
 
 
 def test_the_aiortc_probe_looks_at_the_object(monkeypatch: pytest.MonkeyPatch) -> None:
