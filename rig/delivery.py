@@ -133,7 +133,10 @@ class Open:
 
 @dataclass(frozen=True)
 class Quiet:
-    """Let time pass, so that what must not happen yet had its chance to."""
+    """A bounded quiet period for a negative observation: what must not happen yet (a stashed
+    message handed over early, a gate that opens by itself) gets a chance to show up before the
+    next step. It orders nothing: every step that must come after another is ordered by a hold,
+    a gate or an awaited line, never by this."""
 
     seconds: float = 0.3
 

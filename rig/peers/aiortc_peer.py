@@ -269,7 +269,9 @@ class AiortcPeer(Peer):
             self._fault("createOffer")
             offer = await orig_create_offer()
             if self._fire("offer-start"):
-                await asyncio.sleep(0)  # the handed-over message's first step, before the caller goes on
+                # one scheduler pass, not a delay: the handler task _fire just created runs its
+                # first step (FIFO) before createOffer returns, as a browser runs it synchronously
+                await asyncio.sleep(0)
             return offer
 
         async def createAnswer():
