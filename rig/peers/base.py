@@ -68,11 +68,13 @@ class PeerTimeout(RigError):
 
 @dataclass(frozen=True)
 class PeerSpec:
-    """A peer as the user names it: ``kind[@version-or-binary]``.
+    """A peer as the user names it: ``kind[@version|@/binary|@first..last]``.
 
-    ``chromium``, ``firefox`` and ``aiortc`` today; the ``@`` part is reserved for a
-    given version (``chromium@150``) or binary path (``chromium@/opt/c/chrome``), and a
-    remote browser later, so specs stay one short string in ids and reports.
+    ``chromium`` (whatever is installed), ``chromium@147`` (a version: a prefix of an exact
+    one, resolved by rig.install to the newest installed or installable match),
+    ``chromium@/opt/c/chrome`` (a binary), ``chromium@110..156`` (a range, for ``rig
+    bisect`` only). Specs stay one short string in ids and reports; the exact version they
+    resolved to is recorded beside them (rig.versions.Installation).
     """
 
     kind: str
@@ -83,6 +85,13 @@ class PeerSpec:
             raise RigError(f"unknown peer kind {self.kind!r} (known: {', '.join(KNOWN_KINDS)})")
         if self.variant and not re.fullmatch(r"[\w./:=+-]+", self.variant):
             raise RigError(f"bad peer variant {self.variant!r} in {self}")
+        if self.variant and not self.binary:
+            bad = [v for v in (self.range or (self.variant,)) if not re.fullmatch(r"\d+(\.\d+)*(esr)?", v)]
+            if bad:
+                raise RigError(f"{self}: {bad[0]!r} is not a version (write {self.kind}@147, "
+                               f"{self.kind}@147.0.7727.0, {self.kind}@110..156 or {self.kind}@/path/to/binary)")
+        if self.kind == "aiortc" and self.binary:
+            raise RigError(f"{self}: aiortc is chosen by version (aiortc@1.14), not by path")
 
     @classmethod
     def parse(cls, text: str) -> PeerSpec:
@@ -95,6 +104,19 @@ class PeerSpec:
     @property
     def binary(self) -> str | None:
         return self.variant if self.variant.startswith("/") else None
+
+    @property
+    def range(self) -> tuple[str, str] | None:
+        """``("110", "156")`` for ``chromium@110..156``; None otherwise."""
+        if ".." in self.variant and not self.binary:
+            first, _, last = self.variant.partition("..")
+            return first, last
+        return None
+
+    @property
+    def version(self) -> str:
+        """The version asked for (a prefix of an exact version); "" for any, a binary or a range."""
+        return "" if self.binary or self.range else self.variant
 
     def __str__(self) -> str:
         return f"{self.kind}@{self.variant}" if self.variant else self.kind
