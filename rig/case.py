@@ -57,6 +57,7 @@ class CaseResult:
     cause: Cause | None = None
     finding: str | None = None
     findings: list[str] = field(default_factory=list)
+    not_seen: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
@@ -502,7 +503,8 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
     glare = Glare(planned=scenario.collisions)
     if unsupported:
         judgement = findings.Judgement("unsupported", findings.expectation(found), None, unsupported,
-                                       [f.id for f, _ in found])
+                                       [f.id for f, _ in found],
+                                       findings.not_seen(scenario.name, info["polite"], info["impolite"]))
     elif run is None:
         judgement = findings.judge(scenario.name, info["polite"], info["impolite"], cause, [], [])
     else:
@@ -515,7 +517,7 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
     return CaseResult(
         scenario=scenario.name, polite=info["polite"], impolite=info["impolite"],
         outcome=judgement.outcome, expected=judgement.expected, reason=judgement.reason,
-        finding=judgement.finding, findings=judgement.applying, cause=cause,
+        finding=judgement.finding, findings=judgement.applying, not_seen=judgement.not_seen, cause=cause,
         duration_s=round(time.monotonic() - started, 3), glare=glare, checks=checks, plan=scenario.plan(),
         messages=[m.as_dict() for m in room.log],
         events={role: [e.as_dict() for e in p.events] for role, p in peers.items()},

@@ -27,6 +27,7 @@ from fnmatch import fnmatch
 
 from .config import ROOT
 from .model import Cause, Check, PeerInfo
+from .versions import in_range
 
 GLARE_MEDIA = ("glare-add-media", "glare-initial", "glare-repeated", "glare-in-sld-polite", "glare-in-sld-impolite",
                "glare-offer-start", "offer-during-answer", "glare-late-candidates", "glare-candidate-answer")
@@ -49,6 +50,25 @@ class Cells:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """Exact builds a finding was first and last seen on; it covers the release lines between
+    (a Chromium or Firefox major, an aiortc minor: rig.versions.LINE_PARTS)."""
+
+    first: str
+    last: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.last:
+            object.__setattr__(self, "last", self.first)
+
+    def covers(self, kind: str, version: str) -> bool:
+        return in_range(version, self.first, self.last, kind)
+
+    def __str__(self) -> str:
+        return self.first if self.first == self.last else f"{self.first} .. {self.last}"
+
+
+@dataclass(frozen=True)
 class Finding:
     id: str
     title: str
@@ -65,8 +85,9 @@ class Finding:
     message: str = ""
     #: or the end state the peer was stuck in (regex over "signalingState=..., connectionState=...")
     end_state: str = ""
-    #: version prefixes per engine the finding was seen on ("156" matches 156.0.8078.114)
-    seen: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: per engine, the ranges of exact builds the finding was seen on (first, last); it applies on
+    #: the release lines from first to last (rig.versions.in_range), elsewhere the cell runs strict
+    seen: dict[str, tuple[Seen, ...]] = field(default_factory=dict)
     upstream: str = ""
     #: minimal trigger outside the rig, and kept evidence (paths in the repository)
     trigger: str = ""
@@ -80,9 +101,18 @@ class Finding:
 
     def cell(self, scenario: str, polite: PeerInfo, impolite: PeerInfo) -> Cells | None:
         """The group of cells this finding has for the cell, on the versions it was seen on."""
-        if not all(_seen_on(p, self.seen) for p in (polite, impolite)):
+        if not all(self.seen_on(p) for p in (polite, impolite)):
             return None
+        return self.covers(scenario, polite, impolite)
+
+    def covers(self, scenario: str, polite: PeerInfo, impolite: PeerInfo) -> Cells | None:
+        """The group of cells this finding has for the cell, whatever the versions."""
         return next((c for c in self.cells if c.covers(scenario, polite.kind, impolite.kind)), None)
+
+    def seen_on(self, peer: PeerInfo) -> bool:
+        """Was the finding seen on this peer's version (true for an engine it states no range for)?"""
+        ranges = self.seen.get(peer.kind)
+        return not ranges or any(r.covers(peer.kind, peer.version or "") for r in ranges)
 
     def matches(self, cause: Cause) -> bool:
         """Is ``cause`` this finding's first failure?"""
@@ -102,14 +132,6 @@ class Finding:
         return (not self.error or name == self.error) and (not self.message or bool(re.search(self.message, message)))
 
 
-def _seen_on(peer: PeerInfo, seen: dict[str, tuple[str, ...]]) -> bool:
-    prefixes = seen.get(peer.kind)
-    if not prefixes:
-        return True
-    v = peer.version or ""
-    return any(v == p or v.startswith(p + ".") for p in prefixes)
-
-
 AIORTC = "https://github.com/aiortc/aiortc"
 
 FINDINGS: tuple[Finding, ...] = (
@@ -122,7 +144,7 @@ FINDINGS: tuple[Finding, ...] = (
                "the signaling state): as the polite peer it cannot yield in glare, and setRemoteDescription(offer) in "
                "have-local-offer raises InvalidStateError ('Cannot handle offer in signaling state "
                "\"have-local-offer\"').",
-        seen={"aiortc": ("1.16",)},
+        seen={"aiortc": (Seen("1.16.0"),)},
     ),
     Finding(
         "chromium-rollback-extmap", "Chromium keeps a rolled-back m-line's header-extension ids", "chromium",
@@ -137,7 +159,7 @@ FINDINGS: tuple[Finding, ...] = (
                "for header extension id=1'). Firefox 153 accepts both. The collisions are the first on their "
                "connection to carry media; in stress-both-sides both sides add audio in the forced round, and the "
                "other engine numbers its audio header extensions differently.",
-        seen={"chromium": ("156",)},
+        seen={"chromium": (Seen("156.0.8078.108", "156.0.8078.114"),)},
         trigger="fixtures/findings/chromium-rollback-extmap.html",
     ),
     Finding(
@@ -151,7 +173,7 @@ FINDINGS: tuple[Finding, ...] = (
                "ICE restart keeps the DTLS association, so Chromium 156 rejects the answer ('Failed to set remote "
                "answer sdp: Failed to apply the description for m= section with mid='0': Failed to set SSL role for "
                "the transport'). Glare is not needed: the same happens when Chromium restarts ICE alone (ice-restart).",
-        seen={"firefox": ("153",), "chromium": ("156",)},
+        seen={"firefox": (Seen("153.7.0", "153.8.0"),), "chromium": (Seen("156.0.8078.108", "156.0.8078.114"),)},
     ),
     Finding(
         "pattern-late-ignored-candidates", "Candidates of an ignored offer that arrive after the answer are rejected",
@@ -167,7 +189,7 @@ FINDINGS: tuple[Finding, ...] = (
                "the pattern's candidate filtering. Seen too in glare-candidate-answer with a polite Chromium (2026-11-30): "
                "the candidates of Chromium's rolled-back offer, held with its answer, carry that offer's ufrag and reach "
                "Firefox after the answer; there it follows chromium-rollback-extmap, which is the first failure.",
-        seen={"firefox": ("153",)},
+        seen={"firefox": (Seen("153.7.0", "153.8.0"),)},
     ),
     Finding(
         "firefox-restart-old-generation", "Chromium selects a pair on Firefox's previous ICE generation", "firefox",
@@ -180,7 +202,7 @@ FINDINGS: tuple[Finding, ...] = (
                "selected pair) and Chromium's data-channel message never reaches Firefox within the exchange bound, "
                "while both stay 'connected'. Not reproduced outside the rig yet "
                "(fixtures/findings/firefox_chromium_restart_old_generation.py, 0 of 40 runs).",
-        seen={"firefox": ("153",), "chromium": ("156",)},
+        seen={"firefox": (Seen("153.7.0", "153.8.0"),), "chromium": (Seen("156.0.8078.108", "156.0.8078.114"),)},
         trigger="fixtures/findings/firefox_chromium_restart_old_generation.py",
         evidence=("fixtures/findings/evidence/firefox-restart-old-generation.case.json",),
     ),
@@ -193,7 +215,7 @@ FINDINGS: tuple[Finding, ...] = (
                "the offer and the end-of-candidates it has no remote candidate; it connects only if Firefox's first "
                "connectivity check arrives before aioice gives up ('Components {1} have no candidate pairs', "
                "'ICE failed').",
-        seen={"aiortc": ("1.16",)},
+        seen={"aiortc": (Seen("1.16.0"),)},
         trigger="fixtures/findings/aiortc_candidates_before_offer.py",
         evidence=("fixtures/findings/evidence/aiortc-early-candidates-dropped.aiortc.log",),
     ),
@@ -211,7 +233,7 @@ FINDINGS: tuple[Finding, ...] = (
                "ICE completes, DTLS never does, Firefox stays 'connecting'. In glare-initial aiortc keeps the "
                "candidates of the ignored offer that reach it before any remote description; in "
                "glare-candidate-answer the scenario delivers one around the answer, as a trickling app would.",
-        seen={"firefox": ("153",)},
+        seen={"firefox": (Seen("153.7.0", "153.8.0"),)},
         trigger="fixtures/findings/firefox_rollback_stale_sockets.py",
         evidence=("fixtures/findings/evidence/firefox-rolled-back-sockets.case.json",
                   "fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.aiortc.log",
@@ -225,7 +247,7 @@ FINDINGS: tuple[Finding, ...] = (
         detail="aiortc 1.16.0 has no operations chain: the polite peer's re-offer, handed over while "
                "setRemoteDescription(answer) is still running, is applied at once instead of after the answer, and "
                "fails with 'Cannot handle offer in signaling state \"have-local-offer\"'.",
-        seen={"aiortc": ("1.16",)},
+        seen={"aiortc": (Seen("1.16.0"),)},
     ),
     Finding(
         "aiortc-extmap-remap", "aiortc's offers reset header-extension ids (aiortc issue 686)", "aiortc",
@@ -237,7 +259,7 @@ FINDINGS: tuple[Finding, ...] = (
                "description attempted to remap RTP extension id 3 from urn:ietf:params:rtp-hdrext:sdes:mid to "
                "...'). In failed-first-sld-recovers it is aiortc's offer of its data channel, behind which lies "
                "aiortc-channel-before-answer.",
-        seen={"aiortc": ("1.16",), "firefox": ("153",)},
+        seen={"aiortc": (Seen("1.16.0"),), "firefox": (Seen("153.7.0", "153.8.0"),)},
         upstream=f"{AIORTC}/issues/686",
     ),
     Finding(
@@ -250,7 +272,7 @@ FINDINGS: tuple[Finding, ...] = (
                "fails and the pair never reconnects (Chromium 156 ends 'disconnected', aiortc 'connecting' or "
                "'closed'), so the case is stuck waiting for a connected pair (which peer the rig sees first depends "
                "on when aiortc closes).",
-        seen={"aiortc": ("1.16",)},
+        seen={"aiortc": (Seen("1.16.0"),)},
         trigger="fixtures/findings/aiortc_channel_before_answer.py",
     ),
     Finding(
@@ -264,7 +286,7 @@ FINDINGS: tuple[Finding, ...] = (
                "setLocalDescription(answer) raises 'ValueError: None is not in list' (rtcpeerconnection.py, "
                "and_direction(t.direction, t._offerDirection) with _offerDirection None). In stress-both-sides it is "
                "a race: it fails only when an offer reaches aiortc between its addTrack and its own offer.",
-        seen={"aiortc": ("1.16",)},
+        seen={"aiortc": (Seen("1.16.0"),)},
         trigger="fixtures/findings/aiortc_answer_with_pending_track.py",
     ),
     Finding(
@@ -334,6 +356,8 @@ class Judgement:
     finding: str | None
     reason: str
     applying: list[str]
+    #: findings that cover the cell but were not seen on these versions
+    not_seen: list[str] = field(default_factory=list)
 
 
 def unexplained(cause: Cause, checks: list[Check], errors: list[ErrorReport],
@@ -369,17 +393,20 @@ def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | No
     found = applying(scenario, polite, impolite, catalogue)
     expected = expectation(found)
     ids = [f.id for f, _ in found]
+    elsewhere = not_seen(scenario, polite, impolite, catalogue)
     failed = [c for c in checks if not c.ok]
     if cause is None:
         if expected == "xfail":
             strict = [f.id for f, c in found if not c.intermittent]
             return Judgement("xpassed", expected, None,
                              f"passed although finding {', '.join(strict)} expects this cell to fail: "
-                             "narrow or remove the finding", ids)
-        return Judgement("passed", expected, None, "", ids)
+                             "narrow or remove the finding", ids, elsewhere)
+        note = "; ".join(f"finding {f.id} not seen on {_versions(f, polite, impolite)}"
+                         for f in catalogue if f.id in elsewhere)
+        return Judgement("passed", expected, None, note, ids, elsewhere)
     tail = "".join(f"\n{c.name}: {c.detail}" for c in failed)
     if cause.kind == "setup":
-        return Judgement("error", expected, None, cause.text() + tail, ids)
+        return Judgement("error", expected, None, cause.text() + tail, ids, elsewhere)
     matching = [f for f, _ in found if f.matches(cause)]
     for f in matching:
         rest = unexplained(cause, checks, errors, found)
@@ -388,12 +415,34 @@ def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | No
                              + tail, ids)
         return Judgement("failed", expected, None,
                          f"{cause.text()}\nfinding {f.id} explains the first failure, but not: " + "; ".join(rest)
-                         + tail, ids)
+                         + tail, ids, elsewhere)
     why = ""
     if found:
         why = "\nnot a known finding of this cell: " + "; ".join(
             f"{f.id} expects {_expects(f)}" for f, _ in found)
-    return Judgement("failed", expected, None, cause.text() + why + tail, ids)
+    for f in catalogue:
+        if f.id in elsewhere and f.matches(cause):
+            why += (f"\nfinding {f.id} has this first failure but was seen only on {_ranges(f)}, not on "
+                    f"{_versions(f, polite, impolite)}: a new failure on this version (if it is the same bug, "
+                    "widen the finding's range in rig/findings.py with this case as evidence)")
+    return Judgement("failed", expected, None, cause.text() + why + tail, ids, elsewhere)
+
+
+def not_seen(scenario: str, polite: PeerInfo, impolite: PeerInfo,
+             catalogue: tuple[Finding, ...] = FINDINGS) -> list[str]:
+    """Findings whose cells cover this cell, on versions outside every range they were seen on."""
+    return [f.id for f in catalogue
+            if f.covers(scenario, polite, impolite) is not None and f.cell(scenario, polite, impolite) is None]
+
+
+def _versions(f: Finding, *peers: PeerInfo) -> str:
+    """The versions of ``peers`` that lie outside ``f``'s ranges, e.g. "chromium 147.0.7727.0"."""
+    out = [f"{p.kind} {p.version}" for p in peers if not f.seen_on(p)]
+    return ", ".join(dict.fromkeys(out))
+
+
+def _ranges(f: Finding) -> str:
+    return "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in sorted(f.seen.items()))
 
 
 def _expects(f: Finding) -> str:
@@ -416,7 +465,7 @@ def markdown() -> str:
     for f in FINDINGS:
         cells = "<br>".join(f"{', '.join(c.scenarios)}: {c.polite} x {c.impolite}"
                             + (" (intermittent)" if c.intermittent else "") for c in f.cells)
-        seen = ", ".join(f"{k} {'/'.join(v)}" for k, v in sorted(f.seen.items())) or "any version"
+        seen = ", ".join(f"{k} {', '.join(map(str, v))}" for k, v in sorted(f.seen.items())) or "any version"
         def cell(text: str) -> str:
             return text.replace("|", "\\|")
         lines.append(f"| [{f.id}](#{f.id}) | {f.engine} | {cell(cells)} | {cell(_expects(f))} | {seen} |")

@@ -99,6 +99,10 @@ class PeerInfo(Model):
     user_id: int | None = None
     #: what the peer offered when probed at start (restartIce, removeTrack, trickle)
     capabilities: dict[str, bool] = Field(default_factory=dict)
+    #: where that version came from (system, debian, npm, pypi, path, rig) and what drove it
+    #: ("" for the rig's own Playwright or aiortc, else e.g. "playwright 1.55.0" in a peer host)
+    source: str = ""
+    driver: str = ""
 
 
 class Glare(Model):
@@ -127,6 +131,8 @@ class CaseSummary(Model):
     finding: str | None = None
     #: the ids of every finding that applies to the cell
     findings: list[str] = Field(default_factory=list)
+    #: findings that cover the cell but were never seen on these versions (the cell ran strict)
+    not_seen: list[str] = Field(default_factory=list)
     cause: Cause | None = None
     #: one line for people: the cause, the finding, or why it is unsupported
     reason: str = ""
@@ -149,6 +155,8 @@ class FindingInfo(Model):
     title: str
     intermittent: bool = False
     upstream: str = ""
+    #: engine -> the ranges of exact builds it was seen on ("156.0.8078.108 .. 156.0.8078.114")
+    seen: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class RunRecord(Model):

@@ -23,6 +23,7 @@ from .model import (
     SchemaError,
     parse_detail,
 )
+from .versions import version_key
 
 __all__ = ["OUTCOMES", "case_id", "collect", "slug", "write_case", "write_results"]
 
@@ -88,7 +89,7 @@ def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseRes
         summary = CaseSummary(
             id=cid, slug=s, nodeid=nodeid, scenario=result.scenario, polite=result.polite, impolite=result.impolite,
             repeat=repeat, outcome=result.outcome, expected=result.expected, finding=result.finding,
-            findings=result.findings, cause=result.cause, reason=result.reason, failed_checks=result.failed_checks,
+            findings=result.findings, not_seen=result.not_seen, cause=result.cause, reason=result.reason, failed_checks=result.failed_checks,
             duration_s=round(result.duration_s, 3), glare=result.glare, details=f"cases/{s}.json",
             negotiators=negotiators or {})
     else:
@@ -130,21 +131,25 @@ def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: l
     order = {s["name"]: i for i, s in enumerate(scenarios)}
     cases.sort(key=lambda c: (order.get(c.scenario, 99), c.polite.spec, c.impolite.spec, c.repeat))
     finished = datetime.now(UTC)
+    seen_versions: dict[str, set[str]] = {}
     for c in cases:  # versions seen by the peers themselves are the most exact
         for p in (c.polite, c.impolite):
             if p.version not in (None, "", "unavailable"):
-                versions.setdefault(p.kind, p.version)
-    seen = {i for c in cases for i in c.findings}
+                seen_versions.setdefault(p.kind, set()).add(p.version)
+    for kind, vs in seen_versions.items():
+        versions[kind] = ", ".join(sorted(vs, key=version_key))
+    seen = {i for c in cases for i in (*c.findings, *c.not_seen)}
     return RunRecord(
         rig_version=package_version("glare-rig"),
         started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
         duration_s=round((finished - started).total_seconds(), 1),
         command=command, repeat=repeat, peers=peers,
-        versions={**versions, "playwright": package_version("playwright"), "aiortc": package_version("aiortc"),
+        versions={"aiortc": package_version("aiortc"), **versions, "playwright": package_version("playwright"),
                   "python": platform.python_version()},
         scenarios=scenarios,
         findings=[FindingInfo(id=f.id, title=f.title, upstream=f.upstream,
-                              intermittent=all(c.intermittent for c in f.cells))
+                              intermittent=all(c.intermittent for c in f.cells),
+                              seen={k: [str(r) for r in v] for k, v in f.seen.items()})
                   for f in findings.FINDINGS if f.id in seen],
         summary={o: sum(c.outcome == o for c in cases) for o in OUTCOMES},
         cases=cases,

@@ -95,6 +95,28 @@ def test_findings_apply_only_to_their_cells_and_versions() -> None:
     newer = AIORTC.model_copy(update={"version": "1.17.0"})
     j = findings.judge("glare-initial", newer, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR])
     assert j.outcome == "failed" and j.expected == "pass", "a version outside the finding's runs strict"
+    assert j.not_seen == ["aiortc-no-rollback"]
+    assert "aiortc-no-rollback has this first failure but was seen only on aiortc 1.16.0, not on aiortc 1.17.0" in j.reason
+
+
+def test_a_range_covers_the_release_lines_between_its_first_and_last_builds() -> None:
+    r = findings.Seen("147.0.7727.0", "156.0.8078.114")
+    assert r.covers("chromium", "147.0.7000.1") and r.covers("chromium", "150.0.7871.100")
+    assert r.covers("chromium", "156.0.8078.130"), "a later patch of a seen major is the same release branch"
+    assert not r.covers("chromium", "146.0.7600.0") and not r.covers("chromium", "157.0.1.0")
+    assert not r.covers("chromium", "unavailable")
+    aiortc = findings.Seen("1.16.0")
+    assert aiortc.covers("aiortc", "1.16.2") and not aiortc.covers("aiortc", "1.14.0"), "aiortc lines are minors"
+    assert str(r) == "147.0.7727.0 .. 156.0.8078.114" and str(aiortc) == "1.16.0"
+
+
+def test_a_pass_on_a_version_outside_the_range_says_the_finding_was_not_seen_there() -> None:
+    older = AIORTC.model_copy(update={"version": "1.14.0"})
+    j = findings.judge("glare-initial", older, FIREFOX, None, [], [])
+    assert (j.outcome, j.expected, j.not_seen) == ("passed", "pass", ["aiortc-no-rollback"])
+    assert j.reason == "finding aiortc-no-rollback not seen on aiortc 1.14.0"
+    # inside the range the same pass is an xpass
+    assert findings.judge("glare-initial", AIORTC, FIREFOX, None, [], []).not_seen == []
 
 
 def test_passes_against_strict_and_intermittent_findings() -> None:
