@@ -1,6 +1,7 @@
 """``rig compare OLD NEW``: what changed between two runs, cell by cell.
 
-A cell is a scenario on an ordered pair of peer specs; with ``--repeat`` it holds several
+A cell is a scenario on an ordered pair of peers, each named by kind and release line
+(``chromium 147``, ``aiortc 1.14``: a version matrix's cells match across runs by version); with ``--repeat`` it holds several
 cases, and what matters is how many of them passed, so two runs are compared by the
 outcomes of each cell's cases (how many of each), not by single ticks. The exit status
 gates CI: 1 when NEW has a failure that OLD did not, so a run is judged against the last
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 
 from .model import SchemaError, parse_run
 from .results import OUTCOMES, slug
+from .versions import line, version_key
 
 RESULTS_FILE = "results.json"
 #: Outcomes that fail a run: a cell that reaches one of these is failing.
@@ -155,9 +157,16 @@ def load(arg: str | os.PathLike) -> Run:
 
 
 def _spec(case: Mapping, role: str) -> str:
+    """A peer as cells are matched across runs: its kind and release line ("chromium 147",
+    "aiortc 1.14"), whatever spec named it, so chromium@147 in one run meets the same build
+    in another; patch builds of a line (Debian's security updates) are the same cell, and the
+    exact versions are listed as version changes. The spec, for a run without versions."""
     peer = case.get(role)
     if not isinstance(peer, Mapping):
         return ""
+    kind, version = str(peer.get("kind") or ""), str(peer.get("version") or "")
+    if kind and version_key(version):
+        return f"{kind} {line(kind, version)}"
     return str(peer.get("spec") or peer.get("kind") or "")
 
 

@@ -31,6 +31,7 @@ import jinja2
 import markupsafe
 
 from rig import config, diagram, findings, model
+from rig.versions import version_key
 
 RESULTS_FILE = "results.json"
 OUTCOMES = model.OUTCOMES
@@ -210,12 +211,17 @@ def _summary(raw: Any, cases: list[dict]) -> dict:
 def _peer(raw: Any) -> dict:
     raw = _mapping(raw)
     spec, kind = _text(raw.get("spec")), _text(raw.get("kind"))
+    version = _text(raw.get("version"))
     return {
         "label": spec or kind or "?",
         "spec": spec,
         "kind": kind,
-        "version": _text(raw.get("version")),
+        "version": version,
         "user_id": _text(raw.get("user_id")),
+        "source": _text(raw.get("source")),
+        "driver": _text(raw.get("driver")),
+        # "chromium 147.0.7727.0": what a version-matrix axis shows
+        "name": f"{kind or spec} {version}" if version and version != "unavailable" else (spec or kind or "?"),
     }
 
 
@@ -272,6 +278,7 @@ def _cases(raw_cases: Any) -> list[dict]:
             "details": _text(raw.get("details")),
             "finding": _text(raw.get("finding")),
             "findings": [_text(f) for f in _list(raw.get("findings")) if _text(f)],
+            "not_seen": [_text(f) for f in _list(raw.get("not_seen")) if _text(f)],
             "cause": _mapping(raw.get("cause")),
             "cause_text": _cause_text(raw.get("cause")),
             "finding_title": findings.BY_ID[_text(raw.get("finding"))].title
@@ -299,9 +306,14 @@ def _peers(run: Mapping, cases: list[dict]) -> list[dict]:
     versions = _mapping(run.get("versions"))
     out = []
     for label in labels:
-        version = next((c[r]["version"] for c in cases for r in ROLES
-                        if c[r]["label"] == label and c[r]["version"]), "")
-        out.append({"label": label, "version": version or _text(versions.get(label))})
+        peer = next((c[r] for c in cases for r in ROLES if c[r]["label"] == label and c[r]["version"]), {})
+        kind = peer.get("kind") or label.partition("@")[0]
+        out.append({"label": label, "kind": kind, "version": peer.get("version") or _text(versions.get(label)),
+                    "source": peer.get("source", ""), "driver": peer.get("driver", "")})
+    # grouped by kind (in the order the run named them), then by version: a version matrix
+    # reads left to right from the oldest to the newest build of each engine
+    kinds = list(dict.fromkeys(p["kind"] for p in out))
+    out.sort(key=lambda p: (kinds.index(p["kind"]), version_key(p["version"]), p["label"]))
     return out
 
 
@@ -337,6 +349,7 @@ def _write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: Mapping, c
     columns = _columns(peers, cases)
     notes: dict[str, int] = {}
     rows = _matrix(scenarios, columns, cases, notes)
+    by_version = _version_view(scenarios, peers, cases, notes)
     script = (_TEMPLATES / _FILTERS_JS).read_text(encoding="utf-8")
     header = _run_header(run)
     mutants = _mutants(out_dir)
@@ -352,6 +365,8 @@ def _write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: Mapping, c
             total=len(cases),
             columns=columns,
             rows=rows,
+            peers=peers,
+            by_version=by_version,
             notes=[{"n": n, "text": text} for text, n in notes.items()],
             kinds=sorted({c[r]["kind"] or c[r]["label"] for c in cases for r in ROLES}),
             outcomes=outcomes,
@@ -427,6 +442,8 @@ def _cell(group: list[dict], notes: dict[str, int]) -> dict:
             texts = [f"unsupported: {c['reason']}"]
         elif c["outcome"] == "xpassed":  # the findings that expected a failure: narrow or remove them
             texts = [finding_note(f) for f in c["findings"]]
+        elif c["outcome"] == "passed" and c["not_seen"]:  # a finding of the cell, not on this version
+            texts = [c["reason"]] if c["reason"] else []
         elif c["expected"] == "xfail or pass":
             texts = [INTERMITTENT_UNHIT.format(id=f, title=findings.BY_ID[f].title if f in findings.BY_ID else "")
                      for f in c["findings"] if f not in hit_ids]
@@ -483,6 +500,35 @@ def _matrix(scenarios: list[dict], columns: list[dict], cases: list[dict], notes
             cells.append(_cell(group, notes) if group else None)
         rows.append({**s, "cells": cells})
     return rows
+
+
+def _version_view(scenarios: list[dict], peers: list[dict], cases: list[dict],
+                  notes: dict[str, int]) -> list[dict] | None:
+    """Per scenario, polite version x impolite version (rows x columns, each axis grouped by
+    kind and sorted by version), so "this cell turned red between 147 and 150" reads off a
+    column. None unless the run has more than one version of some kind."""
+    versions: dict[str, set[str]] = {}
+    for c in cases:
+        for r in ROLES:
+            versions.setdefault(c[r]["kind"], set()).add(c[r]["version"])
+    if not any(len(v) > 1 for v in versions.values()):
+        return None
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for c in cases:
+        groups.setdefault((c["scenario"], c["polite"]["label"], c["impolite"]["label"]), []).append(c)
+    out = []
+    for s in scenarios:
+        rows = []
+        for pol in peers:
+            cells = []
+            for imp in peers:
+                group = groups.get((s["name"], pol["label"], imp["label"]))
+                cells.append(_cell(group, notes) if group else None)
+            if any(cells):
+                rows.append({"peer": pol, "cells": cells})
+        if rows:
+            out.append({**s, "rows": rows})
+    return out
 
 
 def _mutants(out_dir: pathlib.Path) -> dict | None:

@@ -155,3 +155,16 @@ def test_module_entry_point_gives_the_same_exit_status(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r.stderr
     assert "NEW FAILURE" in r.stdout
+
+
+def test_cells_match_by_kind_and_release_line_whatever_spec_named_them():
+    def vcase(scenario, polite, pv, outcome):
+        c = _case(scenario, polite, "firefox", outcome)
+        c["polite"] = {"spec": polite, "kind": polite.partition("@")[0], "version": pv}
+        c["impolite"]["version"] = "153.8.0"
+        return c
+    old = _run(vcase("a", "chromium", "156.0.8078.108", "passed"), vcase("a", "chromium@147", "147.0.7727.0", "passed"))
+    new = _run(vcase("a", "chromium@156", "156.0.8078.114", "passed"), vcase("a", "chromium", "147.0.7727.0", "failed"),
+               vcase("a", "chromium@150", "150.0.7871.100", "passed"))
+    assert _kinds(old, new) == {("a", "chromium 147", "firefox 153"): "new failure",
+                                ("a", "chromium 150", "firefox 153"): "added"}

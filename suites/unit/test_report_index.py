@@ -29,7 +29,7 @@ def _case(scenario: str, polite: str, impolite: str, outcome: str = "passed", *,
     return {
         "id": f"{scenario}[{pair}-r{repeat}]", "slug": f"{scenario}_{pair}-r{repeat}", "scenario": scenario,
         "polite": {"spec": polite, "kind": polite, "version": "1"},
-        "impolite": {"spec": impolite, "kind": impolite, "version": "2"},
+        "impolite": {"spec": impolite, "kind": impolite, "version": "1"},
         "repeat": repeat, "outcome": outcome, "expected": expected, "duration_s": 1.0, "reason": reason,
         "finding": finding, "findings": list(findings_ or ([finding] if finding else [])),
         "glare": {"forced": False, "observed": False},
@@ -190,3 +190,40 @@ def test_mutant_kill_matrix_is_linked_and_summarised_when_the_folder_has_one(tmp
     assert "nothing &lt;b&gt;" in html and "SURVIVED" in html
     (tmp_path / "mutants.json").write_text("{not json")
     assert "Mutant kill matrix" not in _render(tmp_path, cases)
+
+
+def _vcase(scenario: str, polite: tuple[str, str], impolite: tuple[str, str], outcome: str = "passed",
+           **extra) -> dict:
+    (ps, pv), (is_, iv) = polite, impolite
+    pair = f"{ps}-polite--{is_}-impolite".replace("@", "_")
+    return {"id": f"{scenario}[{pair}]", "slug": f"{scenario}_{pair}", "scenario": scenario,
+            "polite": {"spec": ps, "kind": ps.partition("@")[0], "version": pv},
+            "impolite": {"spec": is_, "kind": is_.partition("@")[0], "version": iv, "driver": "playwright 1.55.0"},
+            "repeat": 0, "outcome": outcome, "expected": "pass", "duration_s": 1.0, "glare": {}, **extra}
+
+
+def test_a_version_matrix_groups_columns_by_kind_and_version_and_has_a_view_per_scenario(tmp_path):
+    c156, c147, c110 = ("chromium", "156.0.8078.114"), ("chromium@147", "147.0.7727.0"), ("chromium@110", "110.0.5478.0")
+    f140 = ("firefox@140", "140.12.0")
+    cases = [_vcase("glare-initial", p, f140, "failed" if p is c156 else "passed") for p in (c156, c147, c110)]
+    cases.append(_vcase("glare-initial", c147, f140, "passed", not_seen=[FINDING],
+                        reason=f"finding {FINDING} not seen on chromium 147.0.7727.0") | {"scenario": "add-video"})
+    html = _render(tmp_path, cases, peers=["chromium", "chromium@147", "firefox@140", "chromium@110"])
+    heads = re.findall(r'<th class="pair" data-col[^>]*>(.*?)</th>', html, re.S)
+    # the run named chromium first, then 147 ... but columns go by kind, then by version
+    assert [re.sub(r"<.*", "", h) for h in heads] == ["chromium@110", "chromium@147", "chromium"]
+    assert "140.12.0" in heads[0] and "110.0.5478.0" in heads[0]
+    assert 'id="versions"' in html
+    view = re.search(r'<table class="matrix byver" data-scenario="glare-initial">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r"<tr><th[^>]*>(.*?)</th>(.*?)</tr>", view.split("<tbody>")[1], re.S)
+    assert [re.sub(r"<[^>]+>", "", r[0]).split() for r in rows] == [
+        ["chromium", "110.0.5478.0"], ["chromium", "147.0.7727.0"], ["chromium", "156.0.8078.114"]]
+    assert ["o-passed", "o-passed", "o-failed"] == [re.search(r'class="(o-\w+)', r[1]).group(1) for r in rows]
+    assert "driven by playwright 1.55.0" in view
+    # a pass on a version the finding was never seen on is said in a note
+    assert f"finding {FINDING} not seen on chromium 147.0.7727.0" in html
+
+
+def test_a_run_of_one_version_per_kind_has_no_version_view(tmp_path):
+    html = _render(tmp_path, [_case("add-video", "firefox", "aiortc")])
+    assert 'id="versions"' not in html
