@@ -376,6 +376,52 @@ def _matrix_options(m: argparse.ArgumentParser) -> None:
     m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 
 
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from . import bisect
+    try:
+        side, rng, other = bisect.parse_sides(args.polite, args.impolite)
+        scenarios.get(args.scenario)
+    except RigError as exc:
+        _err(str(exc))
+        return 2
+    first, last = rng.range
+    try:
+        listing = bisect.installable(rng.kind)
+    except RigError as exc:
+        _err(f"{rng}: {exc}")
+        return 2
+    versions = bisect.candidates(rng.kind, first, last, listing)
+    if len(versions) < 2:
+        _err(f"{rng}: {len(versions)} installable version(s) in that range ({', '.join(versions) or 'none'}); "
+             f"installable {rng.kind} versions: {', '.join(sorted({bisect.line(rng.kind, v) for v in listing}, key=bisect.version_key))}")
+        return 2
+    out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} versions "
+          f"({', '.join(versions)}) against {other}, {args.repeat} run(s) each -> {out}", flush=True)
+    extra = [x for pair in (("--negotiator-js", args.negotiator_js), ("--negotiator-py", args.negotiator_py)) if pair[1]
+             for x in pair]
+    evaluate = bisect.matrix_step(args.scenario, side, rng, other, args.repeat, out, extra)
+    # each step asks for one release line: the newest installable build of it
+    lines = [bisect.line(rng.kind, v) for v in versions]
+    steps, lo, hi, message = bisect.bisect(lines, evaluate, on_step=lambda s: print(f"  {s.text()}", flush=True))
+    b = bisect.Bisection(args.scenario, side, str(other), rng.kind, versions, steps, lo, hi, message)
+    bisect.write_json(out, b)
+    page = bisect.write_html(out, b)
+    if not b.found:
+        print(f"rig bisect: no boundary: {message}\n  steps: {page}")
+        return 1
+    print(f"rig bisect: {message}")
+    print(f"  last {lo.verdict}:  {lo.text()}\n    {out / lo.pages[0] if lo.pages else '-'}")
+    print(f"  first {hi.verdict}: {hi.text()}\n    {out / hi.pages[0] if hi.pages else '-'}")
+    if lo.details and hi.details:
+        print("  SDP differences (the " + side + " peer's local descriptions):")
+        for ln in bisect.sdp_differences(out / lo.details[0], out / hi.details[0], side, limit=30).splitlines():
+            print(f"    {ln}")
+    print(f"  side by side: {page}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -409,6 +455,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the kill table (as in docs/measurements.md) from an earlier run's DIR/mutants.json, "
                          "run nothing")
     mu.set_defaults(func=cmd_mutants)
+    bi = sub.add_parser("bisect", help="find the first version where a cell changed, among installable versions")
+    bi.add_argument("scenario", metavar="SCENARIO")
+    bi.add_argument("--polite", required=True, help="a peer spec; one side is a range, e.g. chromium@110..156")
+    bi.add_argument("--impolite", required=True, help="a peer spec, e.g. firefox@153")
+    bi.add_argument("--repeat", type=int, default=3, help="runs per version, so an intermittent cell is not "
+                                                          "misjudged (default: %(default)s)")
+    bi.add_argument("--out", default=None, help="folder (default: reports/bisect/<scenario>_<range>_<other>/)")
+    bi.add_argument("--negotiator-js", default=None)
+    bi.add_argument("--negotiator-py", default=None)
+    bi.set_defaults(func=cmd_bisect)
     d = sub.add_parser("doctor", help="list each peer kind, its binary and version, and whether it can be driven")
     d.set_defaults(func=cmd_doctor)
     sc = sub.add_parser("scenarios", help="list the scenario catalogue")

@@ -1,0 +1,291 @@
+"""``rig bisect``: the first version where a cell changed, among the installable versions.
+
+    rig bisect glare-add-media --polite chromium@110..156 --impolite firefox@153 --repeat 3
+
+One side is a range of versions of one engine, the other a fixed peer. The installable
+versions in the range (rig.install: Debian archives, npm packages, PyPI releases, and what
+is installed) are walked by binary search: the two ends first, then the middle of the
+interval whose ends disagree. Each step is an ordinary ``rig matrix`` run of that one cell,
+``--repeat`` times (so an intermittent cell is not misjudged on one run), in its own
+folder; a version that is not installed yet is installed on demand by that run.
+
+A step's verdict is ``pass`` when every run passed, ``fail`` when any failed (an expected
+failure included: a finding is a failure of the cell), and ``skip`` when the version could
+not be judged (it could not be installed or driven, or the scenario is unsupported on it):
+a skipped version is dropped from the interval, as ``git bisect skip`` does. The boundary
+is the last version that agrees with the first end and the first that agrees with the
+other; its two case pages are linked side by side in ``bisect.html``, with the differences
+between the SDPs the bisected peer wrote in them.
+
+Exit status: 0 a boundary was found, 1 the ends agree (or every version between them was
+skipped), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import config, results
+from .peers.base import PeerSpec, RigError
+from .versions import in_range, line, version_key
+
+VERDICTS = ("pass", "fail", "skip")
+
+
+@dataclass
+class Step:
+    """One version's runs of the cell."""
+
+    version: str  # as given to the spec (a release line or exact version: "147", "1.14")
+    spec: str  # the spec that ran ("chromium@147")
+    verdict: str = "skip"
+    exact: str = ""  # the exact version the runs resolved to
+    outcomes: dict[str, int] = field(default_factory=dict)
+    reason: str = ""  # the first not-passed run's reason, one line
+    pages: list[str] = field(default_factory=list)  # case pages, relative to the bisect folder
+    details: list[str] = field(default_factory=list)  # cases/<slug>.json, relative to the bisect folder
+    out: str = ""
+
+    def text(self) -> str:
+        runs = ", ".join(f"{n} {o}" for o, n in sorted(self.outcomes.items())) or "no runs"
+        why = f": {self.reason}" if self.reason and self.verdict != "pass" else ""
+        return f"{self.spec} ({self.exact or 'version unknown'}): {self.verdict} [{runs}]{why}"
+
+
+@dataclass
+class Bisection:
+    scenario: str
+    side: str  # which role the range is on: "polite" or "impolite"
+    other: str
+    kind: str
+    candidates: list[str]
+    steps: list[Step] = field(default_factory=list)
+    last_like_first: Step | None = None
+    first_like_last: Step | None = None
+    message: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.last_like_first is not None and self.first_like_last is not None
+
+
+def verdict_of(cases: list[dict]) -> tuple[str, str]:
+    """(verdict, reason) of a step's runs of one cell (results.json case dicts)."""
+    if not cases:
+        return "skip", "the run wrote no case for the cell"
+    judged = [c for c in cases if not _unjudgeable(c)]
+    if not judged:
+        return "skip", _line(cases[0].get("reason", ""))
+    bad = [c for c in judged if c.get("outcome") != "passed"]
+    if bad:
+        return "fail", _line(bad[0].get("reason", "") or bad[0].get("outcome", ""))
+    return "pass", ""
+
+
+def _unjudgeable(case: dict) -> bool:
+    """A run that says nothing about the version's behaviour: not attempted, or set-up failed."""
+    if case.get("outcome") == "unsupported":
+        return True
+    cause = case.get("cause") or {}
+    return case.get("outcome") == "error" and cause.get("kind") in ("setup", "rig")
+
+
+def _line(text: str) -> str:
+    return (str(text).strip().splitlines() or [""])[0][:300]
+
+
+def candidates(kind: str, first: str, last: str, listing: list[str]) -> list[str]:
+    """The versions of ``listing`` (exact versions or release lines) whose line lies between
+    ``first``'s and ``last``'s, one per line (the newest build of it), oldest first."""
+    lines: dict[str, str] = {}
+    for v in sorted(listing, key=version_key):
+        if version_key(v) and in_range(v, first, last, kind):
+            lines[line(kind, v)] = v
+    return [lines[k] for k in sorted(lines, key=version_key)]
+
+
+def bisect(versions: list[str], evaluate: Callable[[str], Step], on_step: Callable[[Step], None] | None = None,
+           ) -> tuple[list[Step], Step | None, Step | None, str]:
+    """Binary search over ``versions`` (oldest first) for where ``evaluate``'s verdict changes.
+
+    Returns (steps, last step agreeing with the first end, first step agreeing with the last
+    end, message). Versions that evaluate to ``skip`` are dropped from the interval."""
+    steps: list[Step] = []
+
+    def run(v: str) -> Step:
+        s = evaluate(v)
+        steps.append(s)
+        if on_step:
+            on_step(s)
+        return s
+
+    todo = list(versions)
+    ends: list[Step] = []
+    for which in ("first", "last"):  # the ends, skipping inward past versions that cannot be judged
+        while todo:
+            v = todo.pop(0) if which == "first" else todo.pop()
+            s = run(v)
+            if s.verdict != "skip":
+                ends.append(s)
+                break
+    if len(ends) < 2:
+        return steps, None, None, "fewer than two versions in the range could be judged"
+    lo, hi = ends
+    if lo.verdict == hi.verdict:
+        return steps, None, None, (f"both ends {lo.verdict}: {lo.spec} and {hi.spec} agree, so no boundary "
+                                   f"lies between them (or it changed and changed back)")
+    middle = todo  # the versions strictly between the two ends, oldest first
+    while middle:
+        m = len(middle) // 2
+        s = run(middle[m])
+        if s.verdict == "skip":
+            middle.pop(m)
+        elif s.verdict == lo.verdict:
+            lo, middle = s, middle[m + 1:]
+        else:
+            hi, middle = s, middle[:m]
+    return steps, lo, hi, f"{lo.verdict} up to {lo.spec} ({lo.exact}), {hi.verdict} from {hi.spec} ({hi.exact})"
+
+
+# --- running one step -------------------------------------------------------------------
+
+
+def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec, repeat: int, out: Path,
+                extra: list[str]) -> Callable[[str], Step]:
+    """An ``evaluate`` for :func:`bisect` that runs the cell with ``rig matrix`` in a subprocess."""
+
+    def evaluate(version: str) -> Step:
+        spec = PeerSpec(range_spec.kind, version)
+        polite, impolite = (spec, other) if side == "polite" else (other, spec)
+        folder = out / f"step-{range_spec.kind}-{version}"
+        pair = f"{polite}:{impolite}"
+        peers = str(polite) if str(polite) == str(impolite) else f"{polite},{impolite}"
+        cmd = [sys.executable, "-m", "rig", "matrix", "--peers", peers, "--pairs", pair, "--scenarios", scenario,
+               "--repeat", str(repeat), "--out", str(folder), "--workers", "1", *extra]
+        step = Step(version=version, spec=str(spec), out=str(folder.relative_to(out)))
+        timeout = repeat * (config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT) + 600  # installs included
+        try:
+            proc = subprocess.run(cmd, cwd=config.ROOT, capture_output=True, text=True, timeout=timeout,
+                                  env=dict(os.environ, RIG_COMMAND="rig " + " ".join(cmd[3:])))
+        except subprocess.TimeoutExpired:
+            step.reason = f"rig matrix did not finish within {timeout:.0f} s"
+            return step
+        try:
+            raw = json.loads((folder / "results.json").read_text())
+        except (OSError, ValueError):
+            tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
+            step.reason = f"no results (rig matrix exit {proc.returncode}): {tail}"
+            return step
+        cases = [c for c in raw.get("cases", []) if c.get("scenario") == scenario
+                 and c["polite"].get("spec") == str(polite) and c["impolite"].get("spec") == str(impolite)]
+        step.verdict, step.reason = verdict_of(cases)
+        for c in cases:
+            step.outcomes[c["outcome"]] = step.outcomes.get(c["outcome"], 0) + 1
+            step.exact = step.exact or (c[side].get("version") or "")
+            step.pages.append(f"{step.out}/cases/{results.slug(c['slug'])}.html")
+            step.details.append(f"{step.out}/cases/{results.slug(c['slug'])}.json")
+        return step
+
+    return evaluate
+
+
+# --- the two sides of the boundary --------------------------------------------------------
+
+#: SDP lines that differ between any two runs (addresses, keys, ids): left out of the diff.
+_VOLATILE = re.compile(r"^(o=|c=|a=candidate|a=ice-ufrag|a=ice-pwd|a=fingerprint|a=ssrc|a=msid|a=rtcp:|"
+                       r"a=end-of-candidates|m=\S+ \d+)")
+
+
+def _sdps(detail: Path, role: str) -> list[tuple[str, str]]:
+    try:
+        data = json.loads(detail.read_text())
+    except (OSError, ValueError):
+        return []
+    return [(f"{s.get('op')} {s.get('type')}", s.get("sdp") or "") for s in data.get("sdps") or []
+            if s.get("role") == role and s.get("op") == "local"]
+
+
+def _stable(sdp: str) -> list[str]:
+    return [ln for ln in sdp.replace("\r\n", "\n").split("\n") if ln and not _VOLATILE.match(ln)]
+
+
+def sdp_differences(before: Path, after: Path, role: str, limit: int = 80) -> str:
+    """A unified diff of the descriptions the bisected peer wrote (local offers and answers,
+    in order) in the two cases, without the lines that differ in every run."""
+    a, b = _sdps(before, role), _sdps(after, role)
+    out: list[str] = []
+    for i in range(max(len(a), len(b))):
+        (la, sa), (lb, sb) = (a[i] if i < len(a) else ("-", "")), (b[i] if i < len(b) else ("-", ""))
+        diff = list(difflib.unified_diff(_stable(sa), _stable(sb), f"before #{i + 1} {la}", f"after #{i + 1} {lb}",
+                                         lineterm="", n=1))
+        out += diff
+    if not out:
+        return "(the bisected peer's descriptions are the same, volatile lines aside)"
+    return "\n".join(out[:limit] + ([f"... {len(out) - limit} more lines"] if len(out) > limit else []))
+
+
+def write_html(out: Path, b: Bisection) -> Path:
+    def page(s: Step | None) -> str:
+        if s is None or not s.pages:
+            return "<p>no case page</p>"
+        return (f'<h3>{html.escape(s.text())}</h3><p><a href="{html.escape(s.pages[0])}">case page</a></p>'
+                f'<iframe src="{html.escape(s.pages[0])}" title="{html.escape(s.spec)}"></iframe>')
+
+    rows = "".join(f"<tr class='{s.verdict}'><td>{html.escape(s.spec)}</td><td>{html.escape(s.exact)}</td>"
+                   f"<td>{s.verdict}</td><td>{html.escape(', '.join(f'{n} {o}' for o, n in s.outcomes.items()))}</td>"
+                   f"<td>{html.escape(s.reason)}</td></tr>" for s in sorted(b.steps, key=lambda s: version_key(s.exact or s.version)))
+    diff = ""
+    if b.found and b.last_like_first.details and b.first_like_last.details:
+        diff = sdp_differences(out / b.last_like_first.details[0], out / b.first_like_last.details[0], b.side)
+    doc = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rig bisect {html.escape(b.scenario)}</title>
+<style>body{{font:14px system-ui,sans-serif;margin:1em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.2em .5em}}
+tr.pass td{{background:#e6f4e6}} tr.fail td{{background:#fbe3e3}} tr.skip td{{color:#777}}
+.sides{{display:flex;gap:1em}} .sides>div{{flex:1;min-width:0}} iframe{{width:100%;height:70vh;border:1px solid #ccc}}
+pre{{background:#f6f6f6;padding:.5em;overflow:auto}}</style></head><body>
+<h1>rig bisect: {html.escape(b.scenario)}, {b.side} {html.escape(b.kind)} against {html.escape(b.other)}</h1>
+<p><b>{html.escape(b.message)}</b></p>
+<table><thead><tr><th>spec</th><th>exact version</th><th>verdict</th><th>runs</th><th>first failure</th></tr></thead>
+<tbody>{rows}</tbody></table>
+<h2>The boundary, side by side</h2>
+<div class="sides"><div>{page(b.last_like_first)}</div><div>{page(b.first_like_last)}</div></div>
+<h2>SDP differences (the {b.side} peer's local descriptions)</h2><pre>{html.escape(diff or "(no boundary)")}</pre>
+</body></html>"""
+    path = out / "bisect.html"
+    path.write_text(doc, encoding="utf-8")
+    return path
+
+
+def write_json(out: Path, b: Bisection) -> Path:
+    path = out / "bisect.json"
+    data = {"scenario": b.scenario, "side": b.side, "other": b.other, "kind": b.kind, "candidates": b.candidates,
+            "found": b.found, "message": b.message, "steps": [asdict(s) for s in b.steps],
+            "last_like_first": asdict(b.last_like_first) if b.last_like_first else None,
+            "first_like_last": asdict(b.first_like_last) if b.first_like_last else None}
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def installable(kind: str) -> list[str]:
+    """Exact versions (or release lines) of ``kind`` that are installed or installable here."""
+    from . import install
+    found = {i.version for i in install.installed(kind)}
+    found |= {a.version for a in install.available(kind)}
+    return sorted(found, key=version_key)
+
+
+def parse_sides(polite: str, impolite: str) -> tuple[str, PeerSpec, PeerSpec]:
+    """(the role the range is on, the range spec, the other spec); one-line errors."""
+    p, i = PeerSpec.parse(polite), PeerSpec.parse(impolite)
+    if bool(p.range) == bool(i.range):
+        raise RigError("give a range (kind@first..last, e.g. chromium@110..156) on exactly one side: "
+                       f"--polite {p} --impolite {i}")
+    return ("polite", p, i) if p.range else ("impolite", i, p)

@@ -1,0 +1,90 @@
+"""rig bisect's search (rig.bisect), with a fake step runner: no browser."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rig import bisect
+from rig.peers.base import RigError
+
+VERSIONS = ["92", "103", "110", "121", "130", "138", "147", "150", "153", "156"]
+
+
+def _runner(first_bad: str, skip: tuple[str, ...] = (), calls: list | None = None):
+    def evaluate(v: str) -> bisect.Step:
+        if calls is not None:
+            calls.append(v)
+        verdict = "skip" if v in skip else ("fail" if int(v) >= int(first_bad) else "pass")
+        return bisect.Step(version=v, spec=f"chromium@{v}", verdict=verdict, exact=f"{v}.0.1.0")
+    return evaluate
+
+
+@pytest.mark.parametrize("first_bad", VERSIONS[1:])
+def test_finds_the_first_version_that_fails_in_few_steps(first_bad):
+    calls: list[str] = []
+    steps, good, bad, msg = bisect.bisect(VERSIONS, _runner(first_bad, calls=calls))
+    assert bad.version == first_bad and good.version == VERSIONS[VERSIONS.index(first_bad) - 1]
+    assert len(calls) <= 2 + 4, "two ends plus log2(8) middles"
+    assert len(set(calls)) == len(calls), "no version is run twice"
+    assert f"fail from chromium@{first_bad}" in msg
+
+
+def test_a_fix_is_a_boundary_too_and_skipped_versions_are_stepped_over():
+    def evaluate(v):
+        verdict = "skip" if v in ("130", "138") else ("pass" if int(v) >= 138 else "fail")
+        return bisect.Step(version=v, spec=v, verdict=verdict, exact=v)
+    _, last_fail, first_pass, _ = bisect.bisect(VERSIONS, evaluate)
+    assert (last_fail.version, first_pass.version) == ("121", "147"), "130 and 138 could not be judged"
+    _, lo, hi, _ = bisect.bisect(VERSIONS, _runner("110", skip=("92",)))
+    assert (lo.version, hi.version) == ("103", "110"), "an end that cannot be judged moves inward"
+
+
+def test_ends_that_agree_are_no_boundary():
+    steps, lo, hi, msg = bisect.bisect(VERSIONS, _runner("999"))
+    assert lo is None and hi is None and "both ends pass" in msg and len(steps) == 2
+    _, lo, _, msg = bisect.bisect(VERSIONS[:3], _runner("110", skip=tuple(VERSIONS)))
+    assert lo is None and "fewer than two versions" in msg
+
+
+def test_candidates_are_one_per_release_line_inside_the_range():
+    listing = ["150.0.7871.100", "156.0.8078.114", "147.0.7727.0", "147.0.7700.0", "121.0.6167.0", "110.0.5478.0",
+               "92.0.4512.0", "88.0.4298.0"]
+    assert bisect.candidates("chromium", "110", "156", listing) == [
+        "110.0.5478.0", "121.0.6167.0", "147.0.7727.0", "150.0.7871.100", "156.0.8078.114"]
+    assert bisect.candidates("aiortc", "1.13", "1.16", ["1.12.0", "1.13.0", "1.14.0", "1.16.0", "1.16.1"]) == [
+        "1.13.0", "1.14.0", "1.16.1"]
+
+
+def test_a_step_verdict_counts_findings_as_failures_and_setup_errors_as_unjudged():
+    ok = {"outcome": "passed"}
+    xf = {"outcome": "xfailed", "reason": "finding chromium-rollback-extmap: ...\nmore"}
+    setup = {"outcome": "error", "cause": {"kind": "setup"}, "reason": "chromium@88: Playwright cannot drive it"}
+    assert bisect.verdict_of([ok, ok]) == ("pass", "")
+    assert bisect.verdict_of([ok, xf]) == ("fail", "finding chromium-rollback-extmap: ...")
+    assert bisect.verdict_of([setup]) == ("skip", "chromium@88: Playwright cannot drive it")
+    assert bisect.verdict_of([{"outcome": "unsupported", "reason": "no restartIce"}])[0] == "skip"
+    assert bisect.verdict_of([])[0] == "skip"
+
+
+def test_exactly_one_side_is_a_range():
+    assert bisect.parse_sides("chromium@110..156", "firefox@153")[0] == "polite"
+    assert bisect.parse_sides("firefox", "aiortc@1.13..1.16")[0] == "impolite"
+    for p, i in (("chromium", "firefox"), ("chromium@110..120", "chromium@121..156")):
+        with pytest.raises(RigError, match="exactly one side"):
+            bisect.parse_sides(p, i)
+
+
+def test_sdp_differences_leave_out_what_differs_in_every_run(tmp_path):
+    def detail(name, ext):
+        sdp = (f"v=0\r\no=- {name} 2 IN IP4 0.0.0.0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:{name}\r\n"
+               f"a=extmap:{ext} urn:ietf:params:rtp-hdrext:sdes:mid\r\n")
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps({"sdps": [{"role": "polite", "op": "local", "type": "offer", "sdp": sdp},
+                                          {"role": "impolite", "op": "local", "type": "answer", "sdp": "v=0"}]}))
+        return p
+    diff = bisect.sdp_differences(detail("a", 4), detail("b", 9), "polite")
+    assert "-a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid" in diff and "+a=extmap:9" in diff
+    assert "ice-ufrag" not in diff and "o=-" not in diff
+    assert "the same" in bisect.sdp_differences(detail("c", 4), detail("d", 4), "polite")
