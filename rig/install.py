@@ -196,6 +196,9 @@ def npm_metadata(package: str) -> dict:
         raise RigError(f"cannot reach {npm_host()} ({_first_line(reason)})") from None
 
 
+_UNLISTED = "npm versions not listed: "
+
+
 def npm_available(kind: str, notes: list[str] | None = None) -> list[Available]:
     if kind != "chromium":
         return []
@@ -205,7 +208,7 @@ def npm_available(kind: str, notes: list[str] | None = None) -> list[Available]:
             out += parse_npm(npm_metadata(package), kind, majors)
         except RigError as exc:
             if notes is not None:
-                notes.append(f"npm versions not listed: {exc}")
+                notes.append(f"{_UNLISTED}{exc}")
             break  # one registry: when it is unreachable, do not wait for it again
     return out
 
@@ -624,9 +627,9 @@ def _pick(spec: PeerSpec) -> Available:
     found = [a for a in offer if a.matches(spec.version)]
     if found:
         return found[0]
-    unreachable = [n for n in notes if "cannot reach" in n]
+    unreachable = [n for n in notes if n.startswith(_UNLISTED)]
     if unreachable:
-        reason = unreachable[0].split(": ", 1)[-1]
+        reason = unreachable[0].removeprefix(_UNLISTED)
         raise RigError(f"{spec}: {reason}; install it on a machine that can, or copy {browsers_dir(spec.kind)} here")
     if not offer:
         raise RigError(f"{spec}: no installable version here ({'; '.join(notes) or 'no source listed any'})")
@@ -678,6 +681,8 @@ def _install_item(spec: PeerSpec, item: Available, progress: Callable[[str], Non
             raise RigError(f"{spec}: {item.describe()} unpacks but {exc}; its archive stays in "
                            f"{_downloads()} for the next try") from None
         if not matches(spec.version, inst.version):
+            for a in archives:
+                (_downloads() / a["name"]).unlink(missing_ok=True)
             raise RigError(f"{spec}: {item.describe()} is {spec.kind} {inst.version}, which does not match; "
                            f"installable: {_lines(available(spec.kind))}")
         final = base / inst.version
