@@ -25,12 +25,12 @@ from rig.peers.base import PeerSpec, RigError
 from rig.versions import Installation
 
 MADISON_CHROMIUM = """\
-  chromium | 156.0.8078.114-1~deb12u1 | http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
-  chromium | 150.0.7871.100-1~deb12u1 | http://deb.debian.org/debian bookworm/main amd64 Packages
-  chromium | 150.0.7871.100-1~deb12u1 | http://deb.debian.org/debian bookworm/main Sources
+  chromium | 156.0.8078.114-1~deb12u1 | http://mirror.example/debian-security bookworm-security/main amd64 Packages
+  chromium | 150.0.7871.100-1~deb12u1 | http://mirror.example/debian bookworm/main amd64 Packages
+  chromium | 150.0.7871.100-1~deb12u1 | http://mirror.example/debian bookworm/main Sources
 """
 MADISON_COMMON = """\
-chromium-common | 150.0.7871.100-1~deb12u1 | http://deb.debian.org/debian bookworm/main amd64 Packages
+chromium-common | 150.0.7871.100-1~deb12u1 | http://mirror.example/debian bookworm/main amd64 Packages
 """
 APT_SHOW = """\
 Package: chromium
@@ -135,11 +135,11 @@ def test_available_is_newest_first_and_offline_npm_is_a_note(monkeypatch: pytest
 
     def offline(package: str) -> dict:
         calls.append(package)
-        raise RigError("cannot reach registry.npmjs.org (timed out)")
+        raise RigError("cannot reach registry.example (timed out)")
     monkeypatch.setattr(install, "npm_metadata", offline)
     notes: list[str] = []
     assert [a.version for a in install.available("chromium", notes)] == ["150.0.7871.100"]
-    assert notes == ["npm versions not listed: cannot reach registry.npmjs.org (timed out)"]
+    assert notes == ["npm versions not listed: cannot reach registry.example (timed out)"]
     assert calls == ["@sparticuz/chromium"]  # the registry is not waited for twice
     with pytest.raises(RigError, match="only browsers"):
         install.available("aiortc")
