@@ -245,7 +245,66 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                    else f"fix: apt-get install -y {config.BINARIES[kind][1]}")
             status, bad = f"NOT drivable: {first}; {fix}", bad + 1
         print(f"{kind:9} {where:28} {ver:18} {status}")
+    from . import install
+    notes: list[str] = []
+    have = install.installed(notes=notes)
+    print("\nbrowser versions installed (rig browsers list; more: rig browsers install KIND@VERSION):")
+    print("\n".join(_installed_rows(have)) or "(none)")
+    for n in notes:
+        print(f"note: {n}")
     return 1 if bad else 0
+
+
+def _driver_text(inst) -> str:
+    from importlib.metadata import version
+    return inst.driver_label or f"playwright {version('playwright')} (the rig's)"
+
+
+def _installed_rows(insts: list) -> list[str]:
+    return [f"{i.kind:9} {i.version:18} {i.source:7} {_driver_text(i):32} {i.path}" for i in insts]
+
+
+def cmd_browsers(args: argparse.Namespace) -> int:
+    from . import install
+    if args.action == "list":
+        notes: list[str] = []
+        have = install.installed(notes=notes)
+        print(f"{'kind':9} {'version':18} {'source':7} {'driver':32} path")
+        print("\n".join(_installed_rows(have)))
+        if args.available:
+            print(f"\n{'kind':9} {'installable':18} {'source':7} {'package':35} installed")
+            for kind in install.BROWSERS:
+                for a in install.available(kind, notes):
+                    there = [i.version for i in have if i.kind == kind and a.matches(i.version if a.exact else i.line)]
+                    print(f"{kind:9} {a.version:18} {a.source:7} {a.package + ' ' + a.package_version:35} "
+                          f"{', '.join(there)}")
+        for n in dict.fromkeys(notes):
+            print(f"note: {n}", file=sys.stderr)
+        return 0
+    if args.action == "path":
+        try:
+            print(install.resolve(PeerSpec.parse(args.specs[0])).path)
+        except RigError as exc:
+            _err(str(exc))
+            return 1
+        return 0
+    failed = 0
+    for text in args.specs:
+        try:
+            spec = PeerSpec.parse(text)
+            done = install.install(spec, progress=lambda m: print(f"rig: {m}", file=sys.stderr, flush=True))
+        except RigError as exc:
+            _err(str(exc))
+            failed += 1
+            continue
+        i = done.installation
+        what = i.source + (f", driven by {i.driver_label}" if i.driver_label else "")
+        if done.already:
+            print(f"{spec}: already installed: {i.kind} {i.version} ({what}) at {i.path}", flush=True)
+        else:
+            got = f", {done.downloaded / 1e6:.0f} MB downloaded" if done.downloaded else ""
+            print(f"{spec}: installed {i.kind} {i.version} ({what}{got}) at {i.path}", flush=True)
+    return 1 if failed else 0
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
@@ -455,16 +514,26 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the kill table (as in docs/measurements.md) from an earlier run's DIR/mutants.json, "
                          "run nothing")
     mu.set_defaults(func=cmd_mutants)
-    bi = sub.add_parser("bisect", help="find the first version where a cell changed, among installable versions")
-    bi.add_argument("scenario", metavar="SCENARIO")
-    bi.add_argument("--polite", required=True, help="a peer spec; one side is a range, e.g. chromium@110..156")
-    bi.add_argument("--impolite", required=True, help="a peer spec, e.g. firefox@153")
-    bi.add_argument("--repeat", type=int, default=3, help="runs per version, so an intermittent cell is not "
+    bs = sub.add_parser("bisect", help="find the first version where a cell changed, among installable versions")
+    bs.add_argument("scenario", metavar="SCENARIO")
+    bs.add_argument("--polite", required=True, help="a peer spec; one side is a range, e.g. chromium@110..156")
+    bs.add_argument("--impolite", required=True, help="a peer spec, e.g. firefox@153")
+    bs.add_argument("--repeat", type=int, default=3, help="runs per version, so an intermittent cell is not "
                                                           "misjudged (default: %(default)s)")
-    bi.add_argument("--out", default=None, help="folder (default: reports/bisect/<scenario>_<range>_<other>/)")
-    bi.add_argument("--negotiator-js", default=None)
-    bi.add_argument("--negotiator-py", default=None)
-    bi.set_defaults(func=cmd_bisect)
+    bs.add_argument("--out", default=None, help="folder (default: reports/bisect/<scenario>_<range>_<other>/)")
+    bs.add_argument("--negotiator-js", default=None)
+    bs.add_argument("--negotiator-py", default=None)
+    bs.set_defaults(func=cmd_bisect)
+    br = sub.add_parser("browsers", help="browser versions: list those installed (or installable), install more, "
+                                         "print one's executable")
+    brs = br.add_subparsers(dest="action", required=True)
+    bl = brs.add_parser("list", help="installed versions (system and cache): kind, exact version, source, driver, path")
+    bl.add_argument("--available", action="store_true", help="also the installable ones (Debian's archive, npm)")
+    bi = brs.add_parser("install", help="install versions into the per-user cache, each checked by launching")
+    bi.add_argument("specs", metavar="SPEC", nargs="+", help="e.g. chromium@147 firefox@140")
+    bp = brs.add_parser("path", help="the executable a spec resolves to (nothing is installed)")
+    bp.add_argument("specs", metavar="SPEC", nargs=1, help="e.g. chromium@150")
+    br.set_defaults(func=cmd_browsers)
     d = sub.add_parser("doctor", help="list each peer kind, its binary and version, and whether it can be driven")
     d.set_defaults(func=cmd_doctor)
     sc = sub.add_parser("scenarios", help="list the scenario catalogue")

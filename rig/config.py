@@ -23,6 +23,23 @@ BINARIES = {
     "firefox": (os.environ.get("RIG_FIREFOX", "/usr/bin/firefox-esr"), "firefox-esr"),
 }
 
+#: Browser versions beside the system ones (rig.install). Debian's archive: the packages to
+#: unpack into one directory (Chromium dies at launch without chromium-common of the same
+#: version) and the executable inside it.
+DEBIAN_BROWSERS = {
+    "chromium": (("chromium", "chromium-common"), "usr/lib/chromium/chromium"),
+    "firefox": (("firefox-esr",), "usr/lib/firefox-esr/firefox-esr"),
+}
+#: npm packages that ship a whole Chromium as package/bin/chromium.br (brotli). An empty
+#: mapping: every release, the package major is the Chromium major (the newest release of each
+#: major is offered). Otherwise only the releases listed, with their Chromium major
+#: (chrome-aws-lambda 2.1.1, Chromium 80, fails: Browser.setDownloadBehavior wasn't found).
+NPM_CHROMIUM = {
+    "@sparticuz/chromium": {},
+    "chrome-aws-lambda": {"5.5.0": "88"},
+}
+NPM_REGISTRY = os.environ.get("RIG_NPM_REGISTRY", "https://registry.npmjs.org")
+
 #: Chromium honours only the last --disable-features switch, so the rig passes one
 #: merged list: Playwright 1.64's own list plus what WebRTC tests need.
 PLAYWRIGHT_DISABLED_FEATURES = [
@@ -68,6 +85,12 @@ LAUNCH_TIMEOUT = float(os.environ.get("RIG_LAUNCH_TIMEOUT", 30))
 STEP_TIMEOUT = float(os.environ.get("RIG_STEP_TIMEOUT", 10))
 CASE_TIMEOUT = float(os.environ.get("RIG_CASE_TIMEOUT", 45))
 CLOSE_TIMEOUT = 5.0
+#: rig.install: registry metadata (then the registry counts as unreachable), one archive
+#: download (45-70 MB), apt-get/dpkg steps, and the wait for another installer's lock.
+REGISTRY_TIMEOUT = float(os.environ.get("RIG_REGISTRY_TIMEOUT", 10))
+DOWNLOAD_TIMEOUT = float(os.environ.get("RIG_DOWNLOAD_TIMEOUT", 600))
+APT_TIMEOUT = 120.0
+INSTALL_LOCK_TIMEOUT = DOWNLOAD_TIMEOUT + 300
 #: A data-channel message after an ICE restart (SCTP retransmission backoff, see rig.case).
 RESTART_EXCHANGE_TIMEOUT = 30.0
 

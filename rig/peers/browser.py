@@ -28,6 +28,16 @@ def binary_for(spec: PeerSpec) -> str:
     return resolved
 
 
+async def launch(playwright: Playwright, kind: str, executable: str, *, headless: bool = True) -> Browser:
+    """Launch a browser the way every run does (flags, prefs, channel from rig.config); the
+    installer checks a new browser version with this same call before listing it."""
+    if kind == "chromium":
+        return await playwright.chromium.launch(executable_path=executable, args=config.CHROMIUM_ARGS,
+                                                headless=headless)
+    return await playwright.firefox.launch(channel="moz-firefox", executable_path=executable, headless=headless,
+                                           firefox_user_prefs=config.FIREFOX_PREFS)
+
+
 class BrowserPool:
     """Launches each browser spec once and hands it out; remembers launch failures so
     every case that needs a broken browser fails fast with the same one-line reason."""
@@ -62,15 +72,9 @@ class BrowserPool:
         return version("playwright")
 
     async def _launch(self, spec: PeerSpec) -> Browser:
-        exe = binary_for(spec)
-        if spec.kind == "chromium":
-            return await self.playwright.chromium.launch(
-                executable_path=exe, args=config.CHROMIUM_ARGS, headless=not self.headed)
-        if spec.kind == "firefox":
-            return await self.playwright.firefox.launch(
-                channel="moz-firefox", executable_path=exe, headless=not self.headed,
-                firefox_user_prefs=config.FIREFOX_PREFS)
-        raise RigError(f"{spec} is not a browser")
+        if spec.kind not in ("chromium", "firefox"):
+            raise RigError(f"{spec} is not a browser")
+        return await launch(self.playwright, spec.kind, binary_for(spec), headless=not self.headed)
 
     async def close(self) -> None:
         for b in self._browsers.values():
