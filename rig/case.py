@@ -424,25 +424,32 @@ class CaseRun:
                 pass
 
 
-def _peer_info(peer: Peer | None, spec: PeerSpec, user_id: int) -> PeerInfo:
-    return PeerInfo(spec=str(spec), kind=spec.kind, version=peer.version if peer else "unavailable",
-                    user_id=user_id, capabilities=dict(peer.capabilities) if peer else {})
+def _peer_info(peer: Peer | None, spec: PeerSpec, user_id: int, described: dict | None = None) -> PeerInfo:
+    """The peer as results record it: the version it reported itself, else the one its spec
+    resolved to (a peer that never started still has its exact version), source and driver."""
+    described = described or {}
+    version = peer.version if peer and peer.version not in ("", "unknown") else ""
+    return PeerInfo(spec=str(spec), kind=spec.kind, version=version or described.get("version") or "unavailable",
+                    user_id=user_id, capabilities=dict(peer.capabilities) if peer else {},
+                    source=described.get("source", ""), driver=described.get("driver", ""))
 
 
 async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
                    make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None = None,
-                   full_capture: bool = False) -> CaseResult:
+                   full_capture: bool = False, describe: Callable[[PeerSpec], dict] | None = None) -> CaseResult:
     """Run one case to a verdict. Never raises for a peer's failure: it becomes the cause.
 
     With ``evidence_dir``, the peers' own evidence (Playwright traces, aiortc's log) is
-    written there; whether it is kept is decided once the outcome is known."""
+    written there; whether it is kept is decided once the outcome is known. ``describe(spec)``
+    gives what the spec resolved to (version, source, driver) for the results."""
     if evidence_dir is not None and "aiortc" in (polite_spec.kind, impolite_spec.kind):
         log = AiortcLog(full=full_capture)
         with log:
-            result = await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir)
+            result = await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir,
+                                     describe)
         log.write(evidence_dir / "aiortc.log")
         return result
-    return await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir)
+    return await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir, describe)
 
 
 def _unsupported(scenario: Scenario, peers: dict[str, Peer]) -> str:
@@ -454,7 +461,8 @@ def _unsupported(scenario: Scenario, peers: dict[str, Peer]) -> str:
 
 
 async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
-                    make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None) -> CaseResult:
+                    make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None,
+                    describe: Callable[[PeerSpec], dict] | None = None) -> CaseResult:
     room = stub.create_room(f"{scenario.name}-{uuid.uuid4().hex[:8]}")
     started = time.monotonic()
     ids = dict(zip(("polite", "impolite"), roles.pick_user_ids(), strict=True))
@@ -497,7 +505,8 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
                       4 * config.CLOSE_TIMEOUT)
         stub.close_room(room.name)
 
-    info = {r: _peer_info(peers.get(r), specs[r], ids[r]) for r in ("polite", "impolite")}
+    info = {r: _peer_info(peers.get(r), specs[r], ids[r], describe(specs[r]) if describe else None)
+            for r in ("polite", "impolite")}
     found = findings.applying(scenario.name, info["polite"], info["impolite"])
     checks: list[Check] = []
     glare = Glare(planned=scenario.collisions)

@@ -90,6 +90,30 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return 1 if matrix["survivors"] else 0
 
 
+def _resolve_peers(peers: list[str]) -> dict[str, str]:
+    """Resolve each peer spec to one exact version before the workers start, installing a
+    missing version on demand (rig.install). A spec that cannot be resolved (unknown version,
+    no network, a version nothing can drive) is said in one line and stays in the matrix: its
+    cells become errors that give the same reason, and the rest of the matrix runs."""
+    from . import install
+    bad: dict[str, str] = {}
+    for text in peers:
+        spec = PeerSpec.parse(text)
+        try:
+            inst = install.resolve(spec)
+        except RigError:
+            try:
+                print(f"rig: {spec} is not installed here: installing it", flush=True)
+                inst = install.resolve(spec, install=True)
+            except RigError as exc:
+                _err(f"{exc}; its cells will say so")
+                bad[str(spec)] = str(exc)
+                continue
+        driver = f", driven by {inst.driver_label}" if inst.driver_label else ""
+        print(f"rig: {spec} is {inst.kind} {inst.version} ({inst.source}{driver})", flush=True)
+    return bad
+
+
 def cmd_matrix(args: argparse.Namespace) -> int:
     rejected = 0
     peers = []
@@ -116,6 +140,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if not peers or not scens:
         _err("nothing to run: no valid peer or no valid scenario")
         return 2
+    unusable = _resolve_peers(peers)
     if args.negotiator_js and not Path(args.negotiator_js).is_file():
         _err(f"--negotiator-js {args.negotiator_js}: no such file")
         return 2
@@ -152,7 +177,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     cmd += args.pytest_args
     run_id = os.environ.get(config.RUN_MARKER_ENV) or uuid.uuid4().hex
     env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id,
-                              "RIG_COMMAND": "rig " + " ".join(shlex.quote(a) for a in sys.argv[1:])})
+                              "RIG_COMMAND": "rig " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                              # the workers give these specs' cells the reason found here
+                              config.UNRESOLVED_ENV: json.dumps(unusable)})
     proc = subprocess.Popen(cmd, env=env, cwd=config.ROOT)
     interrupted = False
     try:
@@ -182,6 +209,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     print(f"rig: report {out / 'index.html'}")
     if rejected:
         _err(f"{rejected} unknown peer(s)/scenario(s) were left out (see above)")
+        return 1
+    if unusable:
+        _err(f"{len(unusable)} peer spec(s) could not be resolved; their cells are errors (see above)")
         return 1
     return 0 if rc == 0 else 1
 

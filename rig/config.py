@@ -100,3 +100,7 @@ MAX_FRAME_BYTES = 256 * 1024
 #: Environment variable that marks every process a run starts, so a sweep can find
 #: (and kill) any browser that survived its run.
 RUN_MARKER_ENV = "GLARE_RIG_RUN"
+
+#: JSON {spec: one-line reason} of the peer specs ``rig matrix`` could not resolve (or
+#: install) before the workers started; their cells are errors with that reason.
+UNRESOLVED_ENV = "GLARE_RIG_UNRESOLVED"

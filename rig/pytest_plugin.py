@@ -9,6 +9,7 @@ isolated things (a room, a browser context, an aiortc connection) per case.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from . import config, options, results, scenarios
 from .case import CaseResult, run_case
 from .model import PeerInfo
 from .peers.base import Peer, PeerSpec, RigError, bounded
+from .versions import Installation
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,6 +112,8 @@ class RigSession:
         self.pool = None
         self.negotiator_js = negotiator_js
         self.negotiator_py = negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)
+        #: spec -> what it resolved to (or why it cannot be used), once per worker
+        self._installs: dict[str, Installation | RigError] = {}
 
     async def start(self) -> None:
         await self.stub.start()
@@ -131,12 +135,42 @@ class RigSession:
                else f"{self.stub.http_url}/fixtures/negotiators/{path.name}")
         return {"js": (url, str(path)), "py": self.negotiator_py}
 
+    def installation(self, spec: PeerSpec) -> Installation:
+        """What ``spec`` resolved to here (rig.install; ``rig matrix`` installed missing
+        versions before the workers started). A spec that cannot be resolved raises the same
+        one-line RigError for every case that needs it: those cells say why, the rest run."""
+        key = str(spec)
+        if key not in self._installs:
+            from . import install
+            known = json.loads(os.environ.get(config.UNRESOLVED_ENV) or "{}")
+            try:
+                if key in known:
+                    raise RigError(known[key])
+                self._installs[key] = install.resolve(spec)
+            except RigError as exc:
+                self._installs[key] = exc
+        got = self._installs[key]
+        if isinstance(got, RigError):
+            raise RigError(str(got))
+        return got
+
+    def describe(self, spec: PeerSpec) -> dict:
+        """version, source and driver of ``spec`` for the results ({} when it did not resolve)."""
+        try:
+            inst = self.installation(spec)
+        except RigError:
+            return {}
+        return {"version": inst.version, "source": inst.source, "driver": inst.driver_label}
+
     async def make_peer(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> Peer:
+        inst = self.installation(spec)
+        if not inst.in_process:
+            return await self.host_peer(inst, spec, name, user_id, t0)
         if spec.kind == "aiortc":
             from .peers.aiortc_peer import AiortcPeer
             return AiortcPeer(spec, name, user_id, t0)
         from .peers.browser import BrowserPeer
-        browser = await (await self._pool()).get(spec)
+        browser = await (await self._pool()).get(spec, inst.path)
         peer = BrowserPeer(spec, name, user_id, t0, browser, self.stub.http_url)
         try:
             await asyncio.wait_for(peer.open(trace=self.out is not None), config.LAUNCH_TIMEOUT)
@@ -145,12 +179,17 @@ class RigSession:
             raise RigError(f"{spec}: could not open a page: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         return peer
 
+    async def host_peer(self, inst: Installation, spec: PeerSpec, name: str, user_id: int, t0: float) -> Peer:
+        raise RigError(f"{spec}: {inst.kind} {inst.version} needs {inst.driver_label} in a peer host, "
+                       "which this checkout cannot start yet")
+
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
                   slug: str | None = None) -> CaseResult:
         """The case, with a last bound over everything it does (set-up and teardown too)."""
         where = self.out / "cases" / slug if self.out is not None and slug else None
         task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators(),
-                                              evidence_dir=where, full_capture=self.full_capture))
+                                              evidence_dir=where, full_capture=self.full_capture,
+                                              describe=self.describe))
         limit = config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT
         if not await bounded(asyncio.shield(task), limit):
             task.cancel()

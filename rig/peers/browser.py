@@ -48,13 +48,15 @@ class BrowserPool:
         self._browsers: dict[str, Browser | RigError] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def get(self, spec: PeerSpec) -> Browser:
-        key = str(spec)
+    async def get(self, spec: PeerSpec, executable: str | None = None) -> Browser:
+        """The browser for ``spec`` (launched from ``executable`` when given: the binary the
+        spec resolved to), one process per binary: specs naming the same build share it."""
+        key = executable or str(spec)
         async with self._locks.setdefault(key, asyncio.Lock()):
             got = self._browsers.get(key)
             if got is None or (isinstance(got, Browser) and not got.is_connected()):
                 try:
-                    got = await asyncio.wait_for(self._launch(spec), config.LAUNCH_TIMEOUT)
+                    got = await asyncio.wait_for(self._launch(spec, executable), config.LAUNCH_TIMEOUT)
                 except TimeoutError:
                     got = RigError(f"{spec}: launch did not finish within {config.LAUNCH_TIMEOUT:.0f} s")
                 except RigError as exc:
@@ -71,10 +73,10 @@ class BrowserPool:
         from importlib.metadata import version
         return version("playwright")
 
-    async def _launch(self, spec: PeerSpec) -> Browser:
+    async def _launch(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         if spec.kind not in ("chromium", "firefox"):
             raise RigError(f"{spec} is not a browser")
-        return await launch(self.playwright, spec.kind, binary_for(spec), headless=not self.headed)
+        return await launch(self.playwright, spec.kind, executable or binary_for(spec), headless=not self.headed)
 
     async def close(self) -> None:
         for b in self._browsers.values():
