@@ -22,6 +22,7 @@ from . import config, options, results, scenarios
 from .case import CaseResult, run_case
 from .model import PeerInfo
 from .peers.base import Peer, PeerSpec, RigError, bounded
+from .versions import Installation
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,6 +111,8 @@ class RigSession:
         self.pool = None
         self.negotiator_js = negotiator_js
         self.negotiator_py = negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)
+        self._hosts: dict[tuple[str, str, str], Any] = {}  # PeerHost, or the RigError it failed with
+        self._host_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     async def start(self) -> None:
         await self.stub.start()
@@ -131,7 +134,46 @@ class RigSession:
                else f"{self.stub.http_url}/fixtures/negotiators/{path.name}")
         return {"js": (url, str(path)), "py": self.negotiator_py}
 
-    async def make_peer(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> Peer:
+    def resolve(self, spec: PeerSpec) -> Installation | None:
+        """What ``spec`` runs on when make_peer is given no Installation: an aiortc spec
+        through rig.drivers (another release runs in a peer host); None for the in-process
+        peers as before (browsers by spec, through the pool)."""
+        if spec.kind == "aiortc":
+            from .drivers import resolve_aiortc
+            inst = resolve_aiortc(spec)
+            return None if inst.in_process else inst
+        return None
+
+    async def host_for(self, installation: Installation) -> Any:
+        """The worker's peer host for ``installation`` (rig.peers.host.PeerHost): started on
+        first use, started again if it died; a start failure is remembered, so every case that
+        needs it fails fast with the same one-line reason."""
+        from .peers.host import PeerHost
+        key = (installation.kind, installation.path, installation.driver)
+        async with self._host_locks.setdefault(key, asyncio.Lock()):
+            got = self._hosts.get(key)
+            if got is None or (isinstance(got, PeerHost) and not got.alive):
+                if isinstance(got, PeerHost):
+                    await got.close()
+                host = PeerHost()
+                try:
+                    await host.start(installation, headed=self.headed)
+                    got = host
+                except RigError as exc:
+                    got = exc
+                self._hosts[key] = got
+        if isinstance(got, RigError):
+            raise RigError(str(got))
+        return got
+
+    async def make_peer(self, spec: PeerSpec, name: str, user_id: int, t0: float,
+                        installation: Installation | None = None) -> Peer:
+        if installation is None:
+            installation = self.resolve(spec)
+        if installation is not None and not installation.in_process:
+            host = await self.host_for(installation)
+            return await host.make_peer(spec, name, user_id, t0, base_url=self.stub.http_url,
+                                        trace=self.out is not None, full_capture=self.full_capture)
         if spec.kind == "aiortc":
             from .peers.aiortc_peer import AiortcPeer
             return AiortcPeer(spec, name, user_id, t0)
@@ -159,6 +201,10 @@ class RigSession:
         return task.result()
 
     async def stop(self) -> None:
+        for host in self._hosts.values():
+            if not isinstance(host, RigError):
+                await host.close()  # bounded inside
+        self._hosts.clear()
         if self.pool is not None:
             await self.pool.close()
         if self._pw_cm is not None:
