@@ -39,7 +39,7 @@ from typing import Any
 
 from .. import config
 from ..versions import Installation, version_key
-from .base import Peer, PeerSpec, PeerTimeout, RigError
+from .base import Peer, PeerSpec, PeerTimeout, RigError, bounded
 
 PROTOCOL = 1
 #: Replies and events can carry SDPs and snapshots: lines far longer than asyncio's 64 KiB default.
@@ -135,19 +135,24 @@ class Host:
 
     async def handle(self, req: dict) -> None:
         rid, op, args = req.get("id"), str(req.get("op")), dict(req.get("args") or {})
+        step = str(req.get("step") or op)  # the step as the rig names it in messages
         fn = getattr(self, f"op_{op}", None)
-        if fn is None:
-            self.write({"id": rid, "error": f"peer host: unknown operation {op!r}", "type": "RigError"})
+        try:
+            if fn is None or op not in bounds():
+                raise TypeError(f"unknown operation {op!r}")
+            task = asyncio.ensure_future(fn(**args))
+        except TypeError as exc:
+            self.write({"id": rid, "error": f"peer host: bad request: {exc}", "type": "RigError"})
             return
         bound = bounds()[op]
-        task = asyncio.ensure_future(fn(**args))
         done, _ = await asyncio.wait({task}, timeout=bound)
         peer = self.peers.get(args.get("peer", ""))
-        if not done:
+        if not done or task.cancelled():
             task.cancel()
             who = str(peer) if peer else "peer host"
             states = f": {peer.state_text()}" if peer else ""
-            self.write({"id": rid, "error": f"{who} stuck at step '{op}' after {bound:.0f} s in its peer host{states}",
+            why = f"after {bound:.0f} s in its peer host" if not done else "in its peer host, which is shutting down"
+            self.write({"id": rid, "error": f"{who} stuck at step '{step}' {why}{states}",
                         "type": "PeerTimeout", "state": self.state(peer)})
             return
         exc = task.exception()
@@ -196,7 +201,6 @@ class Host:
 
     async def shutdown(self) -> None:
         """Close every peer, the browser and the driver: each step bounded."""
-        from .base import bounded
         for key in list(self.peers):
             peer = self.peers.pop(key)
             peer.closing = True
@@ -436,7 +440,7 @@ class PeerHost:
             await self.close()
             raise RigError(f"{self.label} could not start: {first_line(exc)}") from None
 
-    async def request(self, op: str, args: dict, *, timeout: float) -> dict:
+    async def request(self, op: str, args: dict, *, timeout: float, step: str = "") -> dict:
         """Send one request; its reply (``ok`` or ``error``), HostGone when the host ended,
         _NoAnswer after ``timeout``."""
         if self._gone is not None or self.proc is None or self.proc.stdin is None:
@@ -446,7 +450,8 @@ class PeerHost:
         self._pending[rid] = fut
         deadline = time.monotonic() + timeout
         try:
-            self.proc.stdin.write(json.dumps({"id": rid, "op": op, "args": args}, default=str).encode() + b"\n")
+            line = {"id": rid, "op": op, "args": args, "step": step or op}
+            self.proc.stdin.write(json.dumps(line, default=str).encode() + b"\n")
             drain = asyncio.ensure_future(self.proc.stdin.drain())
             done, _ = await asyncio.wait({drain}, timeout=timeout)
             if not done:
@@ -600,7 +605,7 @@ class HostPeer(Peer):
 
     async def _call(self, step: str, op: str, timeout: float, **args: Any) -> Any:
         try:
-            msg = await self.host.request(op, dict(args, peer=self.key), timeout=timeout)
+            msg = await self.host.request(op, dict(args, peer=self.key), timeout=timeout, step=step)
         except HostGone as exc:
             raise RigError(f"{self} failed at step '{step}': {exc}") from None
         except _NoAnswer:

@@ -8,11 +8,13 @@
     browser) makes the case an error with one line, and the run goes on.
 
 The aiortc 1.14 and Playwright 1.55 environments are built on first use under the cache
-(rig.drivers, about 10 s each); the Firefox 140 binary is unpacked from Debian's package
-into ``<cache>/browsers/firefox/140.12.0esr/`` (``apt-get download``, about 2 s). Without a
-package index or the Debian archive these tests are skipped with the reason.
+(rig.drivers: 13 s and 6 s here); the Firefox 140 binary is unpacked from Debian's package
+into ``<cache>/browsers/firefox/140.12.0esr/`` (``apt-get download``, about 2 s), the layout
+rig.install uses. Without a package index or the Debian archive these tests are skipped with
+the reason.
 
-Run: ``pytest suites/system/test_drivers.py -p no:xdist`` (about 90 s on 2 cores).
+Run: ``pytest suites/system/test_drivers.py -p no:xdist`` (30 s on 2 cores; 65 s with an empty
+cache).
 """
 
 from __future__ import annotations

@@ -114,6 +114,34 @@ def test_a_case_through_a_host_keeps_the_hosts_times_and_states(tmp_path: Path) 
     assert hosted.capabilities == run(probe_aiortc())
 
 
+def test_what_a_host_imports_is_stdlib_and_the_engine() -> None:
+    """A host's environment has Playwright or aiortc (and aiohttp), nothing else of the rig's."""
+    code = ("import sys, rig.peers.host, rig.peers.browser, rig.peers.aiortc_peer, rig.evidence; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=str(config.ROOT)), check=True).stdout.split()
+    assert not {"pydantic", "jinja2", "markupsafe", "pytest"} & set(out)
+
+
+def test_bad_requests_get_one_line_errors_and_the_host_goes_on() -> None:
+    async def scenario():
+        host = PeerHost()
+        await host.start(OWN)
+        try:
+            peer = await host.make_peer(PeerSpec("aiortc"), "polite", 5, time.monotonic())
+            unknown = await host.request("reboot", {}, timeout=5)
+            bad_args = await host.request("arm", {"peer": peer.key, "seq": 1, "trigger": "sld", "bogus": 1}, timeout=5)
+            no_peer = await host.request("snapshot", {"peer": "p99"}, timeout=5)
+            await peer.arm(1, "sld")  # still serving
+            return unknown, bad_args, no_peer
+        finally:
+            await host.close()
+    unknown, bad_args, no_peer = run(scenario())
+    assert unknown["error"] == "peer host: bad request: unknown operation 'reboot'"
+    assert bad_args["error"].startswith("peer host: bad request:") and "bogus" in bad_args["error"]
+    assert no_peer["error"] == "peer host: no peer 'p99' here"
+
+
 def test_a_host_that_does_not_answer_times_out_naming_peer_step_and_states(monkeypatch) -> None:
     monkeypatch.setattr(config, "STEP_TIMEOUT", 0.5)
 
