@@ -76,6 +76,14 @@ def firefox_140() -> Installation:
     the older Playwrights (rig.drivers.verify_browser): the Installation names Playwright 1.55."""
     where = cache_root() / "browsers" / "firefox" / FIREFOX_140
     binary = where / "usr" / "lib" / "firefox-esr" / "firefox-esr"
+    for manifest in sorted((cache_root() / "browsers" / "firefox").glob("140.*/manifest.json")):
+        try:  # one rig.install put there (its manifest names the executable relative to its folder)
+            data = json.loads(manifest.read_text())
+            if (manifest.parent / data["executable"]).is_file():
+                binary = manifest.parent / data["executable"]
+                break
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
     if not binary.exists():
         if not shutil.which("apt-get") or not shutil.which("dpkg"):
             pytest.skip("no apt-get/dpkg here to unpack Firefox ESR 140")
@@ -99,8 +107,8 @@ def firefox_140() -> Installation:
         raise
     inst = replace(inst, version=FIREFOX_140)  # the package's version (Playwright reports 140.12.0)
     manifest = where / "manifest.json"
-    if not manifest.exists():  # the installer's layout (rig.install): browsers/<kind>/<version>/manifest.json
-        manifest.write_text(json.dumps(inst.as_dict(), indent=1))
+    if binary.is_relative_to(where) and not manifest.exists():  # rig.install's layout and manifest
+        manifest.write_text(json.dumps(dict(inst.as_dict(), executable=str(binary.relative_to(where))), indent=1))
     return inst
 
 
