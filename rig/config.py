@@ -17,6 +17,15 @@ REFERENCE_NEGOTIATOR_PY = FIXTURES / "negotiators" / "perfect.py"
 #: Playwright 1.65 cannot open a page in firefox-esr 153 (emulation.setMediaFeaturesOverride).
 PLAYWRIGHT_PIN = ">=1.57,<1.65"
 
+#: Older Playwrights tried, newest first, for a browser the pinned one cannot drive; each runs
+#: in its own virtual environment, in a peer host process (rig.drivers, rig.peers.host).
+#: Firefox ESR 140 fails with every Playwright from 1.56 on (network.addDataCollector); 1.55.0
+#: drives it over BiDi, through a private attribute only (FIELD-NOTES, "Browsers").
+OLDER_PLAYWRIGHTS = ["1.55.0"]
+#: Playwright releases whose public ``firefox`` does not route ``channel="moz-firefox"`` to a
+#: stock Firefox: below this, the peer host takes the driver's private BiDi Firefox type.
+PLAYWRIGHT_PUBLIC_BIDI = (1, 56)
+
 #: Where Debian puts the browsers, and the package that provides each.
 BINARIES = {
     "chromium": (os.environ.get("RIG_CHROMIUM", "/usr/bin/chromium"), "chromium"),
@@ -91,6 +100,10 @@ REGISTRY_TIMEOUT = float(os.environ.get("RIG_REGISTRY_TIMEOUT", 10))
 DOWNLOAD_TIMEOUT = float(os.environ.get("RIG_DOWNLOAD_TIMEOUT", 600))
 APT_TIMEOUT = 120.0
 INSTALL_LOCK_TIMEOUT = DOWNLOAD_TIMEOUT + 300
+#: Building a driver environment (python -m venv, then pip install: about 10 s here for aiortc,
+#: more on a slow mirror), and asking the package index which releases exist.
+ENV_BUILD_TIMEOUT = float(os.environ.get("RIG_ENV_BUILD_TIMEOUT", 600))
+PIP_INDEX_TIMEOUT = 120.0
 #: A data-channel message after an ICE restart (SCTP retransmission backoff, see rig.case).
 RESTART_EXCHANGE_TIMEOUT = 30.0
 

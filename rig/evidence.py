@@ -71,9 +71,10 @@ def list_files(evidence_dir: Path, report_dir: Path) -> dict:
     files = []
     if evidence_dir.is_dir():
         for f in sorted(evidence_dir.iterdir()):
+            # aiortc.log: the rig's process; aiortc-<role>.log: a peer host's (rig.peers.host)
             kind = ("playwright-trace" if f.name.startswith("trace-") and f.suffix == ".zip"
-                    else "aiortc-log" if f.name == "aiortc.log" else "file")
-            role = f.stem.split("-", 1)[1] if kind == "playwright-trace" else ""
+                    else "aiortc-log" if f.name.startswith("aiortc") and f.suffix == ".log" else "file")
+            role = f.stem.split("-", 1)[1] if kind == "playwright-trace" or (kind == "aiortc-log" and "-" in f.stem) else ""
             files.append({"name": f.name, "kind": kind, "role": role, "bytes": f.stat().st_size})
     try:
         rel = evidence_dir.relative_to(report_dir).as_posix() + "/"

@@ -114,6 +114,8 @@ class RigSession:
         self.negotiator_py = negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)
         #: spec -> what it resolved to (or why it cannot be used), once per worker
         self._installs: dict[str, Installation | RigError] = {}
+        self._hosts: dict[tuple[str, str, str], Any] = {}  # PeerHost, or the RigError it failed with
+        self._host_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     async def start(self) -> None:
         await self.stub.start()
@@ -154,6 +156,28 @@ class RigSession:
             raise RigError(str(got))
         return got
 
+    async def host_for(self, installation: Installation) -> Any:
+        """The worker's peer host for ``installation`` (rig.peers.host.PeerHost): started on
+        first use, started again if it died; a start failure is remembered, so every case that
+        needs it fails fast with the same one-line reason."""
+        from .peers.host import PeerHost
+        key = (installation.kind, installation.path, installation.driver)
+        async with self._host_locks.setdefault(key, asyncio.Lock()):
+            got = self._hosts.get(key)
+            if got is None or (isinstance(got, PeerHost) and not got.alive):
+                if isinstance(got, PeerHost):
+                    await got.close()
+                host = PeerHost()
+                try:
+                    await host.start(installation, headed=self.headed)
+                    got = host
+                except RigError as exc:
+                    got = exc
+                self._hosts[key] = got
+        if isinstance(got, RigError):
+            raise RigError(str(got))
+        return got
+
     def describe(self, spec: PeerSpec) -> dict:
         """version, source and driver of ``spec`` for the results ({} when it did not resolve)."""
         try:
@@ -165,7 +189,9 @@ class RigSession:
     async def make_peer(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> Peer:
         inst = self.installation(spec)
         if not inst.in_process:
-            return await self.host_peer(inst, spec, name, user_id, t0)
+            host = await self.host_for(inst)
+            return await host.make_peer(spec, name, user_id, t0, base_url=self.stub.http_url,
+                                        trace=self.out is not None, full_capture=self.full_capture)
         if spec.kind == "aiortc":
             from .peers.aiortc_peer import AiortcPeer
             return AiortcPeer(spec, name, user_id, t0)
@@ -178,10 +204,6 @@ class RigSession:
             await peer.close()
             raise RigError(f"{spec}: could not open a page: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         return peer
-
-    async def host_peer(self, inst: Installation, spec: PeerSpec, name: str, user_id: int, t0: float) -> Peer:
-        raise RigError(f"{spec}: {inst.kind} {inst.version} needs {inst.driver_label} in a peer host, "
-                       "which this checkout cannot start yet")
 
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
                   slug: str | None = None) -> CaseResult:
@@ -198,6 +220,10 @@ class RigSession:
         return task.result()
 
     async def stop(self) -> None:
+        for host in self._hosts.values():
+            if not isinstance(host, RigError):
+                await host.close()  # bounded inside
+        self._hosts.clear()
         if self.pool is not None:
             await self.pool.close()
         if self._pw_cm is not None:

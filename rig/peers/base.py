@@ -161,12 +161,14 @@ class Peer:
     def __str__(self) -> str:
         return f"{self.name} peer ({self.spec} {self.version})"
 
-    def record(self, type_: str, detail: dict | None = None) -> PeerEvent:
+    def record(self, type_: str, detail: dict | None = None, t: float | None = None) -> PeerEvent:
+        """Append an event; ``t`` (seconds since ``t0``) when it was taken elsewhere: a peer
+        host records its peers' events in its own process and streams them here."""
         if self.closing and type_ == "error":
             type_ = "error-while-closing"  # e.g. a data channel aborted by close(): not a finding
         elif type_ == "error" and INJECTED in str(detail):
             type_ = "injected-error"  # the consequence of a fault the plan injected
-        evt = PeerEvent(time.monotonic() - self.t0, type_, detail or {})
+        evt = PeerEvent(time.monotonic() - self.t0 if t is None else t, type_, detail or {})
         if type_ == "signalingstatechange":
             self.signaling_state = evt.detail.get("state", self.signaling_state)
         elif type_ == "connectionstatechange":
