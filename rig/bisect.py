@@ -170,7 +170,7 @@ def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec,
         pair = f"{polite}:{impolite}"
         peers = str(polite) if str(polite) == str(impolite) else f"{polite},{impolite}"
         cmd = [sys.executable, "-m", "rig", "matrix", "--peers", peers, "--pairs", pair, "--scenarios", scenario,
-               "--repeat", str(repeat), "--out", str(folder), "--workers", "1", *extra]
+               "--repeat", str(repeat), "--out", str(folder), "--workers", "1", "--keep", "all", *extra]
         step = Step(version=version, spec=str(spec), out=str(folder.relative_to(out)))
         timeout = repeat * (config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT) + 600  # installs included
         try:

@@ -8,10 +8,9 @@
     browser) makes the case an error with one line, and the run goes on.
 
 The aiortc 1.14 and Playwright 1.55 environments are built on first use under the cache
-(rig.drivers: 13 s and 6 s here); the Firefox 140 binary is unpacked from Debian's package
-into ``<cache>/browsers/firefox/140.12.0esr/`` (``apt-get download``, about 2 s), the layout
-rig.install uses. Without a package index or the Debian archive these tests are skipped with
-the reason.
+(rig.drivers: 13 s and 6 s here); Firefox ESR 140 is installed from Debian's archive by
+rig.install (once per machine). Without a package index or the Debian archive these tests are
+skipped with the reason.
 
 Run: ``pytest suites/system/test_drivers.py -p no:xdist`` (30 s on 2 cores; 65 s with an empty
 cache).
@@ -22,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import replace
@@ -33,13 +30,11 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, drivers, processes, scenarios
+from rig import config, drivers, install, processes, scenarios
 from rig.peers.base import PeerSpec, RigError
 from rig.pytest_plugin import RigSession
-from rig.versions import Installation, cache_root
+from rig.versions import Installation
 
-FIREFOX_140_DEB = "firefox-esr=140.12.0esr-1~deb12u1"
-FIREFOX_140 = "140.12.0esr"
 RIG = [sys.executable, "-m", "rig"]
 
 
@@ -72,44 +67,13 @@ def aiortc_114() -> Installation:
 
 @pytest.fixture(scope="module")
 def firefox_140() -> Installation:
-    """Firefox ESR 140 from Debian, unpacked (not installed) into the cache, verified with
-    the older Playwrights (rig.drivers.verify_browser): the Installation names Playwright 1.55."""
-    where = cache_root() / "browsers" / "firefox" / FIREFOX_140
-    binary = where / "usr" / "lib" / "firefox-esr" / "firefox-esr"
-    for manifest in sorted((cache_root() / "browsers" / "firefox").glob("140.*/manifest.json")):
-        try:  # one rig.install put there (its manifest names the executable relative to its folder)
-            data = json.loads(manifest.read_text())
-            if (manifest.parent / data["executable"]).is_file():
-                binary = manifest.parent / data["executable"]
-                break
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    if not binary.exists():
-        if not shutil.which("apt-get") or not shutil.which("dpkg"):
-            pytest.skip("no apt-get/dpkg here to unpack Firefox ESR 140")
-        with tempfile.TemporaryDirectory() as tmp:
-            got = processes.run_bounded(["apt-get", "download", FIREFOX_140_DEB], cwd=tmp, timeout=300)
-            debs = list(Path(tmp).glob("firefox-esr_*.deb"))
-            if got.returncode != 0 or not debs:
-                pytest.skip(f"apt-get download {FIREFOX_140_DEB} failed: "
-                            f"{(got.stderr.strip().splitlines() or ['no output'])[-1]}")
-            partial = where.with_name(where.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            partial.mkdir(parents=True)
-            unpacked = processes.run_bounded(["dpkg", "-x", str(debs[0]), str(partial)], timeout=300)
-            assert unpacked.returncode == 0, unpacked.stderr
-            shutil.rmtree(where, ignore_errors=True)
-            partial.rename(where)
+    """Firefox ESR 140 from Debian's archive through rig.install (cached: installed once per
+    machine), which the pinned Playwright cannot drive: the Installation names Playwright 1.55."""
     try:
-        inst = drivers.verify_browser("firefox", str(binary), source="debian")
+        return install.resolve(PeerSpec.parse("firefox@140"), install=True)
     except RigError as exc:
         skip_without_network(exc)
         raise
-    inst = replace(inst, version=FIREFOX_140)  # the package's version (Playwright reports 140.12.0)
-    manifest = where / "manifest.json"
-    if binary.is_relative_to(where) and not manifest.exists():  # rig.install's layout and manifest
-        manifest.write_text(json.dumps(dict(inst.as_dict(), executable=str(binary.relative_to(where))), indent=1))
-    return inst
 
 
 # -- (a) ----------------------------------------------------------------------------------
@@ -166,8 +130,8 @@ def run_cases(cells: list[tuple[str, str, str]], installations: dict[str, Instal
 
     async def go():
         session = RigSession(asyncio.get_running_loop(), None, None)
-        resolve = session.resolve
-        session.resolve = lambda spec: installations.get(str(spec)) or resolve(spec)
+        resolve = session.installation
+        session.installation = lambda spec: installations.get(str(spec)) or resolve(spec)
         await session.start()
         results, hosts = [], set()
         try:
