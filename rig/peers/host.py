@@ -600,8 +600,10 @@ class HostPeer(Peer):
             self.polite = bool(state["polite"])
         if state.get("capabilities"):
             self.capabilities = dict(state["capabilities"])
-        self.signaling_state = state.get("signaling_state") or self.signaling_state
-        self.connection_state = state.get("connection_state") or self.connection_state
+        # signalingState and connectionState are NOT taken from replies: a reply is applied when
+        # the awaiting call resumes, after the reader may have recorded later events, so its
+        # state can be stale (seen: Firefox 140 shown in have-local-offer after its event said
+        # stable). The host streams every state change as an event, in order; record() mirrors it.
 
     async def _call(self, step: str, op: str, timeout: float, **args: Any) -> Any:
         try:
