@@ -100,10 +100,21 @@ class Finding:
             re.compile(pattern)
 
     def cell(self, scenario: str, polite: PeerInfo, impolite: PeerInfo) -> Cells | None:
-        """The group of cells this finding has for the cell, on the versions it was seen on."""
-        if not all(self.seen_on(p) for p in (polite, impolite)):
+        """The group of cells this finding has for the cell, on the versions it was seen on.
+
+        Each peer must be on a version the finding was seen on for its engine, except that in
+        a pair of one engine (chromium x chromium) the range constrains only the peer the
+        finding's failure happens on: the other is the counterpart whose version the finding
+        does not state (a polite Chromium 156 fails against an impolite Chromium 110 too)."""
+        if not all(self.seen_on(p) for p in self.dated(polite, impolite)):
             return None
         return self.covers(scenario, polite, impolite)
+
+    def dated(self, polite: PeerInfo, impolite: PeerInfo) -> list[PeerInfo]:
+        """The peers whose versions the finding's ranges constrain (see :meth:`cell`)."""
+        if polite.kind == impolite.kind and self.peer is not None:
+            return [polite if self.peer == "polite" else impolite]
+        return [polite, impolite]
 
     def covers(self, scenario: str, polite: PeerInfo, impolite: PeerInfo) -> Cells | None:
         """The group of cells this finding has for the cell, whatever the versions."""
@@ -140,18 +151,19 @@ FINDINGS: tuple[Finding, ...] = (
         (Cells(("glare-*", "offer-during-answer*", "stress-both-sides"), "aiortc", "*"),),
         peer="polite", operation="setRemoteDescription",
         error="InvalidStateError", message=r"Cannot handle offer in signaling state \"have-local-offer\"",
-        detail="aiortc 1.16.0 has no rollback (a description of type 'rollback' is parsed as SDP and nothing restores "
+        detail="aiortc 1.14.0 and 1.16.0 have no rollback (a description of type 'rollback' is parsed as SDP and nothing restores "
                "the signaling state): as the polite peer it cannot yield in glare, and setRemoteDescription(offer) in "
                "have-local-offer raises InvalidStateError ('Cannot handle offer in signaling state "
                "\"have-local-offer\"').",
-        seen={"aiortc": (Seen("1.16.0"),)},
+        seen={"aiortc": (Seen("1.14.0", "1.16.0"),)},
     ),
     Finding(
         "chromium-rollback-extmap", "Chromium keeps a rolled-back m-line's header-extension ids", "chromium",
         (Cells(GLARE_MEDIA, "chromium", "*"), Cells(("stress-both-sides",), "chromium", "firefox|aiortc")),
         peer="polite", operation="setRemoteDescription|setLocalDescription",
         message=r"RTP extension ID reassignment not supported|codec collision for header extension",
-        detail="Chromium 156 (seen 156.0.8078.108 and .114): after a rollback (implicit or explicit) the rolled-back "
+        detail="Chromium 148 to 156 (seen 148.0.7778.0, 149.0.7827.0, 150.0.7871.100, 153.0.8010.0, 156.0.8078.108 "
+               "and .114; 147.0.7727.0 and older pass these cells, found by rig bisect): after a rollback (implicit or explicit) the rolled-back "
                "m-line keeps its header-extension ids, so when the two offers put different media kinds (or "
                "differently numbered extensions) at the same mid, the polite Chromium rejects the remote offer "
                "('Failed to set remote offer sdp: RTP extension ID reassignment not supported (collision on active "
@@ -159,8 +171,26 @@ FINDINGS: tuple[Finding, ...] = (
                "for header extension id=1'). Firefox 153 accepts both. The collisions are the first on their "
                "connection to carry media; in stress-both-sides both sides add audio in the forced round, and the "
                "other engine numbers its audio header extensions differently.",
-        seen={"chromium": (Seen("156.0.8078.108", "156.0.8078.114"),)},
+        seen={"chromium": (Seen("148.0.7778.0", "156.0.8078.114"),)},
         trigger="fixtures/findings/chromium-rollback-extmap.html",
+    ),
+    Finding(
+        "chromium-impolite-extmap-renumbered", "Chromium 147-148 reject a re-offer that renumbers a header extension",
+        "chromium",
+        (Cells(GLARE_MEDIA + ("stress-both-sides",), "firefox", "chromium"),),
+        peer="impolite", operation="setRemoteDescription",
+        message=r"RTP extension ID reassignment",
+        detail="Chromium 147 and 148 as the impolite peer (seen 147.0.7727.0 and 148.0.7778.0; 143.0.7499.0 and "
+               "149.0.7827.0 and later accept it, found by rig bisect): after a collision the impolite Chromium "
+               "completes its own offer, the polite Firefox rolls back, answers it and offers its own change again; "
+               "that re-offer numbers Firefox's audio header extensions its own way, so an id Chromium's offer had "
+               "given to abs-send-time now names csrc-audio-level, and Chromium rejects it ('Failed to set remote "
+               "offer sdp: Failed to update RTP header extensions for m-section with mid=...: RTP extension ID "
+               "reassignment from http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time to "
+               "urn:ietf:params:rtp-hdrext:csrc-audio-level for ID 2'; 148: 'RTP extension ID reassignment not "
+               "supported (id=2, ...)'). Firefox 140 and 153 both send such re-offers; a polite Chromium, whose "
+               "re-offer keeps the ids, does not trigger it.",
+        seen={"chromium": (Seen("147.0.7727.0", "148.0.7778.0"),), "firefox": (Seen("140.12.0", "153.8.0"),)},
     ),
     Finding(
         "firefox-restart-answer-setup-active", "Firefox answers an ICE restart with a=setup:active as DTLS server",
@@ -173,7 +203,7 @@ FINDINGS: tuple[Finding, ...] = (
                "ICE restart keeps the DTLS association, so Chromium 156 rejects the answer ('Failed to set remote "
                "answer sdp: Failed to apply the description for m= section with mid='0': Failed to set SSL role for "
                "the transport'). Glare is not needed: the same happens when Chromium restarts ICE alone (ice-restart).",
-        seen={"firefox": (Seen("153.7.0", "153.8.0"),), "chromium": (Seen("156.0.8078.108", "156.0.8078.114"),)},
+        seen={"firefox": (Seen("153.7.0", "153.8.0"),), "chromium": (Seen("110.0.5478.0", "156.0.8078.114"),)},
     ),
     Finding(
         "pattern-late-ignored-candidates", "Candidates of an ignored offer that arrive after the answer are rejected",
@@ -435,9 +465,9 @@ def not_seen(scenario: str, polite: PeerInfo, impolite: PeerInfo,
             if f.covers(scenario, polite, impolite) is not None and f.cell(scenario, polite, impolite) is None]
 
 
-def _versions(f: Finding, *peers: PeerInfo) -> str:
-    """The versions of ``peers`` that lie outside ``f``'s ranges, e.g. "chromium 147.0.7727.0"."""
-    out = [f"{p.kind} {p.version}" for p in peers if not f.seen_on(p)]
+def _versions(f: Finding, polite: PeerInfo, impolite: PeerInfo) -> str:
+    """The versions of the cell's peers that lie outside ``f``'s ranges, e.g. "chromium 147.0.7727.0"."""
+    out = [f"{p.kind} {p.version}" for p in f.dated(polite, impolite) if not f.seen_on(p)]
     return ", ".join(dict.fromkeys(out))
 
 

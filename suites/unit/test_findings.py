@@ -209,3 +209,12 @@ def test_after_the_cause_an_api_rejection_is_a_consequence_but_a_code_error_is_n
     later_code = findings.ErrorReport("impolite", "console.error", "TypeError", "x is undefined", 1.07)
     j = findings.judge("glare-initial", AIORTC, FIREFOX, cause, [], [first, later_api, later_code])
     assert j.outcome == "failed" and "TypeError" in j.reason and "Cannot handle answer" not in j.reason.split("\n")[1]
+
+
+def test_in_a_pair_of_one_engine_the_range_dates_only_the_peer_the_finding_fails_on() -> None:
+    extmap = findings.BY_ID["chromium-rollback-extmap"]
+    old = CHROMIUM.model_copy(update={"version": "110.0.5478.0"})
+    assert extmap.cell("glare-initial", CHROMIUM, old) is not None, "the impolite counterpart's version is not dated"
+    assert extmap.cell("glare-initial", old, CHROMIUM) is None, "the polite peer it fails on is"
+    j = findings.judge("glare-initial", old, CHROMIUM, None, [], [])
+    assert j.reason == "finding chromium-rollback-extmap not seen on chromium 110.0.5478.0"
