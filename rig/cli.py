@@ -487,7 +487,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} versions "
-          f"({', '.join(versions)}) against {other}, {args.repeat} run(s) each -> {out}", flush=True)
+          f"({', '.join(bisect.line(rng.kind, v) for v in versions)}) against {other}, {args.repeat} run(s) each "
+          f"-> {out}", flush=True)
     extra = [x for pair in (("--negotiator-js", args.negotiator_js), ("--negotiator-py", args.negotiator_py)) if pair[1]
              for x in pair]
     evaluate = bisect.matrix_step(args.scenario, side, rng, other, args.repeat, out, extra)
