@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import fcntl
 import json
 import re
 import shutil
@@ -30,7 +29,7 @@ from pathlib import Path
 from . import config
 from .peers.base import PeerSpec, RigError
 from .processes import run_bounded
-from .versions import Installation, cache_root, matches, version_key
+from .versions import Installation, cache_root, locked, matches, version_key
 
 #: What pip prints when it cannot reach the index (as opposed to "no such release").
 _NETWORK = re.compile(r"NewConnectionError|Failed to establish a new connection|Temporary failure in name "
@@ -108,17 +107,9 @@ def ensure_env(name: str, requirements: list[str], *, imports: list[str]) -> Pat
     root = envs_root()
     root.mkdir(parents=True, exist_ok=True)
     env = root / name
-    with open(root / f"{name}.lock", "w") as lock:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RigError(f"environment {name}: another process has been building it for over "
-                                   f"{LOCK_WAIT:.0f} s (lock {root / name}.lock)") from None
-                time.sleep(0.2)  # polling a lock another process holds, bounded by LOCK_WAIT
+    busy = (f"environment {name}: another process has been building it for over {LOCK_WAIT:.0f} s "
+            f"(lock {root / name}.lock)")
+    with locked(root / f"{name}.lock", LOCK_WAIT, busy):
         if read_ready(env) is not None:
             return env_python(env)
         shutil.rmtree(env, ignore_errors=True)  # an interrupted build, or one for another Python

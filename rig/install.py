@@ -22,7 +22,6 @@ import base64
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import hashlib
 import importlib
 import importlib.metadata
@@ -44,7 +43,7 @@ from pathlib import Path
 
 from . import config
 from .peers.base import PeerSpec, RigError
-from .versions import Installation, cache_root, line, matches, version_key
+from .versions import Installation, cache_root, line, locked, matches, version_key
 
 BROWSERS = ("chromium", "firefox")
 
@@ -431,25 +430,13 @@ def _lock(spec: PeerSpec) -> Iterator[None]:
     means no other installer is running, so leftover temporary directories are a dead
     installer's and are removed."""
     root = browsers_dir()
-    root.mkdir(parents=True, exist_ok=True)
     path = root / ".lock"
-    with open(path, "a+") as f:
-        deadline = time.monotonic() + config.INSTALL_LOCK_TIMEOUT
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RigError(f"{spec}: another rig install held {path} for {config.INSTALL_LOCK_TIMEOUT:.0f} s; "
-                                   f"wait for it to finish, then run rig browsers install {spec} again") from None
-                time.sleep(0.5)  # another installer is downloading; bounded by the deadline above
-        try:
-            for stale in list(root.glob("*/.tmp-*")) + list(root.glob(".downloads/*.part")):
-                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    busy = (f"{spec}: another rig install held {path} for {config.INSTALL_LOCK_TIMEOUT:.0f} s; "
+            f"wait for it to finish, then run rig browsers install {spec} again")
+    with locked(path, config.INSTALL_LOCK_TIMEOUT, busy, poll=0.5):
+        for stale in list(root.glob("*/.tmp-*")) + list(root.glob(".downloads/*.part")):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        yield
 
 
 def _best(insts: list[Installation], prefix: str) -> Installation | None:

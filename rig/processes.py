@@ -17,13 +17,30 @@ from pathlib import Path
 from . import config
 
 
+def ancestors(pid: int | None = None) -> set[int]:
+    """This process and every process above it (parent, grandparent ...), from /proc."""
+    out: set[int] = set()
+    pid = os.getpid() if pid is None else pid
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state is the parent's pid
+    return out
+
+
 def marked(run_id: str) -> list[int]:
-    """PIDs of live processes that carry this run's marker (never this process)."""
+    """PIDs of live processes that carry this run's marker, never this process nor one of its
+    ancestors: a command run inside a marked command (``rig bisect`` runs ``rig matrix``, a
+    test runs either) inherits the marker, and its sweep must not end the command that
+    started it."""
     needle = f"{config.RUN_MARKER_ENV}={run_id}".encode()
-    me = os.getpid()
+    mine = ancestors()
     found = []
     for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == me:
+        if not d.name.isdigit() or int(d.name) in mine:
             continue
         try:
             env = (d / "environ").read_bytes()

@@ -4,13 +4,18 @@ A peer spec names a kind and optionally a version (``chromium@147``, ``firefox@1
 ``aiortc@1.14``), a binary (``chromium@/opt/c/chrome``) or, for ``rig bisect`` only, a range
 (``chromium@110..156``). It resolves to one :class:`Installation`: one exact version, one
 executable, one driver. This module is pure data (no I/O but the cache location), shared by
-the installer (rig.install), the peer hosts (rig.peers.host), the findings and the report.
+the installer (rig.install), the peer hosts (rig.peers.host), the findings and the report;
+the only I/O here is the cache: its location and its lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -88,3 +93,25 @@ class Installation:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float, busy: str, poll: float = 0.2) -> Iterator[None]:
+    """Hold an exclusive fcntl lock on ``path`` (two installers, two xdist workers), waiting at
+    most ``timeout`` seconds; then ``busy`` is raised as the one-line error."""
+    from .peers.base import RigError
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RigError(busy) from None
+                time.sleep(poll)  # another process holds the lock; bounded by the deadline above
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -26,7 +26,7 @@ def test_bisect_names_the_last_good_and_the_first_bad_chromium(tmp_path):
     data = json.loads((out / "bisect.json").read_text())
     assert data["found"] and data["last_like_first"]["verdict"] == "pass"
     bad = data["first_like_last"]
-    assert bad["verdict"] == "fail" and "RTP extension ID reassignment" in bad["reason"]
+    assert bad["verdict"] == "fail" and bad["outcomes"] == {"xfailed": 1} and "chromium-rollback-extmap" in bad["reason"]
     page = (out / "bisect.html").read_text()
     assert page.count("<iframe") == 2 and "SDP differences" in page
     for step in (data["last_like_first"], data["first_like_last"]):
