@@ -138,6 +138,10 @@ class CaseSummary(Model):
     reason: str = ""
     failed_checks: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
+    #: seconds per phase: setup (peers made and probed), join (negotiators attached), steps,
+    #: settle, snapshot, teardown, verdict; evidence (writing the case files) is added by the
+    #: runner. The benchmark's phase table reads these.
+    phases: dict[str, float] = Field(default_factory=dict)
     glare: Glare = Field(default_factory=Glare)
     details: str = ""
     negotiators: dict[str, str] = Field(default_factory=dict)

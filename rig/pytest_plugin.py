@@ -196,10 +196,12 @@ class RigSession:
             from .peers.aiortc_peer import AiortcPeer
             return AiortcPeer(spec, name, user_id, t0)
         from .peers.browser import BrowserPeer
-        browser = await (await self._pool()).get(spec, inst.path)
+        pool = await self._pool()
+        browser = await pool.get(spec, inst.path)
         peer = BrowserPeer(spec, name, user_id, t0, browser, self.stub.http_url)
         try:
-            await asyncio.wait_for(peer.open(trace=self.out is not None), config.LAUNCH_TIMEOUT)
+            prepared = await pool.page(spec, inst.path, self.stub.http_url, trace=self.out is not None)
+            await asyncio.wait_for(peer.open(trace=self.out is not None, prepared=prepared), config.LAUNCH_TIMEOUT)
         except Exception as exc:
             await peer.close()
             raise RigError(f"{spec}: could not open a page: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
