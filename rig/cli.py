@@ -287,7 +287,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _driver_text(inst) -> str:
     from importlib.metadata import version
-    return inst.driver_label or f"playwright {version('playwright')} (the rig's)"
+    if inst.driver_label:
+        return inst.driver_label
+    return "in the rig's process" if inst.kind == "aiortc" else f"playwright {version('playwright')} (the rig's)"
 
 
 def _installed_rows(insts: list) -> list[str]:
@@ -297,8 +299,9 @@ def _installed_rows(insts: list) -> list[str]:
 def cmd_browsers(args: argparse.Namespace) -> int:
     from . import install
     if args.action == "list":
+        from . import drivers
         notes: list[str] = []
-        have = install.installed(notes=notes)
+        have = install.installed(notes=notes) + [drivers.own_aiortc()] + drivers.installed_aiortc()
         print(f"{'kind':9} {'version':18} {'source':7} {'driver':32} path")
         print("\n".join(_installed_rows(have)))
         if args.available:
@@ -308,6 +311,12 @@ def cmd_browsers(args: argparse.Namespace) -> int:
                     there = [i.version for i in have if i.kind == kind and a.matches(i.version if a.exact else i.line)]
                     print(f"{kind:9} {a.version:18} {a.source:7} {a.package + ' ' + a.package_version:35} "
                           f"{', '.join(there)}")
+            try:
+                releases = drivers.available_aiortc()
+                print(f"aiortc    {', '.join(releases[:12])}{' ...' if len(releases) > 12 else ''} (pypi; "
+                      "each release in its own environment: rig browsers install aiortc@VERSION)")
+            except RigError as exc:
+                notes.append(str(exc))
         for n in dict.fromkeys(notes):
             print(f"note: {n}", file=sys.stderr)
         return 0
