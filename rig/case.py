@@ -499,6 +499,9 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
         # both peers at once (each waits for its own browser page or aiortc connection); the
         # first one-line error is the case's set-up cause, and every peer made is closed below
         made = await asyncio.gather(*(make(role) for role in ("polite", "impolite")), return_exceptions=True)
+        for role in ("polite", "impolite"):  # role order, whichever was made first (waits read it in order)
+            if role in peers:
+                peers[role] = peers.pop(role)
         for got in made:
             if isinstance(got, BaseException):
                 raise got
