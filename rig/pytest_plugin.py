@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from . import config, options, results, scenarios
+from . import config, junit, options, results, scenarios, shards
 from .case import CaseResult, run_case
 from .model import PeerInfo
 from .peers.base import Peer, PeerSpec, RigError, bounded
@@ -41,6 +41,15 @@ def _scenarios(config_: pytest.Config) -> list[scenarios.Scenario]:
     if names == "all":
         return list(scenarios.CATALOGUE.values())
     return [scenarios.get(n.strip()) for n in names.split(",") if n.strip()]
+
+
+def _cells(config_: pytest.Config) -> tuple[list[shards.Cell], list[shards.Cell]]:
+    """The catalogue's cells (--rig-scenarios x ordered pairs of --rig-peers, or --rig-pairs),
+    and the ones this run runs: all, or the --rig-shard slice (rig.shards)."""
+    pairs = options.parse_pairs(config_.getoption("--rig-pairs"))
+    every = shards.catalogue([s.name for s in _scenarios(config_)], _peers(config_), pairs)
+    text = config_.getoption("--rig-shard")
+    return every, (shards.select(every, shards.Shard.parse(text)) if text else every)
 
 
 def _out(config_: pytest.Config) -> Path:
@@ -69,18 +78,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     try:
         peers, scens = _peers(metafunc.config), _scenarios(metafunc.config)
+        mine = set(_cells(metafunc.config)[1])
     except RigError as exc:
         raise pytest.UsageError(str(exc)) from None
     repeat = metafunc.config.getoption("--rig-repeat")
-    try:
-        pairs = options.parse_pairs(metafunc.config.getoption("--rig-pairs"))
-    except RigError as exc:
-        raise pytest.UsageError(str(exc)) from None
     params = []
     for scen in scens:
         for polite in peers:
             for impolite in peers:
-                if pairs is not None and (str(polite), str(impolite)) not in pairs:
+                if shards.Cell(scen.name, str(polite), str(impolite)) not in mine:  # --rig-pairs, --rig-shard
                     continue
                 for r in range(repeat):
                     cid = results.case_id(scen.name, polite.label, impolite.label, r, repeat)
@@ -338,6 +344,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         peers = [str(p) for p in _peers(cfg)]
         scens = [{"name": s.name, "description": s.description} for s in _scenarios(cfg)]
+        every = _cells(cfg)[0]
     except RigError:
         return
     run = results.collect(out, started=cfg._rig_started,  # type: ignore[attr-defined]
@@ -345,7 +352,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                           repeat=cfg.getoption("--rig-repeat"), peers=peers, scenarios=scens, versions={})
     for p in _peers(cfg):
         run.versions.setdefault(p.kind, "unavailable")
+    shard = cfg.getoption("--rig-shard")
+    run.shard = str(shards.Shard.parse(shard)) if shard else ""
+    run.catalogue = [c.as_list() for c in every]
+    run.catalogue_digest = shards.digest(every, run.repeat)
     results.write_results(out, run)
+    junit.write(out / "junit.xml", run)
     index = report.write_report(out, run)
     tr = cfg.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
