@@ -30,6 +30,7 @@ a report), nothing written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -69,9 +70,22 @@ class Source:
         return self.path.parent
 
     @property
-    def identity(self) -> tuple[str, str, str, str]:
+    def identity(self) -> str:
         """Two inputs with the same identity are one run read twice."""
-        return self.run.started, self.run.finished, self.run.command, self.run.shard
+        r = self.run
+        return hashlib.sha256(json.dumps([r.started, r.finished, r.command, r.shard]).encode()).hexdigest()[:12]
+
+    def origin(self, case: CaseSummary) -> str:
+        """The run a case came from: this one, or for a merged report the run it recorded."""
+        return (self.run.merged.origin.get(case.id) if self.run.merged else None) or self.identity
+
+    def leaves(self) -> list[MergeInput]:
+        """The runs this input stands for: itself, or a merged report's own inputs."""
+        if self.run.merged is not None and self.run.merged.inputs:
+            return list(self.run.merged.inputs)
+        r = self.run
+        return [MergeInput(path=str(self.path), started=r.started, command=r.command, shard=r.shard,
+                           catalogue_digest=r.catalogue_digest, cases=len(r.cases))]
 
 
 @dataclass
@@ -153,24 +167,27 @@ def plan(sources: list[Source], command: str = "rig merge") -> Merged:
     check_versions(sources)
     notes_dup: list[str] = []
     # 1. the same case read twice (one run given twice) is kept once
-    seen: dict[tuple, Source] = {}
+    seen: dict[tuple[str, str], Source] = {}
     entries: list[tuple[Source, CaseSummary]] = []
+    origin: dict[int, str] = {}  # id(case) -> its run
     for src in sources:
         for case in src.run.cases:
-            key = (case.id, src.identity)
+            key = (case.id, src.origin(case))
             if key in seen:
                 notes_dup.append(f"{case.id}: the same case in {seen[key].path} and {src.path} "
                                  "(one run read twice): kept once")
                 continue
             seen[key] = src
             entries.append((src, case))
+            origin[id(case)] = key[1]
     # 2. a cell with cases from more than one run keeps them all, as repeats r0, r1, ...
     cells: dict[tuple[str, str, str], list[tuple[Source, CaseSummary]]] = {}
     for src, case in entries:
         cells.setdefault((case.scenario, case.polite.spec, case.impolite.spec), []).append((src, case))
     planned: list[Planned] = []
+    origins: dict[str, str] = {}
     for (scenario, pol, imp), group in cells.items():
-        runs = list(dict.fromkeys(id(s) for s, _ in group))
+        runs = list(dict.fromkeys(origin[id(c)] for _, c in group))
         ids = Counter(c.id for _, c in group)
         if len(runs) > 1:
             clashing = sorted(i for i, n in ids.items() if n > 1)
@@ -178,20 +195,21 @@ def plan(sources: list[Source], command: str = "rig merge") -> Merged:
             what = f"{', '.join(clashing)}: in {where}" if clashing else \
                 f"{scenario} [{pol} polite x {imp} impolite]: cases in {where}"
             notes_dup.append(f"{what} (distinct runs): kept as repeats r0..r{len(group) - 1}")
-            group = sorted(group, key=lambda e: (runs.index(id(e[0])), e[1].repeat))
+            group = sorted(group, key=lambda e: (runs.index(origin[id(e[1])]), e[1].repeat))
             for r, (src, case) in enumerate(group):
                 cid = results.case_id(scenario, _label(pol), _label(imp), r, len(group))
                 s = results.slug(cid)
                 new = case.model_copy(update={"id": cid, "slug": s, "repeat": r, "details": f"cases/{s}.json"})
                 planned.append(Planned(new, src, case.slug, case.details))
+                origins[cid] = origin[id(case)]
         else:
             planned += [Planned(case, src, case.slug, case.details) for src, case in group]
+            origins.update((case.id, origin[id(case)]) for _, case in group)
     _unique_slugs(planned)
     run = _run(sources, planned, command)
-    run.merged = MergeInfo(
-        inputs=[MergeInput(path=str(s.path), started=s.run.started, command=s.run.command, shard=s.run.shard,
-                           cases=len(s.run.cases)) for s in sources],
-        duplicates=notes_dup, missing=missing(sources, [p.case for p in planned]))
+    leaves = list({(i.path, i.started, i.shard): i for s in sources for i in s.leaves()}.values())
+    run.merged = MergeInfo(inputs=leaves, origin=origins,
+                           duplicates=notes_dup, missing=missing(sources, leaves, [p.case for p in planned]))
     return Merged(run, planned)
 
 
@@ -207,23 +225,25 @@ def _unique_slugs(planned: list[Planned]) -> None:
         taken.add(s)
 
 
-def missing(sources: list[Source], cases: list[CaseSummary]) -> list[str]:
+def _shard(text: str) -> shards.Shard | None:
+    try:
+        return shards.Shard.parse(text) if text else None
+    except RigError:  # not ours to judge here: the input was read as it is
+        return None
+
+
+def missing(sources: list[Source], leaves: list[MergeInput], cases: list[CaseSummary]) -> list[str]:
     """Shards of an N-way run that no input holds, and catalogue cells that have no case."""
     have = {(c.scenario, c.polite.spec, c.impolite.spec) for c in cases}
     out: list[str] = []
-    groups: dict[str, list[Source]] = {}
-    for s in sources:
-        if s.run.catalogue_digest:
-            groups.setdefault(s.run.catalogue_digest, []).append(s)
-    for digest, group in groups.items():
-        tag = f" (catalogue {digest})" if len(groups) > 1 else ""
-        counts = {shards.Shard.parse(s.run.shard).count for s in group if s.run.shard}
-        lost_shards = []
-        for n in sorted(counts):
-            present = {shards.Shard.parse(s.run.shard).index for s in group
-                       if s.run.shard and shards.Shard.parse(s.run.shard).count == n}
-            lost_shards += [f"{i}/{n}" for i in range(1, n + 1) if i not in present]
-        catalogue = _union([[tuple(c) for c in s.run.catalogue] for s in group])
+    digests = list(dict.fromkeys([s.run.catalogue_digest for s in sources if s.run.catalogue_digest]
+                                 + [i.catalogue_digest for i in leaves if i.catalogue_digest]))
+    for digest in digests:
+        tag = f" (catalogue {digest})" if len(digests) > 1 else ""
+        sliced = [sh for sh in (_shard(i.shard) for i in leaves if i.catalogue_digest == digest) if sh]
+        lost_shards = [f"{i}/{n}" for n in sorted({sh.count for sh in sliced}) for i in range(1, n + 1)
+                       if shards.Shard(i, n) not in sliced]
+        catalogue = _union([[tuple(c) for c in s.run.catalogue] for s in sources if s.run.catalogue_digest == digest])
         lost = [c for c in catalogue if tuple(c) not in have]
         cells_text = (f"{len(lost)} of its {len(catalogue)} cells have no case, e.g. "
                       + "; ".join(str(shards.Cell(*c)) for c in lost[:3])) if lost else ""

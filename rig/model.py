@@ -166,13 +166,18 @@ class MergeInput(Model):
     started: str = ""
     command: str = ""
     shard: str = ""
+    catalogue_digest: str = ""
     cases: int = 0
 
 
 class MergeInfo(Model):
     """What ``rig merge`` put together, and what it noticed on the way (one line each)."""
 
+    #: the runs read, a merged input's own inputs in its place (so its shards still count)
     inputs: list[MergeInput] = Field(default_factory=list)
+    #: case id -> the run it came from (a digest of that run's start, end, command and shard),
+    #: so merging a merged report again still tells one run read twice from distinct runs
+    origin: dict[str, str] = Field(default_factory=dict)
     #: case ids met more than once: the same case read twice (kept once) or distinct runs
     #: of one cell (kept as repeats, renumbered)
     duplicates: list[str] = Field(default_factory=list)

@@ -60,6 +60,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "interop: a case of the interop matrix (real browsers and aiortc)")
     config._rig_started = datetime.now(UTC)  # type: ignore[attr-defined]
     config._rig_cases = 0  # type: ignore[attr-defined]
+    if config.getoption("--rig-shard"):  # a bad slice is one line, before anything is collected
+        try:
+            _cells(config)
+        except RigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     # The case folder is not emptied here: a pytest run that collects no interop case (the
     # unit tests, say) must leave the last matrix's report alone, even one still being
     # written. A run that wrote cases drops the older ones when it ends (pytest_sessionfinish).
