@@ -214,12 +214,15 @@ def plan(sources: list[Source], command: str = "rig merge") -> Merged:
 
 
 def _unique_slugs(planned: list[Planned]) -> None:
-    """Two cells whose ids differ only in characters a slug drops must not share files."""
+    """Every case's files get a safe name of their own: a slug from another run's file is made
+    safe again (it names files in OUT), and two cells whose ids differ only in characters a
+    slug drops must not share files."""
     taken: set[str] = set()
     for p in planned:
-        s, n = p.case.slug, 2
+        base = results.slug(p.case.slug).lstrip(".") or "case"
+        s, n = base, 2
         while s in taken:
-            s, n = f"{p.case.slug}-m{n}", n + 1
+            s, n = f"{base}-m{n}", n + 1
         if s != p.case.slug:
             p.case = p.case.model_copy(update={"slug": s, "details": f"cases/{s}.json"})
         taken.add(s)
@@ -320,12 +323,24 @@ def _prepare(out: Path, sources: list[Source]) -> None:
         (out / name).unlink(missing_ok=True)
 
 
+def _inside(folder: Path, rel: str) -> Path | None:
+    """``folder/rel`` when it stays inside ``folder`` (an input's paths are another run's data)."""
+    if not rel:
+        return None
+    path = (folder / rel).resolve()
+    return path if path.is_relative_to(folder.resolve()) and path != folder.resolve() else None
+
+
+def _no_links(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if (Path(folder) / n).is_symlink()]
+
+
 def _copy_case(p: Planned, out: Path) -> None:
-    src_detail = p.source.folder / p.old_details if p.old_details else None
-    src_dir = p.source.folder / "cases" / p.old_slug
+    src_detail = _inside(p.source.folder, p.old_details)
+    src_dir = _inside(p.source.folder, f"cases/{p.old_slug}")
     cases = out / "cases"
-    if src_dir.is_dir():
-        shutil.copytree(src_dir, cases / p.case.slug)
+    if src_dir is not None and src_dir.is_dir():
+        shutil.copytree(src_dir, cases / p.case.slug, ignore=_no_links)
     if src_detail is None or not src_detail.is_file():
         return  # the case page will say its detail file was not recorded
     target = cases / f"{p.case.slug}.json"

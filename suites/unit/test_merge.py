@@ -218,3 +218,20 @@ def test_a_merged_report_merges_again(tmp_path, capsys):
     rc, _, err = _merge(capsys, tmp_path / "m12", three, "--out", tmp_path / "all")
     assert rc == 0, err
     assert len(model.load_run(tmp_path / "all").cases) == 8
+
+
+def test_paths_from_an_input_cannot_reach_outside_it_or_out(tmp_path, capsys):
+    (tmp_path / "secret.txt").write_text("not for the report")
+    case = _case("glare-initial", "firefox", "aiortc", "failed")
+    case.update(slug="../../escaped", details="../secret.txt")
+    a = _report(tmp_path / "a", [], catalogue=[])
+    run = json.loads((a / "results.json").read_text())
+    run["cases"] = [case]
+    (a / "results.json").write_text(json.dumps(run))
+    assert _merge(capsys, a, "--out", tmp_path / "out" / "merged")[0] == 0
+    merged = tmp_path / "out" / "merged"
+    assert not (tmp_path / "out" / "escaped.json").exists() and not (tmp_path / "escaped").exists()
+    files = list((merged / "cases").iterdir())
+    assert [f.suffix for f in files] == [".html"], files  # the page says its detail file was not recorded
+    assert "not for the report" not in files[0].read_text()
+    assert model.load_run(merged).cases[0].details == f"cases/{files[0].stem}.json"
