@@ -382,8 +382,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from . import merge
-    command = "rig merge " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["merge"] \
-        else "rig merge " + " ".join(shlex.quote(a) for a in [*args.inputs, "--out", args.out])
+    command = "rig merge " + " ".join(shlex.quote(a) for a in [*args.inputs, "--out", args.out])
     try:
         return merge.run(args.inputs, args.out, command)
     except merge.MergeError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from . import config, junit, options, results, scenarios, shards
+from . import config, options, results, scenarios, shards
 from .case import CaseResult, run_case
 from .model import PeerInfo
 from .peers.base import Peer, PeerSpec, RigError, bounded
@@ -345,7 +345,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         f.with_suffix(".html").unlink(missing_ok=True)
         shutil.rmtree(f.with_suffix(""), ignore_errors=True)
         f.unlink(missing_ok=True)
-    from . import report
+    from . import junit, report
     try:
         peers = [str(p) for p in _peers(cfg)]
         scens = [{"name": s.name, "description": s.description} for s in _scenarios(cfg)]
