@@ -58,6 +58,8 @@ class CaseResult:
     finding: str | None = None
     findings: list[str] = field(default_factory=list)
     not_seen: list[str] = field(default_factory=list)
+    #: seconds per phase of the case (PHASES), for the benchmark and results.json
+    phases: dict[str, float] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)
@@ -106,6 +108,8 @@ class CaseRun:
             planned_collisions=[i for i, s in enumerate(scenario.steps, 1) if isinstance(s, Collide | Race)])
         self.gates: dict[tuple, dict] = {}  # Gate.key -> {"id", "what"}
         self.step = "start"
+        #: seconds spent in the join step, in settle steps and in every other step
+        self.phases: dict[str, float] = {}
         self.step_index: int | None = None
         self._wake = asyncio.Event()
         for p in peers.values():
@@ -125,7 +129,12 @@ class CaseRun:
         for i, step in enumerate(self.scenario.steps, 1):
             self.step = f"{i}. {step.describe()}"
             self.step_index = self.ledger.reached = i
-            await getattr(self, "_" + type(step).__name__.lower())(step)
+            started = time.monotonic()
+            try:
+                await getattr(self, "_" + type(step).__name__.lower())(step)
+            finally:
+                phase = "join" if isinstance(step, Join) else "settle" if isinstance(step, Settle) else "steps"
+                self.phases[phase] = self.phases.get(phase, 0.0) + time.monotonic() - started
         self.ledger.completed = True
 
     async def _join(self, step: Join) -> None:
@@ -472,11 +481,31 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
     cause: Cause | None = None
     unsupported = ""
     snaps: dict[str, dict] = {}
+    phases: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name] = phases.get(name, 0.0) + now - mark
+        mark = now
+
+    async def make(role: str) -> None:
+        peers[role] = await make_peer(specs[role], role, ids[role], room.t0)
+        peers[role].evidence_dir = evidence_dir
+        await peers[role].probe()
+
     try:
-        for role in ("polite", "impolite"):
-            peers[role] = await make_peer(specs[role], role, ids[role], room.t0)
-            peers[role].evidence_dir = evidence_dir
-            await peers[role].probe()
+        # both peers at once (each waits for its own browser page or aiortc connection); the
+        # first one-line error is the case's set-up cause, and every peer made is closed below
+        made = await asyncio.gather(*(make(role) for role in ("polite", "impolite")), return_exceptions=True)
+        for role in ("polite", "impolite"):  # role order, whichever was made first (waits read it in order)
+            if role in peers:
+                peers[role] = peers.pop(role)
+        for got in made:
+            if isinstance(got, BaseException):
+                raise got
+        lap("setup")
         unsupported = _unsupported(scenario, peers)
         if not unsupported:
             run = CaseRun(scenario, room, stub.ws_url, peers, negotiators)
@@ -490,20 +519,25 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
             except (RigError, StubTimeout) as exc:
                 cause = Cause(kind="rig", step=run.step, step_index=run.step_index, message=str(exc))
             run.ledger.ended_t = room.now()
+            phases.update(run.phases)
+            mark = time.monotonic()
             for role, peer in peers.items():
                 run.ledger.computed_polite[role] = peer.polite
                 try:
                     snaps[role] = await asyncio.wait_for(peer.snapshot(), config.STEP_TIMEOUT)
                 except Exception as exc:
                     snaps[role] = {"error": f"snapshot failed: {exc}"}
+            lap("snapshot")
     except RigError as exc:
         cause = Cause(kind="setup", message=str(exc))
     finally:
+        mark = time.monotonic()
         for p in peers.values():
             p.closing = True
         await bounded(asyncio.gather(*(p.close() for p in peers.values()), return_exceptions=True),
                       4 * config.CLOSE_TIMEOUT)
         stub.close_room(room.name)
+        lap("teardown")
 
     info = {r: _peer_info(peers.get(r), specs[r], ids[r], describe(specs[r]) if describe else None)
             for r in ("polite", "impolite")}
@@ -523,7 +557,9 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
             cause = verdict.first_failed_check(checks, {r: s.kind for r, s in specs.items()}, snaps)
         errors = verdict.run_errors(run.ledger, timelines)
         judgement = findings.judge(scenario.name, info["polite"], info["impolite"], cause, checks, errors)
+    lap("verdict")
     return CaseResult(
+        phases={k: round(v, 3) for k, v in phases.items()},
         scenario=scenario.name, polite=info["polite"], impolite=info["impolite"],
         outcome=judgement.outcome, expected=judgement.expected, reason=judgement.reason,
         finding=judgement.finding, findings=judgement.applying, not_seen=judgement.not_seen, cause=cause,

@@ -146,6 +146,18 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if not peers or not scens:
         _err("nothing to run: no valid peer or no valid scenario")
         return 2
+    try:
+        pairs = options.parse_pairs(args.pairs)
+        if args.shard:
+            from . import shards
+            shard, costs = shards.Shard.parse(args.shard), shards.Costs.load()
+            every = shards.catalogue(scens, peers, pairs)
+            mine = shards.select(every, shard, costs)
+            print(f"rig: shard {shard}: {len(mine)} of {len(every)} cells, about "
+                  f"{sum(costs.of(c) for c in mine) * args.repeat / 1000:.0f} s of cases", flush=True)
+    except RigError as exc:
+        _err(str(exc))
+        return 2
     if args.stub_host:
         from .signaling import check_stub_host
         try:
@@ -174,17 +186,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     out = Path(args.out or config.ROOT / "reports").resolve()
     out.mkdir(parents=True, exist_ok=True)
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
-    try:
-        options.parse_pairs(args.pairs)
-    except RigError as exc:
-        _err(str(exc))
-        return 2
-    cmd = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider", f"--rootdir={config.ROOT}",
-           f"--junitxml={out / 'junit.xml'}"]
+    # junit.xml is written by the plugin from results.json (rig.junit), as rig merge writes it
+    cmd = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider", f"--rootdir={config.ROOT}"]
     if workers > 1:
         cmd += ["-n", str(workers)]
     cmd += options.to_pytest({
-        "peers": ",".join(peers), "scenarios": ",".join(scens), "pairs": args.pairs,
+        "peers": ",".join(peers), "scenarios": ",".join(scens), "pairs": args.pairs, "shard": args.shard,
         "plan": str(Path(args.plan).resolve()) if args.plan else None, "repeat": args.repeat, "out": str(out),
         "negotiator-js": str(Path(args.negotiator_js).resolve()) if args.negotiator_js else None,
         "negotiator-py": negotiator_py, "keep": args.keep, "capture": args.capture, "headed": args.headed,
@@ -303,7 +310,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _driver_text(inst) -> str:
     from importlib.metadata import version
-    return inst.driver_label or f"playwright {version('playwright')} (the rig's)"
+    if inst.driver_label:
+        return inst.driver_label
+    return "in the rig's process" if inst.kind == "aiortc" else f"playwright {version('playwright')} (the rig's)"
 
 
 def _installed_rows(insts: list) -> list[str]:
@@ -313,8 +322,9 @@ def _installed_rows(insts: list) -> list[str]:
 def cmd_browsers(args: argparse.Namespace) -> int:
     from . import install
     if args.action == "list":
+        from . import drivers
         notes: list[str] = []
-        have = install.installed(notes=notes)
+        have = install.installed(notes=notes) + [drivers.own_aiortc()] + drivers.installed_aiortc()
         print(f"{'kind':9} {'version':18} {'source':7} {'driver':32} path")
         print("\n".join(_installed_rows(have)))
         if args.available:
@@ -324,6 +334,12 @@ def cmd_browsers(args: argparse.Namespace) -> int:
                     there = [i.version for i in have if i.kind == kind and a.matches(i.version if a.exact else i.line)]
                     print(f"{kind:9} {a.version:18} {a.source:7} {a.package + ' ' + a.package_version:35} "
                           f"{', '.join(there)}")
+            try:
+                releases = drivers.available_aiortc()
+                print(f"aiortc    {', '.join(releases[:12])}{' ...' if len(releases) > 12 else ''} (pypi; "
+                      "each release in its own environment: rig browsers install aiortc@VERSION)")
+            except RigError as exc:
+                notes.append(str(exc))
         for n in dict.fromkeys(notes):
             print(f"note: {n}", file=sys.stderr)
         return 0
@@ -387,6 +403,46 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except compare.CompareError as exc:
         _err(str(exc))
         return 2
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from . import merge
+    command = "rig merge " + " ".join(shlex.quote(a) for a in [*args.inputs, "--out", args.out])
+    try:
+        return merge.run(args.inputs, args.out, command)
+    except merge.MergeError as exc:
+        _err(str(exc))
+        return 2
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import junit, model, report, summary
+    try:
+        run = model.load_run(Path(args.folder))
+    except model.SchemaError as exc:
+        _err(f"{exc}; give a report folder that rig matrix or rig merge wrote")
+        return 2
+    if args.markdown:
+        print(summary.markdown(run), end="")
+        return 0
+    folder = Path(args.folder)
+    folder = folder.parent if folder.is_file() else folder
+    junit.write(folder / "junit.xml", run)
+    print(f"rig report: {report.write_report(folder, run)}")
+    return 0
+
+
+def cmd_costs(args: argparse.Namespace) -> int:
+    from . import model, shards
+    runs = []
+    for path in args.results:
+        try:
+            runs.append(model.load_run(Path(path)).model_dump(mode="json"))
+        except model.SchemaError as exc:
+            _err(f"{exc}; give the results.json of a real run (rig matrix)")
+            return 2
+    print(json.dumps(shards.measure(runs), indent=1))
+    return 0
 
 
 def _has_display() -> bool:
@@ -602,6 +658,20 @@ def main(argv: list[str] | None = None) -> int:
     co.add_argument("--hit-rate-min-runs", type=int, default=5,
                     help="gate on a hit rate only for cells with at least this many runs in NEW (default: %(default)s)")
     co.set_defaults(func=cmd_compare)
+    mg = sub.add_parser("merge", help="one report from several runs (shards, hosts, repeats); exit 1 when a shard "
+                                      "or cell is missing")
+    mg.add_argument("inputs", metavar="DIR", nargs="+", help="report folders (or their results.json)")
+    mg.add_argument("--out", required=True, help="folder of the merged report (new, empty, or an earlier report)")
+    mg.set_defaults(func=cmd_merge)
+    rr = sub.add_parser("report", help="rewrite a report's pages and junit.xml from its results.json, or print it "
+                                       "as Markdown")
+    rr.add_argument("folder", metavar="DIR", help="a report folder (or its results.json)")
+    rr.add_argument("--markdown", action="store_true",
+                    help="print a compact matrix as Markdown (for a CI job summary); writes nothing")
+    rr.set_defaults(func=cmd_report)
+    cs = sub.add_parser("costs", help="print the cost table --shard balances with (rig/costs.json), from real runs")
+    cs.add_argument("results", metavar="RESULTS", nargs="+", help="results.json files (or report folders)")
+    cs.set_defaults(func=cmd_costs)
     args = parser.parse_args(argv)
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
         args.pytest_args = args.pytest_args[1:]

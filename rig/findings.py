@@ -239,15 +239,19 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "aiortc-early-candidates-dropped", "aiortc drops candidates that arrive before the offer", "aiortc",
         (Cells(("candidate-before-offer",), "firefox", "aiortc", intermittent=True),),
-        peer="impolite", operation="settle", end_state=r"connectionState=failed",
+        peer=None, operation="settle",
+        end_state=r"impolite peer \(aiortc [^)]*\): signalingState=[\w-]+, connectionState=failed",
         detail="aiortc 1.16.0 as the answerer (1 in 5 runs, 2026-11-26): aiortc drops the candidates that overtake "
                "the offer without an error (it logs 'addIceCandidate called without remote description'), so after "
                "the offer and the end-of-candidates it has no remote candidate; it connects only if Firefox's first "
                "connectivity check arrives before aioice gives up ('Components {1} have no candidate pairs', "
-               "'ICE failed').",
+               "'ICE failed'). The aiortc peer ends 'failed'; Firefox ends 'connected' or still 'connecting', so "
+               "the rig may report either peer first (both seen, 2026-11-26 and 2026-11-30): the finding names the "
+               "failed aiortc peer's state wherever the timeout lists it.",
         seen={"aiortc": (Seen("1.16.0"),)},
         trigger="fixtures/findings/aiortc_candidates_before_offer.py",
-        evidence=("fixtures/findings/evidence/aiortc-early-candidates-dropped.aiortc.log",),
+        evidence=("fixtures/findings/evidence/aiortc-early-candidates-dropped.aiortc.log",
+                  "fixtures/findings/evidence/aiortc-early-candidates-dropped.polite-first.case.json"),
     ),
     Finding(
         "firefox-rolled-back-sockets", "Firefox's rolled-back offer keeps live sockets with the answer's credentials",

@@ -138,6 +138,10 @@ class CaseSummary(Model):
     reason: str = ""
     failed_checks: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
+    #: seconds per phase: setup (peers made and probed), join (negotiators attached), steps,
+    #: settle, snapshot, teardown, verdict; evidence (writing the case files) is added by the
+    #: runner. The benchmark's phase table reads these.
+    phases: dict[str, float] = Field(default_factory=dict)
     glare: Glare = Field(default_factory=Glare)
     details: str = ""
     negotiators: dict[str, str] = Field(default_factory=dict)
@@ -159,6 +163,32 @@ class FindingInfo(Model):
     seen: dict[str, list[str]] = Field(default_factory=dict)
 
 
+class MergeInput(Model):
+    """One results.json that ``rig merge`` read."""
+
+    path: str
+    started: str = ""
+    command: str = ""
+    shard: str = ""
+    catalogue_digest: str = ""
+    cases: int = 0
+
+
+class MergeInfo(Model):
+    """What ``rig merge`` put together, and what it noticed on the way (one line each)."""
+
+    #: the runs read, a merged input's own inputs in its place (so its shards still count)
+    inputs: list[MergeInput] = Field(default_factory=list)
+    #: case id -> the run it came from (a digest of that run's start, end, command and shard),
+    #: so merging a merged report again still tells one run read twice from distinct runs
+    origin: dict[str, str] = Field(default_factory=dict)
+    #: case ids met more than once: the same case read twice (kept once) or distinct runs
+    #: of one cell (kept as repeats, renumbered)
+    duplicates: list[str] = Field(default_factory=list)
+    #: shards of an N-way run that no input holds ("shard 2/3 missing"), cells with no case
+    missing: list[str] = Field(default_factory=list)
+
+
 class RunRecord(Model):
     """results.json."""
 
@@ -174,6 +204,14 @@ class RunRecord(Model):
     scenarios: list[ScenarioInfo] = Field(default_factory=list)
     findings: list[FindingInfo] = Field(default_factory=list)
     summary: dict[str, int] = Field(default_factory=dict)
+    #: "I/N" when this run was one shard of N (rig matrix --shard); "" for a whole run
+    shard: str = ""
+    #: every cell of the catalogue the run (or its shard) was cut from, [scenario, polite
+    #: spec, impolite spec], and the digest that names that catalogue (rig.shards)
+    catalogue: list[list[str]] = Field(default_factory=list)
+    catalogue_digest: str = ""
+    #: set by rig merge: its inputs, duplicates and missing shards
+    merged: MergeInfo | None = None
     cases: list[CaseSummary] = Field(default_factory=list)
 
 

@@ -46,6 +46,9 @@ MATRIX: tuple[Option, ...] = (
     Option("scenarios", "comma-separated scenario names, or 'all' (default)", "all"),
     Option("pairs", "only these ordered pairs, comma-separated POLITE:IMPOLITE specs (e.g. firefox:aiortc); "
                     "default: every ordered pair of --peers", None),
+    Option("shard", "run only slice I of N of the cells (1-based, e.g. 2/3): a stable slice, balanced by measured "
+                    "case cost, with every repeat of a cell in the same slice (rig merge puts the slices together)",
+           None),
     Option("plan", "run this plan (a plan JSON, or a case's cases/<case>.json) instead of the catalogue", None),
     Option("repeat", "run every cell N times (default: 1)", 1, type=int),
     Option("out", "output folder: results.json, cases/, index.html (default: reports/)", None),

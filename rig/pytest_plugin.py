@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from . import config, options, results, scenarios
+from . import config, options, results, scenarios, shards
 from .case import CaseResult, run_case
 from .model import PeerInfo
 from .peers.base import Peer, PeerSpec, RigError, bounded
@@ -43,6 +43,15 @@ def _scenarios(config_: pytest.Config) -> list[scenarios.Scenario]:
     return [scenarios.get(n.strip()) for n in names.split(",") if n.strip()]
 
 
+def _cells(config_: pytest.Config) -> tuple[list[shards.Cell], list[shards.Cell]]:
+    """The catalogue's cells (--rig-scenarios x ordered pairs of --rig-peers, or --rig-pairs),
+    and the ones this run runs: all, or the --rig-shard slice (rig.shards)."""
+    pairs = options.parse_pairs(config_.getoption("--rig-pairs"))
+    every = shards.catalogue([s.name for s in _scenarios(config_)], _peers(config_), pairs)
+    text = config_.getoption("--rig-shard")
+    return every, (shards.select(every, shards.Shard.parse(text)) if text else every)
+
+
 def _out(config_: pytest.Config) -> Path:
     return Path(config_.getoption("--rig-out") or Path(config_.rootpath) / "reports")
 
@@ -57,6 +66,11 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     config._rig_started = datetime.now(UTC)  # type: ignore[attr-defined]
     config._rig_cases = 0  # type: ignore[attr-defined]
+    if config.getoption("--rig-shard"):  # a bad slice is one line, before anything is collected
+        try:
+            _cells(config)
+        except RigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     # The case folder is not emptied here: a pytest run that collects no interop case (the
     # unit tests, say) must leave the last matrix's report alone, even one still being
     # written. A run that wrote cases drops the older ones when it ends (pytest_sessionfinish).
@@ -75,18 +89,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     try:
         peers, scens = _peers(metafunc.config), _scenarios(metafunc.config)
+        mine = set(_cells(metafunc.config)[1])
     except RigError as exc:
         raise pytest.UsageError(str(exc)) from None
     repeat = metafunc.config.getoption("--rig-repeat")
-    try:
-        pairs = options.parse_pairs(metafunc.config.getoption("--rig-pairs"))
-    except RigError as exc:
-        raise pytest.UsageError(str(exc)) from None
     params = []
     for scen in scens:
         for polite in peers:
             for impolite in peers:
-                if pairs is not None and (str(polite), str(impolite)) not in pairs:
+                if shards.Cell(scen.name, str(polite), str(impolite)) not in mine:  # --rig-pairs, --rig-shard
                     continue
                 for r in range(repeat):
                     cid = results.case_id(scen.name, polite.label, impolite.label, r, repeat)
@@ -203,11 +214,13 @@ class RigSession:
             from .peers.aiortc_peer import AiortcPeer
             return AiortcPeer(spec, name, user_id, t0)
         from .peers.browser import BrowserPeer
-        browser = await (await self._pool()).get(spec, inst.path)
+        pool = await self._pool()
+        browser = await pool.get(spec, inst.path)
         base = self.stub.remote_url if spec.endpoint else self.stub.http_url
         peer = BrowserPeer(spec, name, user_id, t0, browser, base)
         try:
-            await asyncio.wait_for(peer.open(trace=self.out is not None), config.LAUNCH_TIMEOUT)
+            prepared = await pool.page(spec, inst.path, base, trace=self.out is not None)
+            await asyncio.wait_for(peer.open(trace=self.out is not None, prepared=prepared), config.LAUNCH_TIMEOUT)
         except Exception as exc:
             await peer.close()
             hint = ("; a remote browser loads the peer page from the stub: give --rig-stub-host ADDR, an address "
@@ -352,10 +365,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         f.with_suffix(".html").unlink(missing_ok=True)
         shutil.rmtree(f.with_suffix(""), ignore_errors=True)
         f.unlink(missing_ok=True)
-    from . import report
+    from . import junit, report
     try:
         peers = [str(p) for p in _peers(cfg)]
         scens = [{"name": s.name, "description": s.description} for s in _scenarios(cfg)]
+        every = _cells(cfg)[0]
     except RigError:
         return
     run = results.collect(out, started=cfg._rig_started,  # type: ignore[attr-defined]
@@ -363,7 +377,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                           repeat=cfg.getoption("--rig-repeat"), peers=peers, scenarios=scens, versions={})
     for p in _peers(cfg):
         run.versions.setdefault(p.kind, "unavailable")
+    shard = cfg.getoption("--rig-shard")
+    run.shard = str(shards.Shard.parse(shard)) if shard else ""
+    run.catalogue = [c.as_list() for c in every]
+    run.catalogue_digest = shards.digest(every, run.repeat)
     results.write_results(out, run)
+    junit.write(out / "junit.xml", run)
     index = report.write_report(out, run)
     tr = cfg.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:

@@ -183,7 +183,25 @@ def _run_header(run: Mapping) -> dict:
         "repeat": _text(run.get("repeat")),
         "links": [{"href": _text(link.get("href")), "text": _text(link.get("text"))}
                   for link in (run.get("links") or []) if isinstance(link, Mapping)],
+        "shard": _text(run.get("shard")),
+        "catalogue_digest": _text(run.get("catalogue_digest")),
+        "merged": _merged(run.get("merged")),
     }
+
+
+#: How many duplicate notes the index lists (all of them are in results.json).
+MERGE_NOTES_SHOWN = 20
+
+
+def _merged(raw: Any) -> dict | None:
+    """What rig merge read and noticed: its inputs, missing shards or cells, duplicates."""
+    if not isinstance(raw, Mapping):
+        return None
+    inputs = [{"path": _text(i.get("path")), "shard": _text(i.get("shard")), "cases": _int(i.get("cases")),
+               "started": _text(i.get("started"))} for i in _list(raw.get("inputs")) if isinstance(i, Mapping)]
+    dups = [_text(d) for d in _list(raw.get("duplicates"))]
+    return {"inputs": inputs, "missing": [_text(m) for m in _list(raw.get("missing"))],
+            "duplicates": dups[:MERGE_NOTES_SHOWN], "more_duplicates": max(0, len(dups) - MERGE_NOTES_SHOWN)}
 
 
 def _versions(raw: Any) -> list[dict]:
@@ -285,6 +303,12 @@ def _cases(raw_cases: Any) -> list[dict]:
             if _text(raw.get("finding")) in findings.BY_ID else "",
         })
     return out
+
+
+def case_pages(raw_cases: Any) -> list[str]:
+    """Each case's page as write_report names it, relative to the report folder (cases/...)."""
+    return [c["href"] for c in _cases([c.model_dump(mode="json") if isinstance(c, model.Model) else c
+                                       for c in _list(raw_cases)])]
 
 
 def _cause_text(raw: Any) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -84,13 +85,14 @@ def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseRes
     as its reason. The evidence of a case (every SDP set, the SDP bodies of the signaling
     log, the files in cases/<slug>/) is kept when it did not pass, or for all with keep="all"."""
     s = slug(cid)
+    began = time.monotonic()
     if result is not None:
         outcome = result.outcome
         summary = CaseSummary(
             id=cid, slug=s, nodeid=nodeid, scenario=result.scenario, polite=result.polite, impolite=result.impolite,
             repeat=repeat, outcome=result.outcome, expected=result.expected, finding=result.finding,
             findings=result.findings, not_seen=result.not_seen, cause=result.cause, reason=result.reason, failed_checks=result.failed_checks,
-            duration_s=round(result.duration_s, 3), glare=result.glare, details=f"cases/{s}.json",
+            duration_s=round(result.duration_s, 3), phases=dict(result.phases), glare=result.glare, details=f"cases/{s}.json",
             negotiators=negotiators or {})
     else:
         outcome = "error"
@@ -113,8 +115,11 @@ def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseRes
         ledger=result.ledger if result else {}, messages=messages, events=events, sdps=sdps, evidence=ev,
         snapshots=result.snapshots if result else {}, checks=result.checks if result else [])
     (out / "cases").mkdir(parents=True, exist_ok=True)
+    data = detail.model_dump(mode="json")
+    if result is not None:  # writing the evidence is the case's last phase (up to the dump)
+        summary.phases["evidence"] = data["case"]["phases"]["evidence"] = round(time.monotonic() - began, 3)
     tmp = out / "cases" / f".{s}.json.tmp"
-    tmp.write_text(json.dumps(detail.model_dump(mode="json"), indent=1, default=str))
+    tmp.write_text(json.dumps(data, indent=1, default=str))
     os.replace(tmp, out / "cases" / f"{s}.json")
     return summary
 

@@ -1,9 +1,19 @@
 #!/usr/bin/env python3
-"""Measure the default matrix: wall time of ``rig matrix`` and the median time per case.
+"""Measure ``rig matrix``: wall time with 1 and 2 workers, where a case's time goes, and what
+the run costs the machine.
 
-Usage: .venv/bin/python scripts/benchmark.py [--runs N] [-- extra rig matrix args]
-Prints one Markdown table row per run (with the size of everything the run wrote: what a CI
-artifact upload would carry) plus a summary, for docs/measurements.md.
+Usage: .venv/bin/python scripts/benchmark.py [--workers 1,2] [--runs N] [-- extra rig matrix args]
+
+For each worker count (and each of ``--runs`` runs) it runs ``rig matrix`` into a temporary
+folder and prints, as Markdown for docs/measurements.md:
+
+- one row per run: cases, wall time (start-up and report included), wall time per case, median
+  and p95 case time, browser launches (browser main processes seen), peak memory of the run's
+  processes (the sum of their resident sets, sampled every 0.25 s), output size, outcomes;
+- median and p95 case time by pair kind (browser x browser, browser x aiortc, aiortc x aiortc);
+- the phase table: median and p95 seconds per phase (results.json ``phases``: setup, join,
+  steps, settle, snapshot, teardown, verdict, evidence) by pair kind;
+- the speed-up of the most workers over 1.
 """
 
 from __future__ import annotations
@@ -15,36 +25,119 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from rig import config, processes  # noqa: E402
+
+PHASES = ("setup", "join", "steps", "settle", "snapshot", "teardown", "verdict", "evidence")
+BROWSERS = ("chromium", "firefox")
+
+
+def pair_kind(case: dict) -> str:
+    kinds = ["browser" if case[r]["kind"] in BROWSERS else case[r]["kind"] for r in ("polite", "impolite")]
+    return " x ".join(sorted(kinds))
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
+
+
+class Sampler(threading.Thread):
+    """Peak resident memory of a run's processes and the browser main processes it started."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(daemon=True)
+        self.run_id, self.peak_mb, self.browsers = run_id, 0.0, set()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.25):
+            total = 0
+            for pid in processes.marked(self.run_id):
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+                total += rss
+                exe = Path(cmd[0].decode(errors="replace")).name if cmd else ""
+                args = b" ".join(cmd)
+                if exe in ("chromium", "chrome", "headless_shell", "firefox", "firefox-esr") \
+                        and b"--type=" not in args and b"-contentproc" not in args:
+                    self.browsers.add(pid)  # a browser's main process (not a renderer, zygote, helper)
+            self.peak_mb = max(self.peak_mb, total / 1024)
+
+
+def one_run(workers: int, extra: list[str]) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="rig-bench-"))
+    run_id = f"bench-{uuid.uuid4().hex}"
+    sampler = Sampler(run_id)
+    sampler.start()
+    t = time.monotonic()
+    subprocess.run([sys.executable, "-m", "rig", "matrix", "--out", str(out), "--workers", str(workers), *extra],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, cwd=ROOT,
+                   env=dict(os.environ, **{config.RUN_MARKER_ENV: run_id}))
+    wall = time.monotonic() - t
+    sampler.stop.set()
+    sampler.join()
+    run = json.loads((out / "results.json").read_text())
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
+    return {"workers": workers, "wall": wall, "run": run, "cases": run["cases"], "peak_mb": sampler.peak_mb,
+            "launches": len(sampler.browsers), "size_mb": size}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", default="1,2", help="worker counts to compare (default: 1,2)")
+    ap.add_argument("--runs", type=int, default=1, help="runs per worker count (default: 1)")
     ap.add_argument("rest", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     extra = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
-    walls, medians = [], []
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
-    print("| run | cases | wall s | median case s | p90 case s | output MB | outcomes |")
-    print("|---|---|---|---|---|---|---|")
-    for i in range(1, args.runs + 1):
-        out = Path(tempfile.mkdtemp(prefix="rig-bench-"))
-        t = time.monotonic()
-        subprocess.run([sys.executable, "-m", "rig", "matrix", "--out", str(out), *extra],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        wall = time.monotonic() - t
-        run = json.loads((out / "results.json").read_text())
-        d = sorted(c["duration_s"] for c in run["cases"])
-        med, p90 = statistics.median(d), d[int(0.9 * (len(d) - 1))]
-        walls.append(wall)
-        medians.append(med)
-        outcomes = ", ".join(f"{v} {k}" for k, v in run["summary"].items() if v)
-        size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
-        print(f"| {i} | {len(d)} | {wall:.1f} | {med:.2f} | {p90:.2f} | {size:.1f} | {outcomes} |", flush=True)
-    print(f"\nwall time: median {statistics.median(walls):.1f} s over {args.runs} run(s); "
-          f"median case: {statistics.median(medians):.2f} s")
+    counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; rig matrix {' '.join(extra) or '(default)'}")
+    print("\n| workers | cases | wall s | wall s per case | median case s | p95 case s | browser launches "
+          "| peak memory MB | output MB | outcomes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    runs = []
+    for workers in counts:
+        for _ in range(args.runs):
+            r = one_run(workers, extra)
+            runs.append(r)
+            d = [c["duration_s"] for c in r["cases"]]
+            outcomes = ", ".join(f"{v} {k}" for k, v in r["run"]["summary"].items() if v)
+            print(f"| {workers} | {len(d)} | {r['wall']:.1f} | {r['wall'] / max(1, len(d)):.2f} | "
+                  f"{statistics.median(d):.2f} | {pct(d, 0.95):.2f} | {r['launches']} | {r['peak_mb']:.0f} | "
+                  f"{r['size_mb']:.1f} | {outcomes} |", flush=True)
+    last = [r for r in runs if r["workers"] == counts[-1]][-1]
+    by_kind: dict[str, list[dict]] = {}
+    for c in last["cases"]:
+        if c["outcome"] != "unsupported":
+            by_kind.setdefault(pair_kind(c), []).append(c)
+    print(f"\nCase time by pair kind ({counts[-1]} worker(s)):\n")
+    print("| pair kind | cases | median s | p95 s |")
+    print("|---|---|---|---|")
+    for kind, cs in sorted(by_kind.items()):
+        d = [c["duration_s"] for c in cs]
+        print(f"| {kind} | {len(d)} | {statistics.median(d):.2f} | {pct(d, 0.95):.2f} |")
+    print(f"\nPhases, median / p95 seconds ({counts[-1]} worker(s)):\n")
+    print("| pair kind | " + " | ".join(PHASES) + " |")
+    print("|---|" + "---|" * len(PHASES))
+    for kind, cs in sorted(by_kind.items()):
+        cells = []
+        for ph in PHASES:
+            v = [c.get("phases", {}).get(ph, 0.0) for c in cs]
+            cells.append(f"{statistics.median(v):.2f} / {pct(v, 0.95):.2f}")
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+    if len(counts) > 1:
+        walls = {w: statistics.median([r["wall"] for r in runs if r["workers"] == w]) for w in counts}
+        print(f"\nspeed-up, {counts[-1]} workers over {counts[0]}: {walls[counts[0]] / walls[counts[-1]]:.2f}x")
     return 0
 
 

@@ -41,15 +41,78 @@ async def launch(playwright: Playwright, kind: str, executable: str, *, headless
                                            firefox_user_prefs=config.FIREFOX_PREFS)
 
 
+class Prepared:
+    """A browser context with the peer page loaded, not yet any peer's: the pool prepares one
+    ahead for the next case (so a case does not wait ~0.5-0.9 s per browser peer for a new
+    context, page and fixture load), and a BrowserPeer adopts it. What the page reports before
+    it is adopted (a console error while loading, say) is kept and handed to its peer."""
+
+    def __init__(self) -> None:
+        self.context: Any = None
+        self.page: Any = None
+        self.tracing = False
+        self.peer: BrowserPeer | None = None
+        self._backlog: list[tuple[str, tuple]] = []
+
+    def _to_peer(self, method: str, *args: Any) -> None:
+        if self.peer is None:
+            self._backlog.append((method, args))
+        else:
+            getattr(self.peer, method)(*args)
+
+    def adopt(self, peer: BrowserPeer) -> None:
+        self.peer = peer
+        for method, args in self._backlog:
+            getattr(peer, method)(*args)
+        self._backlog.clear()
+
+    async def discard(self) -> None:
+        if self.context is not None:
+            if self.tracing:
+                await bounded(self.context.tracing.stop(), config.CLOSE_TIMEOUT)
+            await bounded(self.context.close(), config.CLOSE_TIMEOUT)
+
+
+async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title: str = "") -> Prepared:
+    """A fresh context and page with the rig's peer page loaded (bounded by the caller)."""
+    prep = Prepared()
+    # the stub's HTTPS site for remote browsers has a throw-away self-signed certificate
+    prep.context = await browser.new_context(ignore_https_errors=base_url.startswith("https:"))
+    try:
+        if trace:  # a Playwright trace of the page: saved at close when the case keeps evidence
+            await prep.context.tracing.start(snapshots=True, screenshots=False, sources=False, title=title)
+            prep.tracing = True
+        if kind == "chromium":
+            await prep.context.grant_permissions(["camera", "microphone"])
+        page = prep.page = await prep.context.new_page()
+        page.set_default_timeout(config.STEP_TIMEOUT * 1000)
+        await page.expose_function("__rigEvent", lambda evt: prep._to_peer("_on_event", evt))
+        page.on("console", lambda msg: prep._to_peer("_on_console", msg))
+        page.on("pageerror", lambda err: prep._to_peer("record", "error", {"source": "pageerror", "text": str(err)}))
+        page.on("crash", lambda *_: prep._to_peer("record", "error", {"source": "crash", "text": "Target crashed"}))
+        await page.goto(f"{base_url}/fixtures/peer.html")
+        await page.wait_for_function("() => window.rig !== undefined")
+    except BaseException:
+        await prep.discard()
+        raise
+    return prep
+
+
 class BrowserPool:
     """Launches each browser spec once and hands it out; remembers launch failures so
-    every case that needs a broken browser fails fast with the same one-line reason."""
+    every case that needs a broken browser fails fast with the same one-line reason; keeps
+    SPARES pages of each browser prepared ahead (Prepared)."""
+
+    SPARES = 2
 
     def __init__(self, playwright: Playwright, headed: bool = False) -> None:
         self.playwright = playwright
         self.headed = headed
         self._browsers: dict[str, Browser | RigError] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: per browser, the pages being prepared for the next peers (SPARES ahead: a case of
+        #: two peers of one browser takes two)
+        self._spares: dict[str, list[asyncio.Task]] = {}
 
     async def get(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         """The browser for ``spec`` (launched from ``executable`` when given: the binary the
@@ -73,6 +136,29 @@ class BrowserPool:
             raise RigError(str(got))
         return got
 
+    async def page(self, spec: PeerSpec, executable: str | None, base_url: str, trace: bool) -> Prepared:
+        """A prepared page of ``spec``'s browser: the one made ahead if it is ready and sound,
+        else a new one; then the next one is started in the background. Bounded."""
+        browser = await self.get(spec, executable)
+        key = executable or str(spec)
+        spares = self._spares.setdefault(key, [])
+        prep = None
+        while spares and prep is None:
+            spare = spares.pop(0)
+            if await bounded(asyncio.shield(spare), config.LAUNCH_TIMEOUT) and not spare.cancelled() \
+                    and spare.exception() is None:
+                prep = spare.result()
+                if prep.page.is_closed() or not browser.is_connected():
+                    await prep.discard()
+                    prep = None
+            elif not spare.done():
+                spare.cancel()
+        if prep is None:
+            prep = await asyncio.wait_for(prepare(browser, spec.kind, base_url, trace, str(spec)), config.LAUNCH_TIMEOUT)
+        while len(spares) < self.SPARES:
+            spares.append(asyncio.ensure_future(prepare(browser, spec.kind, base_url, trace, str(spec))))
+        return prep
+
     def playwright_version(self) -> str:
         from importlib.metadata import version
         return version("playwright")
@@ -86,6 +172,13 @@ class BrowserPool:
         return await launch(self.playwright, spec.kind, executable or binary_for(spec), headless=not self.headed)
 
     async def close(self) -> None:
+        for task in [t for tasks in self._spares.values() for t in tasks]:
+            if await bounded(asyncio.shield(task), config.CLOSE_TIMEOUT) and not task.cancelled() \
+                    and task.exception() is None:
+                await task.result().discard()
+            else:
+                task.cancel()
+        self._spares.clear()
         # a connected (remote) browser's close() ends this connection and its contexts only
         for b in self._browsers.values():
             if isinstance(b, Browser):
@@ -123,23 +216,11 @@ class BrowserPeer(Peer):
         self._negotiator: tuple[str, str] = ("", "")  # (URL served, name shown in messages)
         self._tracing = False
 
-    async def open(self, trace: bool = False) -> None:
-        # the stub's HTTPS site for remote browsers has a throw-away self-signed certificate
-        self.context = await self.browser.new_context(ignore_https_errors=self.base_url.startswith("https:"))
-        if trace:  # a Playwright trace of the page: saved at close when the case keeps evidence
-            await self.context.tracing.start(snapshots=True, screenshots=False, sources=False,
-                                             title=f"{self.name} {self.spec}")
-            self._tracing = True
-        if self.spec.kind == "chromium":
-            await self.context.grant_permissions(["camera", "microphone"])
-        page = self.page = await self.context.new_page()
-        page.set_default_timeout(config.STEP_TIMEOUT * 1000)
-        await page.expose_function("__rigEvent", self._on_event)
-        page.on("console", self._on_console)
-        page.on("pageerror", lambda err: self.record("error", {"source": "pageerror", "text": str(err)}))
-        page.on("crash", lambda *_: self.record("error", {"source": "crash", "text": "Target crashed"}))
-        await page.goto(f"{self.base_url}/fixtures/peer.html")
-        await page.wait_for_function("() => window.rig !== undefined")
+    async def open(self, trace: bool = False, prepared: Prepared | None = None) -> None:
+        """Take ``prepared`` (a page the pool made ahead) or prepare one now, and adopt it."""
+        prep = prepared or await prepare(self.browser, self.spec.kind, self.base_url, trace, f"{self.name} {self.spec}")
+        self.context, self.page, self._tracing = prep.context, prep.page, prep.tracing
+        prep.adopt(self)
 
     def _on_event(self, evt: dict) -> None:
         detail = dict(evt.get("detail") or {})
