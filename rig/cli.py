@@ -90,7 +90,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return 1 if matrix["survivors"] else 0
 
 
-def _resolve_peers(peers: list[str]) -> dict[str, str]:
+def _resolve_peers(peers: list[str], remote: dict[str, str] | None = None) -> dict[str, str]:
     """Resolve each peer spec to one exact version before the workers start, installing a
     missing version on demand (rig.install). A spec that cannot be resolved (unknown version,
     no network, a version nothing can drive) is said in one line and stays in the matrix: its
@@ -101,7 +101,11 @@ def _resolve_peers(peers: list[str]) -> dict[str, str]:
         spec = PeerSpec.parse(text)
         try:
             inst = install.resolve(spec)
-        except RigError:
+        except RigError as exc:
+            if spec.endpoint:  # a remote browser: nothing to install on this host
+                _err(f"{exc}; its cells will say so")
+                bad[str(spec)] = str(exc)
+                continue
             try:
                 print(f"rig: {spec} is not installed here: installing it", flush=True)
                 inst = install.resolve(spec, install=True)
@@ -109,6 +113,8 @@ def _resolve_peers(peers: list[str]) -> dict[str, str]:
                 _err(f"{exc}; its cells will say so")
                 bad[str(spec)] = str(exc)
                 continue
+        if spec.endpoint and remote is not None:
+            remote[str(spec)] = inst.version
         driver = f", driven by {inst.driver_label}" if inst.driver_label else ""
         print(f"rig: {spec} is {inst.kind} {inst.version} ({inst.source}{driver})", flush=True)
     return bad
@@ -152,7 +158,15 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     except RigError as exc:
         _err(str(exc))
         return 2
-    unusable = _resolve_peers(peers)
+    if args.stub_host:
+        from .signaling import check_stub_host
+        try:
+            check_stub_host(args.stub_host, what="--stub-host")
+        except RigError as exc:
+            _err(str(exc))
+            return 2
+    remote: dict[str, str] = {}
+    unusable = _resolve_peers(peers, remote)
     if args.negotiator_js and not Path(args.negotiator_js).is_file():
         _err(f"--negotiator-js {args.negotiator_js}: no such file")
         return 2
@@ -180,13 +194,15 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         "peers": ",".join(peers), "scenarios": ",".join(scens), "pairs": args.pairs, "shard": args.shard,
         "plan": str(Path(args.plan).resolve()) if args.plan else None, "repeat": args.repeat, "out": str(out),
         "negotiator-js": str(Path(args.negotiator_js).resolve()) if args.negotiator_js else None,
-        "negotiator-py": negotiator_py, "keep": args.keep, "capture": args.capture, "headed": args.headed})
+        "negotiator-py": negotiator_py, "keep": args.keep, "capture": args.capture, "headed": args.headed,
+        "stub-host": args.stub_host})
     cmd += args.pytest_args
     run_id = os.environ.get(config.RUN_MARKER_ENV) or uuid.uuid4().hex
     env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id,
                               "RIG_COMMAND": "rig " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                               # the workers give these specs' cells the reason found here
-                              config.UNRESOLVED_ENV: json.dumps(unusable)})
+                              config.UNRESOLVED_ENV: json.dumps(unusable),
+                              config.REMOTE_RESOLVED_ENV: json.dumps(remote)})
     proc = subprocess.Popen(cmd, env=env, cwd=config.ROOT)
     interrupted = False
     try:

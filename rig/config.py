@@ -117,3 +117,6 @@ RUN_MARKER_ENV = "GLARE_RIG_RUN"
 #: JSON {spec: one-line reason} of the peer specs ``rig matrix`` could not resolve (or
 #: install) before the workers started; their cells are errors with that reason.
 UNRESOLVED_ENV = "GLARE_RIG_UNRESOLVED"
+#: JSON {spec: exact version} of the remote browsers (rig.remote) ``rig matrix`` checked before
+#: the workers started, so that each worker does not check them again (a few seconds each).
+REMOTE_RESOLVED_ENV = "GLARE_RIG_REMOTE"

@@ -708,7 +708,12 @@ def _resolve_aiortc(spec: PeerSpec, install: bool) -> Installation:
 def resolve(spec: PeerSpec, *, install: bool = False) -> Installation:
     """The installation ``spec`` means. ``kind``: the system browser; ``kind@/path``: that
     binary; ``kind@prefix``: the newest installed match (the system browser counts), else,
-    with ``install``, the newest installable match once installed. One-line RigError otherwise."""
+    with ``install``, the newest installable match once installed; ``kind@ws://...``: the
+    browser behind that Playwright server, checked by connecting (rig.remote; nothing to
+    install here). One-line RigError otherwise."""
+    if spec.endpoint:
+        from . import remote
+        return remote.resolve(spec)
     if spec.range:
         raise RigError(f"{spec}: a range is for rig bisect only; name one version (e.g. {spec.kind}@{spec.range[1]})")
     if spec.kind == "aiortc":

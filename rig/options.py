@@ -60,6 +60,9 @@ MATRIX: tuple[Option, ...] = (
     Option("capture", "evidence files: off (no Playwright traces, no aiortc log), normal, or full (aiortc's "
                       "per-packet debug lines too; rig debug uses it)", "normal", choices=("off", "normal", "full")),
     Option("headed", "show the browsers (needs a display)", flag=True),
+    Option("stub-host", "an address of this machine where the signaling stub also listens (HTTPS) for remote "
+                        "browsers (peer specs KIND@ws://HOST:PORT/PATH); default: $RIG_STUB_HOST, else 127.0.0.1 "
+                        "only (docs/remote.md)", None),
 )
 BY_NAME = {o.name: o for o in MATRIX}
 
@@ -95,8 +98,20 @@ def parse_pairs(text: str | None) -> set[tuple[str, str]] | None:
         return None
     out = set()
     for item in (x.strip() for x in text.split(",") if x.strip()):
-        pol, sep, imp = item.partition(":")
+        pol, sep, imp = _split_pair(item)
         if not sep or not pol or not imp:
             raise RigError(f"pair {item!r}: expected POLITE:IMPOLITE, e.g. firefox:aiortc")
         out.add((str(PeerSpec.parse(pol)), str(PeerSpec.parse(imp))))
     return out
+
+
+def _split_pair(item: str) -> tuple[str, str, str]:
+    """``POLITE:IMPOLITE`` split at the colon that starts a peer kind: a remote spec's endpoint
+    has colons of its own (``chromium@ws://10.0.0.2:3000/x:firefox``)."""
+    from .peers.base import KNOWN_KINDS
+    for i, ch in enumerate(item):
+        if ch == ":":
+            kind = item[i + 1:].split("@", 1)[0].strip().lower()
+            if kind in KNOWN_KINDS:
+                return item[:i], ":", item[i + 1:]
+    return ("", "", "") if "://" in item else item.partition(":")

@@ -58,6 +58,12 @@ def _out(config_: pytest.Config) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "interop: a case of the interop matrix (real browsers and aiortc)")
+    if _stub_host(config) and not hasattr(config, "workerinput"):
+        from .signaling import check_stub_host
+        try:  # a worker on another host checks its own (its stub fails to start with the same line)
+            check_stub_host(_stub_host(config) or "")
+        except RigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config._rig_started = datetime.now(UTC)  # type: ignore[attr-defined]
     config._rig_cases = 0  # type: ignore[attr-defined]
     if config.getoption("--rig-shard"):  # a bad slice is one line, before anything is collected
@@ -112,13 +118,14 @@ class RigSession:
     """The per-worker infrastructure: the signaling stub, Playwright, the browser pool."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, negotiator_js: str | None, negotiator_py: str | None,
-                 *, out: Path | None = None, full_capture: bool = False, headed: bool = False) -> None:
-        from .signaling import SignalingStub
+                 *, out: Path | None = None, full_capture: bool = False, headed: bool = False,
+                 stub_host: str | None = None) -> None:
+        from .signaling import LOOPBACK, SignalingStub
         self.loop = loop
         self.out = out  # evidence goes to out/cases/<slug>/ (none without it)
         self.full_capture = full_capture
         self.headed = headed
-        self.stub = SignalingStub()
+        self.stub = SignalingStub(host=stub_host or LOOPBACK)  # stub_host: for remote browsers (rig.remote)
         self._pw_cm = None
         self.pool = None
         self.negotiator_js = negotiator_js
@@ -209,13 +216,18 @@ class RigSession:
         from .peers.browser import BrowserPeer
         pool = await self._pool()
         browser = await pool.get(spec, inst.path)
-        peer = BrowserPeer(spec, name, user_id, t0, browser, self.stub.http_url)
+        base = self.stub.remote_url if spec.endpoint else self.stub.http_url
+        peer = BrowserPeer(spec, name, user_id, t0, browser, base)
         try:
-            prepared = await pool.page(spec, inst.path, self.stub.http_url, trace=self.out is not None)
+            prepared = await pool.page(spec, inst.path, base, trace=self.out is not None)
             await asyncio.wait_for(peer.open(trace=self.out is not None, prepared=prepared), config.LAUNCH_TIMEOUT)
         except Exception as exc:
             await peer.close()
-            raise RigError(f"{spec}: could not open a page: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            hint = ("; a remote browser loads the peer page from the stub: give --rig-stub-host ADDR, an address "
+                    "of this machine its host can reach (docs/remote.md)" if spec.endpoint and base.startswith("http:")
+                    else "")
+            raise RigError(f"{spec}: could not open a page: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           f"{hint}") from None
         return peer
 
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
@@ -247,12 +259,18 @@ class RigSession:
         await self.stub.stop()
 
 
+def _stub_host(config_: pytest.Config) -> str | None:
+    """--rig-stub-host, else $RIG_STUB_HOST (one per worker host: docs/remote.md), else None."""
+    from .signaling import STUB_HOST_ENV
+    return config_.getoption("--rig-stub-host") or os.environ.get(STUB_HOST_ENV) or None
+
+
 @pytest.fixture(scope="session")
 def rig_session(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config) -> Iterator[RigSession]:
     s = RigSession(rig_loop, pytestconfig.getoption("--negotiator-js"), pytestconfig.getoption("--negotiator-py"),
                    out=None if pytestconfig.getoption("--rig-capture") == "off" else _out(pytestconfig),
                    full_capture=pytestconfig.getoption("--rig-capture") == "full",
-                   headed=pytestconfig.getoption("--rig-headed"))
+                   headed=pytestconfig.getoption("--rig-headed"), stub_host=_stub_host(pytestconfig))
     rig_loop.run_until_complete(s.start())
     try:
         yield s

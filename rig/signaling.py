@@ -4,14 +4,24 @@ It is also the rig's instrument for timing: every frame is recorded, and a room'
 :class:`DeliveryController` can hold frames that match a predicate and release them
 when (and in the order) a scenario says. The stub binds 127.0.0.1 on a free port and
 also serves ``fixtures/`` over HTTP so browser pages and the stub share one origin.
+
+For browsers on other hosts (rig.remote) it can listen on one more address, one of this
+machine's own (``--rig-stub-host``): there over HTTPS with a throw-away self-signed
+certificate, because a page from any address but loopback is a secure context (which
+getUserMedia needs) only over HTTPS. Peers on this machine keep using 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
 import itertools
 import json
 import logging
+import socket
+import ssl
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +31,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from . import config
+from .peers.base import RigError
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +256,105 @@ class Room:
             raise StubTimeout(f"signaling stub: room {self.name!r} not full after {timeout:g} s (joined: {joined})") from None
 
 
-class SignalingStub:
-    """The aiohttp app plus its runner; one per test session (or xdist worker)."""
+LOOPBACK = "127.0.0.1"
+#: Environment variable read when --rig-stub-host is not given (one value per worker host).
+STUB_HOST_ENV = "RIG_STUB_HOST"
 
-    def __init__(self, static_dir: Path = config.FIXTURES) -> None:
+
+def local_addresses() -> list[str]:
+    """This machine's addresses (this network namespace's), from /proc; [] where unreadable.
+    Only for messages: whether an address is local is the kernel's answer to a bind."""
+    out: list[str] = []
+    try:
+        last = ""
+        for row in Path("/proc/net/fib_trie").read_text().splitlines():
+            row = row.strip()
+            if row.startswith(("|--", "+--")):
+                last = row.split()[1]
+            elif row == "/32 host LOCAL" and last and last not in out:
+                out.append(last)
+    except OSError:
+        pass
+    try:
+        for row in Path("/proc/net/if_inet6").read_text().splitlines():
+            raw = row.split()[0]
+            addr = str(ipaddress.IPv6Address(bytes.fromhex(raw)))
+            if not addr.startswith("fe80") and addr not in out:
+                out.append(addr)
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def check_stub_host(text: str, *, what: str = "--rig-stub-host") -> str:
+    """The address the stub may also listen on for remote browsers: an IP address of this
+    machine (the network rule: traffic only to this machine's own addresses), never a name
+    (nothing is resolved) nor every interface. One-line RigError otherwise."""
+    addr = str(text).strip()
+    if addr.startswith("[") and addr.endswith("]"):
+        addr = addr[1:-1]
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        raise RigError(f"{what} {text!r}: not an IP address; give one of this machine's own addresses "
+                       f"({', '.join(local_addresses()) or 'see ip addr'}), names are not resolved") from None
+    if ip.is_unspecified or ip.is_multicast:
+        raise RigError(f"{what} {addr}: the stub listens on one of this machine's own addresses, not "
+                       f"{'every interface' if ip.is_unspecified else 'a multicast group'}; give one of: "
+                       f"{', '.join(local_addresses()) or 'see ip addr'}")
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((str(ip), 0))
+    except OSError as exc:
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EINVAL):
+            raise RigError(f"{what} {addr}: not an address of this machine (the stub listens only on this "
+                           f"machine's own addresses: {', '.join(local_addresses()) or 'see ip addr'})") from None
+        raise RigError(f"{what} {addr}: cannot listen there ({exc.strerror or exc})") from None
+    return str(ip)
+
+
+def _url_host(addr: str) -> str:
+    return f"[{addr}]" if ":" in addr else addr
+
+
+def _self_signed(addr: str) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for ``addr`` (EC P-256, one
+    day). The remote peers' browser contexts ignore certificate errors: this encrypts nothing
+    worth keeping, it only makes the page a secure context. Uses ``cryptography`` (an aiortc
+    dependency), imported here only."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "glare-rig signaling stub")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(addr))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.TemporaryDirectory(prefix="glare-rig-tls-") as tmp:  # load_cert_chain reads files
+        cert_file, key_file = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        ctx.load_cert_chain(cert_file, key_file)
+    return ctx
+
+
+class SignalingStub:
+    """The aiohttp app plus its runner; one per test session (or xdist worker).
+
+    ``host``: the address remote browsers reach the stub at (rig.signaling.check_stub_host);
+    other than 127.0.0.1, the stub listens there too, over HTTPS (see the module's doc)."""
+
+    def __init__(self, static_dir: Path = config.FIXTURES, host: str = LOOPBACK) -> None:
         self.rooms: dict[str, Room] = {}
         self.files: dict[str, Path] = {}
         self._seq = itertools.count(1)
@@ -259,14 +365,26 @@ class SignalingStub:
         self.app.router.add_static("/fixtures/", static_dir)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.host = host
+        self.remote_port: int | None = None  # the HTTPS site's, when host is not loopback
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> SignalingStub:
+        host = check_stub_host(self.host) if self.host != LOOPBACK else LOOPBACK
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, LOOPBACK, 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
+        if host != LOOPBACK:
+            try:
+                tls = _self_signed(host)
+            except ImportError as exc:
+                await self.stop()
+                raise RigError(f"the stub cannot serve remote browsers over HTTPS: {exc} (install cryptography)") from None
+            await web.TCPSite(self._runner, host, 0, ssl_context=tls).start()
+            self.host = host
+            self.remote_port = next(a[1] for a in self._runner.addresses if a[0] == host)
         return self
 
     async def stop(self) -> None:
@@ -287,6 +405,14 @@ class SignalingStub:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def remote_url(self) -> str:
+        """The base URL for browsers on other hosts: https://HOST:PORT when the stub listens on
+        a host address, else the loopback one (reachable only from this host)."""
+        if self.remote_port is None:
+            return self.http_url
+        return f"https://{_url_host(self.host)}:{self.remote_port}"
 
     def create_room(self, name: str) -> Room:
         if name in self.rooms:

@@ -1,11 +1,14 @@
 """Browser peers driven by Playwright: one browser process per spec per worker, reused;
-a fresh context and page per peer, so cases never share state."""
+a fresh context and page per peer, so cases never share state. A remote browser
+(``chromium@ws://...``, rig.remote) is one connection to its server per worker instead."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import shutil
+import urllib.parse
 from typing import Any
 
 from playwright.async_api import Browser, Playwright
@@ -73,7 +76,8 @@ class Prepared:
 async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title: str = "") -> Prepared:
     """A fresh context and page with the rig's peer page loaded (bounded by the caller)."""
     prep = Prepared()
-    prep.context = await browser.new_context()
+    # the stub's HTTPS site for remote browsers has a throw-away self-signed certificate
+    prep.context = await browser.new_context(ignore_https_errors=base_url.startswith("https:"))
     try:
         if trace:  # a Playwright trace of the page: saved at close when the case keeps evidence
             await prep.context.tracing.start(snapshots=True, screenshots=False, sources=False, title=title)
@@ -112,8 +116,9 @@ class BrowserPool:
 
     async def get(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         """The browser for ``spec`` (launched from ``executable`` when given: the binary the
-        spec resolved to), one process per binary: specs naming the same build share it."""
-        key = executable or str(spec)
+        spec resolved to), one process per binary: specs naming the same build share it; for a
+        remote spec, one connection per endpoint."""
+        key = spec.endpoint or executable or str(spec)
         async with self._locks.setdefault(key, asyncio.Lock()):
             got = self._browsers.get(key)
             if got is None or (isinstance(got, Browser) and not got.is_connected()):
@@ -161,6 +166,9 @@ class BrowserPool:
     async def _launch(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         if spec.kind not in ("chromium", "firefox"):
             raise RigError(f"{spec} is not a browser")
+        if spec.endpoint:
+            from ..remote import connect
+            return await connect(self.playwright, spec)
         return await launch(self.playwright, spec.kind, executable or binary_for(spec), headless=not self.headed)
 
     async def close(self) -> None:
@@ -171,6 +179,7 @@ class BrowserPool:
             else:
                 task.cancel()
         self._spares.clear()
+        # a connected (remote) browser's close() ends this connection and its contexts only
         for b in self._browsers.values():
             if isinstance(b, Browser):
                 try:
@@ -178,6 +187,22 @@ class BrowserPool:
                 except Exception:
                     pass
         self._browsers.clear()
+
+
+def rebase(url: str, base: str) -> str:
+    """One of the stub's loopback URLs (the page, its WebSocket, a negotiator) as a peer whose
+    page came from ``base`` must use it: a remote browser reaches the stub at another address,
+    over HTTPS and WSS (rig.signaling). Unchanged when ``base`` is on loopback too."""
+    u, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base)
+    try:
+        loopback = [ipaddress.ip_address(h).is_loopback for h in (u.hostname or "", b.hostname or "")]
+    except ValueError:
+        return url
+    if not loopback[0] or loopback[1]:
+        return url
+    secure = b.scheme == "https"
+    scheme = ("wss" if secure else "ws") if u.scheme in ("ws", "wss") else b.scheme
+    return urllib.parse.urlunsplit((scheme, b.netloc, u.path, u.query, u.fragment))
 
 
 class BrowserPeer(Peer):
@@ -230,9 +255,10 @@ class BrowserPeer(Peer):
             raise RigError(f"{self} failed at step '{step}': {first.removeprefix('Page.evaluate: ')}") from None
 
     async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
+        negotiator = (rebase(negotiator[0], self.base_url), negotiator[1])  # (URL served, name shown)
         self._negotiator = negotiator
         res = await self._call("join", "cfg => rig.join(cfg)", {
-            "wsUrl": ws_url, "room": room, "name": self.name, "userId": str(self.user_id),
+            "wsUrl": rebase(ws_url, self.base_url), "room": room, "name": self.name, "userId": str(self.user_id),
             "negotiatorUrl": negotiator[0], "timeoutMs": int(config.STEP_TIMEOUT * 1000)})
         if "error" in res:
             raise RigError(f"{self} failed at step 'join': {res['error'].replace(*negotiator)}")
@@ -253,7 +279,10 @@ class BrowserPeer(Peer):
         await self._call(f"send on {label}", "([l, t]) => rig.send(l, t)", [label, text])
 
     async def snapshot(self) -> dict:
-        return await self._call("snapshot", "() => rig.snapshot()")
+        snap = await self._call("snapshot", "() => rig.snapshot()")
+        if isinstance(snap, dict) and self.page is not None:
+            snap["page"] = self.page.url  # where the page came from: the stub's loopback or remote address
+        return snap
 
     async def arm(self, seq: int, trigger: str, after: int | None = None) -> None:
         await self._call(f"arm #{seq} at {trigger}", "([s, t, a]) => rig.arm(s, t, a)", [seq, trigger, after])
