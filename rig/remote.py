@@ -119,7 +119,7 @@ _PROBE = """async () => {
       if (!e.candidate) resolve(null);
       else if (/ typ host/.test(e.candidate.candidate)) resolve(e.candidate.candidate.split(" ")[4]);
     };
-    setTimeout(() => resolve(null), 2000);
+    setTimeout(() => resolve(null), 2000);  // a bound on gathering, not a timing: no host candidate then
   });
   await pc.setLocalDescription();
   out.host = await host;

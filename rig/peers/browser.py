@@ -14,6 +14,7 @@ from typing import Any
 from playwright.async_api import Browser, Playwright
 
 from .. import config
+from ..versions import version_key
 from .base import Peer, PeerSpec, RigError, bounded
 
 
@@ -32,13 +33,29 @@ def binary_for(spec: PeerSpec) -> str:
 
 
 async def launch(playwright: Playwright, kind: str, executable: str, *, headless: bool = True) -> Browser:
-    """Launch a browser the way every run does (flags, prefs, channel from rig.config); the
-    installer checks a new browser version with this same call before listing it."""
+    """Launch a browser the way every run does (flags, prefs, channel from rig.config), with
+    whichever Playwright this process has: the installer checks a new browser version with this
+    same call, and a peer host (rig.peers.host) launches with its environment's older one.
+    Playwright before 1.56 (config.PLAYWRIGHT_PUBLIC_BIDI) does not route its public ``firefox``
+    to a stock Firefox; its BiDi Firefox type is reachable only through a private attribute
+    (FIELD-NOTES)."""
     if kind == "chromium":
         return await playwright.chromium.launch(executable_path=executable, args=config.CHROMIUM_ARGS,
                                                 headless=headless)
-    return await playwright.firefox.launch(channel="moz-firefox", executable_path=executable, headless=headless,
-                                           firefox_user_prefs=config.FIREFOX_PREFS)
+    if kind != "firefox":
+        raise RigError(f"{kind} is not a browser")
+    prefs = {"executable_path": executable, "headless": headless, "firefox_user_prefs": config.FIREFOX_PREFS}
+    from importlib.metadata import version
+    if version_key(version("playwright")) >= config.PLAYWRIGHT_PUBLIC_BIDI:
+        return await playwright.firefox.launch(channel="moz-firefox", **prefs)
+    from playwright._impl._connection import from_channel
+    from playwright.async_api._generated import BrowserType
+    channel = playwright._impl_obj._initializer.get("_bidiFirefox")
+    if channel is None:
+        raise RigError(f"playwright {version('playwright')} has no BiDi Firefox")
+    impl = from_channel(channel)
+    impl._playwright = playwright._impl_obj  # what Playwright's own constructor sets on its public types
+    return await BrowserType(impl).launch(**prefs)
 
 
 class Prepared:

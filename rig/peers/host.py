@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..versions import Installation, version_key
+from ..versions import Installation
 from .base import Peer, PeerSpec, PeerTimeout, RigError, bounded
 
 PROTOCOL = 1
@@ -229,7 +229,8 @@ class Host:
         from playwright.async_api import async_playwright
         self._pw_cm = async_playwright()
         pw = await self._pw_cm.__aenter__()
-        self.browser = await launch_browser(pw, inst.kind, inst.path, headed=headed)
+        from .browser import launch
+        self.browser = await launch(pw, inst.kind, inst.path, headless=not headed)
         context = await self.browser.new_context()
         try:
             page = await context.new_page()
@@ -315,28 +316,6 @@ class Host:
 
     async def op_shutdown(self) -> None:
         self.stop.set()
-
-
-async def launch_browser(pw: Any, kind: str, executable: str, *, headed: bool = False) -> Any:
-    """Launch a browser with this environment's Playwright, as rig.peers.browser does with the
-    rig's: Chromium by executable path; stock Firefox over WebDriver BiDi. Playwright before
-    1.56 (config.PLAYWRIGHT_PUBLIC_BIDI) does not route its public ``firefox`` to a stock
-    Firefox; its BiDi Firefox type is reachable only through a private attribute (FIELD-NOTES)."""
-    if kind == "chromium":
-        return await pw.chromium.launch(executable_path=executable, args=config.CHROMIUM_ARGS, headless=not headed)
-    if kind != "firefox":
-        raise RigError(f"peer host: {kind} is not a browser")
-    prefs = {"executable_path": executable, "headless": not headed, "firefox_user_prefs": config.FIREFOX_PREFS}
-    if version_key(_package_version("playwright") or "0") >= config.PLAYWRIGHT_PUBLIC_BIDI:
-        return await pw.firefox.launch(channel="moz-firefox", **prefs)
-    from playwright._impl._connection import from_channel
-    from playwright.async_api._generated import BrowserType
-    channel = pw._impl_obj._initializer.get("_bidiFirefox")
-    if channel is None:
-        raise RigError(f"playwright {_package_version('playwright')} has no BiDi Firefox")
-    impl = from_channel(channel)
-    impl._playwright = pw._impl_obj  # what Playwright's own constructor sets on its public types
-    return await BrowserType(impl).launch(**prefs)
 
 
 def main() -> int:

@@ -174,7 +174,11 @@ def test_a_host_that_dies_fails_the_pending_call_at_once() -> None:
             peer = await host.make_peer(PeerSpec("aiortc"), "polite", 9, time.monotonic())
             host.proc.send_signal(signal.SIGSTOP)  # the call is pending when it dies
             call = asyncio.ensure_future(peer.snapshot())
-            await asyncio.sleep(0.2)
+            for _ in range(1000):  # until the request is written and pending (scheduler passes, bounded)
+                if host._pending:
+                    break
+                await asyncio.sleep(0)
+            assert host._pending, "the call never became pending"
             started = time.monotonic()
             host.proc.kill()
             with pytest.raises(RigError) as err:
