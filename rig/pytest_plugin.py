@@ -219,7 +219,8 @@ class RigSession:
         base = self.stub.remote_url if spec.endpoint else self.stub.http_url
         peer = BrowserPeer(spec, name, user_id, t0, browser, base)
         try:
-            prepared = await pool.page(spec, inst.path, base, trace=self.out is not None)
+            prepared = await pool.page(spec, inst.path, base, trace=self.out is not None,
+                                       preload=self.negotiators()["js"][0])
             await asyncio.wait_for(peer.open(trace=self.out is not None, prepared=prepared), config.LAUNCH_TIMEOUT)
         except Exception as exc:
             await peer.close()
@@ -238,11 +239,15 @@ class RigSession:
                                               evidence_dir=where, full_capture=self.full_capture,
                                               describe=self.describe))
         limit = config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT
-        if not await bounded(asyncio.shield(task), limit):
-            task.cancel()
-            raise RigError(f"{scen.name} {polite}-polite--{impolite}-impolite: the case did not finish within "
-                           f"{limit:.0f} s (set-up and teardown included); its peers were abandoned")
-        return task.result()
+        try:
+            if not await bounded(asyncio.shield(task), limit):
+                task.cancel()
+                raise RigError(f"{scen.name} {polite}-polite--{impolite}-impolite: the case did not finish within "
+                               f"{limit:.0f} s (set-up and teardown included); its peers were abandoned")
+            return task.result()
+        finally:
+            if self.pool is not None:
+                self.pool.refill()  # the next case's pages, made while this one's verdict is written
 
     async def stop(self) -> None:
         for host in self._hosts.values():

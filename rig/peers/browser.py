@@ -90,8 +90,12 @@ class Prepared:
             await bounded(self.context.close(), config.CLOSE_TIMEOUT)
 
 
-async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title: str = "") -> Prepared:
-    """A fresh context and page with the rig's peer page loaded (bounded by the caller)."""
+async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title: str = "",
+                  preload: str = "") -> Prepared:
+    """A fresh context and page with the rig's peer page loaded (bounded by the caller).
+    ``preload``: the negotiator's URL, imported now so that joining a case does not fetch and
+    compile it; a negotiator that fails to load fails the same way at join, where the page's
+    module map hands the same rejection to rig.join's own import()."""
     prep = Prepared()
     # the stub's HTTPS site for remote browsers has a throw-away self-signed certificate
     prep.context = await browser.new_context(ignore_https_errors=base_url.startswith("https:"))
@@ -107,8 +111,11 @@ async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title
         page.on("console", lambda msg: prep._to_peer("_on_console", msg))
         page.on("pageerror", lambda err: prep._to_peer("record", "error", {"source": "pageerror", "text": str(err)}))
         page.on("crash", lambda *_: prep._to_peer("record", "error", {"source": "crash", "text": "Target crashed"}))
-        await page.goto(f"{base_url}/fixtures/peer.html")
-        await page.wait_for_function("() => window.rig !== undefined")
+        await page.goto(f"{base_url}/fixtures/peer.html")  # waits for load: module scripts have run
+        if not await page.evaluate("() => window.rig !== undefined"):
+            raise RigError(f"{base_url}/fixtures/peer.html loaded without defining window.rig")
+        if preload:
+            await page.evaluate("u => import(u).then(() => true, () => false)", rebase(preload, base_url))
     except BaseException:
         await prep.discard()
         raise
@@ -118,7 +125,13 @@ async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title
 class BrowserPool:
     """Launches each browser spec once and hands it out; remembers launch failures so
     every case that needs a broken browser fails fast with the same one-line reason; keeps
-    SPARES pages of each browser prepared ahead (Prepared)."""
+    SPARES pages of each browser prepared ahead (Prepared).
+
+    Spares are made between cases (``refill``, called when a case has ended), not while one
+    runs: preparing a page is the browser's heaviest work (Firefox: ~0.4 s of its main thread,
+    the thread that also carries the case's WebDriver BiDi calls and WebSocket), and made in
+    the background of a running case it slowed that case's join and settle instead of
+    overlapping them (docs/measurements.md)."""
 
     SPARES = 2
 
@@ -130,6 +143,8 @@ class BrowserPool:
         #: per browser, the pages being prepared for the next peers (SPARES ahead: a case of
         #: two peers of one browser takes two)
         self._spares: dict[str, list[asyncio.Task]] = {}
+        #: per browser, what its last page was made with (refill makes the next ones alike)
+        self._recipes: dict[str, tuple] = {}
 
     async def get(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         """The browser for ``spec`` (launched from ``executable`` when given: the binary the
@@ -153,11 +168,13 @@ class BrowserPool:
             raise RigError(str(got))
         return got
 
-    async def page(self, spec: PeerSpec, executable: str | None, base_url: str, trace: bool) -> Prepared:
-        """A prepared page of ``spec``'s browser: the one made ahead if it is ready and sound,
-        else a new one; then the next one is started in the background. Bounded."""
+    async def page(self, spec: PeerSpec, executable: str | None, base_url: str, trace: bool,
+                   preload: str = "") -> Prepared:
+        """A prepared page of ``spec``'s browser: one made ahead if it is ready and sound, else
+        a new one. Remembers how to make the next ones (``refill``). Bounded."""
         browser = await self.get(spec, executable)
         key = executable or str(spec)
+        self._recipes[key] = (browser, spec, base_url, trace, preload)
         spares = self._spares.setdefault(key, [])
         prep = None
         while spares and prep is None:
@@ -171,10 +188,19 @@ class BrowserPool:
             elif not spare.done():
                 spare.cancel()
         if prep is None:
-            prep = await asyncio.wait_for(prepare(browser, spec.kind, base_url, trace, str(spec)), config.LAUNCH_TIMEOUT)
-        while len(spares) < self.SPARES:
-            spares.append(asyncio.ensure_future(prepare(browser, spec.kind, base_url, trace, str(spec))))
+            prep = await asyncio.wait_for(prepare(browser, spec.kind, base_url, trace, str(spec), preload),
+                                          config.LAUNCH_TIMEOUT)
         return prep
+
+    def refill(self) -> None:
+        """Start preparing pages (in the background, up to SPARES per browser) for every
+        browser a case has asked for; call it when a case has ended."""
+        for key, (browser, spec, base_url, trace, preload) in self._recipes.items():
+            spares = self._spares.setdefault(key, [])
+            if not browser.is_connected():
+                continue
+            while len(spares) < self.SPARES:
+                spares.append(asyncio.ensure_future(prepare(browser, spec.kind, base_url, trace, str(spec), preload)))
 
     def playwright_version(self) -> str:
         from importlib.metadata import version
@@ -239,10 +265,12 @@ class BrowserPeer(Peer):
         self.context, self.page, self._tracing = prep.context, prep.page, prep.tracing
         prep.adopt(self)
 
-    def _on_event(self, evt: dict) -> None:
-        detail = dict(evt.get("detail") or {})
-        detail["pt"] = evt.get("pt")
-        self.record(evt.get("type", "unknown"), detail)
+    def _on_event(self, batch: list | dict) -> None:
+        """The page's events, a batch of one task's events in order (rig-peer.js)."""
+        for evt in batch if isinstance(batch, list) else [batch]:
+            detail = dict(evt.get("detail") or {})
+            detail["pt"] = evt.get("pt")
+            self.record(evt.get("type", "unknown"), detail)
 
     def _on_console(self, msg: Any) -> None:
         # console.error calls are captured in the page, with the error's name and message
