@@ -264,6 +264,16 @@ async def _probe_aiortc() -> str:
     return "drivable (offer created with iceServers=[])"
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from . import soak
+    try:
+        return soak.run(args.cases, args.peers, Path(args.out or config.ROOT / "reports" / "soak").resolve(),
+                        args.workers, main)
+    except RigError as exc:
+        _err(str(exc))
+        return 2
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from importlib.metadata import version
 
@@ -617,6 +627,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the kill table (as in docs/measurements.md) from an earlier run's DIR/mutants.json, "
                          "run nothing")
     mu.set_defaults(func=cmd_mutants)
+    so = sub.add_parser("soak", help="the glare catalogue on every pair, N cases in all: pass rate, case times, "
+                                     "memory at start and end (exit 1 on a failure or a memory growth trend)")
+    so.add_argument("--cases", type=int, default=1000, help="cases in all, rounded up to whole repeats of the cells "
+                                                            "(default: %(default)s)")
+    so.add_argument("--peers", default=None, help="comma-separated peer specs (default: chromium,firefox,aiortc)")
+    so.add_argument("--out", default=None, help="output folder (default: reports/soak/)")
+    so.add_argument("--workers", type=int, default=None)
+    so.set_defaults(func=cmd_soak)
     bs = sub.add_parser("bisect", help="find the first version where a cell changed, among installable versions")
     bs.add_argument("scenario", metavar="SCENARIO")
     bs.add_argument("--polite", required=True, help="a peer spec; one side is a range, e.g. chromium@110..156")

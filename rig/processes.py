@@ -70,13 +70,15 @@ def sweep(run_id: str, grace: float = 3.0) -> list[int]:
     return pids
 
 
-def run_bounded(cmd: list[str], *, timeout: float, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run_bounded(cmd: list[str], *, timeout: float, env: dict | None = None, run_id: str | None = None,
+                **kwargs) -> subprocess.CompletedProcess:
     """``subprocess.run`` for a command that starts a process tree (``rig matrix``: pytest,
-    its workers, browsers): the tree carries its own run marker, and on a timeout or any
-    interruption (pytest-timeout, Ctrl-C) every process of it is ended, not just the child."""
+    its workers, browsers): the tree carries its own run marker (``run_id``, or a new one), and
+    on a timeout or any interruption (pytest-timeout, Ctrl-C) every process of it is ended,
+    not just the child."""
     for ignored in ("capture_output", "text", "check"):  # always captured, as text; the caller checks
         kwargs.pop(ignored, None)
-    run_id = f"bounded-{uuid.uuid4().hex}"
+    run_id = run_id or f"bounded-{uuid.uuid4().hex}"
     env = dict(os.environ if env is None else env, **{config.RUN_MARKER_ENV: run_id})
     proc = subprocess.Popen(cmd, env=env, text=True, stdout=kwargs.pop("stdout", subprocess.PIPE),
                             stderr=kwargs.pop("stderr", subprocess.PIPE), **kwargs)

@@ -246,8 +246,8 @@ class RigSession:
                                f"{limit:.0f} s (set-up and teardown included); its peers were abandoned")
             return task.result()
         finally:
-            if self.pool is not None:
-                self.pool.refill()  # the next case's pages, made while this one's verdict is written
+            if self.pool is not None:  # the next case's pages, made while this one's verdict is written
+                await bounded(self.pool.refill(), config.CLOSE_TIMEOUT * 2)
 
     async def stop(self) -> None:
         for host in self._hosts.values():

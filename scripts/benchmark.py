@@ -13,6 +13,7 @@ folder and prints, as Markdown for docs/measurements.md:
 - median and p95 case time by pair kind (browser x browser, browser x aiortc, aiortc x aiortc);
 - the phase table: median and p95 seconds per phase (results.json ``phases``: setup, join,
   steps, settle, snapshot, teardown, verdict, evidence) by pair kind;
+- CPU seconds by process group (runner, driver, browsers) and how many cores the run kept busy;
 - the speed-up of the most workers over 1.
 """
 
@@ -25,14 +26,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rig import config, processes  # noqa: E402
+from rig import config  # noqa: E402
+from rig.usage import GROUPS, Sampler  # noqa: E402
 
 PHASES = ("setup", "join", "steps", "settle", "snapshot", "teardown", "verdict", "evidence")
 BROWSERS = ("chromium", "firefox")
@@ -48,37 +49,10 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
 
 
-class Sampler(threading.Thread):
-    """Peak resident memory of a run's processes and the browser main processes it started."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(daemon=True)
-        self.run_id, self.peak_mb, self.browsers = run_id, 0.0, set()
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(0.25):
-            total = 0
-            for pid in processes.marked(self.run_id):
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-                total += rss
-                exe = Path(cmd[0].decode(errors="replace")).name if cmd else ""
-                args = b" ".join(cmd)
-                if exe in ("chromium", "chrome", "headless_shell", "firefox", "firefox-esr") \
-                        and b"--type=" not in args and b"-contentproc" not in args:
-                    self.browsers.add(pid)  # a browser's main process (not a renderer, zygote, helper)
-            self.peak_mb = max(self.peak_mb, total / 1024)
-
-
 def one_run(workers: int, extra: list[str]) -> dict:
     out = Path(tempfile.mkdtemp(prefix="rig-bench-"))
     run_id = f"bench-{uuid.uuid4().hex}"
-    sampler = Sampler(run_id)
+    sampler = Sampler(run_id, every=0.25)
     sampler.start()
     t = time.monotonic()
     subprocess.run([sys.executable, "-m", "rig", "matrix", "--out", str(out), "--workers", str(workers), *extra],
@@ -90,7 +64,8 @@ def one_run(workers: int, extra: list[str]) -> dict:
     run = json.loads((out / "results.json").read_text())
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
     return {"workers": workers, "wall": wall, "run": run, "cases": run["cases"], "peak_mb": sampler.peak_mb,
-            "launches": len(sampler.browsers), "size_mb": size}
+            "launches": len(sampler.browser_mains), "size_mb": size,
+            "cpu": sampler.cpu_seconds()}
 
 
 def main() -> int:
@@ -135,6 +110,14 @@ def main() -> int:
             v = [c.get("phases", {}).get(ph, 0.0) for c in cs]
             cells.append(f"{statistics.median(v):.2f} / {pct(v, 0.95):.2f}")
         print(f"| {kind} | " + " | ".join(cells) + " |")
+    print(f"\nCPU seconds by process group ({counts[-1]} worker(s); total, then per case; the machine has "
+          f"{os.cpu_count()} cores, so a run cannot be faster than its total CPU over that):\n")
+    print("| workers | cases | wall s | " + " | ".join(GROUPS) + " | total | total per case | cores busy |")
+    print("|---|---|---|" + "---|" * len(GROUPS) + "---|---|---|")
+    for r in runs:
+        total, n = sum(r["cpu"].values()), max(1, len(r["cases"]))
+        print(f"| {r['workers']} | {n} | {r['wall']:.1f} | " + " | ".join(f"{r['cpu'][g]:.0f}" for g in GROUPS)
+              + f" | {total:.0f} | {total / n:.2f} | {total / r['wall']:.2f} |")
     if len(counts) > 1:
         walls = {w: statistics.median([r["wall"] for r in runs if r["workers"] == w]) for w in counts}
         print(f"\nspeed-up, {counts[-1]} workers over {counts[0]}: {walls[counts[0]] / walls[counts[-1]]:.2f}x")

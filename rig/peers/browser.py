@@ -145,6 +145,9 @@ class BrowserPool:
         self._spares: dict[str, list[asyncio.Task]] = {}
         #: per browser, what its last page was made with (refill makes the next ones alike)
         self._recipes: dict[str, tuple] = {}
+        #: per browser process, pages made so far (config.RECYCLE_PAGES)
+        self._served: dict[str, int] = {}
+        self.recycled = 0
 
     async def get(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         """The browser for ``spec`` (launched from ``executable`` when given: the binary the
@@ -175,6 +178,7 @@ class BrowserPool:
         browser = await self.get(spec, executable)
         key = executable or str(spec)
         self._recipes[key] = (browser, spec, base_url, trace, preload)
+        self._served[key] = self._served.get(key, 0) + 1
         spares = self._spares.setdefault(key, [])
         prep = None
         while spares and prep is None:
@@ -192,15 +196,37 @@ class BrowserPool:
                                           config.LAUNCH_TIMEOUT)
         return prep
 
-    def refill(self) -> None:
-        """Start preparing pages (in the background, up to SPARES per browser) for every
-        browser a case has asked for; call it when a case has ended."""
-        for key, (browser, spec, base_url, trace, preload) in self._recipes.items():
+    async def refill(self) -> None:
+        """Between cases: recycle a browser that has served config.RECYCLE_PAGES pages (close
+        it and its spares; the next case launches it anew), then start preparing pages (in the
+        background, up to SPARES per browser) for every browser a case has asked for."""
+        for key, (browser, spec, base_url, trace, preload) in list(self._recipes.items()):
+            if self._served.get(key, 0) >= config.RECYCLE_PAGES and not spec.endpoint:
+                await self._recycle(key, browser)
+                continue
             spares = self._spares.setdefault(key, [])
             if not browser.is_connected():
                 continue
             while len(spares) < self.SPARES:
                 spares.append(asyncio.ensure_future(prepare(browser, spec.kind, base_url, trace, str(spec), preload)))
+
+    async def _recycle(self, key: str, browser: Browser) -> None:
+        await self._discard_spares(self._spares.pop(key, []))
+        self._recipes.pop(key, None)
+        self._served.pop(key, None)
+        if self._browsers.get(key) is browser:
+            del self._browsers[key]
+        await bounded(browser.close(), config.CLOSE_TIMEOUT)
+        self.recycled += 1
+
+    @staticmethod
+    async def _discard_spares(tasks: list[asyncio.Task]) -> None:
+        for task in tasks:
+            if await bounded(asyncio.shield(task), config.CLOSE_TIMEOUT) and not task.cancelled() \
+                    and task.exception() is None:
+                await task.result().discard()
+            else:
+                task.cancel()
 
     def playwright_version(self) -> str:
         from importlib.metadata import version
@@ -215,12 +241,7 @@ class BrowserPool:
         return await launch(self.playwright, spec.kind, executable or binary_for(spec), headless=not self.headed)
 
     async def close(self) -> None:
-        for task in [t for tasks in self._spares.values() for t in tasks]:
-            if await bounded(asyncio.shield(task), config.CLOSE_TIMEOUT) and not task.cancelled() \
-                    and task.exception() is None:
-                await task.result().discard()
-            else:
-                task.cancel()
+        await self._discard_spares([t for tasks in self._spares.values() for t in tasks])
         self._spares.clear()
         # a connected (remote) browser's close() ends this connection and its contexts only
         for b in self._browsers.values():

@@ -1,0 +1,48 @@
+"""rig soak end to end on a small scale, and browser recycling in a real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+
+from rig import config, processes
+from rig.usage import Sampler
+
+RIG = [sys.executable, "-m", "rig"]
+
+
+def test_soak_prints_its_figures_and_writes_them(tmp_path: Path) -> None:
+    proc = processes.run_bounded([*RIG, "soak", "--cases", "5", "--peers", "aiortc", "--out", str(tmp_path),
+                                  "--workers", "1"], timeout=300, cwd=config.ROOT)
+    out = proc.stdout
+    figures = json.loads((tmp_path / "soak.json").read_text())
+    n = figures["cases"]
+    assert n >= 5 and n == len(json.loads((tmp_path / "results.json").read_text())["cases"])
+    assert f"rig soak: {n} cases in" in out, out
+    assert "case time p50" in out and "memory (PSS of the run's processes): start" in out
+    assert figures["case_s"]["p50"] > 0 and figures["memory"]["peak_mb"] > 0
+    # the exit status follows the figures: 0 only when nothing unexpected and no growth
+    clean = figures["unexpected"] == 0 and not figures["memory"]["grew"]
+    assert proc.returncode == (0 if clean else 1), out + proc.stderr
+
+
+def test_a_browser_is_recycled_after_its_pages(tmp_path: Path) -> None:
+    """RIG_RECYCLE_PAGES=2: a Chromium x Chromium case takes two pages, so every case after
+    the first runs on a freshly launched browser, and still passes."""
+    run_id = f"recycle-{uuid.uuid4().hex}"
+    sampler = Sampler(run_id, every=0.2)
+    sampler.start()
+    try:
+        proc = processes.run_bounded(
+            [*RIG, "matrix", "--peers", "chromium", "--scenarios", "add-video,glare-datachannel", "--repeat", "2",
+             "--workers", "1", "--capture", "off", "--out", str(tmp_path)], timeout=300, cwd=config.ROOT,
+            env=dict(os.environ, RIG_RECYCLE_PAGES="2"), run_id=run_id)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    cases = json.loads((tmp_path / "results.json").read_text())["cases"]
+    assert [c["outcome"] for c in cases] == ["passed"] * 4, proc.stdout + proc.stderr
+    assert len(sampler.browser_mains) == 4, sampler.browser_mains

@@ -1,0 +1,71 @@
+"""rig soak's arithmetic: the plan, the sampling window, the memory trend, the summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from rig import soak
+from rig.peers.base import RigError
+from rig.usage import GROUPS, Sample, group_of, is_browser_main, trend
+
+
+def test_plan_covers_every_glare_cell_in_whole_repeats() -> None:
+    names, repeat, cells = soak.plan(1000, ["chromium", "firefox", "aiortc"])
+    assert names == soak.glare_scenarios() and len(names) >= 10
+    assert cells == len(names) * 9
+    assert cells * repeat >= 1000 > cells * (repeat - 1)
+    assert soak.plan(1, ["aiortc"])[1] == 1
+    with pytest.raises(RigError, match="at least 1"):
+        soak.plan(0, ["aiortc"])
+
+
+def _series(values: list[float], done: list[int] | None = None) -> list[Sample]:
+    done = done or list(range(len(values)))
+    return [Sample(t=float(i), mb={"runner": v, "driver": 0.0, "browsers": 0.0, "other": 0.0}, done=d)
+            for i, (v, d) in enumerate(zip(values, done, strict=True))]
+
+
+def test_a_flat_series_shows_no_growth_and_a_rising_one_does() -> None:
+    flat = _series([500 + (7 if i % 2 else -7) for i in range(200)])
+    start, end, slope = trend(flat)
+    assert abs(slope) < 5 and 490 <= start <= 510 and 490 <= end <= 510
+    rising = _series([500 + 0.5 * i for i in range(200)])  # 50 MB per 100 cases
+    start, end, slope = trend(rising)
+    assert slope == pytest.approx(50, rel=0.01) and end > start
+    assert slope >= soak.GROWTH_MB
+
+
+def test_the_window_leaves_out_start_up_and_teardown() -> None:
+    s = _series([100, 200, 800, 810, 805, 815, 300, 50], done=[0, 0, 1, 2, 3, 4, 4, 4])
+    w = soak.while_running(s)
+    assert [x.done for x in w] == [1, 2, 3, 4] and min(x.total for x in w) == 800
+    assert soak.while_running(_series([1, 2], done=[0, 0])) == []
+
+
+def test_processes_are_grouped_by_what_they_are() -> None:
+    assert group_of("python3.11", b"python -m pytest") == "runner"
+    assert group_of("node", b"node cli.js run-driver") == "driver"
+    assert group_of("chromium", b"chromium --type=renderer") == "browsers"
+    assert group_of("Isolated Web Co", b"/usr/lib/firefox-esr/firefox-esr -contentproc 12") == "browsers"
+    assert is_browser_main("chromium", b"chromium --headless") and not is_browser_main("chromium", b"--type=gpu")
+    assert not is_browser_main("chrome_crashpad_handler", b"")
+
+
+def test_the_summary_counts_findings_apart_from_failures() -> None:
+    class FakeSampler:
+        samples = _series([600.0] * 20, done=list(range(1, 21)))
+        peak_mb = 600.0
+        browser_mains = {1, 2}
+
+        def cpu_seconds(self) -> dict:
+            return dict.fromkeys(GROUPS, 1.0)
+
+    cases = ([{"outcome": "passed", "duration_s": 1.0}] * 6 + [{"outcome": "xfailed", "finding": "f-1",
+             "duration_s": 2.0}] * 3 + [{"outcome": "failed", "duration_s": 3.0}]
+             + [{"outcome": "unsupported", "duration_s": 0.0}])
+    f = soak.summarise({"cases": cases}, FakeSampler())
+    assert f["unexpected"] == 1 and f["passed"] == 6 and f["expected_failures"] == {"f-1": 3}
+    assert f["as_expected_rate"] == pytest.approx(0.9) and f["case_s"]["max"] == 3.0
+    assert not f["memory"]["grew"] and f["browser_launches"] == 2
+    out = soak.text(f)
+    assert "1 failed or errors" in out and "f-1 3" in out and "no growth" in out
