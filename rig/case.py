@@ -8,6 +8,7 @@ matched against the known findings (rig.findings)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import capabilities, config, findings, roles, verdict
+from . import capabilities, config, faults, findings, roles, verdict
 from .evidence import AiortcLog
 from .model import Cause, Check, Glare, PeerInfo
 from .peers.base import CHANGES, Peer, PeerSpec, RigError, bounded
@@ -97,8 +98,9 @@ PeerFactory = Callable[[PeerSpec, str, int, float], Awaitable[Peer]]
 
 class CaseRun:
     def __init__(self, scenario: Scenario, room: Room, ws_url: str, peers: dict[str, Peer],
-                 negotiators: dict[str, Any]) -> None:
+                 negotiators: dict[str, Any], injected: faults.Injection | None = None) -> None:
         self.scenario = scenario
+        self.injected = injected
         self.room = room
         self.ws_url = ws_url
         self.peers = peers
@@ -132,6 +134,10 @@ class CaseRun:
             started = time.monotonic()
             try:
                 await getattr(self, "_" + type(step).__name__.lower())(step)
+                if isinstance(step, Join) and self.injected is not None:
+                    await self.injected.fire()
+                    self.ledger.fault = {"name": self.injected.fault.name, "done": self.injected.done,
+                                         "t": self.room.now()}
             finally:
                 phase = "join" if isinstance(step, Join) else "settle" if isinstance(step, Settle) else "steps"
                 self.phases[phase] = self.phases.get(phase, 0.0) + time.monotonic() - started
@@ -445,7 +451,8 @@ def _peer_info(peer: Peer | None, spec: PeerSpec, user_id: int, described: dict 
 
 async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
                    make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None = None,
-                   full_capture: bool = False, describe: Callable[[PeerSpec], dict] | None = None) -> CaseResult:
+                   full_capture: bool = False, describe: Callable[[PeerSpec], dict] | None = None,
+                   fault: str | None = None) -> CaseResult:
     """Run one case to a verdict. Never raises for a peer's failure: it becomes the cause.
 
     With ``evidence_dir``, the peers' own evidence (Playwright traces, aiortc's log) is
@@ -455,10 +462,11 @@ async def run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpe
         log = AiortcLog(full=full_capture)
         with log:
             result = await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir,
-                                     describe)
+                                     describe, fault)
         log.write(evidence_dir / "aiortc.log")
         return result
-    return await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir, describe)
+    return await _run_case(stub, scenario, polite_spec, impolite_spec, make_peer, negotiators, evidence_dir, describe,
+                           fault)
 
 
 def _unsupported(scenario: Scenario, peers: dict[str, Peer]) -> str:
@@ -471,7 +479,7 @@ def _unsupported(scenario: Scenario, peers: dict[str, Peer]) -> str:
 
 async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
                     make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None,
-                    describe: Callable[[PeerSpec], dict] | None = None) -> CaseResult:
+                    describe: Callable[[PeerSpec], dict] | None = None, fault: str | None = None) -> CaseResult:
     room = stub.create_room(f"{scenario.name}-{uuid.uuid4().hex[:8]}")
     started = time.monotonic()
     ids = dict(zip(("polite", "impolite"), roles.pick_user_ids(), strict=True))
@@ -483,6 +491,7 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
     snaps: dict[str, dict] = {}
     phases: dict[str, float] = {}
     mark = time.monotonic()
+    injected: faults.Injection | None = None
 
     def lap(name: str) -> None:
         nonlocal mark
@@ -507,8 +516,13 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
                 raise got
         lap("setup")
         unsupported = _unsupported(scenario, peers)
+        if fault and not unsupported:
+            try:
+                injected = faults.Injection(faults.get(fault), peers, stub, room)
+            except RigError as exc:
+                unsupported = str(exc)
         if not unsupported:
-            run = CaseRun(scenario, room, stub.ws_url, peers, negotiators)
+            run = CaseRun(scenario, room, stub.ws_url, peers, negotiators, injected)
             try:
                 await asyncio.wait_for(run.run(), config.CASE_TIMEOUT)
             except TimeoutError:
@@ -534,6 +548,8 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
         mark = time.monotonic()
         for p in peers.values():
             p.closing = True
+        if injected is not None:
+            await injected.end()
         await bounded(asyncio.gather(*(p.close() for p in peers.values()), return_exceptions=True),
                       4 * config.CLOSE_TIMEOUT)
         stub.close_room(room.name)
@@ -557,6 +573,9 @@ async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSp
             cause = verdict.first_failed_check(checks, {r: s.kind for r, s in specs.items()}, snaps)
         errors = verdict.run_errors(run.ledger, timelines)
         judgement = findings.judge(scenario.name, info["polite"], info["impolite"], cause, checks, errors)
+    if injected is not None and not unsupported:  # never a pass: the fault and what the rig saw after it
+        then = judgement.reason if judgement.outcome != "passed" else "the pair still met every check"
+        judgement = dataclasses.replace(judgement, outcome="error", finding=None, reason=injected.reason(then))
     lap("verdict")
     return CaseResult(
         phases={k: round(v, 3) for k, v in phases.items()},

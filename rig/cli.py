@@ -195,7 +195,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         "plan": str(Path(args.plan).resolve()) if args.plan else None, "repeat": args.repeat, "out": str(out),
         "negotiator-js": str(Path(args.negotiator_js).resolve()) if args.negotiator_js else None,
         "negotiator-py": negotiator_py, "keep": args.keep, "capture": args.capture, "headed": args.headed,
-        "stub-host": args.stub_host})
+        "stub-host": args.stub_host, "fault": args.fault})
     cmd += args.pytest_args
     run_id = os.environ.get(config.RUN_MARKER_ENV) or uuid.uuid4().hex
     env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id,

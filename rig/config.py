@@ -94,6 +94,8 @@ LAUNCH_TIMEOUT = float(os.environ.get("RIG_LAUNCH_TIMEOUT", 30))
 STEP_TIMEOUT = float(os.environ.get("RIG_STEP_TIMEOUT", 10))
 CASE_TIMEOUT = float(os.environ.get("RIG_CASE_TIMEOUT", 45))
 CLOSE_TIMEOUT = 5.0
+#: rig matrix --fault delay-message: how long the stub holds the message (rig.faults)
+FAULT_DELAY = float(os.environ.get("RIG_FAULT_DELAY", 3))
 #: A browser process is closed and launched anew after it has served this many pages (each a
 #: case's peer): a long run (rig soak, a big version matrix) must not carry whatever a browser
 #: accumulates over thousands of contexts. Launching costs ~1-3 s; at 100 pages that is under

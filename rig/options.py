@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import evidence
+from .faults import FAULTS
 
 DEFAULT_PEERS = "chromium,firefox,aiortc"
 
@@ -59,6 +60,10 @@ MATRIX: tuple[Option, ...] = (
                    "the default) or of all cases (all)", "failed", choices=evidence.KEEP),
     Option("capture", "evidence files: off (no Playwright traces, no aiortc log), normal, or full (aiortc's "
                       "per-packet debug lines too; rig debug uses it)", "normal", choices=("off", "normal", "full")),
+    Option("fault", "inject this fault into the first repeat of every cell, right after both peers joined "
+                    "(rig.faults; docs/faults.md): its case is "
+                    "an error naming the fault, later repeats show the run going on", None,
+           choices=tuple(FAULTS)),
     Option("headed", "show the browsers (needs a display)", flag=True),
     Option("stub-host", "an address of this machine where the signaling stub also listens (HTTPS) for remote "
                         "browsers (peer specs KIND@ws://HOST:PORT/PATH); default: $RIG_STUB_HOST, else 127.0.0.1 "

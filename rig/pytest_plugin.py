@@ -218,6 +218,7 @@ class RigSession:
         browser = await pool.get(spec, inst.path)
         base = self.stub.remote_url if spec.endpoint else self.stub.http_url
         peer = BrowserPeer(spec, name, user_id, t0, browser, base)
+        peer.executable = inst.path
         try:
             prepared = await pool.page(spec, inst.path, base, trace=self.out is not None,
                                        preload=self.negotiators()["js"][0])
@@ -232,12 +233,12 @@ class RigSession:
         return peer
 
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
-                  slug: str | None = None) -> CaseResult:
+                  slug: str | None = None, fault: str | None = None) -> CaseResult:
         """The case, with a last bound over everything it does (set-up and teardown too)."""
         where = self.out / "cases" / slug if self.out is not None and slug else None
         task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators(),
                                               evidence_dir=where, full_capture=self.full_capture,
-                                              describe=self.describe))
+                                              describe=self.describe, fault=fault))
         limit = config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT
         try:
             if not await bounded(asyncio.shield(task), limit):
@@ -296,7 +297,8 @@ class CaseHandle:
 
     def run(self) -> CaseResult:
         result = self._session.loop.run_until_complete(
-            self._session.run(self.scenario, self.polite, self.impolite, slug=results.slug(self._node.callspec.id)))
+            self._session.run(self.scenario, self.polite, self.impolite, slug=results.slug(self._node.callspec.id),
+                              fault=self._node.config.getoption("--rig-fault") if self.repeat == 0 else None))
         self._node._rig_result = result  # type: ignore[attr-defined]
         return result
 

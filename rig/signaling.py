@@ -373,7 +373,7 @@ class SignalingStub:
         host = check_stub_host(self.host) if self.host != LOOPBACK else LOOPBACK
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
+        site = web.TCPSite(self._runner, LOOPBACK, self.port or 0)  # the same port again on restart()
         await site.start()
         self.port = self._runner.addresses[0][1]
         if host != LOOPBACK:
@@ -382,7 +382,7 @@ class SignalingStub:
             except ImportError as exc:
                 await self.stop()
                 raise RigError(f"the stub cannot serve remote browsers over HTTPS: {exc} (install cryptography)") from None
-            await web.TCPSite(self._runner, host, 0, ssl_context=tls).start()
+            await web.TCPSite(self._runner, host, self.remote_port or 0, ssl_context=tls).start()
             self.host = host
             self.remote_port = next(a[1] for a in self._runner.addresses if a[0] == host)
         return self
@@ -391,6 +391,15 @@ class SignalingStub:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def restart(self) -> None:
+        """Stop listening (every open WebSocket drops) and listen again on the same port(s),
+        keeping the rooms: rig.faults' restart-stub."""
+        for room in self.rooms.values():
+            for m in list(room.members.values()):
+                await m.ws.close(code=1012, message=b"signaling stub restarting")  # 1012: service restart
+        await self.stop()
+        await self.start()
 
     async def __aenter__(self) -> SignalingStub:
         return await self.start()

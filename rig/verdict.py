@@ -71,6 +71,8 @@ class Ledger:
     faults: list[dict] = field(default_factory=list)  # {who, method, step}
     gates: list[dict] = field(default_factory=list)  # {id, who, what, open_on, step}
     message_faults: list[dict] = field(default_factory=list)  # {what, sender, kind, step}
+    #: a fault injected by rig matrix --fault (rig.faults): {name, done, t}
+    fault: dict = field(default_factory=dict)
     #: politeness each peer computed from the user ids (None: it never joined)
     computed_polite: dict[str, bool | None] = field(default_factory=lambda: {"polite": None, "impolite": None})
 

@@ -163,6 +163,7 @@ class AiortcPeer(Peer):
         self._faults: dict[str, int] = {}
         self._gates: list[dict] = []
         self._ops = 0  # description/candidate operations in progress (see _counted)
+        self._raise_next: BaseException | None = None  # rig.faults' aiortc-raise
 
     # -- plumbing ----------------------------------------------------------------
     def _spawn(self, coro, what: str) -> asyncio.Task:
@@ -466,6 +467,13 @@ class AiortcPeer(Peer):
             await self._ws.send_str(text)
 
     async def _reader(self, ready: asyncio.Future) -> None:
+        await self._read(ready)
+        if not self.closing:  # the peer closes its own socket only at teardown
+            code = self._ws.close_code
+            self.record("error", {"source": "signaling", "text": f"signaling WebSocket closed by the other end "
+                                                                 f"(code {code}) in the middle of the case"})
+
+    async def _read(self, ready: asyncio.Future) -> None:
         async for msg in self._ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
@@ -539,6 +547,11 @@ class AiortcPeer(Peer):
             return None
         self.record("signal-received", {"seq": seq, "kind": kind})
         handler = self.signaler.on_message
+        if self._raise_next is not None and handler is not None:  # rig.faults' aiortc-raise
+            exc, self._raise_next = self._raise_next, None
+
+            def handler(obj: dict, exc: BaseException = exc) -> None:
+                raise exc
         if handler is None:
             self.record("error", {"source": "rig", "text": f"message #{seq} arrived but the negotiator set no signaler.on_message"})
             return None
@@ -549,6 +562,10 @@ class AiortcPeer(Peer):
             return None
         running = asyncio.ensure_future(ret) if asyncio.iscoroutine(ret) or isinstance(ret, asyncio.Future) else None
         return kind, obj, running
+
+    def raise_in_handler(self, exc: BaseException) -> None:
+        """The negotiator's handler raises ``exc`` at the next message (rig.faults)."""
+        self._raise_next = exc
 
     def _handler_error(self, exc: BaseException) -> None:
         self.record("error", {"source": "negotiator on_message", "text": f"{type(exc).__name__}: {exc}",

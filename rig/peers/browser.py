@@ -111,6 +111,10 @@ async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title
         page.on("console", lambda msg: prep._to_peer("_on_console", msg))
         page.on("pageerror", lambda err: prep._to_peer("record", "error", {"source": "pageerror", "text": str(err)}))
         page.on("crash", lambda *_: prep._to_peer("record", "error", {"source": "crash", "text": "Target crashed"}))
+        # at teardown the rig closes the page itself (errors then are marked as while closing)
+        page.on("close", lambda *_: prep._to_peer("record", "error", {
+            "source": "page", "text": "the page closed in the middle of the case: its browser or its page's process "
+            "exited or was killed"}))
         await page.goto(f"{base_url}/fixtures/peer.html")  # waits for load: module scripts have run
         if not await page.evaluate("() => window.rig !== undefined"):
             raise RigError(f"{base_url}/fixtures/peer.html loaded without defining window.rig")
