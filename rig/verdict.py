@@ -206,6 +206,27 @@ def plan_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: lis
     return checks
 
 
+def negotiation_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict]) -> list[Check]:
+    """Every scenario changes something, so a case in which no offer and answer crossed the stub,
+    or a peer never applied a remote description, did not test negotiation at all: an integrity
+    failure, never a pass. Dated at the plan's last step, so a finding that stops the case
+    earlier (and with it the negotiation) is not blamed twice."""
+    last = len(ledger.steps) or None
+    delivered = [m for m in messages if m.get("delivered_t") is not None]
+    offers = sum(m.get("kind") == "offer" for m in delivered)
+    answers = sum(m.get("kind") == "answer" for m in delivered)
+    out = [Check(id="negotiation.exchanged", kind="integrity", step=last,
+                 name="an offer and an answer crossed the stub", ok=offers > 0 and answers > 0,
+                 detail=f"{offers} offer(s) and {answers} answer(s) delivered"
+                        + ("" if offers and answers else ": no negotiation happened"))]
+    for role in ROLES:
+        applied = timelines[role].of_type("remote-description-set") if role in timelines else []
+        out.append(Check(id=f"{role}.negotiated", kind="integrity", step=last, peer=role,
+                         name=f"{role} applied a remote description", ok=bool(applied),
+                         detail=f"{len(applied)} applied" if applied else "it never applied one"))
+    return out
+
+
 def final_checks(ledger: Ledger, timelines: Mapping[str, Timeline], snaps: Mapping[str, Any]) -> list[Check]:
     checks: list[Check] = []
     for role in ROLES:
@@ -279,8 +300,8 @@ def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dic
     gchecks, glare = glare_checks(ledger, timelines, messages)
     if not ledger.glare:
         gchecks = [c for c in gchecks if c.kind == "integrity"]
-    out = (plan_checks(ledger, timelines, messages) + gchecks + [c for c, _ in role_checks(timelines)]
-           + final_checks(ledger, timelines, snaps))
+    out = (plan_checks(ledger, timelines, messages) + negotiation_checks(ledger, timelines, messages) + gchecks
+           + [c for c, _ in role_checks(timelines)] + final_checks(ledger, timelines, snaps))
     order = {"integrity": 0, "role": 1, "outcome": 2}
     return sorted(out, key=lambda c: order[c.kind]), glare
 

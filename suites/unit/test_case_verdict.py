@@ -242,3 +242,18 @@ def test_the_cause_is_the_earliest_error_whichever_peer_reported_it() -> None:
                                                                          "message": "later"}])
     cause = run._first_error()
     assert (cause.peer, cause.error_name, cause.t) == ("impolite", "ValueError", 1.19)
+
+
+def test_a_case_without_negotiation_never_passes() -> None:
+    """No offer or answer crossed the stub, no peer applied a remote description: the
+    integrity checks fail (and with them the case), whatever the end states say."""
+    run, polite, impolite = make_run("add-video")
+    checks = verdict.negotiation_checks(run.ledger, run.timelines(), [])
+    assert {c.id for c in checks if not c.ok} == {"negotiation.exchanged", "polite.negotiated", "impolite.negotiated"}
+    assert all(c.kind == "integrity" and c.step == len(run.ledger.steps) for c in checks)
+    messages = [{"seq": 1, "kind": "offer", "delivered_t": 0.5}, {"seq": 2, "kind": "answer", "delivered_t": 0.7},
+                {"seq": 3, "kind": "offer"}]  # held, never delivered: does not count
+    at(polite, 0.6, "remote-description-set", type="offer")
+    at(impolite, 0.8, "remote-description-set", type="answer")
+    assert all(c.ok for c in verdict.negotiation_checks(run.ledger, run.timelines(), messages))
+    assert not verdict.negotiation_checks(run.ledger, run.timelines(), messages[:1])[0].ok

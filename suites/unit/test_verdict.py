@@ -34,15 +34,18 @@ def full_case() -> tuple[verdict.Ledger, dict, list, dict]:
         computed_polite={"polite": True, "impolite": False})
     events = {
         "polite": [_ev(0.5, "negotiationneeded", state="stable"), _ev(1.1, "rollback", how="implicit"),
-                   _ev(1.2, "offer-made")],
+                   _ev(1.2, "offer-made"), _ev(1.3, "remote-description-set", type="offer")],
         "impolite": [_ev(0.5, "negotiationneeded", state="stable"), _ev(1.1, "offer-ignored", seq=5, state="have-local-offer"),
                      _ev(1.5, "injected", seq=9, state="have-local-offer"), _ev(2.0, "fault-injected",
                                                                                  method="setLocalDescription"),
-                     _ev(2.1, "gate-reached", id=1, state="stable"), _ev(2.2, "gate-opened", id=1, state="have-remote-offer")],
+                     _ev(2.1, "gate-reached", id=1, state="stable"), _ev(2.2, "gate-opened", id=1, state="have-remote-offer"),
+                     _ev(2.3, "remote-description-set", type="answer")],
     }
     messages = [{"seq": 5, "from": "polite", "kind": "offer", "held": True, "released_t": 1.0},
                 {"seq": 6, "from": "impolite", "kind": "offer", "held": True, "released_t": 1.0},
-                {"seq": 7, "from": "polite", "kind": "candidate", "note": "duplicate of #4 (duplicate candidate)"}]
+                {"seq": 7, "from": "polite", "kind": "candidate", "note": "duplicate of #4 (duplicate candidate)"},
+                {"seq": 8, "from": "impolite", "kind": "offer", "delivered_t": 1.25},
+                {"seq": 9, "from": "polite", "kind": "answer", "delivered_t": 2.25}]
 
     def snap(kind_in: str, sending_dir: str, ufrags: list[str], received: str) -> dict:
         return {"signalingState": "stable", "connectionState": "connected", "localUfrags": ufrags,
@@ -81,6 +84,9 @@ BREAKERS = {
     "collision-1.ignored": lambda L, E, M, S: _drop_event(E, "impolite", "offer-ignored"),
     "collision-1.reoffered": lambda L, E, M, S: _drop_event(E, "polite", "offer-made"),
     "fault-1.injected": lambda L, E, M, S: _drop_event(E, "impolite", "fault-injected"),
+    "negotiation.exchanged": lambda L, E, M, S: M.__setitem__(4, {**M[4], "delivered_t": None}),
+    "polite.negotiated": lambda L, E, M, S: _drop_event(E, "polite", "remote-description-set"),
+    "impolite.negotiated": lambda L, E, M, S: _drop_event(E, "impolite", "remote-description-set"),
     "gate-1.reached": lambda L, E, M, S: _drop_event(E, "impolite", "gate-reached"),
     "gate-1.opened": lambda L, E, M, S: _drop_event(E, "impolite", "gate-opened"),
     "message-fault-1.happened": lambda L, E, M, S: M.__setitem__(2, {**M[2], "note": ""}),
