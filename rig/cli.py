@@ -203,6 +203,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                               # the workers give these specs' cells the reason found here
                               config.UNRESOLVED_ENV: json.dumps(unusable),
                               config.REMOTE_RESOLVED_ENV: json.dumps(remote)})
+    from . import hostnet
+    if hostnet.loopback_only():
+        print(f"rig: {hostnet.describe()}", flush=True)
     proc = subprocess.Popen(cmd, env=env, cwd=config.ROOT)
     interrupted = False
     try:

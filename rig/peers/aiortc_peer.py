@@ -612,6 +612,9 @@ class AiortcPeer(Peer):
             raise RigError(f"{self} got no 'ready' from the signaling stub within {config.STEP_TIMEOUT:.0f} s") from None
         other = frame["peer"]["user_id"]
         self.polite = int(self.user_id) > int(other)
+        from .. import hostnet
+        if hostnet.loopback_only():
+            hostnet.aiortc_loopback()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._instrument(self.pc)
         try:

@@ -39,12 +39,15 @@ async def launch(playwright: Playwright, kind: str, executable: str, *, headless
     Playwright before 1.56 (config.PLAYWRIGHT_PUBLIC_BIDI) does not route its public ``firefox``
     to a stock Firefox; its BiDi Firefox type is reachable only through a private attribute
     (FIELD-NOTES)."""
+    from .. import hostnet
+    lo = hostnet.loopback_only()
     if kind == "chromium":
-        return await playwright.chromium.launch(executable_path=executable, args=config.CHROMIUM_ARGS,
-                                                headless=headless)
+        return await playwright.chromium.launch(executable_path=executable, headless=headless,
+                                                args=config.CHROMIUM_ARGS + (hostnet.CHROMIUM_ARGS if lo else []))
     if kind != "firefox":
         raise RigError(f"{kind} is not a browser")
-    prefs = {"executable_path": executable, "headless": headless, "firefox_user_prefs": config.FIREFOX_PREFS}
+    prefs = {"executable_path": executable, "headless": headless,
+             "firefox_user_prefs": {**config.FIREFOX_PREFS, **(hostnet.FIREFOX_PREFS if lo else {})}}
     from importlib.metadata import version
     if version_key(version("playwright")) >= config.PLAYWRIGHT_PUBLIC_BIDI:
         return await playwright.firefox.launch(channel="moz-firefox", **prefs)
@@ -340,6 +343,9 @@ class BrowserPeer(Peer):
             restartIce: typeof RTCPeerConnection.prototype.restartIce === "function",
             trickle: "onicecandidate" in RTCPeerConnection.prototype,
         })""")
+        from .. import hostnet
+        if hostnet.loopback_only():
+            await hostnet.check_gathering(self)
         return self.capabilities
 
     async def change(self, action: str) -> dict:
