@@ -209,9 +209,10 @@ def plan_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: lis
 def negotiation_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict]) -> list[Check]:
     """Every scenario changes something, so a case in which no offer and answer crossed the stub,
     or a peer never applied a remote description, did not test negotiation at all: an integrity
-    failure, never a pass. Dated at the plan's last step, so a finding that stops the case
-    earlier (and with it the negotiation) is not blamed twice."""
-    last = len(ledger.steps) or None
+    failure, never a pass. Dated after the plan's last step: they decide only a case in which
+    nothing else failed, and a finding that stopped the negotiation is not blamed twice
+    (rig.findings.unexplained counts an integrity check only at or before the cause's step)."""
+    last = len(ledger.steps) + 1
     delivered = [m for m in messages if m.get("delivered_t") is not None]
     offers = sum(m.get("kind") == "offer" for m in delivered)
     answers = sum(m.get("kind") == "answer" for m in delivered)

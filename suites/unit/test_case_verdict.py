@@ -250,7 +250,7 @@ def test_a_case_without_negotiation_never_passes() -> None:
     run, polite, impolite = make_run("add-video")
     checks = verdict.negotiation_checks(run.ledger, run.timelines(), [])
     assert {c.id for c in checks if not c.ok} == {"negotiation.exchanged", "polite.negotiated", "impolite.negotiated"}
-    assert all(c.kind == "integrity" and c.step == len(run.ledger.steps) for c in checks)
+    assert all(c.kind == "integrity" and c.step == len(run.ledger.steps) + 1 for c in checks)
     messages = [{"seq": 1, "kind": "offer", "delivered_t": 0.5}, {"seq": 2, "kind": "answer", "delivered_t": 0.7},
                 {"seq": 3, "kind": "offer"}]  # held, never delivered: does not count
     at(polite, 0.6, "remote-description-set", type="offer")
