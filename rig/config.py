@@ -114,8 +114,44 @@ PIP_INDEX_TIMEOUT = 120.0
 #: A data-channel message after an ICE restart (SCTP retransmission backoff, see rig.case).
 RESTART_EXCHANGE_TIMEOUT = 30.0
 
-#: The signaling stub refuses frames larger than this (a real SDP is a few kB).
+#: The signaling stub's limits (docs/design.md, "Signaling stub limits"). A case sends a few dozen
+#: frames of a few kB through one room; each limit is far above that and bounds what a client
+#: that misbehaves (a broken negotiator, a test throwing garbage) can make the stub hold.
+#: Largest text frame, in bytes of UTF-8 (a real SDP is a few kB). aiohttp refuses a larger one
+#: from its header, before reading its payload; the stub answers with an error frame and closes
+#: that socket (code 1009), since a frame that was not read leaves nothing to resynchronise on.
 MAX_FRAME_BYTES = 256 * 1024
+#: JSON in a frame: deepest nesting and most values (keys count as values). A signaling message
+#: is 3 deep with under 10 values; deeper JSON would overflow Python's recursion when the
+#: record is copied for the report. Over either: an error frame, the frame is not relayed.
+MAX_JSON_DEPTH = 32
+MAX_JSON_VALUES = 10_000
+#: Frames waiting for one member: held by the room's DeliveryController plus queued to be sent.
+#: Past either bound a new frame for that member is not relayed: its sender gets an error frame.
+#: Bytes, here and below, are what a frame's parsed data holds in memory (rig.signaling.weigh:
+#: about 30 times its text for an array of empty objects, 4 times for text with one emoji).
+MAX_PENDING_FRAMES = 256
+MAX_PENDING_BYTES = 4 * 1024 * 1024
+#: A room's message record (the case's evidence): records kept and their frames' bytes. Past
+#: either, frames are still relayed but not recorded; one last record says so and counts them.
+MAX_RECORDS = 2000
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+#: Members of a room: not tunable, the stub relays between the two peers of a case.
+ROOM_MEMBERS = 2
+#: Rooms open at once (the rig opens one per case and closes it after it; one more is a one-line
+#: RigError) and WebSocket connections at once (members, and refused sockets while they close;
+#: one more upgrade is refused with HTTP 503).
+MAX_ROOMS = 8
+MAX_CONNECTIONS = 32
+#: A client that does not take a frame the stub sends within this is cut off (its connection
+#: aborted), so a peer that stopped reading cannot hold the stub's writer.
+STUB_SEND_TIMEOUT = 10.0
+#: An idle HTTP connection (a page's, between its requests) is closed after this (aiohttp's
+#: AppRunner would keep one an hour).
+STUB_KEEPALIVE_TIMEOUT = 75.0
+#: Joins refused before the upgrade (no or wrong token, too many connections) kept in the
+#: stub's own record; all are counted.
+MAX_REFUSALS_KEPT = 100
 
 #: Environment variable that marks every process a run starts, so a sweep can find
 #: (and kill) any browser that survived its run.

@@ -25,6 +25,7 @@ from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcpeerconnection import and_direction
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
+from yarl import URL
 
 from .. import config
 from .base import GATE_METHODS, INJECTED, Peer, PeerSpec, RigError, bounded
@@ -595,9 +596,12 @@ class AiortcPeer(Peer):
     async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
         attach = load_negotiator(negotiator) if not callable(negotiator) else negotiator
         self._session = aiohttp.ClientSession()
+        # ws_url carries the stub's token in its query: add to it, never replace it
+        url = URL(ws_url).update_query({"room": room, "name": self.name, "user": str(self.user_id)})
         try:
-            self._ws = await asyncio.wait_for(self._session.ws_connect(
-                ws_url, params={"room": room, "name": self.name, "user": str(self.user_id)}), config.STEP_TIMEOUT)
+            self._ws = await asyncio.wait_for(self._session.ws_connect(url), config.STEP_TIMEOUT)
+        except aiohttp.WSServerHandshakeError as exc:  # its message would repeat the URL, token and all
+            raise RigError(f"{self}: the signaling stub refused the join (HTTP {exc.status})") from None
         except Exception as exc:
             raise RigError(f"{self} could not reach the signaling stub: {exc}") from None
         loop = asyncio.get_running_loop()
