@@ -333,6 +333,8 @@ class Room:
         self.name = name
         self.t0 = time.monotonic()
         self.members: dict[str, Member] = {}
+        #: members whose WebSocket closed, with its close code (who went away, for the error frames)
+        self.left: dict[str, int | None] = {}
         self.log: list[MessageRecord] = []
         self.log_weight = 0
         #: frames not recorded once the record was full, and the record that says so (last in ``log``)
@@ -740,6 +742,7 @@ class SignalingStub:
                 await member.closing
             if room.members.get(name) is member:
                 del room.members[name]
+                room.left[name] = ws.close_code
             while not member.outbox.empty():
                 rec = member.outbox.get_nowait()
                 member.taken(rec)
@@ -754,7 +757,10 @@ class SignalingStub:
             return await self._error(room, member, str(exc), size)
         other = room.other(member.name)
         if other is None:
-            return await self._error(room, member, "no other member in the room yet", size)
+            gone = next(((n, code) for n, code in room.left.items() if n != member.name), None)
+            why = (f"the other member, {gone[0]}, left the room (its WebSocket closed, code {gone[1]})" if gone
+                   else "no other member in the room yet")
+            return await self._error(room, member, why, size)
         full = room.room_for(other.name, weight)
         if full:
             return await self._error(room, member, f"frame not relayed: {full}", size)
