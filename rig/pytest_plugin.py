@@ -344,6 +344,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             negotiators={"js": item.config.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
                          "py": item.config.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)})
         item.config._rig_cases += 1  # type: ignore[attr-defined]
+        # written: the worker's items live for the whole session, so keeping the result here
+        # (events, messages, SDPs) would grow the worker by every case it ran (a soak showed it)
+        item._rig_result = None  # type: ignore[attr-defined]
         # travels with the report to the xdist controller, which keeps the run's own cases
         report.user_properties.append(("rig_case", summary.slug))
 
