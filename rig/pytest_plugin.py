@@ -109,7 +109,8 @@ class _Signals:
 _SIG = _Signals()
 #: A second signal within this many seconds of the first is the same request delivered twice (a
 #: terminal's Ctrl-C reaches every process of its group, and the controller forwards it too);
-#: a later one insists, and interrupts whatever is running, teardown included.
+#: a later one insists, and interrupts whatever is running, except a worker's teardown: that is
+#: bounded, and execnet sends its worker a SIGINT 5 s after the controller stopped waiting.
 REPEAT_WINDOW = 2.0
 
 
@@ -151,8 +152,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _on_signal(signum: int, frame: Any) -> None:
     now = time.monotonic()
     if _SIG.signum is not None:
-        if now - _SIG.at < REPEAT_WINDOW:
-            return
+        if now - _SIG.at < REPEAT_WINDOW or (_SIG.session is not None and _SIG.session.stopping):
+            return  # the same request twice, or a teardown under way (bounded: it is let finish)
         raise runs.Interrupted(signum, "again")
     _SIG.signum, _SIG.at = signum, now
     if _SIG.parent is not None and os.getppid() != _SIG.parent:

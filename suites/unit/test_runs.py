@@ -35,7 +35,12 @@ def _marked_sleeper(run_id: str) -> subprocess.Popen:
 
 
 def _signal_soon(sig: int) -> None:
-    threading.Timer(0.3, os.kill, (os.getpid(), sig)).start()
+    """The signal arrives while the test waits in the run, as a real one would; never after the
+    run (pytest's own handler would take it as an interruption of the whole session)."""
+    def send() -> None:
+        if runs.Run.current is not None:
+            os.kill(os.getpid(), sig)
+    threading.Timer(0.3, send).start()
 
 
 def _dead_pid() -> tuple[int, int]:
@@ -149,7 +154,7 @@ def test_a_signal_in_a_run_is_forwarded_once_to_its_child_and_raised(tmp_path, r
         proc = run.popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
         assert os.getsid(proc.pid) == proc.pid, "the child has its own session"
-        _signal_soon(signal.SIGTERM)  # arrives while run.wait waits, as a real one would
+        _signal_soon(signal.SIGTERM)
         run.wait(proc, grace=10)
     assert info.value.status == 143 and proc.returncode == 0
     assert got.read_text().split() == [str(int(signal.SIGTERM))], "forwarded exactly once"
