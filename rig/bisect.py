@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import config, results
+from . import config, results, runs
 from .peers.base import PeerSpec, RigError
 from .versions import in_range, line, version_key
 
@@ -92,8 +92,9 @@ def verdict_of(cases: list[dict]) -> tuple[str, str]:
 
 
 def _unjudgeable(case: dict) -> bool:
-    """A run that says nothing about the version's behaviour: not attempted, or set-up failed."""
-    if case.get("outcome") == "unsupported":
+    """A run that says nothing about the version's behaviour: not attempted (unsupported, or
+    not run because the run ended first), or set-up failed."""
+    if case.get("outcome") in ("unsupported", "not-run"):
         return True
     cause = case.get("cause") or {}
     return case.get("outcome") == "error" and cause.get("kind") in ("setup", "rig")
@@ -173,9 +174,15 @@ def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec,
                "--repeat", str(repeat), "--out", str(folder), "--workers", "1", "--keep", "all", *extra]
         step = Step(version=version, spec=str(spec), out=str(folder.relative_to(out)))
         timeout = repeat * (config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT) + 600  # installs included
+        env = dict(os.environ, RIG_COMMAND="rig " + " ".join(cmd[3:]))
         try:
-            proc = subprocess.run(cmd, cwd=config.ROOT, capture_output=True, text=True, timeout=timeout,
-                                  env=dict(os.environ, RIG_COMMAND="rig " + " ".join(cmd[3:])))
+            if runs.Run.current is None:
+                proc = subprocess.run(cmd, cwd=config.ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+            else:  # a signal to rig bisect reaches the step's rig matrix, which ends its run in order
+                child = runs.Run.current.popen(cmd, cwd=config.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                               text=True, env=env)
+                out_text, err_text = runs.Run.current.communicate(child, timeout=timeout)
+                proc = subprocess.CompletedProcess(cmd, child.returncode, out_text, err_text)
         except subprocess.TimeoutExpired:
             step.reason = f"rig matrix did not finish within {timeout:.0f} s"
             return step

@@ -11,10 +11,10 @@ import shlex
 import signal
 import subprocess
 import sys
-import uuid
+import time
 from pathlib import Path
 
-from . import config, options, processes, scenarios
+from . import config, options, processes, runs, scenarios
 from .peers.base import KNOWN_KINDS, PeerSpec, RigError
 
 
@@ -197,49 +197,105 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         "negotiator-py": negotiator_py, "keep": args.keep, "capture": args.capture, "headed": args.headed,
         "stub-host": args.stub_host, "fault": args.fault})
     cmd += args.pytest_args
-    run_id = os.environ.get(config.RUN_MARKER_ENV) or uuid.uuid4().hex
-    env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id,
-                              "RIG_COMMAND": "rig " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    env = dict(os.environ, **{"RIG_COMMAND": "rig " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                               # the workers give these specs' cells the reason found here
                               config.UNRESOLVED_ENV: json.dumps(unusable),
                               config.REMOTE_RESOLVED_ENV: json.dumps(remote)})
     from . import hostnet
     if hostnet.loopback_only():
         print(f"rig: {hostnet.describe()}", flush=True)
-    proc = subprocess.Popen(cmd, env=env, cwd=config.ROOT)
-    interrupted = False
-    try:
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        interrupted = True
-        # the terminal sent SIGINT to pytest too; give it time to tear down, then insist
+    expected = None if args.pytest_args else _expected_cases(scens, peers, args.pairs, args.shard, args.repeat)
+    with runs.Run() as run:
+        began = time.time()
+        proc = run.popen(cmd, env=env, cwd=config.ROOT)
         try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = proc.wait()
-    finally:
-        left = processes.sweep(run_id)
-        if left:
-            print(f"rig: ended {len(left)} process(es) the run left behind: {left}", file=sys.stderr)
-    if interrupted:
-        print("rig: interrupted; partial results, if any, are in " + str(out), file=sys.stderr)
-        return 130
-    if not (out / "results.json").is_file():
-        _err(f"the run wrote no results (pytest exit status {rc})")
+            rc = run.wait(proc)
+        except runs.Interrupted as exc:
+            print(f"rig: {exc.text()}; {_partial(out, began)}", file=sys.stderr)
+            exc.reported = True
+            raise
+        finally:
+            left = processes.sweep(run.id)
+            if left:
+                print(f"rig: ended {len(left)} process(es) the run left behind: {processes.describe(left)}",
+                      file=sys.stderr)
+    if rc < 0:
+        _err(f"pytest (pid {proc.pid}) was killed by {runs.signal_name(-rc)}; {_partial(out, began)}")
+        return 1
+    if rc - 128 in runs.SIGNALS:  # a signal to pytest or one of its workers, not to rig
+        print(f"rig: pytest was interrupted by {runs.signal_name(rc - 128)}; {_partial(out, began)}", file=sys.stderr)
+        return rc
+    try:
+        results = _fresh_results(out, began)
+    except RigError as exc:
+        _err(f"{exc} (pytest exit status {rc})")
         return 1
     print(f"rig: report {out / 'index.html'}")
+    problems = _integrity(results, expected)
+    for line in problems:
+        _err(line)
     if rejected:
         _err(f"{rejected} unknown peer(s)/scenario(s) were left out (see above)")
         return 1
     if unusable:
         _err(f"{len(unusable)} peer spec(s) could not be resolved; their cells are errors (see above)")
         return 1
-    return 0 if rc == 0 else 1
+    return 0 if rc == 0 and not problems else 1
+
+
+def _expected_cases(scens: list[str], peers: list[str], pairs_text: str | None, shard_text: str | None,
+                    repeat: int) -> set[str]:
+    """The case ids this run's pytest should collect (rig.results.case_id), computed here as the
+    plugin parametrizes them, to check its results.json against."""
+    from . import results, shards
+    every = shards.catalogue(scens, peers, options.parse_pairs(pairs_text))
+    cells = shards.select(every, shards.Shard.parse(shard_text), shards.Costs.load()) if shard_text else every
+    label = {p: PeerSpec.parse(p).label for p in peers}
+    return {results.case_id(c.scenario, label[c.polite], label[c.impolite], r, repeat)
+            for c in cells for r in range(repeat)}
+
+
+def _fresh_results(out: Path, began: float):
+    """This run's results.json (not one an earlier run left in ``out``), validated."""
+    from . import model
+    path = out / "results.json"
+    try:
+        if path.stat().st_mtime < began:
+            raise RigError(f"the run wrote no results ({path} is an earlier run's)")
+        return model.load_run(path)
+    except FileNotFoundError:
+        raise RigError("the run wrote no results") from None
+    except model.SchemaError as exc:
+        raise RigError(f"the run's results are unreadable: {exc}") from None
+
+
+def _integrity(run, expected: set[str] | None) -> list[str]:
+    """One line per way the results fall short of the run: cases that did not run or whose
+    worker died (in the report already, as not-run and error), and cases the run should have
+    had that results.json lacks altogether (never a silent gap)."""
+    lines = []
+    not_run = [c.id for c in run.cases if c.outcome == "not-run"]
+    if not_run:
+        lines.append(f"{len(not_run)} case(s) did not run: {_some(not_run)}")
+    if expected is not None:
+        missing = sorted(expected - {c.id for c in run.cases})
+        if missing:
+            lines.append(f"results.json lacks {len(missing)} case(s) of this run: {_some(missing)}")
+    return lines
+
+
+def _some(ids: list[str], n: int = 5) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
+
+
+def _partial(out: Path, began: float) -> str:
+    """Where the partial results are, and how many cases finished."""
+    try:
+        run = _fresh_results(out, began)
+    except RigError:
+        return "it wrote no results"
+    done = sum(c.outcome != "not-run" for c in run.cases)
+    return f"partial report {out / 'index.html'}: {done} of {len(run.cases)} case(s) finished, the rest not run"
 
 
 async def _probe_browser(spec: PeerSpec) -> str:
@@ -698,7 +754,34 @@ def main(argv: list[str] | None = None) -> int:
         args.pytest_args = args.pytest_args[1:]
     if getattr(args, "repeat", 1) < 1:
         parser.error("--repeat must be at least 1")
-    return args.func(args)
+    if args.command not in STARTS_PROCESSES:
+        return args.func(args)
+    return _run(args, argv)
+
+
+#: Commands that start browsers or pytest: each is a run (rig.runs) with signal handling, the
+#: marker sweep at its end, and a look for what an earlier, killed run left behind.
+STARTS_PROCESSES = ("matrix", "debug", "bisect", "mutants", "doctor", "browsers")
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    nested = runs.Run.current is not None  # rig mutants / rig debug run rig matrix in this process
+    parent = os.environ.get(config.PARENT_ENV)
+    if not nested and parent and parent.isdigit() and not processes.die_with_parent(int(parent)):
+        _err(f"the process that started this rig (pid {parent}) is gone; not starting")
+        return 128 + signal.SIGTERM
+    try:
+        with runs.Run("rig " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))) as run:
+            rc = args.func(args)
+    except runs.Interrupted as exc:
+        if nested:
+            raise
+        if not getattr(exc, "reported", False):
+            print(f"rig: {exc.text()}", file=sys.stderr)
+        return exc.status
+    if not nested and run.signals:  # a signal that came while a child's time ran out
+        return 128 + run.signals[0]
+    return rc
 
 
 if __name__ == "__main__":

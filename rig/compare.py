@@ -30,8 +30,9 @@ from .results import OUTCOMES, slug
 from .versions import line, version_key
 
 RESULTS_FILE = "results.json"
-#: Outcomes that fail a run: a cell that reaches one of these is failing.
-BAD = ("failed", "error", "xpassed")
+#: Outcomes that fail a run: a cell that reaches one of these is failing (not-run: a partial run
+#: is never a green one).
+BAD = ("failed", "error", "xpassed", "not-run")
 #: Kinds of change, most urgent first: the order of the table and of the exit decision.
 KINDS = ("new failure", "hit rate rose", "fixed", "outcome", "pass rate", "expectation", "added", "removed")
 HIT_RATE_THRESHOLD, HIT_RATE_MIN_RUNS = 0.10, 5
@@ -82,7 +83,7 @@ class Cell:
 
     @property
     def attempted(self) -> int:
-        return self.n - self.counts.get("unsupported", 0)
+        return self.n - self.counts.get("unsupported", 0) - self.counts.get("not-run", 0)
 
     def hit_rate(self, finding: str) -> float:
         return self.hits.get(finding, 0) / self.attempted if self.attempted else 0.0

@@ -156,6 +156,20 @@ MAX_REFUSALS_KEPT = 100
 #: Environment variable that marks every process a run starts, so a sweep can find
 #: (and kill) any browser that survived its run.
 RUN_MARKER_ENV = "GLARE_RIG_RUN"
+#: Set by each pytest process that runs cases to its own pid, so it finds (and waits for, when it
+#: closes them) every process it started, a daemon re-parented to init included (Chromium's
+#: chrome_crashpad_handler, which outlives its browser for a moment).
+OWNER_ENV = "GLARE_RIG_OWNER"
+#: The pid of the rig (or pytest controller) that started this process: a process whose parent
+#: is that pid asks the kernel for SIGTERM when it dies (rig.processes.die_with_parent).
+PARENT_ENV = "GLARE_RIG_PARENT"
+#: Where the registry of runs lives (rig.runs; default $XDG_RUNTIME_DIR/glare-rig/runs, else
+#: runs/ in the per-user cache).
+RUNS_ENV = "GLARE_RIG_RUNS"
+#: After forwarding a signal, how long rig waits for pytest to end its workers' cases, close
+#: their browsers and write the partial report before it ends what is left (xdist itself waits
+#: 10 s for a worker before killing it; typically all of it takes 2-4 s here).
+INTERRUPT_GRACE = 30.0
 
 #: JSON {spec: one-line reason} of the peer specs ``rig matrix`` could not resolve (or
 #: install) before the workers started; their cells are errors with that reason.

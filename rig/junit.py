@@ -19,8 +19,10 @@ Layout (the "JUnit XML" most CI systems read: GitHub actions, GitLab, Jenkins):
   ``findings`` (every finding of the cell), ``glare.forced``, ``glare.observed``,
   ``glare.rolled_back``, ``glare.ignored``, ``glare.reoffered``, ``glare.collisions``,
   ``case_page`` (relative to the report folder);
-- ``failed``/``xpassed`` are ``<failure>``, ``error`` is ``<error>``, ``xfailed`` and
-  ``unsupported`` are ``<skipped>`` (an expected failure, a cell not attempted): the
+- ``failed``/``xpassed`` are ``<failure>``, ``error`` is ``<error>``, ``xfailed``,
+  ``unsupported`` and ``not-run`` are ``<skipped>`` (an expected failure, a cell not
+  attempted, a case the run ended before; ``type`` says which, and a not-run case still
+  fails the run: rig's exit status, and ``not_run`` on ``<testsuites>``): the
   message is one line (the outcome and the first line of the reason), the body the whole
   reason, the cause, the failed checks, the case page and the command that replays it.
 """
@@ -101,7 +103,7 @@ def _props(parent: ET.Element, items: list[tuple[str, str]]) -> None:
 def _counts(cases: list[model.CaseSummary]) -> dict[str, str]:
     n = Counter(c.outcome for c in cases)
     return {"tests": str(len(cases)), "failures": str(n["failed"] + n["xpassed"]), "errors": str(n["error"]),
-            "skipped": str(n["xfailed"] + n["unsupported"]),
+            "skipped": str(n["xfailed"] + n["unsupported"] + n["not-run"]),
             "time": f"{sum(c.duration_s for c in cases):.3f}"}
 
 
@@ -120,6 +122,9 @@ def build(run: model.RunRecord | Mapping) -> ET.Element:
         run_props += [("merged_inputs", str(len(run.merged.inputs)))]
         run_props += [("merge_note", note) for note in (*run.merged.missing, *run.merged.duplicates)]
     root = ET.Element("testsuites", name="glare-rig", **_counts(run.cases))
+    if run.interrupted:  # a partial run: CI must not read its skipped cases as a complete pass
+        root.set("interrupted", _x(run.interrupted))
+        root.set("not_run", str(sum(c.outcome == "not-run" for c in run.cases)))
     for scenario in dict.fromkeys(order):
         mine = [(c, pages[i]) for i, c in enumerate(run.cases) if c.scenario == scenario]
         if not mine:
@@ -133,7 +138,7 @@ def build(run: model.RunRecord | Mapping) -> ET.Element:
                                time=f"{case.duration_s:.3f}")
             _props(tc, properties(case, page))
             tag = {"failed": "failure", "xpassed": "failure", "error": "error",
-                   "xfailed": "skipped", "unsupported": "skipped"}.get(case.outcome)
+                   "xfailed": "skipped", "unsupported": "skipped", "not-run": "skipped"}.get(case.outcome)
             if tag:
                 el = ET.SubElement(tc, tag, type=case.outcome, message=_x(_message(case)))
                 el.text = _x(_body(case, page))

@@ -18,12 +18,13 @@ Decisions:
 - **Missing shards.** A shard's results.json names its slice (``shard: "2/3"``) and the digest
   and cells of the catalogue it was cut from; the shards of one catalogue that no input holds
   are reported (``shard 2/3 missing``), and so are cells of a catalogue that have no case
-  (a shard that died half way).
+  (a shard that died half way) and inputs a signal ended (their ``not-run`` cases).
 - **Exact versions stay per case.** Cells are told apart by their peer specs, as in one run;
   each case keeps the versions its peers reported, and the run's ``versions`` lists every
   version seen per engine.
 
-Exit status: 0 the merged report is complete; 1 it was written but a shard or cell is missing;
+Exit status: 0 the merged report is complete; 1 it was written but a shard or cell is missing,
+or an input was interrupted;
 2 bad input (nothing readable, mixed schema versions, OUT is an input or a folder that is not
 a report), nothing written.
 """
@@ -254,6 +255,10 @@ def missing(sources: list[Source], leaves: list[MergeInput], cases: list[CaseSum
             out.append(f"shard {sh} missing{tag}" + (f": {cells_text}" if cells_text and sh == lost_shards[-1] else ""))
         if lost and not lost_shards:
             out.append(f"catalogue{tag or ' ' + digest}: {cells_text}")
+    for src in sources:  # a run a signal ended: its cells are there, but some of its cases never ran
+        if src.run.interrupted:
+            n = sum(c.outcome == "not-run" for c in src.run.cases)
+            out.append(f"{src.path}: interrupted by {src.run.interrupted}; {n} case(s) not run")
     return out
 
 
@@ -293,6 +298,7 @@ def _run(sources: list[Source], planned: list[Planned], command: str) -> RunReco
         scenarios=_union_scenarios(runs),
         findings=list({f.id: f for r in runs for f in r.findings}.values()),
         summary={o: sum(c.outcome == o for c in cases) for o in model.OUTCOMES},
+        interrupted="; ".join(f"{r.shard or r.started}: {r.interrupted}" for r in runs if r.interrupted),
         catalogue=catalogue,
         catalogue_digest=digests.pop() if len(digests) == 1 else (
             shards.digest([shards.Cell(*c) for c in catalogue]) if catalogue else ""),

@@ -21,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 #: with a one-line error (version 1, the files written before this model, are upgraded).
 SCHEMA_VERSION = 2
 
-Outcome = Literal["passed", "failed", "error", "xfailed", "xpassed", "unsupported"]
-OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "xfailed", "xpassed", "unsupported")
-#: outcomes that count against a cell's pass rate (unsupported cells were never tried)
+Outcome = Literal["passed", "failed", "error", "xfailed", "xpassed", "unsupported", "not-run"]
+#: ``not-run``: collected, but the run ended before the case did (a signal, a run stopped
+#: early); never a pass, and it fails the run.
+OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "xfailed", "xpassed", "unsupported", "not-run")
+#: outcomes that count against a cell's pass rate (unsupported and not-run cases were never tried)
 ATTEMPTED: tuple[str, ...] = ("passed", "failed", "error", "xfailed", "xpassed")
 Expected = Literal["pass", "xfail", "xfail or pass"]
 Role = Literal["polite", "impolite"]
@@ -212,6 +214,9 @@ class RunRecord(Model):
     catalogue_digest: str = ""
     #: set by rig merge: its inputs, duplicates and missing shards
     merged: MergeInfo | None = None
+    #: why the run ended before every case ran ("SIGTERM", "SIGTERM to worker gw1"); "" when
+    #: it ran to its end. Its unfinished cases are ``not-run``.
+    interrupted: str = ""
     cases: list[CaseSummary] = Field(default_factory=list)
 
 

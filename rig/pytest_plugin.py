@@ -4,14 +4,24 @@
 Shape after pytest-playwright: one option group; expensive things (the event loop, the
 signaling stub, Playwright and its browsers) once per session or xdist worker; cheap
 isolated things (a room, a browser context, an aiortc connection) per case.
+
+Signals (docs/design.md, "Ending a run"): SIGINT, SIGTERM and SIGHUP end the session in order
+in every process of it. A worker cancels the case in progress (its peers are closed) and ends
+its session, which closes its browsers, peer hosts and stub; the controller forwards the
+signal to its workers and, when they are done, writes the partial report, in which every
+collected case without a result is ``not-run`` (or ``error`` when its worker died).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,10 +29,10 @@ from typing import Any
 
 import pytest
 
-from . import config, options, results, scenarios, shards
+from . import config, options, processes, results, runs, scenarios, shards
 from .case import CaseResult, run_case
 from .model import PeerInfo
-from .peers.base import Peer, PeerSpec, RigError, bounded
+from .peers.base import Peer, PeerSpec, RigError
 from .versions import Installation
 
 
@@ -66,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     config._rig_started = datetime.now(UTC)  # type: ignore[attr-defined]
     config._rig_cases = 0  # type: ignore[attr-defined]
+    _install_signal_handlers(config)
     if config.getoption("--rig-shard"):  # a bad slice is one line, before anything is collected
         try:
             _cells(config)
@@ -76,6 +87,162 @@ def pytest_configure(config: pytest.Config) -> None:
     # written. A run that wrote cases drops the older ones when it ends (pytest_sessionfinish).
 
 
+# --- signals: a session ends in order (the module docstring) ---------------------------------
+
+class _Signals:
+    """What this process's signal handling knows."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.origin = ""
+        self.at = 0.0
+        self.config: pytest.Config | None = None
+        self.session: RigSession | None = None  # the worker's, while it runs cases
+        self.previous: dict[int, Any] = {}
+        self.parent: int | None = None  # the process that started this one, when it asked to be told of its death
+
+    @property
+    def interrupted(self) -> runs.Interrupted | None:
+        return runs.Interrupted(self.signum, self.origin) if self.signum is not None else None
+
+
+_SIG = _Signals()
+#: A second signal within this many seconds of the first is the same request delivered twice (a
+#: terminal's Ctrl-C reaches every process of its group, and the controller forwards it too);
+#: a later one insists, and interrupts whatever is running, except a worker's teardown: that is
+#: bounded, and execnet sends its worker a SIGINT 5 s after the controller stopped waiting.
+REPEAT_WINDOW = 2.0
+
+
+def _is_controller(cfg: pytest.Config) -> bool:
+    return not hasattr(cfg, "workerinput") and cfg.pluginmanager.getplugin("dsession") is not None
+
+
+def _install_signal_handlers(cfg: pytest.Config) -> None:
+    """SIGINT, SIGTERM and SIGHUP end the session in order (a handler someone else installed,
+    and a SIGHUP ignored under nohup, are left alone); and SIGTERM when the process that
+    started this one dies, even by SIGKILL (``config.PARENT_ENV``: rig for the controller, the
+    controller for its workers)."""
+    _SIG.config = cfg
+    for sig in runs.SIGNALS:
+        try:
+            current = signal.getsignal(sig)
+            if current not in (signal.SIG_DFL, signal.default_int_handler):
+                continue
+            _SIG.previous[sig] = current
+            signal.signal(sig, _on_signal)
+        except (ValueError, OSError):  # not the main thread (pytest run inside something else)
+            return
+    parent = os.environ.get(config.PARENT_ENV, "")
+    if parent.isdigit() and os.getppid() == int(parent):
+        _SIG.parent = int(parent)
+    if parent.isdigit() and not processes.die_with_parent(int(parent)):
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent died before we could ask: as if it had
+    if not hasattr(cfg, "workerinput"):
+        os.environ[config.PARENT_ENV] = str(os.getpid())  # for the xdist workers this one starts
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for sig, handler in _SIG.previous.items():
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(sig, handler)
+    _SIG.previous.clear()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    now = time.monotonic()
+    if _SIG.signum is not None:
+        if now - _SIG.at < REPEAT_WINDOW or (_SIG.session is not None and _SIG.session.stopping):
+            return  # the same request twice, or a teardown under way (bounded: it is let finish)
+        raise runs.Interrupted(signum, "again")
+    _SIG.signum, _SIG.at = signum, now
+    if _SIG.parent is not None and os.getppid() != _SIG.parent:
+        _SIG.origin = f"its parent, pid {_SIG.parent}, died"
+    cfg = _SIG.config
+    if cfg is not None and hasattr(cfg, "workerinput"):
+        cfg.workeroutput["rig_signal"] = int(signum)  # type: ignore[attr-defined]  # the controller says which
+    elif cfg is not None and _is_controller(cfg):
+        _forward_to_workers(signum)
+    rig = _SIG.session
+    if rig is not None and (rig.stopping or rig.interrupt_case()):
+        return  # the case ends itself (its peers closed), then its test raises; or teardown is under way
+    raise runs.Interrupted(signum)
+
+
+def _forward_to_workers(signum: int) -> None:
+    """An xdist controller's children are its workers: each ends its own case and session."""
+    for pid in processes.children():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    result = yield
+    if _SIG.signum is not None:  # a case that finished just as the signal came keeps its result; then stop
+        raise _SIG.interrupted
+    return result
+
+
+#: node id -> why its worker died while running it (controller; rig.results.unfinished)
+_CRASHED: dict[str, str] = {}
+#: worker id -> how it died
+_DEAD: dict[str, str] = {}
+#: the node ids of every test the session collected (in the controller under xdist)
+_COLLECTED: dict[str, None] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        _COLLECTED.update(dict.fromkeys(item.nodeid for item in session.items))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    _COLLECTED.update(dict.fromkeys(ids))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """A worker is down. Ended by a signal (its session interrupted): the whole run ends, as if
+    the controller had the signal. Died otherwise (SIGKILL, a crash): remember how, for the case
+    it was running (xdist replaces the worker and the run goes on)."""
+    out = getattr(node, "workeroutput", None) or {}
+    wid = getattr(getattr(node, "gateway", None), "id", "?")
+    if error is None and out.get("exitstatus") == pytest.ExitCode.INTERRUPTED:
+        if _SIG.signum is None:
+            signum = int(out.get("rig_signal") or signal.SIGINT)
+            _SIG.signum, _SIG.origin, _SIG.at = signum, f"to worker {wid}", time.monotonic()
+            _forward_to_workers(signum)
+            raise _SIG.interrupted
+        return
+    if error is not None:
+        _DEAD[wid] = f"worker {wid} {_exit_text(node)}"
+
+
+def _exit_text(node: Any) -> str:
+    """How a worker process ended, read from execnet's Popen of it (private: "died" otherwise)."""
+    popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+    rc = None
+    with contextlib.suppress(Exception):
+        rc = popen.wait(timeout=2) if popen is not None else None
+    if rc is None:
+        return "died"
+    if rc < 0:
+        return f"was killed by {runs.signal_name(-rc)}"
+    return f"exited with status {rc}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+    wid = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "?")
+    why = _DEAD.get(wid, f"worker {wid} died")
+    text = f"{why} while running this case"
+    if _SIG.signum is None:
+        _CRASHED[crashitem] = text
+    report.longrepr = text
+
+
 def _stale_cases(cases: Path, written: set[str]) -> tuple[list[Path], list[Path]]:
     """The case files this run wrote, and the ones another run left."""
     mine, old = [], []
@@ -84,25 +251,46 @@ def _stale_cases(cases: Path, written: set[str]) -> tuple[list[Path], list[Path]
     return mine, old
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "rig_cell" not in metafunc.fixturenames:
-        return
-    try:
-        peers, scens = _peers(metafunc.config), _scenarios(metafunc.config)
-        mine = set(_cells(metafunc.config)[1])
-    except RigError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    repeat = metafunc.config.getoption("--rig-repeat")
-    params = []
+def _params(config_: pytest.Config) -> list[tuple[tuple, str]]:
+    """Every case of the run: ((scenario, polite, impolite, repeat), case id), in order."""
+    peers, scens = _peers(config_), _scenarios(config_)
+    mine = set(_cells(config_)[1])
+    repeat = config_.getoption("--rig-repeat")
+    out = []
     for scen in scens:
         for polite in peers:
             for impolite in peers:
                 if shards.Cell(scen.name, str(polite), str(impolite)) not in mine:  # --rig-pairs, --rig-shard
                     continue
                 for r in range(repeat):
-                    cid = results.case_id(scen.name, polite.label, impolite.label, r, repeat)
-                    params.append(pytest.param((scen, polite, impolite, r), id=cid, marks=[pytest.mark.interop]))
-    metafunc.parametrize("rig_cell", params)
+                    out.append(((scen, polite, impolite, r), results.case_id(scen.name, polite.label, impolite.label,
+                                                                             r, repeat)))
+    return out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "rig_cell" not in metafunc.fixturenames:
+        return
+    try:
+        params = _params(metafunc.config)
+    except RigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    metafunc.parametrize("rig_cell", [pytest.param(cell, id=cid, marks=[pytest.mark.interop]) for cell, cid in params])
+
+
+def _collected_cases(config_: pytest.Config) -> dict[str, tuple[str, str, tuple]]:
+    """slug -> (node id, case id, cell) of every interop case the session collected (after -k,
+    --deselect and the like), read back from the node ids: under xdist the controller has only
+    those."""
+    by_id = dict((cid, cell) for cell, cid in _params(config_))
+    out = {}
+    for nodeid in _COLLECTED:
+        name = nodeid.rsplit("::", 1)[-1]
+        if "[" in name and name.endswith("]"):
+            cid = name[name.index("[") + 1:-1]
+            if cid in by_id:
+                out[results.slug(cid)] = (nodeid, cid, by_id[cid])
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +300,11 @@ def rig_loop() -> Iterator[asyncio.AbstractEventLoop]:
     yield loop
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
+
+
+class CaseInterrupted(Exception):
+    """A signal ended the case in progress (RigSession.interrupt_case); the test then raises
+    rig.runs.Interrupted, outside the event loop."""
 
 
 class RigSession:
@@ -128,24 +321,48 @@ class RigSession:
         self.stub = SignalingStub(host=stub_host or LOOPBACK)  # stub_host: for remote browsers (rig.remote)
         self._pw_cm = None
         self.pool = None
+        self._pool_lock = asyncio.Lock()
         self.negotiator_js = negotiator_js
         self.negotiator_py = negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)
         #: spec -> what it resolved to (or why it cannot be used), once per worker
         self._installs: dict[str, Installation | RigError] = {}
         self._hosts: dict[tuple[str, str, str], Any] = {}  # PeerHost, or the RigError it failed with
         self._host_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        #: the case in progress, and what a signal sets to end it (interrupt_case)
+        self._case: asyncio.Task | None = None
+        self._interrupt: asyncio.Future | None = None
+        self.stopping = False
+        self._owner_before = os.environ.get(config.OWNER_ENV)
+        os.environ[config.OWNER_ENV] = str(os.getpid())  # every process started from here on (stop())
 
     async def start(self) -> None:
         await self.stub.start()
 
-    async def _pool(self):
-        if self.pool is None:
-            from playwright.async_api import async_playwright
+    def interrupt_case(self) -> bool:
+        """From a signal handler: end the case in progress (cancelled, its peers closed by its own
+        teardown) and make ``run`` raise CaseInterrupted. False when no case is in progress."""
+        if self._case is None or self._case.done() or not self.loop.is_running():
+            return False
+        self.loop.call_soon_threadsafe(self._on_interrupt)
+        return True
 
-            from .peers.browser import BrowserPool
-            self._pw_cm = async_playwright()
-            pw = await asyncio.wait_for(self._pw_cm.__aenter__(), config.LAUNCH_TIMEOUT)
-            self.pool = BrowserPool(pw, headed=self.headed)
+    def _on_interrupt(self) -> None:
+        if self._interrupt is not None and not self._interrupt.done():
+            self._interrupt.set_result(True)
+
+    async def _pool(self):
+        # One Playwright per worker. Both peers of a case are made at once, so without the lock
+        # a first case of two browser peers started two drivers and kept only the second: the
+        # other (and its browser) outlived the worker, and the run's sweep ended it ("ended 4
+        # process(es) the run left behind" after every run).
+        async with self._pool_lock:
+            if self.pool is None:
+                from playwright.async_api import async_playwright
+
+                from .peers.browser import BrowserPool
+                self._pw_cm = async_playwright()
+                pw = await asyncio.wait_for(self._pw_cm.__aenter__(), config.LAUNCH_TIMEOUT)
+                self.pool = BrowserPool(pw, headed=self.headed)
         return self.pool
 
     def negotiators(self) -> dict[str, Any]:
@@ -240,17 +457,36 @@ class RigSession:
                                               evidence_dir=where, full_capture=self.full_capture,
                                               describe=self.describe, fault=fault))
         limit = config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT
+        self._case, self._interrupt = task, self.loop.create_future()
         try:
-            if not await bounded(asyncio.shield(task), limit):
-                task.cancel()
-                raise RigError(f"{scen.name} {polite}-polite--{impolite}-impolite: the case did not finish within "
-                               f"{limit:.0f} s (set-up and teardown included); its peers were abandoned")
-            return task.result()
+            done, _ = await asyncio.wait({task, self._interrupt}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return task.result()
+            task.cancel()
+            if self._interrupt in done:  # a signal: the case's own teardown closes its peers (bounded)
+                if not (await asyncio.wait({task}, timeout=2 * config.CLOSE_TIMEOUT))[0]:
+                    sys.stderr.write(f"glare-rig: the interrupted case {scen.name} did not close its peers within "
+                                     f"{2 * config.CLOSE_TIMEOUT:.0f} s; they are ended with the session\n")
+                raise CaseInterrupted(scen.name)
+            raise RigError(f"{scen.name} {polite}-polite--{impolite}-impolite: the case did not finish within "
+                           f"{limit:.0f} s (set-up and teardown included); its peers were abandoned")
         finally:
-            if self.pool is not None:  # the next case's pages, made while this one's verdict is written
+            self._interrupt = None
+            if self.pool is not None and not self.stopping and _SIG.signum is None:
+                # the next case's pages, made while this one's verdict is written
                 await bounded(self.pool.refill(), config.CLOSE_TIMEOUT * 2)
 
     async def stop(self) -> None:
+        """Close everything the worker started, then wait (bounded) until those processes have
+        exited: Playwright's driver, a browser and Chromium's crash handlers (re-parented to
+        init) are still shutting down for a moment after close() returns, and the run's sweep
+        would otherwise find them."""
+        self.stopping = True
+        before = {p: t for p in processes.tagged(config.OWNER_ENV, str(os.getpid()))
+                  if (t := processes.start_time(p)) is not None}
+        if self._case is not None and not self._case.done():  # a case a signal cut short
+            self._case.cancel()
+            await asyncio.wait({self._case}, timeout=2 * config.CLOSE_TIMEOUT)
         for host in self._hosts.values():
             if not isinstance(host, RigError):
                 await host.close()  # bounded inside
@@ -263,6 +499,23 @@ class RigSession:
             except Exception:
                 pass
         await self.stub.stop()
+        await self._wait_exited(before)
+        if self._owner_before is None:
+            os.environ.pop(config.OWNER_ENV, None)
+        else:
+            os.environ[config.OWNER_ENV] = self._owner_before
+
+    async def _wait_exited(self, procs: dict[int, int]) -> None:
+        deadline = time.monotonic() + config.CLOSE_TIMEOUT
+        left = {p: t for p, t in procs.items() if processes.alive(p, t)}
+        while left and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # polling /proc for the exits, bounded by the deadline
+            left = {p: t for p, t in left.items() if processes.alive(p, t)}
+        if left:
+            names = processes.describe(left)
+            processes.end(left)
+            sys.stderr.write(f"glare-rig: {names} had not exited {config.CLOSE_TIMEOUT:.0f} s after the worker "
+                             "closed them; ended\n")
 
 
 def _stub_host(config_: pytest.Config) -> str | None:
@@ -278,10 +531,14 @@ def rig_session(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config
                    full_capture=pytestconfig.getoption("--rig-capture") == "full",
                    headed=pytestconfig.getoption("--rig-headed"), stub_host=_stub_host(pytestconfig))
     rig_loop.run_until_complete(s.start())
+    _SIG.session = s
     try:
         yield s
     finally:
-        rig_loop.run_until_complete(s.stop())
+        try:
+            rig_loop.run_until_complete(s.stop())
+        finally:
+            _SIG.session = None
 
 
 class CaseHandle:
@@ -296,9 +553,14 @@ class CaseHandle:
         self.scenario, self.polite, self.impolite, self.repeat = cell
 
     def run(self) -> CaseResult:
-        result = self._session.loop.run_until_complete(
-            self._session.run(self.scenario, self.polite, self.impolite, slug=results.slug(self._node.callspec.id),
-                              fault=self._node.config.getoption("--rig-fault") if self.repeat == 0 else None))
+        if _SIG.signum is not None:
+            raise _SIG.interrupted
+        try:
+            result = self._session.loop.run_until_complete(
+                self._session.run(self.scenario, self.polite, self.impolite, slug=results.slug(self._node.callspec.id),
+                                  fault=self._node.config.getoption("--rig-fault") if self.repeat == 0 else None))
+        except CaseInterrupted:
+            raise _SIG.interrupted or runs.Interrupted(signal.SIGINT) from None
         self._node._rig_result = result  # type: ignore[attr-defined]
         return result
 
@@ -361,14 +623,45 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _WRITTEN: set[str] = set()
 
 
+@pytest.hookimpl(trylast=True)  # after xdist has waited for its workers, and the fixtures are torn down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cfg = session.config
     if hasattr(cfg, "workerinput"):
         return
     out = _out(cfg)
-    if not (out / "cases").is_dir():
+    cases_dir = out / "cases"
+    try:
+        collected = {} if cfg.option.collectonly else _collected_cases(cfg)
+    except RigError:
+        collected = {}
+    # this run's results: reported to the controller, or written by a worker after the controller
+    # stopped listening (an interrupted run)
+    since = cfg._rig_started.timestamp()  # type: ignore[attr-defined]
+    finished = set(_WRITTEN) | {f.stem for f in cases_dir.glob("*.json")
+                                if f.stem in collected and f.stat().st_mtime >= since}
+    interrupted = _SIG.interrupted.what() if _SIG.signum is not None else ""
+    dsession = cfg.pluginmanager.getplugin("dsession")
+    stopped = str(session.shouldstop or session.shouldfail or getattr(dsession, "shouldstop", "") or "")
+    if not stopped and exitstatus == pytest.ExitCode.INTERRUPTED and not interrupted:
+        stopped = "pytest interrupted the session"
+    unfinished = results.unfinished({slug_: c[0] for slug_, c in collected.items()}, finished, _CRASHED,
+                                    interrupted, stopped)
+    for slug_, (outcome, reason) in unfinished.items():
+        nodeid, cid, (scen, polite, impolite, r) = collected[slug_]
+        results.write_case(
+            out, cid=cid, repeat=r, nodeid=nodeid, scenario=scen.name, outcome=outcome, error=reason,
+            polite=PeerInfo(spec=str(polite), kind=polite.kind), impolite=PeerInfo(spec=str(impolite), kind=impolite.kind),
+            keep=cfg.getoption("--rig-keep"),
+            negotiators={"js": cfg.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
+                         "py": cfg.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)})
+        finished.add(slug_)
+    if _SIG.signum is not None:
+        session.exitstatus = 128 + _SIG.signum  # rig exits with it too: 130, 143, 129
+    elif unfinished and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not cases_dir.is_dir():
         return
-    mine, old = _stale_cases(out / "cases", _WRITTEN)
+    mine, old = _stale_cases(cases_dir, finished)
     if not mine:
         return
     for f in old:  # an earlier run's cases: its page, evidence folder and detail file
@@ -391,10 +684,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run.shard = str(shards.Shard.parse(shard)) if shard else ""
     run.catalogue = [c.as_list() for c in every]
     run.catalogue_digest = shards.digest(every, run.repeat)
+    run.interrupted = interrupted
     results.write_results(out, run)
     junit.write(out / "junit.xml", run)
     index = report.write_report(out, run)
     tr = cfg.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
-        tr.write_line(f"glare-rig: {len(run.cases)} cases: " + ", ".join(f"{v} {k}" for k, v in run.summary.items() if v)
-                      + f"; report: {index}")
+        head = f"glare-rig: {interrupted and 'interrupted by ' + interrupted + ': '}{len(run.cases)} cases: "
+        tr.write_line(head + ", ".join(f"{v} {k}" for k, v in run.summary.items() if v) + f"; report: {index}")

@@ -41,7 +41,10 @@ ROLES = ("polite", "impolite")
 GLARE_KEYS = ("forced", "observed", "polite_rolled_back", "impolite_ignored_offer", "polite_reoffered")
 MESSAGE_KINDS = ("offer", "answer", "candidate", "other", "error")
 #: Worst first: decides a repeat cell's colour and the order of the problem list.
-_SEVERITY = {"error": 0, "failed": 1, "xpassed": 2, "unknown": 3, "xfailed": 4, "unsupported": 5, "passed": 6}
+_SEVERITY = {"error": 0, "failed": 1, "xpassed": 2, "not-run": 3, "unknown": 4, "xfailed": 5, "unsupported": 6,
+             "passed": 7}
+#: Outcomes of runs that were never attempted: outside pass rates.
+_NOT_ATTEMPTED = ("unsupported", "not-run")
 #: Event types that are the point of perfect negotiation, so they stand out.
 _HIGHLIGHT_EVENTS = {"rollback", "offer-ignored"}
 
@@ -186,6 +189,7 @@ def _run_header(run: Mapping) -> dict:
         "shard": _text(run.get("shard")),
         "catalogue_digest": _text(run.get("catalogue_digest")),
         "merged": _merged(run.get("merged")),
+        "interrupted": _text(run.get("interrupted")),
     }
 
 
@@ -436,8 +440,9 @@ def _others_order(item: tuple[str, int]) -> int:
 def _cell(group: list[dict], notes: dict[str, int]) -> dict:
     """A cell keeps every repeat: its pass rate, one link per repeat, and the worst outcome's colour."""
     group = sorted(group, key=lambda c: (c["repeat"], c["id"]))
-    n = sum(1 for c in group if c["outcome"] != "unsupported")  # unsupported runs were never attempted
-    unsupported = len(group) - n
+    n = sum(1 for c in group if c["outcome"] not in _NOT_ATTEMPTED)  # never attempted: not in pass rates
+    unsupported = sum(1 for c in group if c["outcome"] == "unsupported")
+    not_run = sum(1 for c in group if c["outcome"] == "not-run")
     passed = sum(1 for c in group if c["outcome"] == "passed")
     hits = sum(1 for c in group if c["outcome"] == "xfailed")
     others: dict[str, int] = {}
@@ -480,7 +485,8 @@ def _cell(group: list[dict], notes: dict[str, int]) -> dict:
     others_text = ", ".join(f"{v} {k}" for k, v in sorted(others.items(), key=_others_order))
     first = group[0]
     title = [f"{first['scenario']}: {first['polite']['label']} polite → {first['impolite']['label']} impolite",
-             (f"{passed}/{n} passed" if n else "unsupported: not attempted")
+             (f"{passed}/{n} passed" if n else "not run" if not_run and not unsupported
+              else "unsupported: not attempted")
              + (f"; {others_text}" if others_text else ""),
              "expected: " + " / ".join(expected) + (" (intermittent finding)" if intermittent else "")]
     if durations:
@@ -494,9 +500,10 @@ def _cell(group: list[dict], notes: dict[str, int]) -> dict:
         "cases": group,
         "n": n,
         "passed": passed,
-        "rate": f"{passed}/{n}" if n else "unsupported",
+        "rate": f"{passed}/{n}" if n else "not run" if not_run and not unsupported else "unsupported",
         "hits": hits,
         "unsupported": unsupported,
+        "not_run": not_run,
         "others": others_text,
         "cls": cls,
         "worst": worst,

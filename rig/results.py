@@ -78,11 +78,11 @@ def _lean_messages(messages: list[dict]) -> list[dict]:
 def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseResult | None = None,
                scenario: str = "", polite: PeerInfo | None = None, impolite: PeerInfo | None = None,
                error: str = "", duration_s: float = 0.0, keep: str = "failed",
-               negotiators: dict | None = None) -> CaseSummary:
+               negotiators: dict | None = None, outcome: str = "error") -> CaseSummary:
     """Write cases/<slug>.json (a CaseDetail: the summary and the evidence) and return the summary.
 
-    Without ``result`` (the case could not run at all), the case is an error with ``error``
-    as its reason. The evidence of a case (every SDP set, the SDP bodies of the signaling
+    Without ``result`` (the case could not run at all), the case is ``outcome`` (``error``, or
+    ``not-run`` for a case the run ended before) with ``error`` as its reason. The evidence of a case (every SDP set, the SDP bodies of the signaling
     log, the files in cases/<slug>/) is kept when it did not pass, or for all with keep="all"."""
     s = slug(cid)
     began = time.monotonic()
@@ -95,11 +95,10 @@ def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseRes
             duration_s=round(result.duration_s, 3), phases=dict(result.phases), glare=result.glare, details=f"cases/{s}.json",
             negotiators=negotiators or {})
     else:
-        outcome = "error"
         summary = CaseSummary(
             id=cid, slug=s, nodeid=nodeid, scenario=scenario, polite=polite, impolite=impolite, repeat=repeat,
-            outcome="error", cause=Cause(kind="rig", message=error), reason=error, duration_s=round(duration_s, 3),
-            details=f"cases/{s}.json", negotiators=negotiators or {})
+            outcome=outcome, cause=Cause(kind="rig", message=error) if outcome == "error" else None, reason=error,
+            duration_s=round(duration_s, 3), details=f"cases/{s}.json", negotiators=negotiators or {})
     kept = keep == "all" or outcome != "passed"
     events, sdps = _split_sdps(result.events if result else {})
     messages = result.messages if result else []
@@ -122,6 +121,34 @@ def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseRes
     tmp.write_text(json.dumps(data, indent=1, default=str))
     os.replace(tmp, out / "cases" / f"{s}.json")
     return summary
+
+
+def unfinished(collected: dict[str, str], finished: set[str], crashed: dict[str, str],
+               interrupted: str = "", stopped: str = "") -> dict[str, tuple[str, str]]:
+    """What each collected case without a result becomes, so that no case is a silent gap.
+
+    ``collected``: slug -> pytest node id of every case the run collected; ``finished``: the
+    slugs that wrote a result; ``crashed``: node id -> why its worker died while running it (a
+    worker that died before the run was interrupted). Returns slug -> (outcome, reason):
+
+    - the worker running it died: ``error``, with how it died;
+    - the run was interrupted (``interrupted``: "SIGTERM", "SIGTERM (to worker gw1)") or stopped early (``stopped``:
+      pytest's -x, xdist giving up on crashed workers): ``not-run``, saying why;
+    - otherwise its result never arrived: ``error``."""
+    out: dict[str, tuple[str, str]] = {}
+    for slug_, nodeid in collected.items():
+        if slug_ in finished:
+            continue
+        if nodeid in crashed:
+            out[slug_] = ("error", crashed[nodeid])
+        elif interrupted:
+            out[slug_] = ("not-run", f"not run: the run was interrupted by {interrupted} before this case finished")
+        elif stopped:
+            out[slug_] = ("not-run", f"not run: the run stopped early ({stopped})")
+        else:
+            out[slug_] = ("error", "collected, but no result was recorded for it (its worker ended without "
+                                   "reporting it)")
+    return out
 
 
 def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: list[str],

@@ -4,7 +4,7 @@ GitHub: appended to ``$GITHUB_STEP_SUMMARY``).
 The same reading as the index, in text: a row per scenario, a column per ordered pair, each
 cell its worst outcome (and passed/runs with repeats). A version matrix has too many pairs for
 a table that wide, so past ``MAX_COLUMNS`` pairs it lists each pair's outcome counts instead.
-Then every case that fails the run (failed, error, xpassed), with the first line of its reason.
+Then every case that fails the run (failed, error, xpassed, not-run), with the first line of its reason.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections import Counter
 from .model import OUTCOMES, RunRecord
 
 #: Worst first: the symbol of a cell is its worst run's.
-WORST = ("error", "failed", "xpassed", "xfailed", "unsupported", "passed")
-SYMBOL = {"passed": "✅", "xfailed": "🟡", "failed": "❌", "error": "❗", "xpassed": "🟣", "unsupported": "➖"}
+WORST = ("error", "failed", "xpassed", "not-run", "xfailed", "unsupported", "passed")
+SYMBOL = {"passed": "✅", "xfailed": "🟡", "failed": "❌", "error": "❗", "xpassed": "🟣", "unsupported": "➖",
+          "not-run": "⏹"}
 MAX_COLUMNS = 10
 MAX_PROBLEMS = 30
-BAD = ("failed", "error", "xpassed")
+BAD = ("failed", "error", "xpassed", "not-run")
 
 
 def _cell(outcomes: list[str]) -> str:
@@ -38,6 +39,8 @@ def markdown(run: RunRecord, title: str = "glare-rig") -> str:
     versions = ", ".join(f"{k} {v}" for k, v in run.versions.items() if v)
     if versions:
         lines += [f"Versions: {_esc(versions)}", ""]
+    if run.interrupted:
+        lines += [f"⚠ **Interrupted** by {_esc(run.interrupted)}: a partial run; {n['not-run']} case(s) not run.", ""]
     if run.merged is not None:
         dup = f"; {len(run.merged.duplicates)} duplicate note(s)" if run.merged.duplicates else ""
         lines += [f"Merged from {len(run.merged.inputs)} report(s){dup}."]

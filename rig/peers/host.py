@@ -14,7 +14,7 @@ times are kept). The host writes its replies and events on a private copy of its
 points fd 1 at stderr: whatever a library, a negotiator or a child process prints cannot break
 the protocol.
 
-Lifetime: the host exits when its stdin closes (its parent is gone or done), on SIGTERM or
+Lifetime: the host exits when its stdin closes (its parent is gone or done), on SIGTERM, SIGHUP or
 SIGINT after closing its peers (bounded), and the kernel sends it SIGTERM when its parent dies
 (PR_SET_PDEATHSIG). Like every process of a run it carries the run's marker (rig.processes).
 
@@ -170,7 +170,7 @@ class Host:
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.stop.set)
         reader = asyncio.StreamReader(limit=LINE_LIMIT)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

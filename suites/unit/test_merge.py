@@ -235,3 +235,15 @@ def test_paths_from_an_input_cannot_reach_outside_it_or_out(tmp_path, capsys):
     assert [f.suffix for f in files] == [".html"], files  # the page says its detail file was not recorded
     assert "not for the report" not in files[0].read_text()
     assert model.load_run(merged).cases[0].details == f"cases/{files[0].stem}.json"
+
+
+def test_a_shard_a_signal_ended_makes_the_merge_incomplete(tmp_path, capsys):
+    one, two = _sharded(tmp_path, 2, outcome=lambda cell: "not-run" if cell.scenario == "add-video" else "passed")
+    raw = json.loads((two / "results.json").read_text())
+    raw["interrupted"] = "SIGTERM"
+    (two / "results.json").write_text(json.dumps(raw))
+    rc, _out, err = _merge(capsys, one, two, "--out", tmp_path / "merged")
+    n = sum(c["outcome"] == "not-run" for c in raw["cases"])
+    assert rc == 1 and f"{two / 'results.json'}: interrupted by SIGTERM; {n} case(s) not run" in err, err
+    run = model.load_run(tmp_path / "merged")
+    assert run.interrupted == "2/2: SIGTERM" and run.summary["not-run"] == 4
