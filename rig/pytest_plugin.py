@@ -32,7 +32,7 @@ import pytest
 from . import config, options, processes, results, runs, scenarios, shards
 from .case import CaseResult, run_case
 from .model import PeerInfo
-from .peers.base import Peer, PeerSpec, RigError
+from .peers.base import Peer, PeerSpec, RigError, bounded
 from .versions import Installation
 
 
