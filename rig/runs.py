@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from . import config, processes
 
@@ -311,22 +312,16 @@ class Run:
         ``grace`` seconds for the child to write its partial results and end, then end what is
         left of the run, and raise :class:`Interrupted`. On ``timeout``, end the run the same
         way and raise subprocess.TimeoutExpired."""
-        try:
-            return proc.wait(timeout=timeout)
-        except Interrupted:
-            self._after_signal(proc, grace)
-            raise
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(OSError):
-                proc.send_signal(signal.SIGTERM)
-            self._after_signal(proc, grace)
-            raise
+        return self._watched(lambda: proc.wait(timeout=timeout), proc, grace)
 
     def communicate(self, proc: subprocess.Popen, *, timeout: float,
                     grace: float = config.INTERRUPT_GRACE) -> tuple[str, str]:
         """As :meth:`wait`, for a child whose output is piped."""
+        return self._watched(lambda: proc.communicate(timeout=timeout), proc, grace)
+
+    def _watched(self, call: Callable[[], Any], proc: subprocess.Popen, grace: float) -> Any:
         try:
-            return proc.communicate(timeout=timeout)
+            return call()
         except Interrupted:
             self._after_signal(proc, grace)
             raise
