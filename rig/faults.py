@@ -143,7 +143,7 @@ def descendants(root: int) -> list[int]:
 async def crash_page(peer: Any) -> str:
     """Chromium: the DevTools protocol's Page.crash. Firefox has no such command (WebDriver
     BiDi), and about:crashcontent does not load from a driven tab: its content process is
-    killed instead, found as the one whose CPU time grows while the page spins for 0.3 s."""
+    killed instead, found as the one whose CPU time grows most while the page spins for 0.5 s."""
     page = peer.page
     if peer.spec.kind == "chromium":
         cdp = await page.context.new_cdp_session(page)
@@ -169,15 +169,18 @@ async def content_process(page: Any) -> int:
                 continue
             out[pid] = int(f[11]) + int(f[12])
         return out
-    before = cpu()
-    await asyncio.wait_for(page.evaluate("() => { const t = performance.now(); while (performance.now() - t < 300); }"),
-                           config.STEP_TIMEOUT)
-    after = cpu()
-    grew = sorted(((after[p] - before.get(p, after[p]), p) for p in after), reverse=True)
-    tick = os.sysconf("SC_CLK_TCK")
-    if not grew or grew[0][0] < 0.15 * tick:
-        raise RigError("fault crash-page: no content process of this Firefox ran the page's 0.3 s of work")
-    return grew[0][1]
+    # On a loaded machine the page's 0.5 s of wall time may be a small share of one core: the
+    # process whose CPU time grew most, and clearly more than any other, is the page's.
+    for _ in range(3):
+        before = cpu()
+        await asyncio.wait_for(page.evaluate("() => { const t = performance.now(); while (performance.now() - t < 500); }"),
+                               config.STEP_TIMEOUT)
+        after = cpu()
+        grew = sorted(((after[p] - before.get(p, after[p]), p) for p in after), reverse=True) + [(0, 0)]
+        if grew[0][0] >= 2 and grew[0][0] >= 2 * grew[1][0]:
+            return grew[0][1]
+    raise RigError("fault crash-page: no content process of this Firefox stood out while the page spun for "
+                   "0.5 s (3 tries)")
 
 
 class Injection:

@@ -13,15 +13,40 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from pathlib import Path
 
 CHROMIUM_ARGS = ["--allow-loopback-in-peer-connection"]
 FIREFOX_PREFS = {"media.peerconnection.ice.loopback": True}
 
 
+def local_addresses() -> list[str]:
+    """This machine's addresses (this network namespace's), from /proc; [] where unreadable.
+    Only for messages: whether an address is local is the kernel's answer to a bind."""
+    out: list[str] = []
+    try:
+        last = ""
+        for row in Path("/proc/net/fib_trie").read_text().splitlines():
+            row = row.strip()
+            if row.startswith(("|--", "+--")):
+                last = row.split()[1]
+            elif row == "/32 host LOCAL" and last and last not in out:
+                out.append(last)
+    except OSError:
+        pass
+    try:
+        for row in Path("/proc/net/if_inet6").read_text().splitlines():
+            raw = row.split()[0]
+            addr = str(ipaddress.IPv6Address(bytes.fromhex(raw)))
+            if not addr.startswith("fe80") and addr not in out:
+                out.append(addr)
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
 @functools.cache
 def loopback_only() -> bool:
     """True when this network namespace has no address but loopback ones."""
-    from .signaling import local_addresses
     addrs = local_addresses()
     return bool(addrs) and all(ipaddress.ip_address(a).is_loopback for a in addrs)
 

@@ -40,6 +40,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import config
+from .hostnet import local_addresses
 from .peers.base import RigError
 
 log = logging.getLogger(__name__)
@@ -414,31 +415,6 @@ class Room:
 LOOPBACK = "127.0.0.1"
 #: Environment variable read when --rig-stub-host is not given (one value per worker host).
 STUB_HOST_ENV = "RIG_STUB_HOST"
-
-
-def local_addresses() -> list[str]:
-    """This machine's addresses (this network namespace's), from /proc; [] where unreadable.
-    Only for messages: whether an address is local is the kernel's answer to a bind."""
-    out: list[str] = []
-    try:
-        last = ""
-        for row in Path("/proc/net/fib_trie").read_text().splitlines():
-            row = row.strip()
-            if row.startswith(("|--", "+--")):
-                last = row.split()[1]
-            elif row == "/32 host LOCAL" and last and last not in out:
-                out.append(last)
-    except OSError:
-        pass
-    try:
-        for row in Path("/proc/net/if_inet6").read_text().splitlines():
-            raw = row.split()[0]
-            addr = str(ipaddress.IPv6Address(bytes.fromhex(raw)))
-            if not addr.startswith("fe80") and addr not in out:
-                out.append(addr)
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
 
 
 def check_stub_host(text: str, *, what: str = "--rig-stub-host") -> str:

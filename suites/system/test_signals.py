@@ -48,8 +48,11 @@ class MatrixRun:
         self.argv = RIG + ["matrix", "--peers", peers, "--scenarios", "add-video", "--repeat", str(repeat),
                            "--workers", "2", "--out", str(self.out)]
         with open(self.log, "w") as log:
+            # a test run started under nohup passes SIGHUP ignored on to its children, and rig then
+            # rightly ignores it: the run under test gets the default disposition, as from a shell
             self.proc = subprocess.Popen(self.argv, env=env, cwd=config.ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
         self.signalled_at = 0.0
 
     def output(self) -> str:
