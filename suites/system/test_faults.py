@@ -24,7 +24,7 @@ GONE = r"(polite peer \((chromium|firefox)\) (page|crash) failed: (the page clos
        r"crashed)|the other member, polite, left the room \(its WebSocket closed)"
 CASES = {
     "kill-browser": ("chromium:aiortc", GONE),
-    "crash-page": ("firefox:firefox", GONE),
+    "crash-page": ("firefox:aiortc", GONE),  # one Firefox page: in Firefox x Firefox both may share a process
     "aiortc-raise": ("chromium:aiortc", re.escape("impolite peer (aiortc) negotiator on_message failed: RuntimeError: "
                                                   "fault injected by the rig")),
     "restart-stub": ("aiortc:chromium", re.escape("signaling WebSocket closed by the other end (code 1012)")),
