@@ -257,6 +257,7 @@ FINDINGS: tuple[Finding, ...] = (
         "firefox-rolled-back-sockets", "Firefox's rolled-back offer keeps live sockets with the answer's credentials",
         "firefox",
         (Cells(("glare-initial",), "firefox", "aiortc", intermittent=True),
+         Cells(("glare-datachannel",), "firefox", "aiortc", intermittent=True),
          Cells(("glare-candidate-answer",), "firefox", "*", intermittent=True)),
         peer="polite", operation="settle", end_state=r"signalingState=stable, connectionState=connecting",
         detail="Firefox 153 as the polite peer of a fresh pair: after its implicit rollback Firefox answers with the "
@@ -266,12 +267,16 @@ FINDINGS: tuple[Finding, ...] = (
                "answer's, and if the first pair that answers is one of them it nominates a pair that dies at once: "
                "ICE completes, DTLS never does, Firefox stays 'connecting'. In glare-initial aiortc keeps the "
                "candidates of the ignored offer that reach it before any remote description; in "
-               "glare-candidate-answer the scenario delivers one around the answer, as a trickling app would.",
+               "glare-candidate-answer the scenario delivers one around the answer, as a trickling app would. "
+               "glare-datachannel is the same fresh-pair glare with data channels: seen once against aiortc on "
+               "2026-12-01 (the workflow test's shard run; evidence kept), the same end state.",
         seen={"firefox": (Seen("153.7.0", "153.8.0"),)},
         trigger="fixtures/findings/firefox_rollback_stale_sockets.py",
         evidence=("fixtures/findings/evidence/firefox-rolled-back-sockets.case.json",
                   "fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.aiortc.log",
-                  "fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.firefox-mtransport.log"),
+                  "fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.firefox-mtransport.log",
+                  "fixtures/findings/evidence/firefox-rolled-back-sockets.glare-datachannel.case.json",
+                  "fixtures/findings/evidence/firefox-rolled-back-sockets.glare-datachannel.aiortc.log"),
     ),
     Finding(
         "aiortc-no-operations-chain", "aiortc has no operations chain: overlapping descriptions interleave", "aiortc",
