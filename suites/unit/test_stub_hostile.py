@@ -227,6 +227,17 @@ def stub_problems(stub: SignalingStub) -> list[str]:
     return out
 
 
+def sent_in_a_room(live: LiveStub, texts: list[str]) -> None:
+    """Send ``texts`` from one member of a fresh room (each answered or relayed, in order), then
+    the liveness check."""
+    async def body():
+        async with aiohttp.ClientSession() as http:
+            async with room_pair(http, live) as (_, a, b):
+                await sent_then_probe(a, b, texts)
+            await alive_and_bounded(http, live)
+    run(body)
+
+
 async def alive_and_bounded(http: aiohttp.ClientSession, live: LiveStub) -> None:
     """The liveness check after every example: a normal exchange in a fresh room goes through,
     then every socket of the example is gone and the stub's state is within its limits."""
@@ -358,23 +369,13 @@ def test_parse_frame_relays_exactly_the_valid_frames(value):
 @example(text='{"type": "signal", "data": {"x": 1}}')
 @FUZZ
 def test_arbitrary_text(live, text):
-    async def body():
-        async with aiohttp.ClientSession() as http:
-            async with room_pair(http, live) as (_, a, b):
-                await sent_then_probe(a, b, [text])
-            await alive_and_bounded(http, live)
-    run(body)
+    sent_in_a_room(live, [text])
 
 
 @given(value=json_values)
 @FUZZ
 def test_arbitrary_json_values(live, value):
-    async def body():
-        async with aiohttp.ClientSession() as http:
-            async with room_pair(http, live) as (_, a, b):
-                await sent_then_probe(a, b, [json.dumps(value)])
-            await alive_and_bounded(http, live)
-    run(body)
+    sent_in_a_room(live, [json.dumps(value)])
 
 
 @given(frame=wrong_frames)
@@ -384,12 +385,7 @@ def test_arbitrary_json_values(live, value):
 @example(frame={"type": "ready", "self": {}, "peer": {}})
 @FUZZ
 def test_right_keys_wrong_types_and_unknown_kinds(live, frame):
-    async def body():
-        async with aiohttp.ClientSession() as http:
-            async with room_pair(http, live) as (_, a, b):
-                await sent_then_probe(a, b, [json.dumps(frame)])
-            await alive_and_bounded(http, live)
-    run(body)
+    sent_in_a_room(live, [json.dumps(frame)])
 
 
 @given(payload=st.binary(max_size=2000))
@@ -474,12 +470,7 @@ def test_frames_around_the_size_limit(live, size):
                        min_size=1, max_size=150))
 @FEW
 def test_a_burst_of_mixed_frames_is_answered_frame_by_frame_in_order(live, frames):
-    async def body():
-        async with aiohttp.ClientSession() as http:
-            async with room_pair(http, live) as (_, a, b):
-                await sent_then_probe(a, b, frames)
-            await alive_and_bounded(http, live)
-    run(body)
+    sent_in_a_room(live, frames)
 
 
 # -- joining ---------------------------------------------------------------------------------------
