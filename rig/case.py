@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from . import capabilities, config, faults, findings, roles, verdict
 from .evidence import AiortcLog
 from .model import Cause, Check, Glare, PeerInfo
-from .peers.base import CHANGES, Peer, PeerSpec, RigError, bounded
+from .peers.base import CHANGES, Peer, PeerEvent, PeerSpec, RigError, bounded
 from .scenarios import (
     AwaitGate,
     AwaitHeld,
@@ -157,6 +157,11 @@ class CaseRun:
         elif kind == "removal":
             led.removed.append({"role": role, "mid": info.get("mid")})
             led.own_media[role] -= 1
+            # the other side no longer receives media on that track (settle waits for media
+            # flowing since the last negotiation)
+            media = led.expect_media[self.other(role)]
+            if media.get(info.get("kind"), 0) > 0:
+                media[info["kind"]] -= 1
         elif kind == "ice-restart":
             led.restarts.append({"role": role, "before": sorted(info.get("ufrags") or [])})
         else:
@@ -395,10 +400,11 @@ class CaseRun:
                 return Unmet(f"{peer} not stable ({peer.state_text()})", role)
             if peer.connection_state != "connected":
                 return Unmet(f"{peer} not connected ({peer.state_text()})", role)
-            flowing = Counter(e.detail.get("kind") for e in peer.of_type("media-flowing"))
+            flowing = Counter(e.detail.get("kind") for e in self._since_stable(peer) if e.type == "media-flowing")
             for kind, n in led.expect_media[role].items():
                 if flowing[kind] < n:
-                    return Unmet(f"{peer} receives {flowing[kind]} of {n} expected {kind} track(s) with media", role)
+                    return Unmet(f"{peer} receives {flowing[kind]} of {n} expected {kind} track(s) with media "
+                                 "since its last negotiation", role)
             for r in led.restarts:
                 if r["role"] == role:
                     made = peer.of_type("offer-made", "answer-made")
@@ -409,6 +415,15 @@ class CaseRun:
             for label in sorted(set(led.channels) - opened):
                 return Unmet(f"{peer} has no open data channel {label}", role)
         return None
+
+    @staticmethod
+    def _since_stable(peer: Peer) -> list[PeerEvent]:
+        """The peer's events since it last returned to "stable": a receiver counts as flowing
+        only if media reached it after the last negotiation (a renegotiation can restart or stop
+        a receive pipeline; both peers report "media-flowing" once per return to stable)."""
+        last = max((i for i, e in enumerate(peer.events)
+                    if e.type == "signalingstatechange" and e.detail.get("state") == "stable"), default=-1)
+        return peer.events[last + 1:]
 
     async def wait_until(self, unmet: Callable[[], Unmet | str | None], *, step: str,
                          timeout: float = config.STEP_TIMEOUT) -> None:

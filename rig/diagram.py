@@ -269,7 +269,8 @@ def _label_for(ev: _Event) -> tuple[str, str] | None:
     if typ == "track":
         return f"track {_str(d.get('kind'))} mid {_str(d.get('mid'))}", "media"
     if typ == "media-flowing":
-        return f"media flowing {_str(d.get('kind'))} {_str(d.get('mid'))}".strip(), "media"
+        again = " (again, after a negotiation)" if d.get("again") else ""
+        return f"media flowing {_str(d.get('kind'))} {_str(d.get('mid'))}".strip() + again, "media"
     if typ in ("datachannel", "channel-open", "channel-message"):
         return f"{typ} {_str(d.get('label'))}".strip(), "media"
     if typ == "attached":

@@ -302,6 +302,24 @@ FINDINGS: tuple[Finding, ...] = (
         upstream=f"{AIORTC}/issues/686",
     ),
     Finding(
+        "aiortc-payload-type-remap", "aiortc's re-offers renumber payload types its receivers keep: media stops",
+        "aiortc",
+        (Cells(("glare-repeated", "glare-repeated-av"), "firefox", "aiortc"),),
+        peer=None, operation="settle",
+        end_state=r"impolite peer \(aiortc [^)]*\) receives \d+ of \d+ expected video track\(s\) with media since "
+                  r"its last negotiation",
+        detail="aiortc 1.16.0: once it has answered a video m-line with Firefox's payload types (VP8 as 120), "
+               "aiortc's next offer lists that m-line with its own numbers (VP8 as 97). Firefox accepts and sends 97, "
+               "but aiortc's RtpReceiver registered its payload types once, when it started, so aiortc's RtpRouter "
+               "discards every later packet of that track: both sides stay stable and connected and the track gets "
+               "no more frames (in glare-repeated, Firefox sent 288 packets on mid 2, aiortc received 7). The "
+               "payload-type twin of aiortc-extmap-remap; the rig sees it since a settle waits for media flowing "
+               "after the last negotiation (2026-12-01).",
+        seen={"aiortc": (Seen("1.16.0"),), "firefox": (Seen("153.8.0"),)},
+        trigger="fixtures/findings/aiortc_payload_type_remap.py",
+        evidence=("fixtures/findings/evidence/aiortc-payload-type-remap.case.json",),
+    ),
+    Finding(
         "aiortc-channel-before-answer", "aiortc breaks its connection offering a channel created before it answered",
         "aiortc",
         (Cells(("failed-first-sld-recovers",), "chromium|aiortc", "aiortc"),),

@@ -151,6 +151,7 @@ class AiortcPeer(Peer):
         self._remote_offer_sdps: set[str] = set()
         self._channels: list[dict] = []
         self._received: list[dict] = []
+        self._flow_epoch = 0  # returns to "stable"; see _consume
         self._negotiation_pending = False
         self._nn_fired = False
         self._changes = 0
@@ -356,6 +357,8 @@ class AiortcPeer(Peer):
         @pc.on("signalingstatechange")
         def _on_signaling() -> None:
             self.record("signalingstatechange", {"state": pc.signalingState})
+            if pc.signalingState == "stable":
+                self._flow_epoch += 1
             if pc.signalingState != "stable":
                 self._nn_fired = False
             # As a browser queues a task for it: the code awaiting the operation that changed the
@@ -374,7 +377,7 @@ class AiortcPeer(Peer):
         @pc.on("track")
         def _on_track(track) -> None:
             mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
-            entry = {"kind": track.kind, "mid": mid, "frames": 0, "track": track}
+            entry = {"kind": track.kind, "mid": mid, "frames": 0, "track": track, "epoch": None}
             self._received.append(entry)
             self.record("track", {"kind": track.kind, "mid": mid})
             self._spawn(self._consume(entry), f"receiving {track.kind}")
@@ -399,8 +402,13 @@ class AiortcPeer(Peer):
             except MediaStreamError:
                 return
             entry["frames"] += 1
-            if entry["frames"] == 1:
-                self.record("media-flowing", {"kind": entry["kind"], "mid": entry["mid"], "frames": 1})
+            # Once per return to "stable" (as rig-peer.js does): media must flow after each
+            # negotiation, not only once.
+            if entry["epoch"] != self._flow_epoch:
+                again = entry["epoch"] is not None
+                entry["epoch"] = self._flow_epoch
+                self.record("media-flowing", {"kind": entry["kind"], "mid": entry["mid"], "frames": entry["frames"],
+                                              "epoch": self._flow_epoch, **({"again": True} if again else {})})
 
     def _watch_channel(self, channel, origin: str) -> None:
         entry = {"channel": channel, "origin": origin, "sent": [], "received": []}
