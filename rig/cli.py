@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def _split(text: str) -> list[str]:
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
-    from . import mutants, report
+    from . import junit, mutants, report, results, variants
     if args.markdown:
         try:
             matrix = json.loads((Path(args.markdown) / "mutants.json").read_text())
@@ -49,45 +50,85 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     # Default: JS mutants on Firefox x Firefox, Python twins on Firefox polite x aiortc impolite (the
     # pairs where the reference passes every scenario); --peers widens both to every ordered pair.
-    js_peers = args.peers or "firefox"
-    py_peers, py_filter = (args.peers, []) if args.peers else ("firefox,aiortc", ["--pairs", "firefox:aiortc"])
-    ref_peers = args.peers or "firefox,aiortc"
-    # the reference runs on the pairs the mutants run on, nothing more
-    ref_pairs = [] if args.peers else ["--pairs", "firefox:firefox,firefox:aiortc"]
-    common = ["--scenarios", args.scenarios] + (["--workers", str(args.workers)] if args.workers is not None else [])
-    print(f"rig mutants: reference negotiator on {ref_peers} -> {out}", flush=True)
-    main(["matrix", "--peers", ref_peers, *ref_pairs, *common, "--out", str(out)])
-    # A mutant's run needs its verdicts, not its Playwright traces and aiortc logs: --capture off
-    # (every check is the same; about 10 % less time a case, see docs/measurements.md)
-    common += ["--capture", "off"]
-    runs: dict[str, dict] = {}
+    # The reference and every mutant form run in one pytest session (rig.variants): one start-up,
+    # one set of browsers per worker, instead of a run per mutant.
+    js_pairs = None if args.peers else ("firefox:firefox",)
+    py_pairs = None if args.peers else ("firefox:aiortc",)
+    forms: dict[str, tuple[mutants.Mutant, str]] = {}
+    vs: list[variants.Variant] = []
     for m in found:
-        cases: list[dict] = []
-        for flag, path, peers, tail in (("--negotiator-js", m.js, js_peers, []),
-                                         ("--negotiator-py", m.py, py_peers, py_filter)):
+        for lang, path, pairs, kills in (("js", m.js, js_pairs, m.kills), ("py", m.py, py_pairs, m.kills_py)):
             if path is None:
                 continue
-            sub_out = out / "mutants" / f"{m.name}{path.suffix}"
-            print(f"rig mutants: {path.name} ({m.breaks[:80]}) -> {sub_out}", flush=True)
-            main(["matrix", "--peers", peers, *common, "--out", str(sub_out), flag, str(path), *tail])
-            try:
-                cases += [dict(c, via=path.suffix.lstrip("."))
-                          for c in report.load_run(sub_out).model_dump(mode="json")["cases"]]
-            except (OSError, ValueError):
-                _err(f"{path.name}: its run wrote no results")
-        runs[m.name] = {"cases": cases}
-    reference = report.load_run(out).model_dump(mode="json")
+            # its verdicts are what counts, not its traces and logs (about 10 % less time a case)
+            v = variants.Variant(f"{m.name}.{lang}", js=str(path) if lang == "js" else None,
+                                 py=str(path) if lang == "py" else None, pairs=pairs,
+                                 scenarios=tuple(kills) if args.kills_only else None, capture=False)
+            vs.append(v)
+            forms[v.name] = (m, lang)
+    if args.kills_only:
+        missing = [f"{v.name}: no 'kills:' header" for v in vs if not v.scenarios]
+        if missing:
+            _err("--kills-only: " + "; ".join(missing))
+            return 2
+        scen_text = ",".join(dict.fromkeys(s for v in vs for s in v.scenarios or ()))
+    else:
+        scen_text = args.scenarios
+    # the reference runs on the pairs the mutants run on, nothing more
+    ref_pairs = None if args.peers else ("firefox:firefox", "firefox:aiortc")
+    vs.insert(0, variants.Variant("", pairs=ref_pairs))
+    out.mkdir(parents=True, exist_ok=True)
+    vfile = variants.dump(vs, out / "variants.json")
+    peers = args.peers or "firefox,aiortc"
+    print(f"rig mutants: the reference and {len(forms)} mutant forms ({len(found)} mutants) in one run on {peers} "
+          f"-> {out}", flush=True)
+    main(["matrix", "--peers", peers, "--scenarios", scen_text, "--variants", str(vfile), "--out", str(out),
+          *(["--workers", str(args.workers)] if args.workers is not None else [])])
+    try:
+        run = report.load_run(out)
+    except (OSError, ValueError) as exc:
+        _err(f"the mutants' run wrote no results ({exc})")
+        return 1
+    by: dict[str, list] = {}
+    for c in run.cases:
+        by.setdefault(variants.plain_id(c.id)[0], []).append(c)
+    runs: dict[str, dict] = {}
+    for name, (m, lang) in forms.items():
+        cases = by.get(name, [])
+        sub = out / "mutants" / name
+        _move_cases(out, sub, cases)
+        sub_run = results.subset(run, cases, command=f"{run.command} (variant {name})")
+        results.write_results(sub, sub_run)
+        report.write_report(sub, sub_run)
+        runs.setdefault(m.name, {"cases": []})["cases"] += [
+            dict(c.model_dump(mode="json"), id=variants.plain_id(c.id)[1], via=lang) for c in cases]
+    reference = results.subset(run, by.get("", [])).model_dump(mode="json")
     matrix = mutants.kill_matrix(reference, runs, found)
     mutants.write_kill_matrix(out, matrix)
     reference["links"] = [{"href": "mutants.html", "text": "mutant kill matrix"}]
     report.write_report(out, reference)
     (out / "results.json").write_text(json.dumps(reference, indent=1))
+    junit.write(out / "junit.xml", reference)
     width = max(len(m.name) for m in found)
     for row in matrix["mutants"]:
         killers = [s for s, c in row["cells"].items() if c["killed"]]
         print(f"{row['mutant']:{width}}  {'killed by ' + ', '.join(killers) if killers else 'SURVIVED'}")
     print(f"rig mutants: kill matrix {out / 'mutants.html'}")
     return 1 if matrix["survivors"] else 0
+
+
+def _move_cases(out: Path, sub: Path, cases: list) -> None:
+    """A variant's case files (detail JSON, page, evidence folder) from out/cases to sub/cases."""
+    (sub / "cases").mkdir(parents=True, exist_ok=True)
+    for c in cases:
+        from .results import slug as slug_of
+        slug = Path(c.details).stem if c.details else slug_of(c.id)
+        for src in (out / "cases" / f"{slug}.json", out / "cases" / f"{slug}.html", out / "cases" / slug):
+            if src.exists():
+                dst = sub / "cases" / src.name
+                if dst.is_dir():
+                    shutil.rmtree(dst)
+                shutil.move(str(src), str(dst))
 
 
 def _resolve_peers(peers: list[str], remote: dict[str, str] | None = None) -> dict[str, str]:
@@ -195,7 +236,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         "plan": str(Path(args.plan).resolve()) if args.plan else None, "repeat": args.repeat, "out": str(out),
         "negotiator-js": str(Path(args.negotiator_js).resolve()) if args.negotiator_js else None,
         "negotiator-py": negotiator_py, "keep": args.keep, "capture": args.capture, "headed": args.headed,
-        "stub-host": args.stub_host, "fault": args.fault})
+        "stub-host": args.stub_host, "fault": args.fault,
+        "variants": str(Path(args.variants).resolve()) if args.variants else None})
+    if args.variants:
+        # a variants run (rig mutants) expects most of its variants' cases to fail: the report and
+        # the kill matrix say how; the terminal keeps its progress line and pytest's summary
+        cmd += ["--tb=no", "-rN"]
     cmd += args.pytest_args
     env = dict(os.environ, **{"RIG_COMMAND": "rig " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                               # the workers give these specs' cells the reason found here
@@ -204,7 +250,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from . import hostnet
     if hostnet.loopback_only():
         print(f"rig: {hostnet.describe()}", flush=True)
-    expected = None if args.pytest_args else _expected_cases(scens, peers, args.pairs, args.shard, args.repeat)
+    try:
+        expected = None if args.pytest_args else _expected_cases(scens, peers, args.pairs, args.shard, args.repeat,
+                                                                 args.variants)
+    except RigError as exc:
+        _err(str(exc))
+        return 2
     with runs.Run() as run:
         began = time.time()
         proc = run.popen(cmd, env=env, cwd=config.ROOT)
@@ -244,13 +295,26 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def _expected_cases(scens: list[str], peers: list[str], pairs_text: str | None, shard_text: str | None,
-                    repeat: int) -> set[str]:
+                    repeat: int, variants_file: str | None = None) -> set[str]:
     """The case ids this run's pytest should collect (rig.results.case_id), computed here as the
     plugin parametrizes them, to check its results.json against."""
-    from . import results, shards
+    from . import results, shards, variants
+    label = {p: PeerSpec.parse(p).label for p in peers}
+    if variants_file:
+        if shard_text:
+            raise RigError("--variants cannot be combined with --shard")
+        pairs = options.parse_pairs(pairs_text)
+        loaded = variants.load(variants_file)
+        for v in loaded:
+            for name in v.scenarios or ():
+                scenarios.get(name)  # an unknown one is a RigError line here, not a pytest usage error
+        return {v.case_id(results.case_id(s, label[p], label[i], r, repeat))
+                for v in loaded
+                for s in (scens if v.scenarios is None else v.scenarios)
+                for p in peers for i in peers if v.allows(p, i) and (pairs is None or (p, i) in pairs)
+                for r in range(repeat)}
     every = shards.catalogue(scens, peers, options.parse_pairs(pairs_text))
     cells = shards.select(every, shards.Shard.parse(shard_text), shards.Costs.load()) if shard_text else every
-    label = {p: PeerSpec.parse(p).label for p in peers}
     return {results.case_id(c.scenario, label[c.polite], label[c.impolite], r, repeat)
             for c in cells for r in range(repeat)}
 
@@ -682,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
     mu.add_argument("--only", default="", help="comma-separated mutant names")
     mu.add_argument("--out", default=str(config.ROOT / "reports"))
     mu.add_argument("--workers", type=int, default=None)
+    mu.add_argument("--kills-only", action="store_true",
+                    help="run each mutant form only on the scenarios its header names ('kills:'), and the reference "
+                         "on those: a quick check that every shipped mutant is still caught")
     mu.add_argument("--markdown", metavar="DIR", default=None,
                     help="print the kill table (as in docs/measurements.md) from an earlier run's DIR/mutants.json, "
                          "run nothing")

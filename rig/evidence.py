@@ -29,6 +29,7 @@ class AiortcLog(logging.Handler):
         self.lines: deque[str] = deque(maxlen=limit)
         self.dropped = 0
         self._saved: dict[str, int] = {}
+        self._propagate: dict[str, bool] = {}
         self.setFormatter(logging.Formatter("%(relativeCreated)10.1f ms %(levelname)-7s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -45,8 +46,13 @@ class AiortcLog(logging.Handler):
             lg = logging.getLogger(name)
             self._saved[name] = lg.level
         for name in _ROOTS:
-            logging.getLogger(name).setLevel(logging.DEBUG)
-            logging.getLogger(name).addHandler(self)
+            lg = logging.getLogger(name)
+            lg.setLevel(logging.DEBUG)
+            lg.addHandler(self)
+            # DEBUG lines go to this case's log file only: propagated, they filled pytest's
+            # "Captured log" of every failing case (rig mutants printed 2.6 MB of them)
+            self._propagate[name] = lg.propagate
+            lg.propagate = False
         if not self.full:
             for name in _PER_PACKET:
                 logging.getLogger(name).setLevel(logging.INFO)
@@ -55,6 +61,8 @@ class AiortcLog(logging.Handler):
     def __exit__(self, *exc: Any) -> None:
         for name in _ROOTS:
             logging.getLogger(name).removeHandler(self)
+        for name, propagate in self._propagate.items():
+            logging.getLogger(name).propagate = propagate
         for name, level in self._saved.items():
             logging.getLogger(name).setLevel(level)
 

@@ -223,7 +223,7 @@ FINDINGS: tuple[Finding, ...] = (
     ),
     Finding(
         "firefox-restart-old-generation", "Chromium selects a pair on Firefox's previous ICE generation", "firefox",
-        (Cells(("ice-restart",), "firefox", "chromium", intermittent=True),),
+        (Cells(("ice-restart", "glare-ice-restart"), "firefox", "chromium", intermittent=True),),
         peer="polite", operation="exchange", end_state=r"connectionState=connected",
         detail="Firefox 153 restarting ICE as the offerer, Chromium 156 answering (1 in 5 runs in a full --repeat 5 "
                "matrix, 2026-11-26): Chromium can select a pair made of its new local candidate and a candidate of "
@@ -231,10 +231,13 @@ FINDINGS: tuple[Finding, ...] = (
                "succeeds; once Firefox drops it the pair carries nothing (Chromium: bytesReceived 0; Firefox: no "
                "selected pair) and Chromium's data-channel message never reaches Firefox within the exchange bound, "
                "while both stay 'connected'. Not reproduced outside the rig yet "
-               "(fixtures/findings/firefox_chromium_restart_old_generation.py, 0 of 40 runs).",
+               "(fixtures/findings/firefox_chromium_restart_old_generation.py, 0 of 40 runs). In glare-ice-restart "
+               "(the restart rolled back and offered again; 1 of 6 in a 1,026-case soak, 2026-12-01) Chromium's pair "
+               "used the candidate Firefox trickled two generations back, before its rolled-back restart offer.",
         seen={"firefox": (Seen("153.7.0", "153.8.0"),), "chromium": (Seen("156.0.8078.108", "156.0.8078.114"),)},
         trigger="fixtures/findings/firefox_chromium_restart_old_generation.py",
-        evidence=("fixtures/findings/evidence/firefox-restart-old-generation.case.json",),
+        evidence=("fixtures/findings/evidence/firefox-restart-old-generation.case.json",
+                  "fixtures/findings/evidence/firefox-restart-old-generation.glare-ice-restart.case.json"),
     ),
     Finding(
         "aiortc-early-candidates-dropped", "aiortc drops candidates that arrive before the offer", "aiortc",

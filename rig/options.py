@@ -64,6 +64,8 @@ MATRIX: tuple[Option, ...] = (
                     "(rig.faults; docs/faults.md): its case is "
                     "an error naming the fault, later repeats show the run going on", None,
            choices=tuple(FAULTS)),
+    Option("variants", "a JSON file of negotiator variants to run in this one session, each on its own pairs and "
+                       "scenarios (rig mutants writes one; rig/variants.py)", None),
     Option("headed", "show the browsers (needs a display)", flag=True),
     Option("stub-host", "an address of this machine where the signaling stub also listens (HTTPS) for remote "
                         "browsers (peer specs KIND@ws://HOST:PORT/PATH); default: $RIG_STUB_HOST, else 127.0.0.1 "

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from . import config, options, processes, results, runs, scenarios, shards
+from . import config, options, processes, results, runs, scenarios, shards, variants
 from .case import CaseResult, run_case
 from .model import PeerInfo
 from .peers.base import Peer, PeerSpec, RigError, bounded
@@ -251,21 +251,43 @@ def _stale_cases(cases: Path, written: set[str]) -> tuple[list[Path], list[Path]
     return mine, old
 
 
+def _variants(config_: pytest.Config) -> list[variants.Variant]:
+    path = config_.getoption("--rig-variants")
+    if not path:
+        return [variants.Variant("")]
+    if config_.getoption("--rig-shard") or config_.getoption("--rig-plan"):
+        raise RigError("--rig-variants cannot be combined with --rig-shard or --rig-plan")
+    return variants.load(path)
+
+
 def _params(config_: pytest.Config) -> list[tuple[tuple, str]]:
-    """Every case of the run: ((scenario, polite, impolite, repeat), case id), in order."""
+    """Every case of the run: ((scenario, polite, impolite, repeat, variant), case id), in order."""
     peers, scens = _peers(config_), _scenarios(config_)
     mine = set(_cells(config_)[1])
     repeat = config_.getoption("--rig-repeat")
+    pairs = options.parse_pairs(config_.getoption("--rig-pairs"))
+    plain = not config_.getoption("--rig-variants")
     out = []
-    for scen in scens:
-        for polite in peers:
-            for impolite in peers:
-                if shards.Cell(scen.name, str(polite), str(impolite)) not in mine:  # --rig-pairs, --rig-shard
-                    continue
-                for r in range(repeat):
-                    out.append(((scen, polite, impolite, r), results.case_id(scen.name, polite.label, impolite.label,
-                                                                             r, repeat)))
+    for var in _variants(config_):
+        for scen in scens if var.scenarios is None else [scenarios.get(n) for n in var.scenarios]:
+            for polite in peers:
+                for impolite in peers:
+                    if plain and shards.Cell(scen.name, str(polite), str(impolite)) not in mine:
+                        continue  # --rig-pairs, --rig-shard
+                    if not plain and pairs is not None and (str(polite), str(impolite)) not in pairs:
+                        continue
+                    if not var.allows(str(polite), str(impolite)):
+                        continue
+                    for r in range(repeat):
+                        cid = results.case_id(scen.name, polite.label, impolite.label, r, repeat)
+                        out.append(((scen, polite, impolite, r, var), var.case_id(cid)))
     return out
+
+
+def _negotiators(config_: pytest.Config, var: variants.Variant | None) -> dict[str, str]:
+    """The negotiators a case ran with, as the results record them."""
+    return {"js": (var and var.js) or config_.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
+            "py": (var and var.py) or config_.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -365,12 +387,14 @@ class RigSession:
                 self.pool = BrowserPool(pw, headed=self.headed)
         return self.pool
 
-    def negotiators(self) -> dict[str, Any]:
-        """The JS negotiator as (URL the pages load, name shown in messages); the Python one as a target."""
-        path = Path(self.negotiator_js) if self.negotiator_js else config.REFERENCE_NEGOTIATOR_JS
-        url = (self.stub.serve_file(path.name, path) if self.negotiator_js
+    def negotiators(self, variant: variants.Variant | None = None) -> dict[str, Any]:
+        """The JS negotiator as (URL the pages load, name shown in messages); the Python one as a
+        target. A variant's own (rig.variants) replace the session's."""
+        own_js = (variant and variant.js) or self.negotiator_js
+        path = Path(own_js) if own_js else config.REFERENCE_NEGOTIATOR_JS
+        url = (self.stub.serve_file(path.name, path) if own_js
                else f"{self.stub.http_url}/fixtures/negotiators/{path.name}")
-        return {"js": (url, str(path)), "py": self.negotiator_py}
+        return {"js": (url, str(path)), "py": (variant and variant.py) or self.negotiator_py}
 
     def installation(self, spec: PeerSpec) -> Installation:
         """What ``spec`` resolved to here (rig.install; ``rig matrix`` installed missing
@@ -450,10 +474,13 @@ class RigSession:
         return peer
 
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
-                  slug: str | None = None, fault: str | None = None) -> CaseResult:
+                  slug: str | None = None, fault: str | None = None,
+                  variant: variants.Variant | None = None) -> CaseResult:
         """The case, with a last bound over everything it does (set-up and teardown too)."""
-        where = self.out / "cases" / slug if self.out is not None and slug else None
-        task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators(),
+        capture = variant is None or variant.capture
+        where = self.out / "cases" / slug if self.out is not None and slug and capture else None
+        task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer,
+                                              self.negotiators(variant),
                                               evidence_dir=where, full_capture=self.full_capture,
                                               describe=self.describe, fault=fault))
         limit = config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT
@@ -550,7 +577,7 @@ class CaseHandle:
 
     def __init__(self, node: pytest.Item, session: RigSession, cell: tuple) -> None:
         self._node, self._session = node, session
-        self.scenario, self.polite, self.impolite, self.repeat = cell
+        self.scenario, self.polite, self.impolite, self.repeat, self.variant = cell
 
     def run(self) -> CaseResult:
         if _SIG.signum is not None:
@@ -558,7 +585,8 @@ class CaseHandle:
         try:
             result = self._session.loop.run_until_complete(
                 self._session.run(self.scenario, self.polite, self.impolite, slug=results.slug(self._node.callspec.id),
-                                  fault=self._node.config.getoption("--rig-fault") if self.repeat == 0 else None))
+                                  fault=self._node.config.getoption("--rig-fault") if self.repeat == 0 else None,
+                                  variant=self.variant))
         except CaseInterrupted:
             raise _SIG.interrupted or runs.Interrupted(signal.SIGINT) from None
         self._node._rig_result = result  # type: ignore[attr-defined]
@@ -591,7 +619,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if cell is None:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        scen, polite, impolite, r = cell
+        scen, polite, impolite, r, var = cell
         result: CaseResult | None = getattr(item, "_rig_result", None)
         error = ""
         if result is None:  # the case never ran: a fixture or the rig itself failed
@@ -599,12 +627,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 else "the case did not run"
         repeats = item.config.getoption("--rig-repeat")
         summary = results.write_case(
-            _out(item.config), cid=results.case_id(scen.name, polite.label, impolite.label, r, repeats),
+            _out(item.config), cid=var.case_id(results.case_id(scen.name, polite.label, impolite.label, r, repeats)),
             repeat=r, nodeid=item.nodeid, result=result, scenario=scen.name,
             polite=PeerInfo(spec=str(polite), kind=polite.kind), impolite=PeerInfo(spec=str(impolite), kind=impolite.kind),
             error=error, duration_s=report.duration, keep=item.config.getoption("--rig-keep"),
-            negotiators={"js": item.config.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
-                         "py": item.config.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)})
+            negotiators=_negotiators(item.config, var))
         item.config._rig_cases += 1  # type: ignore[attr-defined]
         # written: the worker's items live for the whole session, so keeping the result here
         # (events, messages, SDPs) would grow the worker by every case it ran (a soak showed it)
@@ -647,13 +674,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     unfinished = results.unfinished({slug_: c[0] for slug_, c in collected.items()}, finished, _CRASHED,
                                     interrupted, stopped)
     for slug_, (outcome, reason) in unfinished.items():
-        nodeid, cid, (scen, polite, impolite, r) = collected[slug_]
+        nodeid, cid, (scen, polite, impolite, r, var) = collected[slug_]
         results.write_case(
             out, cid=cid, repeat=r, nodeid=nodeid, scenario=scen.name, outcome=outcome, error=reason,
             polite=PeerInfo(spec=str(polite), kind=polite.kind), impolite=PeerInfo(spec=str(impolite), kind=impolite.kind),
-            keep=cfg.getoption("--rig-keep"),
-            negotiators={"js": cfg.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
-                         "py": cfg.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)})
+            keep=cfg.getoption("--rig-keep"), negotiators=_negotiators(cfg, var))
         finished.add(slug_)
     if _SIG.signum is not None:
         session.exitstatus = 128 + _SIG.signum  # rig exits with it too: 130, 143, 129

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from . import evidence, findings
 from .case import CaseResult
@@ -186,6 +187,14 @@ def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: l
         summary={o: sum(c.outcome == o for c in cases) for o in OUTCOMES},
         cases=cases,
     )
+
+
+def subset(run: RunRecord, cases: list[CaseSummary], **update: Any) -> RunRecord:
+    """The run record of some of ``run``'s cases (one variant of a variants run), its summary
+    and findings recounted."""
+    seen = {i for c in cases for i in (*c.findings, *c.not_seen)}
+    return run.model_copy(update={"cases": cases, "summary": {o: sum(c.outcome == o for c in cases) for o in OUTCOMES},
+                                  "findings": [f for f in run.findings if f.id in seen], **update})
 
 
 def write_results(out: Path, run: RunRecord) -> Path:

@@ -25,31 +25,52 @@ def test_at_least_ten_mutants_each_saying_what_it_breaks() -> None:
         assert m.symptom, f"{m.name}: no 'symptom:' header"
 
 
-def _run(tmp_path: Path, m: mutants.Mutant, peers: str, flag: str, path: Path, kills: tuple[str, ...],
-         *matrix_args: str) -> dict:
-    out = tmp_path / m.name
-    processes.run_bounded([sys.executable, "-m", "rig", "matrix", "--peers", peers, "--scenarios", ",".join(kills),
-                    flag, str(path), "--workers", "1", "--out", str(out), *matrix_args],
-                   capture_output=True, text=True, timeout=600)
-    return json.loads((out / "results.json").read_text())
+@pytest.fixture(scope="module")
+def kills_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ``rig mutants --kills-only``: every mutant form on the scenarios its header names, and
+    the reference on those, in one pytest session (rig.variants); one worker, as the suite
+    already runs two."""
+    out = tmp_path_factory.mktemp("mutants")
+    proc = processes.run_bounded([sys.executable, "-m", "rig", "mutants", "--kills-only", "--workers", "1",
+                                  "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert (out / "mutants.json").is_file(), f"rig mutants wrote no kill matrix:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    return out
 
 
-@pytest.mark.parametrize("m", [m for m in MUTANTS if m.js], ids=lambda m: m.name)
-def test_js_mutant_is_killed(tmp_path: Path, m: mutants.Mutant) -> None:
-    run = _run(tmp_path, m, "firefox", "--negotiator-js", m.js, m.kills)
-    killed = [c for c in run["cases"] if c["outcome"] in mutants.KILLING]
-    assert killed, f"{m.name} survived {m.kills}: " + "; ".join(f"{c['id']} {c['outcome']}" for c in run["cases"])
-    assert any(re.search(m.symptom, c["reason"]) for c in killed), \
-        f"{m.name} was killed, but no reason names its symptom /{m.symptom}/: {killed[0]['reason'][:500]}"
+def _form(out: Path, name: str) -> list[dict]:
+    path = out / "mutants" / name / "results.json"
+    assert path.is_file(), f"{name}: no results ({path})"
+    return json.loads(path.read_text())["cases"]
 
 
-@pytest.mark.parametrize("m", [m for m in MUTANTS if m.py], ids=lambda m: m.name)
-def test_py_mutant_is_killed(tmp_path: Path, m: mutants.Mutant) -> None:
-    assert m.kills_py, f"{m.name}.py: no 'kills:' header"
-    # the one pair where the reference passes every scenario with an aiortc peer running the negotiator
-    run = _run(tmp_path, m, "firefox,aiortc", "--negotiator-py", m.py, m.kills_py, "--pairs", "firefox:aiortc")
-    killed = [c for c in run["cases"] if c["outcome"] in mutants.KILLING and "aiortc" in c["id"]]
-    assert killed, f"{m.name} (Python) survived {m.kills_py}: " + "; ".join(
-        f"{c['id']} {c['outcome']}" for c in run["cases"])
-    assert any(re.search(m.symptom_py, c["reason"]) for c in killed), \
-        f"{m.name}.py was killed, but no reason names its symptom /{m.symptom_py}/: {killed[0]['reason'][:500]}"
+def test_every_mutant_is_killed_with_its_symptom(kills_run: Path) -> None:
+    """Each JS mutant on Firefox x Firefox, each Python twin on Firefox polite x aiortc impolite
+    (the one pair where the reference passes every scenario with an aiortc peer running the
+    negotiator), on the scenarios its header names: some case fails, and a failing case's reason
+    names the mutant's symptom."""
+    problems = []
+    for m in MUTANTS:
+        for lang, symptom, kills in (("js", m.symptom, m.kills), ("py", m.symptom_py, m.kills_py)):
+            if getattr(m, lang) is None:
+                continue
+            if not kills:
+                problems.append(f"{m.name}.{lang}: no 'kills:' header")
+                continue
+            cases = _form(kills_run, f"{m.name}.{lang}")
+            killed = [c for c in cases if c["outcome"] in mutants.KILLING and (lang == "js" or "aiortc" in c["id"])]
+            if not killed:
+                problems.append(f"{m.name}.{lang} survived {kills}: "
+                                + "; ".join(f"{c['id']} {c['outcome']}" for c in cases))
+            elif not any(re.search(symptom, c["reason"]) for c in killed):
+                problems.append(f"{m.name}.{lang} was killed, but no reason names its symptom /{symptom}/: "
+                                f"{killed[0]['reason'][:300]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_kill_matrix_has_every_mutant_and_no_survivor(kills_run: Path) -> None:
+    matrix = json.loads((kills_run / "mutants.json").read_text())
+    assert sorted(r["mutant"] for r in matrix["mutants"]) == sorted(m.name for m in MUTANTS)
+    assert matrix["survivors"] == []
+    reference = json.loads((kills_run / "results.json").read_text())
+    assert reference["cases"] and all("/" not in c["id"].split("[")[0] for c in reference["cases"])
+    assert {c["outcome"] for c in reference["cases"]} <= {"passed", "xfailed", "unsupported"}

@@ -1,0 +1,59 @@
+"""Negotiator variants in one run (rig.variants): the file, case ids, and the cases a run expects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rig import cli, config, variants
+from rig.peers.base import RigError
+
+MUTANT = str(config.FIXTURES / "negotiators" / "mutants" / "both-polite.js")
+
+
+def test_a_variant_prefixes_its_case_ids_and_the_plain_one_does_not() -> None:
+    cid = "glare-initial[firefox-polite--firefox-impolite]"
+    assert variants.Variant("both-polite.js").case_id(cid) == f"both-polite.js/{cid}"
+    assert variants.Variant("").case_id(cid) == cid
+    assert variants.plain_id(f"both-polite.js/{cid}") == ("both-polite.js", cid)
+    assert variants.plain_id(cid) == ("", cid)
+    remote = "add-video[chromium@ws://10.0.0.2:3000/x-polite--aiortc-impolite]"  # a '/' inside the cell
+    assert variants.plain_id(remote) == ("", remote)
+
+
+def test_a_variants_file_round_trips(tmp_path: Path) -> None:
+    vs = [variants.Variant("", pairs=("firefox:firefox",)),
+          variants.Variant("both-polite.js", js=MUTANT, pairs=("firefox:firefox",), scenarios=("glare-initial",),
+                           capture=False)]
+    assert variants.load(variants.dump(vs, tmp_path / "v.json")) == vs
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("not json", "cannot read it"),
+    ("[]", "non-empty JSON list"),
+    ('[{"js": null}]', "string 'name'"),
+    ('[{"name": "a/b"}]', "may not contain"),
+    ('[{"name": "a", "js": "/nonexistent.js"}]', "not found"),
+    ('[{"name": "a", "pairs": "firefox:firefox"}]', "'pairs' must be a list"),
+    ('[{"name": "a"}, {"name": "a"}]', "names repeat: a"),
+])
+def test_a_bad_variants_file_is_one_line(tmp_path: Path, content: str, says: str) -> None:
+    path = tmp_path / "v.json"
+    path.write_text(content)
+    with pytest.raises(RigError, match=says) as info:
+        variants.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_the_run_expects_each_variants_cases_on_its_own_pairs_and_scenarios(tmp_path: Path) -> None:
+    path = variants.dump([variants.Variant("", pairs=("firefox:aiortc",)),
+                          variants.Variant("m.js", js=MUTANT, pairs=("firefox:firefox",),
+                                           scenarios=("glare-initial",))], tmp_path / "v.json")
+    got = cli._expected_cases(["add-video"], ["firefox", "aiortc"], None, None, 1, str(path))
+    assert got == {"add-video[firefox-polite--aiortc-impolite]",
+                   "m.js/glare-initial[firefox-polite--firefox-impolite]"}
+    with pytest.raises(RigError, match="--shard"):
+        cli._expected_cases(["add-video"], ["firefox"], None, "1/2", 1, str(path))
+    assert json.loads(path.read_text())[1]["scenarios"] == ["glare-initial"]
