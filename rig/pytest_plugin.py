@@ -267,7 +267,7 @@ def _params(config_: pytest.Config) -> list[tuple[tuple, str]]:
     repeat = config_.getoption("--rig-repeat")
     pairs = options.parse_pairs(config_.getoption("--rig-pairs"))
     plain = not config_.getoption("--rig-variants")
-    out = []
+    cells = []
     for var in _variants(config_):
         for scen in scens if var.scenarios is None else [scenarios.get(n) for n in var.scenarios]:
             for polite in peers:
@@ -276,12 +276,14 @@ def _params(config_: pytest.Config) -> list[tuple[tuple, str]]:
                         continue  # --rig-pairs, --rig-shard
                     if not plain and pairs is not None and (str(polite), str(impolite)) not in pairs:
                         continue
-                    if not var.allows(str(polite), str(impolite)):
-                        continue
-                    for r in range(repeat):
-                        cid = results.case_id(scen.name, polite.label, impolite.label, r, repeat)
-                        out.append(((scen, polite, impolite, r, var), var.case_id(cid)))
-    return out
+                    if var.allows(str(polite), str(impolite)):
+                        cells.append((scen, polite, impolite, var))
+    # Repeat-major: each round runs every cell once, so any stretch of a long run (rig soak's first
+    # and last tenth, compared for memory growth) has the same mix of cases, and the repeats of a
+    # cell are spread over the run rather than back to back.
+    return [((scen, polite, impolite, r, var),
+             var.case_id(results.case_id(scen.name, polite.label, impolite.label, r, repeat)))
+            for r in range(repeat) for scen, polite, impolite, var in cells]
 
 
 def _negotiators(config_: pytest.Config, var: variants.Variant | None) -> dict[str, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from . import config, scenarios
 from .options import DEFAULT_PEERS
 from .peers.base import PeerSpec, RigError
-from .usage import GROUPS, Sample, Sampler, trend
+from .usage import Sample, Sampler, group_trends, trend
 
 #: a growth trend: the fitted total rises by at least this many MB per 100 cases
 GROWTH_MB = 25.0
@@ -109,8 +109,7 @@ def summarise(results: dict, sampler: Sampler) -> dict:
     times = [c["duration_s"] for c in ran]
     window = while_running(sampler.samples)
     start, end, slope = trend(window)
-    first = window[int(len(window) * 0.1)] if window else None
-    last = window[-1] if window else None
+    groups = group_trends(window) if window else {}
     return {
         "cases": len(cs), "collected": results.get("collected", len(cs)),
         "missing": max(0, int(results.get("collected", len(cs))) - len(cs)),
@@ -123,8 +122,10 @@ def summarise(results: dict, sampler: Sampler) -> dict:
                    "max": max(times, default=0.0)},
         "memory": {"start_mb": round(start), "end_mb": round(end), "slope_mb_per_100_cases": round(slope, 1),
                    "grew": slope >= GROWTH_MB, "peak_mb": round(sampler.peak_mb),
-                   "start_by_group": {g: round(first.mb[g]) for g in GROUPS} if first else {},
-                   "end_by_group": {g: round(last.mb[g]) for g in GROUPS} if last else {}},
+                   # per group, as for the total: medians of the first and last tenth, and the slope
+                   "start_by_group": {g: round(t[0]) for g, t in groups.items()},
+                   "end_by_group": {g: round(t[1]) for g, t in groups.items()},
+                   "slope_by_group": {g: round(t[2], 1) for g, t in groups.items()}},
         "cpu_s": {g: round(v, 1) for g, v in sampler.cpu_seconds().items()},
         "browser_launches": len(sampler.browser_mains),
         "wall_s": round(sampler.samples[-1].t, 1) if sampler.samples else 0.0,
@@ -144,7 +145,8 @@ def text(f: dict) -> str:
         f"  memory (PSS of the run's processes): start {m['start_mb']} MB {m['start_by_group']}, "
         f"end {m['end_mb']} MB {m['end_by_group']}, peak {m['peak_mb']} MB; trend "
         f"{m['slope_mb_per_100_cases']:+.1f} MB per 100 cases: "
-        + ("GREW" if m["grew"] else f"no growth (threshold {GROWTH_MB:g})"),
+        + ("GREW" if m["grew"] else f"no growth (threshold {GROWTH_MB:g})")
+        + (f"; by group {m['slope_by_group']}" if m.get("slope_by_group") else ""),
         f"  browser processes launched {f['browser_launches']}; CPU seconds {f['cpu_s']}",
     ]
     return "\n".join(lines)

@@ -120,6 +120,11 @@ def _read(pid: int) -> tuple[str, bytes, int, float] | None:
     return exe, b" ".join(cmd), kb, cpu
 
 
+def group_trends(samples: list[Sample], skip: float = 0.1) -> dict[str, tuple[float, float, float]]:
+    """``trend`` of each group's memory alone (which group a growth is in)."""
+    return {g: trend([Sample(s.t, {g: s.mb.get(g, 0.0)}, s.done) for s in samples], skip) for g in GROUPS}
+
+
 def trend(samples: list[Sample], skip: float = 0.1) -> tuple[float, float, float]:
     """(start MB, end MB, slope in MB per 100 units of ``done``) of the total memory, leaving out
     the first ``skip`` of the samples (browsers launching, pages being prepared): start and end
