@@ -24,7 +24,7 @@ from .options import DEFAULT_PEERS
 from .peers.base import PeerSpec, RigError
 from .usage import Sample, Sampler, group_trends, trend
 
-#: a growth trend: the fitted total rises by at least this many MB per 100 cases
+#: a growth trend: the fitted total, or one process group's, rises by at least this many MB per 100 cases
 GROWTH_MB = 25.0
 
 
@@ -121,7 +121,7 @@ def summarise(results: dict, sampler: Sampler) -> dict:
         "case_s": {"p50": statistics.median(times) if times else 0.0, "p95": pct(times, 0.95),
                    "max": max(times, default=0.0)},
         "memory": {"start_mb": round(start), "end_mb": round(end), "slope_mb_per_100_cases": round(slope, 1),
-                   "grew": slope >= GROWTH_MB, "peak_mb": round(sampler.peak_mb),
+                   "grew": slope >= GROWTH_MB or any(t[2] >= GROWTH_MB for t in groups.values()), "peak_mb": round(sampler.peak_mb),
                    # per group, as for the total: medians of the first and last tenth, and the slope
                    "start_by_group": {g: round(t[0]) for g, t in groups.items()},
                    "end_by_group": {g: round(t[1]) for g, t in groups.items()},

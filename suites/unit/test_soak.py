@@ -6,7 +6,7 @@ import pytest
 
 from rig import soak
 from rig.peers.base import RigError
-from rig.usage import GROUPS, Sample, group_of, is_browser_main, trend
+from rig.usage import GROUPS, Sample, group_of, group_trends, is_browser_main, trend
 
 
 def test_plan_covers_every_glare_cell_in_whole_repeats() -> None:
@@ -33,6 +33,15 @@ def test_a_flat_series_shows_no_growth_and_a_rising_one_does() -> None:
     start, end, slope = trend(rising)
     assert slope == pytest.approx(50, rel=0.01) and end > start
     assert slope >= soak.GROWTH_MB
+
+
+def test_the_trend_by_group_says_which_group_grew() -> None:
+    samples = [Sample(t=float(i), mb={"runner": 300 + 0.4 * i, "driver": 200.0, "browsers": 1000 - 0.4 * i + (i % 3),
+                                      "other": 0.0}, done=i) for i in range(200)]
+    by = group_trends(samples)
+    assert by["runner"][2] == pytest.approx(40, rel=0.01) and by["runner"][1] > by["runner"][0]
+    assert abs(by["driver"][2]) < 1 and by["browsers"][2] < -30
+    assert abs(trend(samples)[2]) < 5  # the total hides it: the groups do not
 
 
 def test_the_window_leaves_out_start_up_and_teardown() -> None:
