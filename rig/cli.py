@@ -247,11 +247,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                               # the workers give these specs' cells the reason found here
                               config.UNRESOLVED_ENV: json.dumps(unusable),
                               config.REMOTE_RESOLVED_ENV: json.dumps(remote)})
-    # glibc gives each new thread's allocations an arena of their own (up to 8 per core), and
-    # aiortc starts codec and decoder threads for every track of every case: a worker's memory
-    # rose in steps over a soak. Two arenas kept an aiortc-only worker flat (146 -> 153 MB over
-    # 290 cases, against 149 -> 190 MB; docs/reliability.md). A user's own setting wins.
-    env.setdefault("MALLOC_ARENA_MAX", "2")
     from . import hostnet
     if hostnet.loopback_only():
         print(f"rig: {hostnet.describe()}", flush=True)
