@@ -119,9 +119,9 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
 def _move_cases(out: Path, sub: Path, cases: list) -> None:
     """A variant's case files (detail JSON, page, evidence folder) from out/cases to sub/cases."""
+    from .results import slug as slug_of
     (sub / "cases").mkdir(parents=True, exist_ok=True)
     for c in cases:
-        from .results import slug as slug_of
         slug = Path(c.details).stem if c.details else slug_of(c.id)
         for src in (out / "cases" / f"{slug}.json", out / "cases" / f"{slug}.html", out / "cases" / slug):
             if src.exists():

@@ -184,16 +184,20 @@ def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: l
                               intermittent=all(c.intermittent for c in f.cells),
                               seen={k: [str(r) for r in v] for k, v in f.seen.items()})
                   for f in findings.FINDINGS if f.id in seen],
-        summary={o: sum(c.outcome == o for c in cases) for o in OUTCOMES},
+        summary=_summary(cases),
         cases=cases,
     )
+
+
+def _summary(cases: list[CaseSummary]) -> dict[str, int]:
+    return {o: sum(c.outcome == o for c in cases) for o in OUTCOMES}
 
 
 def subset(run: RunRecord, cases: list[CaseSummary], **update: Any) -> RunRecord:
     """The run record of some of ``run``'s cases (one variant of a variants run), its summary
     and findings recounted."""
     seen = {i for c in cases for i in (*c.findings, *c.not_seen)}
-    return run.model_copy(update={"cases": cases, "summary": {o: sum(c.outcome == o for c in cases) for o in OUTCOMES},
+    return run.model_copy(update={"cases": cases, "summary": _summary(cases),
                                   "findings": [f for f in run.findings if f.id in seen], **update})
 
 
