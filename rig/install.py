@@ -396,16 +396,23 @@ def probe(kind: str, executable: str) -> Installation:
             entry = {"stamp": stamp, "installation": verify(kind, executable).as_dict()}
         except RigError as exc:
             entry = {"stamp": stamp, "error": str(exc)}
-        known[key] = entry
-        _write_json(store, known)
+        # re-read and merge under a lock: two workers probing two browsers at once must not
+        # lose each other's entry (a lost entry costs a launch, and a soak counts launches)
+        with locked(store.with_name(".probed.lock"), config.INSTALL_LOCK_TIMEOUT,
+                    f"another rig process held {store}'s lock for {config.INSTALL_LOCK_TIMEOUT:.0f} s"):
+            try:
+                known = json.loads(store.read_text())
+            except (OSError, ValueError):
+                known = {}
+            known[key] = entry
+            _write_json(store, known)
     if "error" in entry:
         raise RigError(entry["error"])
     return Installation(**{k: v for k, v in entry["installation"].items() if k in _FIELDS})
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Atomically (a reader sees the old file or the new one); a lost race loses one entry,
-    which is found again."""
+    """Atomically (a reader sees the old file or the new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as f:

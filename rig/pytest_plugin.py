@@ -675,6 +675,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         stopped = "pytest interrupted the session"
     unfinished = results.unfinished({slug_: c[0] for slug_, c in collected.items()}, finished, _CRASHED,
                                     interrupted, stopped)
+    # a worker killed after its case's verdict was written but before pytest heard of it: the
+    # case keeps its evidence and becomes an error saying so (the run must not end green on it)
+    for slug_, c in collected.items():
+        if slug_ in finished and c[0] in _CRASHED:
+            results.mark_crashed(out, slug_, _CRASHED[c[0]])
     for slug_, (outcome, reason) in unfinished.items():
         nodeid, cid, (scen, polite, impolite, r, var) = collected[slug_]
         results.write_case(

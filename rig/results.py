@@ -124,6 +124,26 @@ def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseRes
     return summary
 
 
+def mark_crashed(out: Path, slug_: str, why: str) -> None:
+    """Make a finished case an ``error``: its worker died (``why``) after writing the verdict,
+    before reporting it. The verdict it had is kept in the reason."""
+    path = out / "cases" / f"{slug_}.json"
+    try:
+        data = json.loads(path.read_text())
+        case = data["case"]
+    except (OSError, ValueError, KeyError):
+        return
+    if case.get("outcome") == "error" and case.get("reason", "").startswith(why):
+        return
+    was = f"{case.get('outcome')}" + (f": {case['reason']}" if case.get("reason") else "")
+    case["reason"] = f"{why} (after its verdict, {was[:300]})"
+    case["outcome"] = "error"
+    case["cause"] = {"kind": "rig", "message": case["reason"]}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
 def unfinished(collected: dict[str, str], finished: set[str], crashed: dict[str, str],
                interrupted: str = "", stopped: str = "") -> dict[str, tuple[str, str]]:
     """What each collected case without a result becomes, so that no case is a silent gap.

@@ -5,6 +5,7 @@ its result never came), in results.json, the index, junit.xml, the Markdown summ
 
 from __future__ import annotations
 
+import json
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -30,6 +31,17 @@ def test_a_case_whose_worker_died_is_an_error_saying_how():
     got = results.unfinished(_collected(), {results.slug(IDS[0])}, crashed)
     assert got[results.slug(IDS[1])] == ("error", "worker gw1 was killed by SIGKILL while running this case")
     assert results.slug(IDS[0]) not in got, "a case that finished keeps its result"
+
+
+def test_a_case_whose_worker_died_after_its_verdict_becomes_an_error_keeping_the_verdict(tmp_path):
+    """The worker wrote the case's result and was killed before pytest heard of it."""
+    _write(tmp_path, "passed", IDS[0])
+    why = "worker gw0 was killed by SIGKILL while running this case"
+    results.mark_crashed(tmp_path, results.slug(IDS[0]), why)
+    results.mark_crashed(tmp_path, results.slug(IDS[0]), why)  # once only
+    case = results.parse_detail(json.loads((tmp_path / "cases" / f"{results.slug(IDS[0])}.json").read_text()), "x").case
+    assert case.outcome == "error" and case.reason == f"{why} (after its verdict, passed)"
+    assert case.cause.kind == "rig"
 
 
 def test_after_a_signal_the_unfinished_cases_are_not_run_and_a_crash_before_it_stays_an_error():
