@@ -431,6 +431,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                    else f"fix: apt-get install -y {config.BINARIES[kind][1]}")
             status, bad = f"NOT drivable: {first}; {fix}", bad + 1
         print(f"{kind:9} {where:28} {ver:18} {status}")
+        if kind == "chromium" and config.HEADLESS_SHELL:
+            from .peers.browser import headless_shell
+            shell = headless_shell(where)
+            print(f"{'':9} headless runs use {shell} (the same build's headless shell)" if shell else
+                  f"{'':9} headless runs use the full browser (no headless shell of {ver} beside it; "
+                  "on Debian: apt-get install -y chromium-headless-shell)")
     from . import install
     notes: list[str] = []
     have = install.installed(notes=notes)

@@ -63,6 +63,14 @@ PLAYWRIGHT_DISABLED_FEATURES = [
 #: multicast to resolve those).
 RIG_DISABLED_FEATURES = ["WebRtcHideLocalIpsWithMdns"]
 
+#: Headless Chromium runs use the headless shell of the same build when one is installed beside
+#: it (Debian's chromium-headless-shell: the same Chromium source and WebRTC stack without the
+#: browser's UI layer; what Playwright itself runs for headless Chromium). It costs a third of
+#: the CPU per case (docs/design.md "Headless Chromium"). RIG_HEADLESS_SHELL=0 keeps the full
+#: browser; a headed run always uses it.
+HEADLESS_SHELL = os.environ.get("RIG_HEADLESS_SHELL", "1") != "0"
+HEADLESS_SHELL_NAMES = ("chromium-headless-shell", "chrome-headless-shell", "headless_shell")
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -87,6 +95,10 @@ FIREFOX_PREFS = {
     "browser.safebrowsing.downloads.remote.enabled": False,
     "datareporting.healthreport.uploadEnabled": False,
     "toolkit.telemetry.enabled": False,
+    # the refresh driver at 5 Hz instead of 60: the peer page shows nothing, and a headless
+    # Firefox's parent process spent a fifth of its CPU painting it (docs/measurements.md);
+    # 1 Hz was slower (loads wait for a paint)
+    "layout.frame_rate": 5,
 }
 
 #: Bounds (seconds). Every wait in the rig uses one of these.

@@ -108,7 +108,7 @@ def browser_pids(peer: Peer) -> list[int]:
     """The main process of ``peer``'s browser among this process's descendants (the Playwright
     driver's children): by executable, when several browsers of the kind run here."""
     want = os.path.realpath(getattr(peer, "executable", "") or "") if getattr(peer, "executable", "") else ""
-    names = {"chromium": ("chromium", "chrome", "headless_shell"), "firefox": ("firefox", "firefox-esr", "firefox-bin")}
+    names = {"chromium": ("chromium", "chrome", *config.HEADLESS_SHELL_NAMES), "firefox": ("firefox", "firefox-esr", "firefox-bin")}
     found, exact = [], []
     for pid in descendants(os.getpid()):
         try:

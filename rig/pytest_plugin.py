@@ -445,7 +445,12 @@ class RigSession:
             inst = self.installation(spec)
         except RigError:
             return {}
-        return {"version": inst.version, "source": inst.source, "driver": inst.driver_label}
+        source = inst.source
+        if spec.kind == "chromium" and not spec.endpoint and not self.headed and config.HEADLESS_SHELL:
+            from .peers.browser import headless_shell
+            if headless_shell(inst.path):
+                source += ", headless shell"
+        return {"version": inst.version, "source": source, "driver": inst.driver_label}
 
     async def make_peer(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> Peer:
         inst = self.installation(spec)

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import processes
 
 GROUPS = ("runner", "driver", "browsers", "other")
-BROWSER_EXES = ("chromium", "chrome", "headless_shell", "chrome_crashpad_handler", "firefox", "firefox-esr",
+BROWSER_EXES = ("chromium", "chrome", "headless_shell", "chromium-headless-shell", "chrome-headless-shell", "chrome_crashpad_handler", "firefox", "firefox-esr",
                 "firefox-bin")
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024

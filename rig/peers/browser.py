@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import shutil
+import subprocess
 import urllib.parse
 from typing import Any
 
@@ -32,6 +34,55 @@ def binary_for(spec: PeerSpec) -> str:
     return resolved
 
 
+_SHELLS: dict[str, str | None] = {}
+
+
+def headless_shell(executable: str) -> str | None:
+    """The headless shell of the same Chromium build as ``executable``, if one is installed
+    beside it (same folder as the real binary, or the folder a launcher script such as Debian's
+    /usr/bin/chromium execs from; the binary itself, not another launcher script) and reports
+    the same ``--version``; else None. Remembered per
+    executable for the process."""
+    if executable in _SHELLS:
+        return _SHELLS[executable]
+    found = None
+    try:
+        real = os.path.realpath(executable)
+        dirs = [os.path.dirname(real)]
+        with open(real, "rb") as f:
+            head = f.read(4096)
+        if head.startswith(b"#!"):  # a launcher script: the folders of the binaries it names
+            dirs += [os.path.dirname(m.decode()) for m in re.findall(rb"(/[\w./+-]+/chrom\w*)", head)]
+            dirs.append(os.path.join("/usr/lib", os.path.basename(real)))  # Debian's: LIBDIR=/usr/lib/$APPNAME
+        for d in dirs:
+            for name in config.HEADLESS_SHELL_NAMES:
+                cand = os.path.join(d, name)
+                if os.path.isfile(cand) and os.access(cand, os.X_OK) and cand != real and not _is_script(cand):
+                    if _version_line(cand) and _version_line(cand) == _version_line(executable):
+                        found = cand
+                    break
+            if found:
+                break
+    except OSError:
+        found = None
+    _SHELLS[executable] = found
+    return found
+
+
+def _is_script(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"#!"
+
+
+def _version_line(executable: str) -> str:
+    try:
+        out = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    m = re.search(r"\d+\.\d+\.\d+\.\d+", out)
+    return m.group(0) if m else ""
+
+
 async def launch(playwright: Playwright, kind: str, executable: str, *, headless: bool = True) -> Browser:
     """Launch a browser the way every run does (flags, prefs, channel from rig.config), with
     whichever Playwright this process has: the installer checks a new browser version with this
@@ -42,6 +93,8 @@ async def launch(playwright: Playwright, kind: str, executable: str, *, headless
     from .. import hostnet
     lo = hostnet.loopback_only()
     if kind == "chromium":
+        if headless and config.HEADLESS_SHELL:
+            executable = await asyncio.to_thread(headless_shell, executable) or executable
         return await playwright.chromium.launch(executable_path=executable, headless=headless,
                                                 args=config.CHROMIUM_ARGS + (hostnet.CHROMIUM_ARGS if lo else []))
     if kind != "firefox":
