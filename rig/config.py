@@ -101,6 +101,13 @@ FIREFOX_PREFS = {
     "layout.frame_rate": 5,
 }
 
+#: glibc malloc arenas of a pytest process that runs cases (mallopt M_ARENA_MAX at start, that
+#: process only: browsers keep glibc's default). aiortc starts codec threads for every track of
+#: every case, and with up to 8 arenas per core each new thread's memory stayed in an arena of
+#: its own: a worker grew by tens of MB per 100 cases (docs/reliability.md). 0: glibc's default;
+#: an explicit MALLOC_ARENA_MAX in the environment wins.
+MALLOC_ARENAS = int(os.environ.get("RIG_MALLOC_ARENAS", 2))
+
 #: Bounds (seconds). Every wait in the rig uses one of these.
 LAUNCH_TIMEOUT = float(os.environ.get("RIG_LAUNCH_TIMEOUT", 30))
 STEP_TIMEOUT = float(os.environ.get("RIG_STEP_TIMEOUT", 10))
@@ -113,6 +120,10 @@ FAULT_DELAY = float(os.environ.get("RIG_FAULT_DELAY", 3))
 #: accumulates over thousands of contexts. Launching costs ~1-3 s; at 100 pages that is under
 #: 3 % of the pages' own time.
 RECYCLE_PAGES = int(os.environ.get("RIG_RECYCLE_PAGES", 100))
+#: A worker's Playwright driver (node) is restarted, with its browsers, between cases once it has
+#: made this many pages: a driver grew by about 60 MB per 500 pages in a soak
+#: (docs/reliability.md), and a restart costs one driver start and the browsers' launches.
+RECYCLE_DRIVER_PAGES = int(os.environ.get("RIG_RECYCLE_DRIVER_PAGES", 300))
 #: rig.install: registry metadata (then the registry counts as unreachable), one archive
 #: download (45-70 MB), apt-get/dpkg steps, and the wait for another installer's lock.
 REGISTRY_TIMEOUT = float(os.environ.get("RIG_REGISTRY_TIMEOUT", 10))

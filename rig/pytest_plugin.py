@@ -77,6 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config._rig_started = datetime.now(UTC)  # type: ignore[attr-defined]
     config._rig_cases = 0  # type: ignore[attr-defined]
     _install_signal_handlers(config)
+    _limit_arenas()
     if config.getoption("--rig-shard"):  # a bad slice is one line, before anything is collected
         try:
             _cells(config)
@@ -85,6 +86,17 @@ def pytest_configure(config: pytest.Config) -> None:
     # The case folder is not emptied here: a pytest run that collects no interop case (the
     # unit tests, say) must leave the last matrix's report alone, even one still being
     # written. A run that wrote cases drops the older ones when it ends (pytest_sessionfinish).
+
+
+def _limit_arenas() -> None:
+    """config.MALLOC_ARENAS for this process only (mallopt; children keep glibc's default)."""
+    if config.MALLOC_ARENAS <= 0 or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    import ctypes
+    import ctypes.util
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, config.MALLOC_ARENAS)  # M_ARENA_MAX (malloc.h); not glibc: no such call, nothing done
 
 
 # --- signals: a session ends in order (the module docstring) ---------------------------------
@@ -346,6 +358,7 @@ class RigSession:
         self._pw_cm = None
         self.pool = None
         self._pool_lock = asyncio.Lock()
+        self.drivers_restarted = 0
         self.negotiator_js = negotiator_js
         self.negotiator_py = negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)
         #: spec -> what it resolved to (or why it cannot be used), once per worker
@@ -507,8 +520,22 @@ class RigSession:
         finally:
             self._interrupt = None
             if self.pool is not None and not self.stopping and _SIG.signum is None:
-                # the next case's pages, made while this one's verdict is written
-                await bounded(self.pool.refill(), config.CLOSE_TIMEOUT * 2)
+                if self.pool.pages >= config.RECYCLE_DRIVER_PAGES:
+                    await self._restart_driver()
+                else:  # the next case's pages, made while this one's verdict is written
+                    await bounded(self.pool.refill(), config.CLOSE_TIMEOUT * 2)
+
+    async def _restart_driver(self) -> None:
+        """Between cases: close the browsers and Playwright's driver; the next case that needs a
+        browser starts a new driver (config.RECYCLE_DRIVER_PAGES)."""
+        async with self._pool_lock:
+            pool, cm = self.pool, self._pw_cm
+            self.pool, self._pw_cm = None, None
+            if pool is not None:
+                await bounded(pool.close(), config.CLOSE_TIMEOUT * 2)
+            if cm is not None:
+                await bounded(cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
+            self.drivers_restarted += 1
 
     async def stop(self) -> None:
         """Close everything the worker started, then wait (bounded) until those processes have

@@ -37,9 +37,10 @@ def group_of(exe: str, args: bytes) -> str:
 
 
 def is_browser_main(exe: str, args: bytes) -> bool:
-    """A browser's main process (not a renderer, zygote, content process or helper)."""
+    """A browser's main process (not a renderer, zygote, content process or helper, nor a
+    ``--version`` asked of the binary)."""
     return exe in BROWSER_EXES and exe != "chrome_crashpad_handler" \
-        and b"--type=" not in args and b"-contentproc" not in args
+        and b"--type=" not in args and b"-contentproc" not in args and b"--version" not in args
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Sampler(threading.Thread):
         self.run_id, self.every, self.progress = run_id, every, progress
         self.samples: list[Sample] = []
         self.browser_mains: set[int] = set()
+        self.drivers: set[int] = set()  # Playwright drivers (node) seen
         self._cpu: dict[int, tuple[str, float]] = {}  # pid -> (group, CPU seconds when last seen)
         self.stop = threading.Event()
         self._t0 = time.monotonic()
@@ -85,6 +87,8 @@ class Sampler(threading.Thread):
             self._cpu[pid] = (g, cpu)
             if is_browser_main(exe, args):
                 self.browser_mains.add(pid)
+            elif g == "driver":
+                self.drivers.add(pid)
         done = self.progress() if self.progress else 0
         s = Sample(time.monotonic() - self._t0, mb, done)
         self.samples.append(s)

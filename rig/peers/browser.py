@@ -208,6 +208,8 @@ class BrowserPool:
         #: per browser process, pages made so far (config.RECYCLE_PAGES)
         self._served: dict[str, int] = {}
         self.recycled = 0
+        #: pages made in all (config.RECYCLE_DRIVER_PAGES: the worker restarts its driver)
+        self.pages = 0
 
     async def get(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         """The browser for ``spec`` (launched from ``executable`` when given: the binary the
@@ -239,6 +241,7 @@ class BrowserPool:
         key = executable or str(spec)
         self._recipes[key] = (browser, spec, base_url, trace, preload)
         self._served[key] = self._served.get(key, 0) + 1
+        self.pages += 1
         spares = self._spares.setdefault(key, [])
         prep = None
         while spares and prep is None:

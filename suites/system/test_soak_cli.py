@@ -46,3 +46,23 @@ def test_a_browser_is_recycled_after_its_pages(tmp_path: Path) -> None:
     cases = json.loads((tmp_path / "results.json").read_text())["cases"]
     assert [c["outcome"] for c in cases] == ["passed"] * 4, proc.stdout + proc.stderr
     assert len(sampler.browser_mains) == 4, sampler.browser_mains
+
+
+def test_a_driver_is_restarted_with_its_browsers_after_its_pages(tmp_path: Path) -> None:
+    """RIG_RECYCLE_DRIVER_PAGES=2: each Chromium x Chromium case makes two pages, so the worker
+    starts a new Playwright driver (and browser) for each case, and every case passes."""
+    run_id = f"redriver-{uuid.uuid4().hex}"
+    sampler = Sampler(run_id, every=0.2)
+    sampler.start()
+    try:
+        proc = processes.run_bounded(
+            [*RIG, "matrix", "--peers", "chromium", "--scenarios", "add-video", "--repeat", "3",
+             "--workers", "1", "--capture", "off", "--out", str(tmp_path)], timeout=300, cwd=config.ROOT,
+            env=dict(os.environ, RIG_RECYCLE_DRIVER_PAGES="2"), run_id=run_id)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    cases = json.loads((tmp_path / "results.json").read_text())["cases"]
+    assert [c["outcome"] for c in cases] == ["passed"] * 3, proc.stdout + proc.stderr
+    assert len(sampler.drivers) == 3 and len(sampler.browser_mains) == 3, (sampler.drivers, sampler.browser_mains)
+    assert "left behind" not in proc.stdout + proc.stderr
