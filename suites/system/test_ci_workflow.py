@@ -1,5 +1,5 @@
 """.github/workflows/interop.yml, run here: its shard and merge steps are read from the file
-and executed with bash as GitHub would (matrix variables substituted, a small catalogue: Firefox
+and executed with bash as GitHub would (matrix variables substituted, a small catalogue: Chromium
 and aiortc, two scenarios), so the file cannot rot. The merged report must equal, cell by cell,
 an unsharded run of the same catalogue, and its junit.xml must carry the properties.
 About 40 s (three small matrix runs)."""
@@ -21,7 +21,7 @@ import yaml
 from rig import config, processes
 
 WORKFLOW = config.ROOT / ".github" / "workflows" / "interop.yml"
-PEERS, SCENARIOS = "firefox,aiortc", "initial-datachannel,glare-datachannel"
+PEERS, SCENARIOS = "chromium,aiortc", "initial-datachannel,glare-datachannel"
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 JUNIT_PROPERTIES = {"case_id", "scenario", "polite.spec", "polite.kind", "polite.version", "impolite.spec",
                     "impolite.kind", "impolite.version", "outcome", "expected", "finding", "findings",
@@ -133,7 +133,7 @@ def test_the_workflows_shard_and_merge_steps_run_here(tmp_path: Path) -> None:
     got = _bash(_step(merge_job, "summary")["run"], merge_dir, {**env, "GITHUB_STEP_SUMMARY": str(summary)})
     assert got.returncode == 0, got.stderr
     text = summary.read_text()
-    assert "| `glare-datachannel` |" in text and "firefox → aiortc" in text and "Merged from 2 report(s)" in text
+    assert "| `glare-datachannel` |" in text and "chromium → aiortc" in text and "Merged from 2 report(s)" in text
 
     shutil.copytree(ref, merge_dir / "baseline")  # what the baseline step downloads: main's last report
     got = _bash(_step(merge_job, "gate")["run"], merge_dir, env, timeout=120)
