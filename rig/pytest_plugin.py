@@ -358,7 +358,6 @@ class RigSession:
         self._pw_cm = None
         self.pool = None
         self._pool_lock = asyncio.Lock()
-        self.drivers_restarted = 0
         self.negotiator_js = negotiator_js
         self.negotiator_py = negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)
         #: spec -> what it resolved to (or why it cannot be used), once per worker
@@ -535,7 +534,6 @@ class RigSession:
                 await bounded(pool.close(), config.CLOSE_TIMEOUT * 2)
             if cm is not None:
                 await bounded(cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
-            self.drivers_restarted += 1
 
     async def stop(self) -> None:
         """Close everything the worker started, then wait (bounded) until those processes have

@@ -64,6 +64,7 @@ class Sampler(threading.Thread):
         self.samples: list[Sample] = []
         self.browser_mains: set[int] = set()
         self.drivers: set[int] = set()  # Playwright drivers (node) seen
+        self.commands: dict[int, str] = {}  # browser main or driver pid -> its command line (diagnostics)
         self._cpu: dict[int, tuple[str, float]] = {}  # pid -> (group, CPU seconds when last seen)
         self.stop = threading.Event()
         self._t0 = time.monotonic()
@@ -89,6 +90,9 @@ class Sampler(threading.Thread):
                 self.browser_mains.add(pid)
             elif g == "driver":
                 self.drivers.add(pid)
+            else:
+                continue
+            self.commands.setdefault(pid, args.decode(errors="replace")[:300])
         done = self.progress() if self.progress else 0
         s = Sample(time.monotonic() - self._t0, mb, done)
         self.samples.append(s)

@@ -41,8 +41,7 @@ def headless_shell(executable: str) -> str | None:
     """The headless shell of the same Chromium build as ``executable``, if one is installed
     beside it (same folder as the real binary, or the folder a launcher script such as Debian's
     /usr/bin/chromium execs from; the binary itself, not another launcher script) and reports
-    the same ``--version``; else None. Remembered per
-    executable for the process."""
+    the same ``--version``; else None. Remembered per executable for the process."""
     if executable in _SHELLS:
         return _SHELLS[executable]
     found = None
@@ -58,7 +57,8 @@ def headless_shell(executable: str) -> str | None:
             for name in config.HEADLESS_SHELL_NAMES:
                 cand = os.path.join(d, name)
                 if os.path.isfile(cand) and os.access(cand, os.X_OK) and cand != real and not _is_script(cand):
-                    if _version_line(cand) and _version_line(cand) == _version_line(executable):
+                    version = _version_line(cand)
+                    if version and version == _version_line(executable):
                         found = cand
                     break
             if found:

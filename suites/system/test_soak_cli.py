@@ -29,40 +29,36 @@ def test_soak_prints_its_figures_and_writes_them(tmp_path: Path) -> None:
     assert proc.returncode == (0 if clean else 1), out + proc.stderr
 
 
-def test_a_browser_is_recycled_after_its_pages(tmp_path: Path) -> None:
-    """RIG_RECYCLE_PAGES=2: a Chromium x Chromium case takes two pages, so every case after
-    the first runs on a freshly launched browser, and still passes."""
+def _sampled_matrix(tmp_path: Path, scenarios: str, repeat: int, **env: str) -> tuple[list[dict], Sampler, str]:
+    """A Chromium x Chromium ``rig matrix`` with ``env`` set, its processes sampled: its cases,
+    the sampler and its output."""
     run_id = f"recycle-{uuid.uuid4().hex}"
     sampler = Sampler(run_id, every=0.2)
     sampler.start()
     try:
         proc = processes.run_bounded(
-            [*RIG, "matrix", "--peers", "chromium", "--scenarios", "add-video,glare-datachannel", "--repeat", "2",
+            [*RIG, "matrix", "--peers", "chromium", "--scenarios", scenarios, "--repeat", str(repeat),
              "--workers", "1", "--capture", "off", "--out", str(tmp_path)], timeout=300, cwd=config.ROOT,
-            env=dict(os.environ, RIG_RECYCLE_PAGES="2"), run_id=run_id)
+            env=dict(os.environ, **env), run_id=run_id)
     finally:
         sampler.stop.set()
         sampler.join()
-    cases = json.loads((tmp_path / "results.json").read_text())["cases"]
-    assert [c["outcome"] for c in cases] == ["passed"] * 4, proc.stdout + proc.stderr
-    assert len(sampler.browser_mains) == 4, sampler.browser_mains
+    return json.loads((tmp_path / "results.json").read_text())["cases"], sampler, proc.stdout + proc.stderr
+
+
+def test_a_browser_is_recycled_after_its_pages(tmp_path: Path) -> None:
+    """RIG_RECYCLE_PAGES=2: a Chromium x Chromium case takes two pages, so every case after
+    the first runs on a freshly launched browser, and still passes."""
+    cases, sampler, out = _sampled_matrix(tmp_path, "add-video,glare-datachannel", 2, RIG_RECYCLE_PAGES="2")
+    assert [c["outcome"] for c in cases] == ["passed"] * 4, out
+    assert len(sampler.browser_mains) == 4, [sampler.commands[p] for p in sorted(sampler.browser_mains)]
 
 
 def test_a_driver_is_restarted_with_its_browsers_after_its_pages(tmp_path: Path) -> None:
     """RIG_RECYCLE_DRIVER_PAGES=2: each Chromium x Chromium case makes two pages, so the worker
     starts a new Playwright driver (and browser) for each case, and every case passes."""
-    run_id = f"redriver-{uuid.uuid4().hex}"
-    sampler = Sampler(run_id, every=0.2)
-    sampler.start()
-    try:
-        proc = processes.run_bounded(
-            [*RIG, "matrix", "--peers", "chromium", "--scenarios", "add-video", "--repeat", "3",
-             "--workers", "1", "--capture", "off", "--out", str(tmp_path)], timeout=300, cwd=config.ROOT,
-            env=dict(os.environ, RIG_RECYCLE_DRIVER_PAGES="2"), run_id=run_id)
-    finally:
-        sampler.stop.set()
-        sampler.join()
-    cases = json.loads((tmp_path / "results.json").read_text())["cases"]
-    assert [c["outcome"] for c in cases] == ["passed"] * 3, proc.stdout + proc.stderr
-    assert len(sampler.drivers) == 3 and len(sampler.browser_mains) == 3, (sampler.drivers, sampler.browser_mains)
-    assert "left behind" not in proc.stdout + proc.stderr
+    cases, sampler, out = _sampled_matrix(tmp_path, "add-video", 3, RIG_RECYCLE_DRIVER_PAGES="2")
+    assert [c["outcome"] for c in cases] == ["passed"] * 3, out
+    assert len(sampler.drivers) == 3 and len(sampler.browser_mains) == 3, \
+        [sampler.commands[p] for p in sorted(sampler.drivers | sampler.browser_mains)]
+    assert "left behind" not in out
