@@ -66,7 +66,7 @@ RIG_DISABLED_FEATURES = ["WebRtcHideLocalIpsWithMdns"]
 #: Headless Chromium runs use the headless shell of the same build when one is installed beside
 #: it (Debian's chromium-headless-shell: the same Chromium source and WebRTC stack without the
 #: browser's UI layer; what Playwright itself runs for headless Chromium). It costs a third of
-#: the CPU per case (docs/design.md "Headless Chromium"). RIG_HEADLESS_SHELL=0 keeps the full
+#: the CPU per case (docs/design.md, "Peers"). RIG_HEADLESS_SHELL=0 keeps the full
 #: browser; a headed run always uses it.
 HEADLESS_SHELL = os.environ.get("RIG_HEADLESS_SHELL", "1") != "0"
 HEADLESS_SHELL_NAMES = ("chromium-headless-shell", "chrome-headless-shell", "headless_shell")
