@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import processes
+from . import config, processes
 
 GROUPS = ("runner", "driver", "browsers", "other")
-BROWSER_EXES = ("chromium", "chrome", "headless_shell", "chromium-headless-shell", "chrome-headless-shell", "chrome_crashpad_handler", "firefox", "firefox-esr",
+BROWSER_EXES = ("chromium", "chrome", *config.HEADLESS_SHELL_NAMES, "chrome_crashpad_handler", "firefox", "firefox-esr",
                 "firefox-bin")
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
