@@ -80,8 +80,27 @@ def kill_matrix(reference: dict, runs: dict[str, dict], mutants: list[Mutant]) -
                            "symptom": (kills[0]["reason"].splitlines() or [""])[0][:300] if kills else ""}
         rows.append({"mutant": m.name, "breaks": m.breaks, "js": bool(m.js), "py": bool(m.py),
                      "killed": any(c["killed"] for c in cells.values()), "cells": cells})
+    pairs: dict[str, set[str]] = {}
+    for run in runs.values():
+        for c in run["cases"]:
+            if c.get("via") and isinstance(c.get("polite"), dict) and isinstance(c.get("impolite"), dict):
+                pairs.setdefault(c["via"], set()).add(f"{c['polite']['kind']}:{c['impolite']['kind']}")
     return {"scenarios": scenarios, "mutants": rows,
-            "survivors": [r["mutant"] for r in rows if not r["killed"]]}
+            "survivors": [r["mutant"] for r in rows if not r["killed"]],
+            "pairs": {lang: sorted(p) for lang, p in sorted(pairs.items())}}
+
+
+def pair_text(pairs: list[str]) -> str:
+    """'firefox:chromium' -> 'Firefox polite x Chromium impolite' (several joined by '; ')."""
+    def name(kind: str) -> str:
+        return kind if kind == "aiortc" else kind.capitalize()
+
+    def one(pair: str) -> str:
+        polite, _, impolite = pair.partition(":")
+        if polite == impolite:
+            return f"{name(polite)} x {name(impolite)}"
+        return f"{name(polite)} polite x {name(impolite)} impolite"
+    return "; ".join(one(p) for p in pairs)
 
 
 def write_kill_matrix(out: Path, matrix: dict) -> tuple[Path, Path]:
@@ -106,8 +125,10 @@ def _killers(row: dict, lang: str) -> str:
 
 def markdown(matrix: dict) -> str:
     """The kill table of docs/measurements.md: per mutant, the scenarios that killed its JS form and its Python twin."""
-    lines = ["| mutant | what it breaks | killed by (JS, Firefox x Firefox) | "
-             "killed by (Python twin, Firefox polite x aiortc impolite) |", "|---|---|---|---|"]
+    # runs recorded before the matrix named its pairs ran on rig mutants' defaults of then
+    pairs = matrix["pairs"] if "pairs" in matrix else {"js": ["firefox:firefox"], "py": ["firefox:aiortc"]}
+    js, py = (f", {pair_text(pairs[lang])}" if pairs.get(lang) else "" for lang in ("js", "py"))
+    lines = [f"| mutant | what it breaks | killed by (JS{js}) | killed by (Python twin{py}) |", "|---|---|---|---|"]
     for row in matrix["mutants"]:
         breaks = row["breaks"].split(":")[0].replace("|", "/")
         lines.append(f"| `{row['mutant']}` | {breaks} | {_killers(row, 'js')} | {_killers(row, 'py')} |")

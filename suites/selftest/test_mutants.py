@@ -44,9 +44,9 @@ def _form(out: Path, name: str) -> list[dict]:
 
 
 def test_every_mutant_is_killed_with_its_symptom(kills_run: Path) -> None:
-    """Each JS mutant on Firefox x Firefox, each Python twin on Firefox polite x aiortc impolite
-    (the one pair where the reference passes every scenario with an aiortc peer running the
-    negotiator), on the scenarios its header names: some case fails, and a failing case's reason
+    """Each JS mutant on Firefox polite x Chromium impolite, each Python twin on Firefox polite x
+    aiortc impolite (the one pair where the reference passes every scenario with an aiortc peer
+    running the negotiator), on the scenarios its header names: some case fails, and a failing case's reason
     names the mutant's symptom."""
     problems = []
     for m in MUTANTS:
