@@ -261,6 +261,7 @@ FINDINGS: tuple[Finding, ...] = (
         "firefox",
         (Cells(("glare-initial",), "firefox", "aiortc", intermittent=True),
          Cells(("glare-datachannel",), "firefox", "aiortc", intermittent=True),
+         Cells(("glare-late-candidates",), "firefox", "aiortc", intermittent=True),
          Cells(("glare-candidate-answer",), "firefox", "*", intermittent=True)),
         peer="polite", operation="settle", end_state=r"signalingState=stable, connectionState=connecting",
         detail="Firefox 153 as the polite peer of a fresh pair: after its implicit rollback Firefox answers with the "
@@ -272,14 +273,19 @@ FINDINGS: tuple[Finding, ...] = (
                "candidates of the ignored offer that reach it before any remote description; in "
                "glare-candidate-answer the scenario delivers one around the answer, as a trickling app would. "
                "glare-datachannel is the same fresh-pair glare with data channels: seen once against aiortc on "
-               "2026-12-01 (the workflow test's shard run; evidence kept), the same end state.",
+               "2026-12-01 (the workflow test's shard run; evidence kept), the same end state. glare-late-candidates "
+               "holds the rolled-back offer's candidates and delivers them after the answer, which carries the same "
+               "ufrag: seen once against aiortc on 2026-12-06 (a default matrix; aiortc's check to one of those "
+               "candidates succeeded, ICE completed on it, DTLS timed out; evidence kept).",
         seen={"firefox": (Seen("153.7.0", "153.8.0"),)},
         trigger="fixtures/findings/firefox_rollback_stale_sockets.py",
         evidence=("fixtures/findings/evidence/firefox-rolled-back-sockets.case.json",
                   "fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.aiortc.log",
                   "fixtures/findings/evidence/glare-initial_firefox-polite--aiortc-impolite.firefox-mtransport.log",
                   "fixtures/findings/evidence/firefox-rolled-back-sockets.glare-datachannel.case.json",
-                  "fixtures/findings/evidence/firefox-rolled-back-sockets.glare-datachannel.aiortc.log"),
+                  "fixtures/findings/evidence/firefox-rolled-back-sockets.glare-datachannel.aiortc.log",
+                  "fixtures/findings/evidence/firefox-rolled-back-sockets.glare-late-candidates.case.json",
+                  "fixtures/findings/evidence/firefox-rolled-back-sockets.glare-late-candidates.aiortc.log"),
     ),
     Finding(
         "aiortc-no-operations-chain", "aiortc has no operations chain: overlapping descriptions interleave", "aiortc",
