@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -19,9 +18,6 @@ from playwright.async_api import Browser, Playwright
 from .. import config
 from ..versions import version_key
 from .base import Peer, PeerSpec, RigError, bounded
-
-#: the prefix of the page's console.debug messages that carry its events (fixtures/rig-peer.js)
-EVENTS = "[glare-rig events] "
 
 
 def binary_for(spec: PeerSpec) -> str:
@@ -167,6 +163,7 @@ async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title
             await prep.context.grant_permissions(["camera", "microphone"])
         page = prep.page = await prep.context.new_page()
         page.set_default_timeout(config.STEP_TIMEOUT * 1000)
+        await page.expose_function("__rigEvent", lambda evt: prep._to_peer("_on_event", evt))
         page.on("console", lambda msg: prep._to_peer("_on_console", msg))
         page.on("pageerror", lambda err: prep._to_peer("record", "error", {"source": "pageerror", "text": str(err)}))
         page.on("crash", lambda *_: prep._to_peer("record", "error", {"source": "crash", "text": "Target crashed"}))
@@ -360,14 +357,6 @@ class BrowserPeer(Peer):
             self.record(evt.get("type", "unknown"), detail)
 
     def _on_console(self, msg: Any) -> None:
-        if msg.type == "debug" and msg.text.startswith(EVENTS):  # the page's events (rig-peer.js)
-            try:
-                batch = json.loads(msg.text[len(EVENTS):])
-            except ValueError as exc:
-                self.record("error", {"source": "rig-peer.js", "text": f"unreadable events message: {exc}"})
-                return
-            self._on_event(batch)
-            return
         # console.error calls are captured in the page, with the error's name and message
         # (Firefox's console text for a DOMException is just "Error"); those reach here
         # again from rig-peer.js and are skipped. Any other console error (the browser's
