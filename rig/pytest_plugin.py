@@ -7,8 +7,9 @@ isolated things (a room, a browser context, an aiortc connection) per case.
 
 Signals (docs/design.md, "Ending a run"): SIGINT, SIGTERM and SIGHUP end the session in order
 in every process of it. A worker cancels the case in progress (its peers are closed) and ends
-its session, which closes its browsers, peer hosts and stub; the controller forwards the
-signal to its workers and, when they are done, writes the partial report, in which every
+its session, which closes its browsers, peer hosts and stub, and tells the controller at once
+(WORKER_SIGNALLED); the controller forwards the signal to its (other) workers and, when they
+are done, writes the partial report, in which every
 collected case without a result is ``not-run`` (or ``error`` when its worker died).
 """
 
@@ -21,6 +22,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -152,12 +154,17 @@ def _install_signal_handlers(cfg: pytest.Config) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # the parent died before we could ask: as if it had
     if not hasattr(cfg, "workerinput"):
         os.environ[config.PARENT_ENV] = str(os.getpid())  # for the xdist workers this one starts
+        with contextlib.suppress(ValueError, OSError):
+            if signal.getsignal(WORKER_SIGNALLED) == signal.SIG_DFL:
+                _SIG.previous[WORKER_SIGNALLED] = signal.SIG_DFL
+                signal.signal(WORKER_SIGNALLED, _on_worker_signalled)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     for sig, handler in _SIG.previous.items():
         with contextlib.suppress(ValueError, OSError, TypeError):
-            signal.signal(sig, handler)
+            # a worker's late note must not end this process by the default action
+            signal.signal(sig, signal.SIG_IGN if sig == WORKER_SIGNALLED else handler)
     _SIG.previous.clear()
 
 
@@ -173,6 +180,8 @@ def _on_signal(signum: int, frame: Any) -> None:
     cfg = _SIG.config
     if cfg is not None and hasattr(cfg, "workerinput"):
         cfg.workeroutput["rig_signal"] = int(signum)  # type: ignore[attr-defined]  # the controller says which
+        if not _SIG.origin:
+            _tell_controller(signum, str(cfg.workerinput.get("workerid", "?")))  # type: ignore[attr-defined]
     elif cfg is not None and _is_controller(cfg):
         _forward_to_workers(signum)
     rig = _SIG.session
@@ -181,11 +190,58 @@ def _on_signal(signum: int, frame: Any) -> None:
     raise runs.Interrupted(signum)
 
 
-def _forward_to_workers(signum: int) -> None:
+def _forward_to_workers(signum: int, but: int | None = None) -> None:
     """An xdist controller's children are its workers: each ends its own case and session."""
     for pid in processes.children():
-        with contextlib.suppress(OSError):
-            os.kill(pid, signum)
+        if pid != but:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
+
+
+#: A worker that got a signal tells its controller at once with this one, so that every worker
+#: ends its case at the same time. Without it the controller heard of it only when that worker
+#: had closed everything and its session had ended, and only then stopped the others, which
+#: ran cases meanwhile: under load one ending after the other took more than 30 s
+#: (docs/design.md, "Ending a run").
+WORKER_SIGNALLED = signal.SIGUSR1
+
+
+def _note_path(controller: int, worker: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"glare-rig-signal-{controller}-{worker}"
+
+
+def _tell_controller(signum: int, wid: str) -> None:
+    """From a worker's signal handler: which signal, to which worker, in a note beside the
+    controller's pid (a signal carries no data), then WORKER_SIGNALLED to the controller."""
+    if _SIG.parent is None:
+        return
+    note = _note_path(_SIG.parent, os.getpid())
+    with contextlib.suppress(OSError):
+        tmp = note.with_name(note.name + ".tmp")
+        tmp.write_text(f"{int(signum)} {wid}")
+        tmp.replace(note)
+        os.kill(_SIG.parent, WORKER_SIGNALLED)
+
+
+def _on_worker_signalled(signum: int, frame: Any) -> None:
+    """The controller's handler of WORKER_SIGNALLED: the run ends as if the controller had the
+    worker's signal (every other worker ends its case now), named after that worker."""
+    notes = []
+    for path in Path(tempfile.gettempdir()).glob(f"glare-rig-signal-{os.getpid()}-*"):
+        with contextlib.suppress(OSError, ValueError):
+            sig, wid = path.read_text().split(" ", 1)
+            notes.append((int(path.name.rsplit("-", 1)[1]), int(sig), wid))
+            path.unlink()
+    if not notes or _SIG.signum is not None:
+        return  # nothing to do (no note), or the run is already ending: the worker's echo of it
+    pid, sig, wid = notes[0]
+    _interrupted_by_worker(sig, wid, but=pid)
+
+
+def _interrupted_by_worker(signum: int, wid: str, but: int | None = None) -> None:
+    _SIG.signum, _SIG.origin, _SIG.at = signum, f"to worker {wid}", time.monotonic()
+    _forward_to_workers(signum, but=but)
+    raise _SIG.interrupted
 
 
 @pytest.hookimpl(wrapper=True)
@@ -222,11 +278,8 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
     out = getattr(node, "workeroutput", None) or {}
     wid = getattr(getattr(node, "gateway", None), "id", "?")
     if error is None and out.get("exitstatus") == pytest.ExitCode.INTERRUPTED:
-        if _SIG.signum is None:
-            signum = int(out.get("rig_signal") or signal.SIGINT)
-            _SIG.signum, _SIG.origin, _SIG.at = signum, f"to worker {wid}", time.monotonic()
-            _forward_to_workers(signum)
-            raise _SIG.interrupted
+        if _SIG.signum is None:  # the worker's WORKER_SIGNALLED did not come (it could not say)
+            _interrupted_by_worker(int(out.get("rig_signal") or signal.SIGINT), wid)
         return
     if error is not None:
         _DEAD[wid] = f"worker {wid} {_exit_text(node)}"
