@@ -157,7 +157,9 @@ async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title
     prep.context = await browser.new_context(ignore_https_errors=base_url.startswith("https:"))
     try:
         if trace:  # a Playwright trace of the page: saved at close when the case keeps evidence
-            await prep.context.tracing.start(snapshots=True, screenshots=False, sources=False, title=title)
+            # Without DOM snapshots: the peer page's DOM never changes, and snapshotting it around
+            # every call cost ~0.3 s per browser case (docs/design.md, "Evidence")
+            await prep.context.tracing.start(snapshots=False, screenshots=False, sources=False, title=title)
             prep.tracing = True
         if kind == "chromium":
             await prep.context.grant_permissions(["camera", "microphone"])
