@@ -91,6 +91,8 @@ class Unmet(NamedTuple):
 
     text: str
     role: str | None = None
+    #: the kind of media the peer does not receive yet (its receive_detail is added on timeout)
+    media: str = ""
 
 
 PeerFactory = Callable[[PeerSpec, str, int, float], Awaitable[Peer]]
@@ -404,7 +406,7 @@ class CaseRun:
             for kind, n in led.expect_media[role].items():
                 if flowing[kind] < n:
                     return Unmet(f"{peer} receives {flowing[kind]} of {n} expected {kind} track(s) with media "
-                                 "since its last negotiation", role)
+                                 "since its last negotiation", role, kind)
             for r in led.restarts:
                 if r["role"] == role:
                     made = peer.of_type("offer-made", "answer-made")
@@ -415,6 +417,13 @@ class CaseRun:
             for label in sorted(set(led.channels) - opened):
                 return Unmet(f"{peer} has no open data channel {label}", role)
         return None
+
+    @staticmethod
+    async def _receive_detail(peer: Peer, kind: str) -> str:
+        task = asyncio.ensure_future(peer.receive_detail(kind))
+        if not await bounded(task, config.CLOSE_TIMEOUT) or task.cancelled() or task.exception() is not None:
+            return ""
+        return task.result()
 
     @staticmethod
     def _since_stable(peer: Peer) -> list[PeerEvent]:
@@ -441,6 +450,9 @@ class CaseRun:
             if left <= 0:
                 why = why if isinstance(why, Unmet) else Unmet(why)
                 peer = self.peers.get(why.role) if why.role else None
+                if peer is not None and why.media:  # packets arriving or not: what tells the causes apart
+                    detail = await self._receive_detail(peer, why.media)
+                    why = why._replace(text=f"{why.text} ({detail})") if detail else why
                 raise CaseFailure(Cause(
                     kind="timeout", step=self.step, step_index=self.step_index, peer=why.role,
                     peer_kind=peer.spec.kind if peer else "", operation=step.split(":")[0],

@@ -316,7 +316,7 @@ FINDINGS: tuple[Finding, ...] = (
         (Cells(("glare-repeated", "glare-repeated-av"), "firefox", "aiortc"),),
         peer=None, operation="settle",
         end_state=r"impolite peer \(aiortc [^)]*\) receives \d+ of \d+ expected video track\(s\) with media since "
-                  r"its last negotiation",
+                  r"its last negotiation(?! \([^)]*packets received since its last negotiation, no frame decoded)",
         detail="aiortc 1.16.0: once it has answered a video m-line with Firefox's payload types (VP8 as 120), "
                "aiortc's next offer lists that m-line with its own numbers (VP8 as 97). Firefox accepts and sends 97, "
                "but aiortc's RtpReceiver registered its payload types once, when it started, so aiortc's RtpRouter "
@@ -327,6 +327,27 @@ FINDINGS: tuple[Finding, ...] = (
         seen={"aiortc": (Seen("1.16.0"),), "firefox": (Seen("153.8.0"),)},
         trigger="fixtures/findings/aiortc_payload_type_remap.py",
         evidence=("fixtures/findings/evidence/aiortc-payload-type-remap.case.json",),
+    ),
+    Finding(
+        "aiortc-unrepaired-packet-loss", "aiortc's video stalls for good after one packet lost and not retransmitted",
+        "aiortc",
+        (Cells(("glare-repeated-av",), "chromium", "aiortc", intermittent=True),),
+        peer=None, operation="settle",
+        end_state=r"impolite peer \(aiortc [^)]*\) receives \d+ of \d+ expected video track\(s\) with media since "
+                  r"its last negotiation \([^)]*mid \w+: \d{2,} packets received since its last negotiation, no frame "
+                  r"decoded",
+        detail="aiortc 1.16.0: when one RTP packet of a video track is lost and its retransmission does not arrive, "
+               "the receiver's jitter buffer waits for that sequence number until 512 later packets have come (25-50 s "
+               "at the rig's frame rates); aiortc sends one NACK for the gap, never repeats it, and sends no keyframe "
+               "request (PLI) before that overflow. Packets keep arriving and are counted, no frame comes out. On "
+               "loopback a loss needs load (a starved event loop); Chromium 156 did not answer NACKs that fell within "
+               "about 0.1-0.2 s of it applying a description, and aiortc cannot route retransmissions of an m-line "
+               "added by renegotiation at all (it learns an RTX SSRC only while one receiver has that payload type). "
+               "Seen once (2026-12-06, fresh-clone CI under load: mid 1 stopped during collision 1; 144 packets, 9 "
+               "frames); the settle message says since then whether a silent track's packets still arrive, which "
+               "tells this apart from aiortc-payload-type-remap (no packets).",
+        seen={"aiortc": (Seen("1.16.0"),), "chromium": (Seen("156.0.8078.114"),)},
+        trigger="fixtures/findings/aiortc_unrepaired_packet_loss.py",
     ),
     Finding(
         "aiortc-channel-before-answer", "aiortc breaks its connection offering a channel created before it answered",

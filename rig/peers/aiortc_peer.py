@@ -11,6 +11,7 @@ to the negotiator one at a time, in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import re
@@ -359,6 +360,7 @@ class AiortcPeer(Peer):
             self.record("signalingstatechange", {"state": pc.signalingState})
             if pc.signalingState == "stable":
                 self._flow_epoch += 1
+                self._spawn(self._mark_packets(self._flow_epoch), "counting received packets")
             if pc.signalingState != "stable":
                 self._nn_fired = False
             # As a browser queues a task for it: the code awaiting the operation that changed the
@@ -409,6 +411,47 @@ class AiortcPeer(Peer):
                 entry["epoch"] = self._flow_epoch
                 self.record("media-flowing", {"kind": entry["kind"], "mid": entry["mid"], "frames": entry["frames"],
                                               "epoch": self._flow_epoch, **({"again": True} if again else {})})
+
+    async def _packets(self, entry: dict) -> int | None:
+        """RTP packets the receiver of ``entry``'s track has counted (its inbound-rtp stats:
+        routed to it, before its jitter buffer), or None when that cannot be read."""
+        pc = self.pc
+        for t in pc.getTransceivers() if pc is not None else ():
+            if t.receiver.track is entry["track"]:
+                try:
+                    stats = (await t.receiver.getStats()).values()
+                except Exception:
+                    return None
+                return max((s.packetsReceived for s in stats if s.type == "inbound-rtp"), default=0)
+        return None
+
+    async def _mark_packets(self, epoch: int) -> None:
+        """At a return to "stable": each receiver's packet count, so that a stalled track can
+        be told apart (receive_detail)."""
+        for entry in list(self._received):
+            with contextlib.suppress(Exception):
+                entry.setdefault("packets_at", {})[epoch] = await self._packets(entry)
+
+    async def receive_detail(self, kind: str) -> str:
+        """For each ``kind`` track with no frame since the last negotiation: whether its packets
+        still arrive (a receive pipeline that stalled) or not (nothing routed to it)."""
+        out = []
+        for entry in self._received:
+            if entry["kind"] != kind or entry["epoch"] == self._flow_epoch:
+                continue
+            now = await self._packets(entry)
+            before = entry.get("packets_at", {}).get(self._flow_epoch)
+            if now is None:
+                out.append(f"mid {entry['mid']}: packets unknown")
+            elif before is None:
+                out.append(f"mid {entry['mid']}: {now} packets received in all, {entry['frames']} frames decoded, "
+                           "none since its last negotiation")
+            elif now > before:
+                out.append(f"mid {entry['mid']}: {now - before} packets received since its last negotiation, "
+                           f"no frame decoded ({entry['frames']} before)")
+            else:
+                out.append(f"mid {entry['mid']}: no packet received since its last negotiation")
+        return "; ".join(out)
 
     def _watch_channel(self, channel, origin: str) -> None:
         entry = {"channel": channel, "origin": origin, "sent": [], "received": []}
@@ -696,17 +739,8 @@ class AiortcPeer(Peer):
             return {"signalingState": "new", "connectionState": "new", "transceivers": [], "received": [], "channels": []}
         received = []
         for r in self._received:
-            packets = 0
-            for t in pc.getTransceivers():
-                if t.receiver.track is r["track"]:
-                    try:
-                        for s in (await t.receiver.getStats()).values():
-                            if s.type == "inbound-rtp":
-                                packets = s.packetsReceived
-                    except Exception:
-                        pass
             received.append({"kind": r["kind"], "mid": r["mid"], "framesDecoded": r["frames"],
-                             "packetsReceived": packets, "bytesReceived": None})
+                             "packetsReceived": await self._packets(r) or 0, "bytesReceived": None})
         return {
             "signalingState": pc.signalingState, "connectionState": pc.connectionState,
             "iceConnectionState": pc.iceConnectionState,

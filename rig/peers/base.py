@@ -258,5 +258,10 @@ class Peer:
     async def snapshot(self) -> dict:
         raise NotImplementedError
 
+    async def receive_detail(self, kind: str) -> str:
+        """What the peer can tell about its ``kind`` tracks that got no media since the last
+        negotiation (added to a settle's timeout message); "" when it has nothing to add."""
+        return ""
+
     async def close(self) -> None:
         raise NotImplementedError

@@ -56,7 +56,8 @@ def bounds() -> dict[str, float]:
     step, close = config.STEP_TIMEOUT + 1, 4 * config.CLOSE_TIMEOUT
     return {"hello": step, "launch": config.LAUNCH_TIMEOUT, "open": config.LAUNCH_TIMEOUT, "probe": step,
             "join": 2 * config.STEP_TIMEOUT + 1, "change": step, "send": step, "arm": step, "fail_next": step,
-            "gate": step, "open_gate": step, "snapshot": step, "close": close, "shutdown": close}
+            "gate": step, "open_gate": step, "snapshot": step, "receive_detail": step, "close": close,
+            "shutdown": close}
 
 
 def first_line(exc: BaseException) -> str:
@@ -300,6 +301,9 @@ class Host:
 
     async def op_snapshot(self, peer: str) -> dict:
         return await self.peer(peer).snapshot()
+
+    async def op_receive_detail(self, peer: str, kind: str) -> str:
+        return await self.peer(peer).receive_detail(kind)
 
     async def op_close(self, peer: str, evidence_dir: str | None = None) -> None:
         obj = self.peers.get(peer)
@@ -636,6 +640,10 @@ class HostPeer(Peer):
 
     async def snapshot(self) -> dict:
         return await self._call("snapshot", "snapshot", self._bound("snapshot"))
+
+    async def receive_detail(self, kind: str) -> str:
+        return str(await self._call(f"{kind} receive detail", "receive_detail", self._bound("receive_detail"),
+                                    kind=kind) or "")
 
     async def close(self) -> None:
         """Never raises: a host that is gone or stuck leaves a teardown note instead."""
