@@ -133,6 +133,7 @@ def test_bad_requests_get_one_line_errors_and_the_host_goes_on() -> None:
             bad_args = await host.request("arm", {"peer": peer.key, "seq": 1, "trigger": "sld", "bogus": 1}, timeout=5)
             no_peer = await host.request("snapshot", {"peer": "p99"}, timeout=5)
             await peer.arm(1, "sld")  # still serving
+            assert await peer.receive_detail("video") == ""  # through the host: no track, nothing to add
             return unknown, bad_args, no_peer
         finally:
             await host.close()
