@@ -166,6 +166,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             # a worker's late note must not end this process by the default action
             signal.signal(sig, signal.SIG_IGN if sig == WORKER_SIGNALLED else handler)
     _SIG.previous.clear()
+    for path in Path(tempfile.gettempdir()).glob(f"glare-rig-signal-{os.getpid()}-*"):
+        path.unlink(missing_ok=True)  # notes of workers that came too late to be read
 
 
 def _on_signal(signum: int, frame: Any) -> None:
