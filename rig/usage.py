@@ -38,8 +38,9 @@ def group_of(exe: str, args: bytes) -> str:
 
 def is_browser_main(exe: str, args: bytes) -> bool:
     """A browser's main process (not a renderer, zygote, content process or helper, nor a
-    ``--version`` asked of the binary)."""
-    return exe in BROWSER_EXES and exe != "chrome_crashpad_handler" \
+    ``--version`` asked of the binary). A process whose command line is already empty (exiting,
+    or a zombie) is none: its arguments, which tell a main process from a helper, are gone."""
+    return exe in BROWSER_EXES and exe != "chrome_crashpad_handler" and bool(args.strip()) \
         and b"--type=" not in args and b"-contentproc" not in args and b"--version" not in args
 
 

@@ -58,6 +58,8 @@ def test_processes_are_grouped_by_what_they_are() -> None:
     assert group_of("Isolated Web Co", b"/usr/lib/firefox-esr/firefox-esr -contentproc 12") == "browsers"
     assert is_browser_main("chromium", b"chromium --headless") and not is_browser_main("chromium", b"--type=gpu")
     assert not is_browser_main("chrome_crashpad_handler", b"")
+    # an exiting helper whose command line is already gone (its name read from /proc/PID/stat)
+    assert not is_browser_main("chromium", b"") and not is_browser_main("chromium", b" ")
 
 
 def test_the_summary_counts_findings_apart_from_failures() -> None:
