@@ -166,7 +166,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             # a worker's late note must not end this process by the default action
             signal.signal(sig, signal.SIG_IGN if sig == WORKER_SIGNALLED else handler)
     _SIG.previous.clear()
-    for path in Path(tempfile.gettempdir()).glob(f"glare-rig-signal-{os.getpid()}-*"):
+    for path in _notes():
         path.unlink(missing_ok=True)  # notes of workers that came too late to be read
 
 
@@ -212,6 +212,11 @@ def _note_path(controller: int, worker: int) -> Path:
     return Path(tempfile.gettempdir()) / f"glare-rig-signal-{controller}-{worker}"
 
 
+def _notes() -> list[Path]:
+    """This controller's notes from its workers (and any half-written ``.tmp`` one)."""
+    return list(Path(tempfile.gettempdir()).glob(f"glare-rig-signal-{os.getpid()}-*"))
+
+
 def _tell_controller(signum: int, wid: str) -> None:
     """From a worker's signal handler: which signal, to which worker, in a note beside the
     controller's pid (a signal carries no data), then WORKER_SIGNALLED to the controller."""
@@ -229,7 +234,7 @@ def _on_worker_signalled(signum: int, frame: Any) -> None:
     """The controller's handler of WORKER_SIGNALLED: the run ends as if the controller had the
     worker's signal (every other worker ends its case now), named after that worker."""
     notes = []
-    for path in Path(tempfile.gettempdir()).glob(f"glare-rig-signal-{os.getpid()}-*"):
+    for path in _notes():
         with contextlib.suppress(OSError, ValueError):
             sig, wid = path.read_text().split(" ", 1)
             notes.append((int(path.name.rsplit("-", 1)[1]), int(sig), wid))
