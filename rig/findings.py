@@ -257,6 +257,31 @@ FINDINGS: tuple[Finding, ...] = (
                   "fixtures/findings/evidence/aiortc-early-candidates-dropped.polite-first.case.json"),
     ),
     Finding(
+        "chromium-rollback-before-networks",
+        "Chromium never gathers for an answer after rolling back before its first network list",
+        "chromium",
+        (Cells(("glare-datachannel",), "chromium", "aiortc", intermittent=True),),
+        peer="polite", operation="settle", end_state=r"signalingState=stable, connectionState=new",
+        detail="Chromium 156: a connection in a fresh renderer whose offer is rolled back (here implicitly, by the "
+               "other peer's offer in glare) before the renderer has received its first network list from the "
+               "browser process makes an answer that never gathers: no ICE candidate at all, iceGatheringState "
+               "stays 'gathering', and with the other peer's candidates in hand the pair stays 'new'. A new offer "
+               "on that connection, even after restartIce(), gathers nothing either; a new connection in the same "
+               "page gathers at once. The minimal trigger rolls back at once after setLocalDescription(offer): "
+               "22 of 50 answers without a candidate on the host (49 of 50 with aiortc's recorded offer), also "
+               "with the full browser inside a network namespace; 0 of 100 without the rollback. Chromium's log "
+               "shows the order in every failure: the offer starts getting ports while still waiting for the "
+               "network list, the rollback, the list, the answer starts getting ports, then nothing. Seen once in "
+               "the rig (2026-12-06, fresh-clone CI: the remote-browser test's Chromium in a network namespace, "
+               "polite against aiortc): its rollback came 62 ms after its offer, with no candidate trickled for "
+               "the offer by then, where on an idle machine the first one comes 1-13 ms after it, so the list had "
+               "not arrived; the trigger did not fail at 10-60 ms on an idle machine (0 of 420).",
+        seen={"chromium": (Seen("156.0.8078.114"),)},
+        trigger="fixtures/findings/chromium_rollback_before_networks.py",
+        evidence=("fixtures/findings/evidence/chromium-rollback-before-networks.case.json",
+                  "fixtures/findings/evidence/chromium-rollback-before-networks.aiortc.log"),
+    ),
+    Finding(
         "firefox-rolled-back-sockets", "Firefox's rolled-back offer keeps live sockets with the answer's credentials",
         "firefox",
         (Cells(("glare-initial",), "firefox", "aiortc", intermittent=True),

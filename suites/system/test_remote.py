@@ -169,8 +169,13 @@ def test_a_chromium_behind_a_playwright_server_in_a_namespace_passes(browser_hos
     run = json.loads((out / "results.json").read_text())
     assert sorted(c["scenario"] for c in run["cases"]) == ["add-video", "glare-datachannel"]
     for case in run["cases"]:
-        assert case["outcome"] == "passed", (case["id"], case.get("reason"))
         assert case["polite"]["source"] == "remote" and case["polite"]["version"].split(".")[0].isdigit()
+        if case["scenario"] == "glare-datachannel" and case["outcome"] == "xfailed":
+            # Chromium's own intermittent bug (docs/findings.md): an expected failure, judged as such
+            # by the rig, not a pass; add-video still has to pass and show the traffic crossing
+            assert case["finding"] == "chromium-rollback-before-networks", (case["id"], case.get("reason"))
+            continue
+        assert case["outcome"] == "passed", (case["id"], case.get("reason"))
         if case["scenario"] == "glare-datachannel":
             assert case["glare"]["observed"] and case["glare"]["polite_rolled_back"], case["glare"]
         detail = json.loads((out / "cases" / f"{case['slug']}.json").read_text())
