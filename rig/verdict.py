@@ -321,14 +321,26 @@ def error_reports(role: str, tl: Timeline, until: float | None = None) -> list[E
     for e in tl.of_type("error"):
         if until is not None and e.t > until:
             continue
-        errs = e.detail.get("errors") or []
-        first = errs[0] if errs and isinstance(errs[0], Mapping) else {}
-        name = str(first.get("name") or "")
-        message = str(first.get("message") or e.detail.get("text") or "")
-        op = next((a.detail.get("method", "") for a in reversed(api) if a.t <= e.t
-                   and str(a.detail.get("message", "")) == message), "")
+        err, op = _the_error(e, [a for a in api if a.t <= e.t])
+        name = str(err.get("name") or "")
+        message = str(err.get("message") or e.detail.get("text") or "")
         out.append(ErrorReport(role, op or str(e.detail.get("source", "")), name, message, e.t))
     return out
+
+
+def _the_error(e: Event, api_before: list[Event]) -> tuple[Mapping[str, Any], str]:
+    """Which of the values an error event logged is the error, and the operation it came from.
+
+    ``console.error("prefix:", err)`` logs a string before the error: the error is the value
+    an API call rejected with (the latest such call), else the first error object, else the
+    first value."""
+    errs = [x for x in e.detail.get("errors") or [] if isinstance(x, Mapping)]
+    for a in reversed(api_before):
+        for x in errs:
+            if str(a.detail.get("message", "")) == str(x.get("message") or ""):
+                return x, str(a.detail.get("method", ""))
+    thrown = [x for x in errs if x.get("thrown")]
+    return (thrown or errs or [{}])[0], ""
 
 
 def cause_of_error(role: str, kind: str, tl: Timeline, step: str, step_index: int | None,

@@ -167,6 +167,25 @@ def test_errors_are_reported_with_the_operation_that_rejected() -> None:
     assert cause.kind == "error" and cause.operation == "setRemoteDescription" and cause.step_index == 3
 
 
+def test_the_error_is_found_among_the_values_a_negotiator_logged() -> None:
+    """console.error("prefix:", err): the error is err, not the prefix, whether the API call's
+    rejection was recorded or not."""
+    err = {"name": "InvalidAccessError", "message": "remap RTP extension id 3", "thrown": True}
+    prefix = {"name": "Error", "message": "setRemoteDescription failed:", "thrown": False}
+    tl = verdict.Timeline([
+        _ev(1.0, "api-error", method="setRemoteDescription", name="InvalidAccessError",
+            message="remap RTP extension id 3"),
+        _ev(1.01, "error", source="console.error", errors=[prefix, err],
+            text="setRemoteDescription failed: InvalidAccessError: remap RTP extension id 3"),
+        _ev(2.0, "error", source="console.error", errors=[{**prefix, "message": "oops:"},
+                                                          {**err, "name": "TypeError", "message": "x"}]),
+        _ev(3.0, "error", source="console.error", errors=[prefix, {**prefix, "message": "just words"}])])
+    assert [(r.operation, r.name, r.message) for r in verdict.error_reports("polite", tl)] == [
+        ("setRemoteDescription", "InvalidAccessError", "remap RTP extension id 3"),
+        ("console.error", "TypeError", "x"),
+        ("console.error", "Error", "setRemoteDescription failed:")]
+
+
 # -- capabilities and unsupported cells ------------------------------------------------
 def test_needs_are_read_off_the_steps() -> None:
     n = capabilities.needs
