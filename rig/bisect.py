@@ -9,7 +9,8 @@ interval whose ends disagree. Each step is an ordinary ``rig matrix`` run of tha
 ``--repeat`` times (so an intermittent cell is not misjudged on one run), in its own
 folder; a version that is not installed yet is installed on demand by that run.
 
-A step's verdict is ``pass`` when every run passed, ``fail`` when any failed (an expected
+A step's verdict is ``pass`` when every run's behaviour passed (``xpassed`` included: a run
+that passed although a finding expected it to fail), ``fail`` when any failed (an expected
 failure included: a finding is a failure of the cell), and ``skip`` when the version could
 not be judged (it could not be installed or driven, or the scenario is unsupported on it):
 a skipped version is dropped from the interval, as ``git bisect skip`` does. The boundary
@@ -39,6 +40,9 @@ from .peers.base import PeerSpec, RigError
 from .versions import in_range, line, version_key
 
 VERDICTS = ("pass", "fail", "skip")
+#: outcomes in which the cell's behaviour passed: an xpassed run passed against a finding's
+#: expectation, and bisection is about the behaviour, not the expectation
+BEHAVED = ("passed", "xpassed")
 
 
 @dataclass
@@ -54,6 +58,9 @@ class Step:
     pages: list[str] = field(default_factory=list)  # case pages, relative to the bisect folder
     details: list[str] = field(default_factory=list)  # cases/<slug>.json, relative to the bisect folder
     out: str = ""
+    #: findings a run passed against (xpassed): their version range covers this version for
+    #: this cell, though the cell's behaviour passed here
+    passed_against: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         runs = ", ".join(f"{n} {o}" for o, n in sorted(self.outcomes.items())) or "no runs"
@@ -77,6 +84,17 @@ class Bisection:
     def found(self) -> bool:
         return self.last_like_first is not None and self.first_like_last is not None
 
+    def too_wide(self) -> list[str]:
+        """One line per finding whose version range the steps show too wide for this cell."""
+        seen: dict[str, list[Step]] = {}
+        for s in self.steps:
+            for f in s.passed_against:
+                seen.setdefault(f, []).append(s)
+        return [f"finding {f} expects {self.scenario} to fail on {', '.join(s.spec for s in steps)}, but its behaviour "
+                f"passed there: the finding's range is too wide for this scenario; narrow it for these cells in "
+                f"rig/findings.py (a Cells entry of its own with the versions bisected here), after a --repeat run "
+                f"rules out an intermittent pass" for f, steps in seen.items()]
+
 
 def verdict_of(cases: list[dict]) -> tuple[str, str]:
     """(verdict, reason) of a step's runs of one cell (results.json case dicts)."""
@@ -85,7 +103,7 @@ def verdict_of(cases: list[dict]) -> tuple[str, str]:
     judged = [c for c in cases if not _unjudgeable(c)]
     if not judged:
         return "skip", _line(cases[0].get("reason", ""))
-    bad = [c for c in judged if c.get("outcome") != "passed"]
+    bad = [c for c in judged if c.get("outcome") not in BEHAVED]
     if bad:
         return "fail", _line(bad[0].get("reason", "") or bad[0].get("outcome", ""))
     return "pass", ""
@@ -197,6 +215,8 @@ def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec,
         step.verdict, step.reason = verdict_of(cases)
         for c in cases:
             step.outcomes[c["outcome"]] = step.outcomes.get(c["outcome"], 0) + 1
+            if c["outcome"] == "xpassed":
+                step.passed_against += [f for f in c.get("findings") or [] if f not in step.passed_against]
             step.exact = step.exact or (c[side].get("version") or "")
             step.pages.append(f"{step.out}/cases/{results.slug(c['slug'])}.html")
             step.details.append(f"{step.out}/cases/{results.slug(c['slug'])}.json")
@@ -260,6 +280,7 @@ tr.pass td{{background:#e6f4e6}} tr.fail td{{background:#fbe3e3}} tr.skip td{{co
 pre{{background:#f6f6f6;padding:.5em;overflow:auto}}</style></head><body>
 <h1>rig bisect: {html.escape(b.scenario)}, {b.side} {html.escape(b.kind)} against {html.escape(b.other)}</h1>
 <p><b>{html.escape(b.message)}</b></p>
+{"".join(f"<p class='wide'>{html.escape(w)}</p>" for w in b.too_wide())}
 <table><thead><tr><th>spec</th><th>exact version</th><th>verdict</th><th>runs</th><th>first failure</th></tr></thead>
 <tbody>{rows}</tbody></table>
 <h2>The boundary, side by side</h2>
@@ -274,7 +295,7 @@ pre{{background:#f6f6f6;padding:.5em;overflow:auto}}</style></head><body>
 def write_json(out: Path, b: Bisection) -> Path:
     path = out / "bisect.json"
     data = {"scenario": b.scenario, "side": b.side, "other": b.other, "kind": b.kind, "candidates": b.candidates,
-            "found": b.found, "message": b.message, "steps": [asdict(s) for s in b.steps],
+            "found": b.found, "message": b.message, "too_wide": b.too_wide(), "steps": [asdict(s) for s in b.steps],
             "last_like_first": asdict(b.last_like_first) if b.last_like_first else None,
             "first_like_last": asdict(b.first_like_last) if b.first_like_last else None}
     path.write_text(json.dumps(data, indent=1))

@@ -63,9 +63,29 @@ def test_a_step_verdict_counts_findings_as_failures_and_setup_errors_as_unjudged
     setup = {"outcome": "error", "cause": {"kind": "setup"}, "reason": "chromium@88: Playwright cannot drive it"}
     assert bisect.verdict_of([ok, ok]) == ("pass", "")
     assert bisect.verdict_of([ok, xf]) == ("fail", "finding chromium-rollback-extmap: ...")
+    # the behaviour is bisected, not the expectation: a run that passed against a finding passed
+    xp = {"outcome": "xpassed", "reason": "passed although finding chromium-rollback-extmap expects ..."}
+    assert bisect.verdict_of([ok, xp, xp]) == ("pass", "")
+    assert bisect.verdict_of([xp, xf])[0] == "fail"
     assert bisect.verdict_of([setup]) == ("skip", "chromium@88: Playwright cannot drive it")
     assert bisect.verdict_of([{"outcome": "unsupported", "reason": "no restartIce"}])[0] == "skip"
     assert bisect.verdict_of([])[0] == "skip"
+
+
+def test_a_version_that_passed_against_a_finding_says_the_range_is_too_wide():
+    """The glare-initial cell passes on 148 against a finding whose range (from another
+    scenario's bisect) starts at 148: the bisect names 148 the last pass and says so."""
+    def evaluate(v):
+        step = bisect.Step(version=v, spec=f"chromium@{v}", exact=v)
+        step.verdict = "pass" if int(v) <= 148 else "fail"
+        step.passed_against = ["chromium-rollback-extmap"] if v == "148" else []
+        return step
+    steps, lo, hi, msg = bisect.bisect(["147", "148", "149", "156"], evaluate)
+    assert (lo.version, hi.version) == ("148", "149") and "pass up to chromium@148" in msg
+    b = bisect.Bisection("glare-initial", "polite", "firefox@153", "chromium", [], steps, lo, hi, msg)
+    (wide,) = b.too_wide()
+    assert wide.startswith("finding chromium-rollback-extmap expects glare-initial to fail on chromium@148, but")
+    assert "too wide" in wide and "--repeat" in wide
 
 
 def test_exactly_one_side_is_a_range():
