@@ -718,6 +718,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     b = bisect.Bisection(args.scenario, side, str(other), rng.kind, versions, steps, lo, hi, message)
     bisect.write_json(out, b)
     page = bisect.write_html(out, b)
+    for wide in b.too_wide():
+        print(f"rig bisect: {wide}")
     if not b.found:
         print(f"rig bisect: no boundary: {message}\n  steps: {page}")
         return 1
