@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from . import config, options, processes, runs, scenarios
 from .peers.base import KNOWN_KINDS, PeerSpec, RigError
@@ -45,10 +46,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         return 0
     found = mutants.discover()
     if args.only:
-        wanted = _split(args.only)
-        for name in wanted:
-            if name not in {m.name for m in found}:
-                _err(f"unknown mutant {name!r} (known: {', '.join(m.name for m in found)})")
+        wanted = _split(args.only)  # each a known mutant (options.check)
         found = [m for m in found if m.name in wanted]
     if not found:
         _err(f"no mutants found in {mutants.MUTANTS_DIR}")
@@ -171,32 +169,11 @@ def _resolve_peers(peers: list[str], remote: dict[str, str] | None = None) -> di
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    rejected = 0
-    peers = []
-    for p in _split(args.peers):
-        try:
-            peers.append(str(PeerSpec.parse(p)))
-        except RigError as exc:
-            _err(f"{exc}; running the matrix without it")
-            rejected += 1
-    names = list(scenarios.CATALOGUE) if args.scenarios == "all" else _split(args.scenarios)
-    if args.plan:
-        try:
-            names = [scenarios.load_plan(Path(args.plan)).name]
-        except RigError as exc:
-            _err(str(exc))
-            return 2
-    scens = []
-    for n in names:
-        try:
-            scens.append(n if args.plan else scenarios.get(n).name)
-        except RigError as exc:
-            _err(f"{exc}; running the matrix without it")
-            rejected += 1
-    if not peers or not scens:
-        _err("nothing to run: no valid peer or no valid scenario")
-        return 2
+    # the values were checked (options.check); what is left are checks of the whole run, all
+    # before anything starts or is written
     try:
+        peers = options.peer_list(args.peers)
+        scens = [scenarios.load_plan(Path(args.plan)).name] if args.plan else options.scenario_list(args.scenarios)
         pairs = options.parse_pairs(args.pairs)
         if args.shard:
             from . import shards
@@ -205,34 +182,23 @@ def cmd_matrix(args: argparse.Namespace) -> int:
             mine = shards.select(every, shard, costs)
             print(f"rig: shard {shard}: {len(mine)} of {len(every)} cells, about "
                   f"{sum(costs.of(c) for c in mine) * args.repeat / 1000:.0f} s of cases", flush=True)
+        expected = None if args.pytest_args else _expected_cases(scens, peers, args.pairs, args.shard, args.repeat,
+                                                                 args.variants)
     except RigError as exc:
         _err(str(exc))
-        return 2
-    if args.stub_host:
-        from .signaling import check_stub_host
-        try:
-            check_stub_host(args.stub_host, what="--stub-host")
-        except RigError as exc:
-            _err(str(exc))
-            return 2
-    remote: dict[str, str] = {}
-    unusable = _resolve_peers(peers, remote)
-    if args.negotiator_js and not Path(args.negotiator_js).is_file():
-        _err(f"--negotiator-js {args.negotiator_js}: no such file")
         return 2
     negotiator_py = args.negotiator_py
     if negotiator_py:
         file_part, sep, attr = negotiator_py.partition(":") if ".py:" in negotiator_py else (negotiator_py, "", "")
         if file_part.endswith(".py"):
             # a path is the user's, relative to where they are (pytest runs from the checkout)
-            if not Path(file_part).is_file():
-                _err(f"--negotiator-py {file_part}: no such file")
-                return 2
             negotiator_py = str(Path(file_part).resolve()) + (sep + attr if sep else "")
     suite = config.ROOT / "suites" / "interop"
     if not suite.is_dir():
         _err(f"interop suites not found at {suite}: run rig from a glare-rig checkout")
         return 2
+    remote: dict[str, str] = {}
+    unusable = _resolve_peers(peers, remote)
     out = Path(args.out or config.ROOT / "reports").resolve()
     out.mkdir(parents=True, exist_ok=True)
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
@@ -259,12 +225,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from . import hostnet
     if hostnet.loopback_only():
         print(f"rig: {hostnet.describe()}", flush=True)
-    try:
-        expected = None if args.pytest_args else _expected_cases(scens, peers, args.pairs, args.shard, args.repeat,
-                                                                 args.variants)
-    except RigError as exc:
-        _err(str(exc))
-        return 2
     with runs.Run() as run:
         began = time.time()
         proc = run.popen(cmd, env=env, cwd=config.ROOT)
@@ -294,9 +254,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     problems = _integrity(results, expected)
     for line in problems:
         _err(line)
-    if rejected:
-        _err(f"{rejected} unknown peer(s)/scenario(s) were left out (see above)")
-        return 1
     if unusable:
         _err(f"{len(unusable)} peer spec(s) could not be resolved; their cells are errors (see above)")
         return 1
@@ -493,15 +450,15 @@ def cmd_browsers(args: argparse.Namespace) -> int:
         return 0
     if args.action == "path":
         try:
-            print(install.resolve(PeerSpec.parse(args.specs[0])).path)
+            print(install.resolve(options.peer(args.specs[0])).path)
         except RigError as exc:
             _err(str(exc))
             return 1
         return 0
     failed = 0
     for text in args.specs:
+        spec = options.peer(text)
         try:
-            spec = PeerSpec.parse(text)
             done = install.install(spec, progress=lambda m: print(f"rig: {m}", file=sys.stderr, flush=True))
         except RigError as exc:
             _err(str(exc))
@@ -518,9 +475,9 @@ def cmd_browsers(args: argparse.Namespace) -> int:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    if args.plan:
+    if args.show_plan:
         try:
-            print(json.dumps(scenarios.get(args.plan).to_json(), indent=2))
+            print(json.dumps(scenarios.get(args.show_plan).to_json(), indent=2))
         except RigError as exc:
             _err(str(exc))
             return 2
@@ -547,7 +504,8 @@ def cmd_findings(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from . import compare
     try:
-        return compare.run(args.old, args.new, args.html, args.hit_rate_threshold, args.hit_rate_min_runs)
+        return compare.run(args.old, args.new, args.html, args.hit_rate_threshold, args.hit_rate_min_runs,
+                           args.allow_removed)
     except compare.CompareError as exc:
         _err(str(exc))
         return 2
@@ -601,10 +559,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     """Re-run one case with full capture and print a one-screen summary per run."""
     from . import debugging, report
     try:
-        pol_text, sep, imp_text = args.pair.partition(":")
-        if not sep or not pol_text or not imp_text:
-            raise RigError(f"pair {args.pair!r}: expected POLITE:IMPOLITE, e.g. chromium:aiortc")
-        polite, impolite = PeerSpec.parse(pol_text), PeerSpec.parse(imp_text)
+        polite, impolite = options.parse_pair(args.pair)
         if args.plan:
             scen = scenarios.load_plan(Path(args.plan))
         elif args.scenario:
@@ -674,7 +629,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
 
 
 def _matrix_parser() -> argparse.ArgumentParser:
-    m = argparse.ArgumentParser(prog="rig matrix")
+    m = Parser(prog="rig matrix")
     _matrix_options(m)
     return m
 
@@ -734,8 +689,44 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A command line argparse refused."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse as the rig uses it: an option is spelled out (``--peer`` is not ``--peers``), and
+    a refusal is one line (exit status 2, as every other usage error), not a usage block."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # every subparser too: add_parser makes this class
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see {self.prog} --help")
+
+
+class _Version(argparse.Action):
+    """``rig --version``: the facts a bug report needs first, read only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the rig's version and its pins, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        def of(package: str) -> str:
+            try:
+                return version(package)
+            except PackageNotFoundError:
+                return "not installed"
+        print(f"rig {of('glare-rig')} (Playwright {of('playwright')}, aiortc {of('aiortc')}, "
+              f"Python {sys.version.split()[0]})")
+        parser.exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
+    parser = Parser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
     m = sub.add_parser("matrix", help="run every ordered (polite, impolite) pair x scenario; write the report")
     _matrix_options(m)
@@ -804,14 +795,15 @@ def main(argv: list[str] | None = None) -> int:
     d.set_defaults(func=cmd_doctor)
     sc = sub.add_parser("scenarios", help="list the scenario catalogue")
     sc.add_argument("--markdown", action="store_true", help="the table and timing plans of docs/scenarios.md")
-    sc.add_argument("--plan", metavar="NAME", help="print one scenario's plan as JSON (edit it, replay with --plan)")
+    sc.add_argument("--plan", metavar="NAME", dest="show_plan",
+                    help="print one scenario's plan as JSON (edit it, replay with --plan)")
     sc.set_defaults(func=cmd_scenarios)
     fi = sub.add_parser("findings", help="list the known findings (rig/findings.py)")
     fi.add_argument("--markdown", action="store_true", help="docs/findings.md, generated from the findings data")
     fi.add_argument("--schema", action="store_true", help="the JSON Schema of results.json (docs/results.schema.json)")
     fi.set_defaults(func=cmd_findings)
     co = sub.add_parser("compare", help="cells that changed between two runs; exit 1 on a new failure or a rising "
-                                        "intermittent hit rate")
+                                        "intermittent hit rate, 3 when NEW lacks cells OLD had")
     co.add_argument("old", metavar="OLD", help="results.json, or a report folder holding one")
     co.add_argument("new", metavar="NEW", help="results.json, or a report folder holding one")
     co.add_argument("--html", default=None, help="HTML diff (default: compare.html in NEW if a folder, else here)")
@@ -820,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
                          "default: %(default)s, so 1/20 -> 5/20 fails)")
     co.add_argument("--hit-rate-min-runs", type=int, default=5,
                     help="gate on a hit rate only for cells with at least this many runs in NEW (default: %(default)s)")
+    co.add_argument("--allow-removed", action="store_true",
+                    help="NEW may lack cells OLD had (a smaller matrix on purpose); without it that is exit status 3")
     co.set_defaults(func=cmd_compare)
     mg = sub.add_parser("merge", help="one report from several runs (shards, hosts, repeats); exit 1 when a shard "
                                       "or cell is missing")
@@ -835,11 +829,16 @@ def main(argv: list[str] | None = None) -> int:
     cs = sub.add_parser("costs", help="print the cost table --shard balances with (rig/costs.json), from real runs")
     cs.add_argument("results", metavar="RESULTS", nargs="+", help="results.json files (or report folders)")
     cs.set_defaults(func=cmd_costs)
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}; see rig {args.command} --help")
+        options.check(args)
+    except (UsageError, RigError) as exc:
+        _err(str(exc))
+        return 2
     if getattr(args, "pytest_args", None) and args.pytest_args[0] == "--":
         args.pytest_args = args.pytest_args[1:]
-    if getattr(args, "repeat", 1) < 1:
-        parser.error("--repeat must be at least 1")
     if args.command not in STARTS_PROCESSES:
         return args.func(args)
     return _run(args, argv)

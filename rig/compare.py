@@ -14,6 +14,14 @@ rose"); it fails the comparison when it rose by more than ``--hit-rate-threshold
 (default 0.10, absolute: 1/20 -> 5/20 fails, 1/20 -> 2/20 does not) on a cell with at
 least ``--hit-rate-min-runs`` runs (default 5; with fewer, one hit is a 100 % rate and
 says nothing yet, so it is listed but does not gate).
+
+A NEW that lacks cells OLD had is not a comparison of the same matrix: a scenario or a peer
+left out (a typo, a shard, a job that was cut short) would otherwise read as "nothing got
+worse". Such a comparison exits with its own status, 3 (EXIT_REMOVED), naming how many cells
+and a few of them, unless ``--allow-removed`` says the smaller matrix is meant. A cell whose
+peer moved to another release line (chromium 147 -> 156, a browser update) is not lost: it
+is matched by a NEW cell of the same scenario and peer kinds. A new failure outranks it
+(exit status 1).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
+import sys
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +50,11 @@ DEFAULT_HTML = "compare.html"
 #: Kinds listed only up to QUIET_LINES lines each in the terminal (the HTML has them all).
 QUIET, QUIET_LINES = ("added", "removed"), 10
 _TEMPLATES = pathlib.Path(__file__).resolve().with_name("templates")
+#: Exit statuses: a regression (a new failure, a hit rate past the threshold); bad input;
+#: NEW lacks cells OLD had (and no regression).
+EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_REMOVED = 1, 2, 3
+#: How many of the lost cells the message names.
+LOST_NAMED = 3
 
 
 class CompareError(Exception):
@@ -236,6 +251,35 @@ def compare(old: Run, new: Run) -> list[Change]:
     return changes
 
 
+def _kinds_of(key: CellKey) -> tuple[str, str, str]:
+    """A cell with its peers' versions left out: ``chromium 147`` and ``chromium@/opt/c`` are chromium."""
+    return key.scenario, re.split(r"[ @]", key.polite)[0], re.split(r"[ @]", key.impolite)[0]
+
+
+def lost(changes: list[Change]) -> list[CellKey]:
+    """OLD's cells that NEW lacks, less those NEW has on another release line of the same
+    peers (each added cell stands for one removed one)."""
+    spare: dict[tuple[str, str, str], int] = {}
+    for c in changes:
+        if c.kind == "added":
+            spare[_kinds_of(c.key)] = spare.get(_kinds_of(c.key), 0) + 1
+    out = []
+    for c in changes:
+        if c.kind == "removed":
+            if spare.get(_kinds_of(c.key)):
+                spare[_kinds_of(c.key)] -= 1
+            else:
+                out.append(c.key)
+    return out
+
+
+def lost_text(keys: list[CellKey], old: Run) -> str:
+    """The one line that says how much of OLD's matrix NEW lacks."""
+    named = "; ".join(str(k) for k in keys[:LOST_NAMED]) + (f"; and {len(keys) - LOST_NAMED} more"
+                                                             if len(keys) > LOST_NAMED else "")
+    return f"NEW lacks {len(keys)} of the {len(old.cells)} cell(s) OLD had: {named}"
+
+
 def version_changes(old: Run, new: Run) -> list[tuple[str, str, str]]:
     return [(k, old.versions.get(k, "-"), new.versions.get(k, "-"))
             for k in dict.fromkeys([*old.versions, *new.versions]) if old.versions.get(k) != new.versions.get(k)]
@@ -280,7 +324,8 @@ def _href(page: str, html_dir: pathlib.Path) -> str | None:
     return urllib.parse.quote(os.path.relpath(p.resolve(), html_dir.resolve()).replace(os.sep, "/"))
 
 
-def write_html(path: pathlib.Path, old: Run, new: Run, changes: list[Change]) -> pathlib.Path:
+def write_html(path: pathlib.Path, old: Run, new: Run, changes: list[Change],
+               allow_removed: bool = False) -> pathlib.Path:
     from .report import environment
     env = environment()
     path = pathlib.Path(path)
@@ -295,8 +340,10 @@ def write_html(path: pathlib.Path, old: Run, new: Run, changes: list[Change]) ->
 
     rows = [{"kind": c.kind, "key": c.key, "old": side(c.old), "new": side(c.new)} for c in changes]
     counts = {k: sum(c.kind == k for c in changes) for k in KINDS}
+    missing = lost(changes)
     html = env.get_template("compare.html").render(
         old=old, new=new, rows=rows, counts=counts, versions=version_changes(old, new),
+        lost=lost_text(missing, old) if missing else "", allow_removed=allow_removed,
         unchanged=len(set(old.cells) | set(new.cells)) - len(changes))
     path.write_text(html, encoding="utf-8")
     return path
@@ -309,15 +356,16 @@ def default_html(new_arg: str | os.PathLike) -> pathlib.Path:
 
 
 def run(old_arg: str, new_arg: str, html: str | None, threshold: float = HIT_RATE_THRESHOLD,
-        min_runs: int = HIT_RATE_MIN_RUNS) -> int:
-    """Exit status: 1 if NEW has a new failure or an intermittent finding's hit rate rose past
-    the threshold, 0 otherwise; CompareError (-> 2) on bad input."""
+        min_runs: int = HIT_RATE_MIN_RUNS, allow_removed: bool = False) -> int:
+    """Exit status: 1 (EXIT_REGRESSION) if NEW has a new failure or an intermittent finding's
+    hit rate rose past the threshold; else 3 (EXIT_REMOVED) if NEW lacks cells OLD had and
+    ``allow_removed`` is false; else 0. CompareError (-> 2) on bad input."""
     old, new = load(old_arg), load(new_arg)
     changes = compare(old, new)
     print(table(old, new, changes))
     target = pathlib.Path(html) if html else default_html(new_arg)
     try:
-        out = write_html(target, old, new, changes)
+        out = write_html(target, old, new, changes, allow_removed)
     except OSError as exc:
         raise CompareError(f"{target}: cannot write the HTML diff: {exc}") from None
     print(f"rig compare: {out}")
@@ -327,4 +375,14 @@ def run(old_arg: str, new_arg: str, html: str | None, threshold: float = HIT_RAT
             verdict = "fails the comparison" if c.gates(threshold, min_runs) else \
                 f"within --hit-rate-threshold {threshold:g} or under {min_runs} runs"
             print(f"hit rate rose: {c.key}: {rates} ({verdict})")
-    return 1 if any(c.gates(threshold, min_runs) for c in changes) else 0
+    missing = lost(changes)
+    if missing:
+        said = lost_text(missing, old)
+        if allow_removed:
+            print(f"rig compare: {said} (allowed: --allow-removed)")
+        else:
+            print(f"rig compare: {said}; a smaller matrix is not a comparison of this one: run the whole matrix, "
+                  f"or pass --allow-removed when it is meant (exit status {EXIT_REMOVED})", file=sys.stderr)
+    if any(c.gates(threshold, min_runs) for c in changes):
+        return EXIT_REGRESSION
+    return EXIT_REMOVED if missing and not allow_removed else 0

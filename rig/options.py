@@ -4,11 +4,19 @@ build theirs from this table, and `rig matrix` hands its values to pytest throug
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import evidence
 from .faults import FAULTS
+from .versions import version_key
+
+if TYPE_CHECKING:
+    from .peers.base import PeerSpec, RigError
 
 DEFAULT_PEERS = "chromium,firefox,aiortc"
 
@@ -100,15 +108,12 @@ def to_pytest(values: dict[str, Any]) -> list[str]:
 
 def parse_pairs(text: str | None) -> set[tuple[str, str]] | None:
     """``firefox:aiortc,chromium:chromium`` -> {(polite spec, impolite spec)}; None for all pairs."""
-    from .peers.base import PeerSpec, RigError
     if not text:
         return None
     out = set()
     for item in (x.strip() for x in text.split(",") if x.strip()):
-        pol, sep, imp = _split_pair(item)
-        if not sep or not pol or not imp:
-            raise RigError(f"pair {item!r}: expected POLITE:IMPOLITE, e.g. firefox:aiortc")
-        out.add((str(PeerSpec.parse(pol)), str(PeerSpec.parse(imp))))
+        pol, imp = parse_pair(item)
+        out.add((str(pol), str(imp)))
     return out
 
 
@@ -122,3 +127,216 @@ def _split_pair(item: str) -> tuple[str, str, str]:
             if kind in KNOWN_KINDS:
                 return item[:i], ":", item[i + 1:]
     return ("", "", "") if "://" in item else item.partition(":")
+
+
+# The values every command takes are checked here, before the command starts anything: a
+# mistake is a usage error (one line, exit status 2), never a run that leaves part of it out.
+# A spec that is well-formed but cannot be resolved (a version no source has, no network) is
+# not checked here: that is found during the run, and its cells say so.
+
+def peer(text: str, what: str = "", *, ranges: bool = False) -> PeerSpec:
+    """One peer spec; ``what`` names where it came from (``--peers``) in the message."""
+    from .peers.base import PeerSpec, RigError
+    at = f"{what}: " if what else ""
+    try:
+        spec = PeerSpec.parse(text)
+    except RigError as exc:
+        raise RigError(f"{at}{exc}") from None
+    if spec.range:
+        first, last = spec.range
+        if not ranges:
+            raise RigError(f"{at}{spec}: a range is for rig bisect only; name one version (e.g. {spec.kind}@{last})")
+        if version_key(first) > version_key(last):
+            raise RigError(f"{at}{spec}: the range runs backwards; write {spec.kind}@{last}..{first}")
+    return spec
+
+
+def peer_list(text: str, what: str = "--peers") -> list[str]:
+    """Comma-separated peer specs, each as its canonical string."""
+    from .peers.base import RigError
+    specs = [str(peer(x, what)) for x in text.split(",") if x.strip()]
+    if not specs:
+        raise RigError(f"{what} {text!r}: no peer spec; give e.g. {what} {DEFAULT_PEERS}")
+    return specs
+
+
+def scenario_list(text: str, what: str = "--scenarios") -> list[str]:
+    """Comma-separated scenario names, or ``all`` (the whole catalogue)."""
+    from . import scenarios
+    from .peers.base import RigError
+    if text == "all":
+        return list(scenarios.CATALOGUE)
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise RigError(f"{what} {text!r}: no scenario; give names (rig scenarios lists them) or all")
+    for name in names:
+        _scenario(name, what)
+    return names
+
+
+def parse_pair(item: str) -> tuple[PeerSpec, PeerSpec]:
+    """``POLITE:IMPOLITE`` -> the two specs."""
+    from .peers.base import RigError
+    pol, sep, imp = _split_pair(item.strip())
+    if not sep or not pol or not imp:
+        raise RigError(f"pair {item!r}: expected POLITE:IMPOLITE, e.g. firefox:aiortc")
+    return peer(pol), peer(imp)
+
+
+def at_least(least: int, what: str) -> Callable[[int], None]:
+    def check(value: int) -> None:
+        from .peers.base import RigError
+        if value < least:
+            raise RigError(f"{what} {value}: give at least {least}")
+    return check
+
+
+def share(what: str) -> Callable[[float], None]:
+    """A share a gate compares against: 1 or more could never be exceeded, so the gate could never fail."""
+    def check(value: float) -> None:
+        from .peers.base import RigError
+        if not 0 <= value < 1:
+            raise RigError(f"{what} {value:g}: give a share from 0 up to (not including) 1, e.g. 0.10")
+    return check
+
+
+def existing_file(what: str) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        from .peers.base import RigError
+        if not Path(value).is_file():
+            raise RigError(f"{what} {value}: no such file")
+    return check
+
+
+def negotiator_py(value: str) -> None:
+    """``path.py[:attr]`` (the file must exist) or ``module:attr`` (a dotted name: it is imported
+    where the peers run, so only its form is checked here)."""
+    from .peers.base import RigError
+    file_part = value.partition(":")[0] if ".py:" in value else value
+    if file_part.endswith(".py"):
+        if not Path(file_part).is_file():
+            raise RigError(f"--negotiator-py {file_part}: no such file")
+    elif not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?", value):
+        raise RigError(f"--negotiator-py {value!r}: expected path.py[:attr] or module:attr")
+
+
+def _pairs(text: str) -> None:
+    from .peers.base import RigError
+    try:
+        parse_pairs(text)
+    except RigError as exc:
+        raise RigError(f"--pairs: {exc}") from None
+
+
+def _one_pair(text: str) -> None:
+    from .peers.base import RigError
+    if "," in text:
+        raise RigError(f"pair {text!r}: give one POLITE:IMPOLITE pair, e.g. chromium:aiortc")
+    parse_pair(text)
+
+
+def _variants(path: str) -> None:
+    from . import variants
+    for v in variants.load(path):
+        for name in v.scenarios or ():
+            _scenario(name, f"--variants {path}: variant {v.name!r}")
+
+
+def _scenario(name: str, what: str = "") -> None:
+    from . import scenarios
+    if name not in scenarios.CATALOGUE:
+        raise _unknown(what, "scenario", name, list(scenarios.CATALOGUE), "rig scenarios lists them")
+
+
+def _unknown(what: str, thing: str, name: str, known: list[str], where: str) -> RigError:
+    """The one line for a name that is not among ``known``: the closest one, if any, and where
+    they are all listed (not the list itself: the catalogue grows)."""
+    from .peers.base import RigError
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return RigError(f"{what + ': ' if what else ''}unknown {thing} {name!r}{hint}; {where}")
+
+
+def _mutant_names(text: str) -> None:
+    from . import config, mutants
+    known = [m.name for m in mutants.discover()]
+    where = mutants.MUTANTS_DIR.relative_to(config.ROOT) if mutants.MUTANTS_DIR.is_relative_to(config.ROOT) \
+        else mutants.MUTANTS_DIR
+    for name in (x.strip() for x in text.split(",") if x.strip()):
+        if name not in known:
+            raise _unknown("--only", "mutant", name, known, f"the mutants are the files in {where}/")
+
+
+def _stub_host(value: str) -> None:
+    from .signaling import check_stub_host
+    check_stub_host(value, what="--stub-host")
+
+
+def _shard(value: str) -> None:
+    from .shards import Shard
+    Shard.parse(value)
+
+
+#: Namespace attribute -> its check. An attribute means the same in every command that has it
+#: (``rig scenarios --plan NAME`` is a scenario name, so plans are loaded by the commands).
+CHECKS: dict[str, Callable[[Any], object]] = {
+    "peers": peer_list,
+    "polite": lambda v: peer(v, "--polite", ranges=True),
+    "impolite": lambda v: peer(v, "--impolite", ranges=True),
+    "specs": lambda v: [peer(s) for s in v],
+    "pair": _one_pair,
+    "pairs": _pairs,
+    "scenarios": scenario_list,
+    "scenario": _scenario,
+    "shard": _shard,
+    "repeat": at_least(1, "--repeat"),
+    "workers": at_least(1, "--workers"),
+    "cases": at_least(1, "--cases"),
+    "hit_rate_min_runs": at_least(1, "--hit-rate-min-runs"),
+    "hit_rate_threshold": share("--hit-rate-threshold"),
+    "negotiator_js": existing_file("--negotiator-js"),
+    "negotiator_py": negotiator_py,
+    "variants": _variants,
+    "only": _mutant_names,
+    "show_plan": lambda v: _scenario(v, "--plan"),
+    "stub_host": _stub_host,
+}
+
+
+def check(args: argparse.Namespace) -> None:
+    """Every value ``args`` holds, and how they go together, checked before its command starts
+    anything (a run, a browser, a file); the first bad one is a one-line RigError."""
+    for dest, fn in CHECKS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            fn(value)
+    _together(args)
+
+
+def _together(args: argparse.Namespace) -> None:
+    from .peers.base import RigError
+    get = vars(args).get
+    if get("pair") is not None and not get("scenario") and not get("plan"):
+        raise RigError("name a SCENARIO or give --plan FILE")
+    if get("polite") and get("impolite"):
+        from . import bisect
+        bisect.parse_sides(get("polite"), get("impolite"))
+    if get("plan") is not None:
+        from . import scenarios
+        scenarios.load_plan(Path(get("plan")))
+    if get("variants") and get("shard"):
+        raise RigError("--variants cannot be combined with --shard")
+    peers = get("peers")
+    if not peers:
+        return
+    listed = peer_list(peers)
+    pairs = parse_pairs(get("pairs"))
+    for pol, imp in sorted(pairs or ()):
+        for side in (pol, imp):
+            if side not in listed:
+                raise RigError(f"--pairs: {pol}:{imp} names {side}, which --peers {','.join(listed)} lacks; "
+                               f"add it to --peers or leave the pair out")
+    if get("shard"):
+        from . import scenarios, shards
+        names = [scenarios.load_plan(Path(get("plan"))).name] if get("plan") else scenario_list(get("scenarios"))
+        shards.select(shards.catalogue(names, listed, pairs), shards.Shard.parse(get("shard")), shards.Costs.load())

@@ -168,3 +168,63 @@ def test_cells_match_by_kind_and_release_line_whatever_spec_named_them():
                vcase("a", "chromium@150", "150.0.7871.100", "passed"))
     assert _kinds(old, new) == {("a", "chromium 147", "firefox 153"): "new failure",
                                 ("a", "chromium 150", "firefox 153"): "added"}
+
+
+def _vcase(scenario: str, polite: str, version: str, outcome: str = "passed") -> dict:
+    c = _case(scenario, polite, "aiortc", outcome)
+    c["polite"]["version"] = version
+    c["impolite"]["version"] = "1.16.0"
+    return c
+
+
+def test_a_new_run_that_lacks_cells_of_the_old_one_exits_3_naming_them(tmp_path, capsys):
+    scenarios = [f"s{i:02}" for i in range(12)]
+    old = _run(*(_case(s, p, "aiortc", "passed") for s in scenarios for p in ("firefox", "aiortc")))
+    new = _run(_case("s00", "firefox", "aiortc", "passed"))  # 1 of 24 cells left: the rest were cut
+    old_dir, new_dir = _files(tmp_path, old, new)
+
+    assert cli.main(["compare", str(old_dir), str(new_dir)]) == compare.EXIT_REMOVED == 3
+    out, err = capsys.readouterr()
+    assert "23 removed; 1 unchanged" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("rig compare: NEW lacks 23 of the 24 cell(s) OLD had: "
+                               "s00 [aiortc polite x aiortc impolite]; s01 [aiortc polite x aiortc impolite]; "
+                               "s01 [firefox polite x aiortc impolite]; and 20 more; ")
+    assert lines[0].endswith("pass --allow-removed when it is meant (exit status 3)")
+    assert "NEW lacks 23 of the 24 cell(s) OLD had" in (new_dir / "compare.html").read_text()
+
+    # meant: the same comparison passes, and still says what NEW lacks
+    assert cli.main(["compare", str(old_dir), str(new_dir), "--allow-removed"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "rig compare: NEW lacks 23 of the 24 cell(s) OLD had" in out and "(allowed" in out
+    assert "(allowed: --allow-removed)" in (new_dir / "compare.html").read_text()
+
+
+def test_an_added_cell_of_another_scenario_does_not_make_up_for_a_lost_one():
+    old = compare.from_results(_run(_case("a", "firefox", "aiortc", "passed"), _case("b", "firefox", "aiortc", "passed")))
+    new = compare.from_results(_run(_case("a", "firefox", "aiortc", "failed"), _case("c", "firefox", "aiortc", "passed")))
+    assert [str(k) for k in compare.lost(compare.compare(old, new))] == ["b [firefox polite x aiortc impolite]"]
+
+
+def test_exit_status_1_when_there_are_both_a_regression_and_lost_cells(tmp_path, capsys):
+    old_dir, new_dir = _files(tmp_path, _run(_case("a", "firefox", "aiortc", "passed"),
+                                             _case("b", "firefox", "aiortc", "passed")),
+                              _run(_case("a", "firefox", "aiortc", "failed")))
+    assert cli.main(["compare", str(old_dir), str(new_dir)]) == compare.EXIT_REGRESSION
+    assert "NEW lacks 1 of the 2 cell(s) OLD had" in capsys.readouterr().err
+
+
+def test_a_peer_on_another_release_line_is_not_a_lost_cell(tmp_path, capsys):
+    # the browser moved from 147 to 156 between the runs: its cells are removed and added, not lost
+    old = _run(_vcase("a", "chromium", "147.0.7727.0"), _vcase("b", "chromium", "147.0.7727.0"))
+    new = _run(_vcase("a", "chromium", "156.0.8078.114"), _vcase("b", "chromium", "156.0.8078.114"))
+    old_dir, new_dir = _files(tmp_path, old, new)
+    assert cli.main(["compare", str(old_dir), str(new_dir)]) == 0
+    assert "2 added, 2 removed" in capsys.readouterr().out
+
+    # a version matrix that lost one of its two lines lost that line's cells
+    old = _run(_vcase("a", "chromium@147", "147.0.7727.0"), _vcase("a", "chromium@150", "150.0.7871.100"))
+    new = _run(_vcase("a", "chromium@156", "156.0.8078.114"))
+    changes = compare.compare(compare.from_results(old), compare.from_results(new))
+    assert len(compare.lost(changes)) == 1

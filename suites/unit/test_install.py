@@ -416,13 +416,16 @@ def test_cli_install_reports_each_spec_and_fails_if_any_did(registry: Registry, 
                                                             capsys: pytest.CaptureFixture) -> None:
     registry.publish("147.0.2", GOOD)
     monkeypatch.setattr(install, "_launch_check", lambda kind, exe: {"version": "147.0.7727.0"})
-    assert cli.main(["browsers", "install", "chromium@999", "chromium@147", "netscape"]) == 1
+    # a spec that is not one is a usage error: nothing is installed
+    assert cli.main(["browsers", "install", "chromium@147", "netscape"]) == 2
+    assert capsys.readouterr() == ("", "rig: error: unknown peer kind 'netscape' (known: chromium, firefox, aiortc)\n")
+    assert not (cache / "browsers/chromium").exists()
+    assert cli.main(["browsers", "install", "chromium@999", "chromium@147"]) == 1
     out, err = capsys.readouterr()
     exe = cache / "browsers/chromium/147.0.7727.0/chromium"
     assert out.splitlines() == [f"chromium@147: installed chromium 147.0.7727.0 (npm, 0 MB downloaded) at {exe}"]
     assert [e for e in err.splitlines() if e.startswith("rig: error:")] == [
-        "rig: error: chromium@999: no installable version matches; installable: 147",
-        "rig: error: unknown peer kind 'netscape' (known: chromium, firefox, aiortc)"]
+        "rig: error: chromium@999: no installable version matches; installable: 147"]
     assert cli.main(["browsers", "install", "chromium@147"]) == 0
     assert capsys.readouterr().out == f"chromium@147: already installed: chromium 147.0.7727.0 (npm) at {exe}\n"
     assert cli.main(["browsers", "path", "chromium@147"]) == 0
