@@ -114,6 +114,10 @@ class _Signals:
         self.session: RigSession | None = None  # the worker's, while it runs cases
         self.previous: dict[int, Any] = {}
         self.parent: int | None = None  # the process that started this one, when it asked to be told of its death
+        #: a worker whose session has finished (its results are with the controller): a SIGINT
+        #: now is execnet's own, sent when the worker's exit takes over 5 s (heavy load), and
+        #: must not be taken for a user's Ctrl-C that ends the whole run
+        self.session_over = False
 
     @property
     def interrupted(self) -> runs.Interrupted | None:
@@ -161,6 +165,8 @@ def _install_signal_handlers(cfg: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SIG.session_over:
+        return  # a worker about to exit keeps ignoring execnet's SIGINT (_Signals.session_over)
     for sig, handler in _SIG.previous.items():
         with contextlib.suppress(ValueError, OSError, TypeError):
             # a worker's late note must not end this process by the default action
@@ -172,6 +178,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _on_signal(signum: int, frame: Any) -> None:
     now = time.monotonic()
+    if _SIG.session_over:
+        return  # a worker with nothing left to do but exit (the controller had a user's signal itself)
     if _SIG.signum is not None:
         if now - _SIG.at < REPEAT_WINDOW or (_SIG.session is not None and _SIG.session.stopping):
             return  # the same request twice, or a teardown under way (bounded: it is let finish)
@@ -740,6 +748,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 #: slugs of the case files this pytest session wrote (filled in the controller)
 _WRITTEN: set[str] = set()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")  # outside xdist's wrapper,
+def pytest_sessionfinish_worker_over(session: pytest.Session, exitstatus: int):  # which sends workerfinished after its yield
+    try:
+        return (yield)
+    finally:
+        _SIG.session_over = hasattr(session.config, "workerinput")
 
 
 @pytest.hookimpl(trylast=True)  # after xdist has waited for its workers, and the fixtures are torn down

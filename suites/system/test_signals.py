@@ -251,3 +251,25 @@ def test_after_sigkill_of_the_whole_run_the_next_run_ends_what_it_left(matrix, t
     assert rc == 0, f"{shlex.join(nxt.argv)}: {nxt.output()[-2000:]}"
     assert not processes.marked(run.id), "the next run ended them"
     assert [p.name for p in run.runs_dir.glob("*.json")] == [], "both entries are gone"
+
+
+def test_a_worker_slow_to_exit_is_not_taken_for_a_users_signal(tmp_path):
+    """execnet sends a worker a SIGINT when its exit takes over 5 s after its session finished
+    (seen under heavy load): every result is already with the controller, so the run ends as it
+    would have, green and with its results written, not as if someone had pressed Ctrl-C."""
+    plugin = tmp_path / "slow_exit.py"
+    plugin.write_text(
+        "import time\n\nimport pytest\n\n\n"
+        "@pytest.hookimpl(tryfirst=True)  # before the rig's own unconfigure\n"
+        "def pytest_unconfigure(config):\n"
+        "    if hasattr(config, 'workerinput'):\n"
+        "        time.sleep(7)  # past execnet's 5 s, short of its 15 s os._exit\n")
+    out = tmp_path / "out"
+    proc = processes.run_bounded(
+        [*RIG, "matrix", "--peers", "aiortc", "--scenarios", "add-video", "--workers", "2", "--out", str(out),
+         "--", "-p", "slow_exit"], timeout=120, cwd=config.ROOT,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Interrupted" not in proc.stderr, proc.stderr[-2000:]
+    cases = json.loads((out / "results.json").read_text())["cases"]
+    assert [c["outcome"] for c in cases] == ["passed"]
