@@ -1,10 +1,16 @@
 """What a run costs the machine: memory and CPU of its processes, sampled from /proc.
 
-Every process of a run carries the run marker (rig.processes), so a sampler in the command
-that started the run (``rig soak``, scripts/benchmark.py) finds them all, whoever their
-parent is. Processes are grouped by what they are: the runner (pytest, its workers, peer
-hosts: Python), Playwright's driver (node), and the browsers (every process of Chromium and
-Firefox: main, renderers, content processes, helpers).
+Every process a run starts carries the run marker (rig.processes), so a sampler in the command
+that started the run (``rig soak``, scripts/benchmark.py) finds them, whoever their parent is;
+with them it takes every process below one of them, since Chromium's helpers (zygotes,
+renderers, GPU and utility processes) write their new command line over the memory that
+/proc/PID/environ shows, and the marker is gone from theirs. Processes are grouped by what they
+are: the runner (pytest, its workers, peer hosts: Python), Playwright's driver (node), and the
+browsers (every process of Chromium and Firefox: main, renderers, content processes, helpers).
+
+What a process is comes from the executable the kernel runs (/proc/PID/exe), not from its
+command line: a helper between fork and exec still shows its parent's command line, and one
+that rewrote it (``/proc/self/exe --type=utility``, a zygote's title) no longer names it.
 """
 
 from __future__ import annotations
@@ -36,12 +42,18 @@ def group_of(exe: str, args: bytes) -> str:
     return "other"
 
 
-def is_browser_main(exe: str, args: bytes) -> bool:
-    """A browser's main process (not a renderer, zygote, content process or helper, nor a
-    ``--version`` asked of the binary). A process whose command line is already empty (exiting,
-    or a zombie) is none: its arguments, which tell a main process from a helper, are gone."""
-    return exe in BROWSER_EXES and exe != "chrome_crashpad_handler" and bool(args.strip()) \
-        and b"--type=" not in args and b"-contentproc" not in args and b"--version" not in args
+def is_driver(exe: str, parent_exe: str) -> bool:
+    """A Playwright driver: node started by something other than node. A child the driver has
+    forked to launch a browser is node too, with the driver's command line, until its exec."""
+    return exe == "node" and parent_exe != "node"
+
+
+def is_browser_main(exe: str, parent_exe: str) -> bool:
+    """A browser's main process: a browser executable that a Playwright driver started. Every
+    other process of a browser is started by its main (or by a zygote), and may show the main's
+    command line from its fork until its exec; ``--version`` asked of the binary comes from the
+    runner."""
+    return exe in BROWSER_EXES and exe != "chrome_crashpad_handler" and parent_exe == "node"
 
 
 @dataclass
@@ -66,6 +78,7 @@ class Sampler(threading.Thread):
         self.browser_mains: set[int] = set()
         self.drivers: set[int] = set()  # Playwright drivers (node) seen
         self.commands: dict[int, str] = {}  # browser main or driver pid -> its command line (diagnostics)
+        self.parents: dict[int, int] = {}  # browser main or driver pid -> its parent's pid
         self._cpu: dict[int, tuple[str, float]] = {}  # pid -> (group, CPU seconds when last seen)
         self.stop = threading.Event()
         self._t0 = time.monotonic()
@@ -79,21 +92,24 @@ class Sampler(threading.Thread):
 
     def sample(self) -> Sample:
         mb = dict.fromkeys(GROUPS, 0.0)
-        for pid in processes.marked(self.run_id):
-            got = _read(pid)
-            if got is None:
+        seen = {pid: got for pid in run_processes(self.run_id) if (got := _read(pid)) is not None}
+        for pid, (exe, args, kb, cpu, ppid) in seen.items():
+            if not exe:  # exited (a zombie): no memory left, and its group is the one it was seen in
+                if pid in self._cpu:
+                    self._cpu[pid] = (self._cpu[pid][0], cpu)
                 continue
-            exe, args, kb, cpu = got
             g = group_of(exe, args)
             mb[g] += kb / 1024
             self._cpu[pid] = (g, cpu)
-            if is_browser_main(exe, args):
+            parent_exe = seen[ppid][0] if ppid in seen else _exe(ppid)
+            if is_browser_main(exe, parent_exe):
                 self.browser_mains.add(pid)
-            elif g == "driver":
+            elif is_driver(exe, parent_exe):
                 self.drivers.add(pid)
             else:
                 continue
             self.commands.setdefault(pid, args.decode(errors="replace")[:300])
+            self.parents.setdefault(pid, ppid)
         done = self.progress() if self.progress else 0
         s = Sample(time.monotonic() - self._t0, mb, done)
         self.samples.append(s)
@@ -112,7 +128,32 @@ class Sampler(threading.Thread):
         return out
 
 
-def _read(pid: int) -> tuple[str, bytes, int, float] | None:
+def run_processes(run_id: str) -> set[int]:
+    """The run's live processes: those with its marker, and every process below one of them."""
+    found = set(processes.marked(run_id))
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and (got := processes.stat(int(d.name))) is not None:
+            children.setdefault(got[1], []).append(int(d.name))
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _exe(pid: int) -> str:
+    """The name of the executable ``pid`` runs; "" when it has exited (a zombie) or is gone."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/exe")).name.removesuffix(" (deleted)")
+    except OSError:
+        return ""
+
+
+def _read(pid: int) -> tuple[str, bytes, int, float, int] | None:
+    """(executable name, command line, memory KB, CPU seconds, parent pid) of ``pid``."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -125,8 +166,7 @@ def _read(pid: int) -> tuple[str, bytes, int, float] | None:
         return None
     fields = stat.rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-    exe = Path(cmd[0].decode(errors="replace")).name if cmd and cmd[0] else stat[stat.find("(") + 1:stat.rfind(")")]
-    return exe, b" ".join(cmd), kb, cpu
+    return _exe(pid), b" ".join(cmd), kb, cpu, int(fields[1])
 
 
 def group_trends(samples: list[Sample], skip: float = 0.1) -> dict[str, tuple[float, float, float]]:

@@ -46,12 +46,19 @@ def _sampled_matrix(tmp_path: Path, scenarios: str, repeat: int, **env: str) -> 
     return json.loads((tmp_path / "results.json").read_text())["cases"], sampler, proc.stdout + proc.stderr
 
 
+def _launches(sampler: Sampler) -> list[str]:
+    """Each driver and browser main the sampler counted: pid, parent pid, command line."""
+    return [f"{p} (parent {sampler.parents[p]}): {sampler.commands[p]}"
+            for p in sorted(sampler.drivers | sampler.browser_mains)]
+
+
 def test_a_browser_is_recycled_after_its_pages(tmp_path: Path) -> None:
     """RIG_RECYCLE_PAGES=2: a Chromium x Chromium case takes two pages, so every case after
     the first runs on a freshly launched browser, and still passes."""
     cases, sampler, out = _sampled_matrix(tmp_path, "add-video,glare-datachannel", 2, RIG_RECYCLE_PAGES="2")
     assert [c["outcome"] for c in cases] == ["passed"] * 4, out
-    assert len(sampler.browser_mains) == 4, [sampler.commands[p] for p in sorted(sampler.browser_mains)]
+    assert len(sampler.drivers) == 1 and len(sampler.browser_mains) == 4, _launches(sampler)
+    assert {sampler.parents[m] for m in sampler.browser_mains} == sampler.drivers, _launches(sampler)
 
 
 def test_a_driver_is_restarted_with_its_browsers_after_its_pages(tmp_path: Path) -> None:
@@ -59,6 +66,7 @@ def test_a_driver_is_restarted_with_its_browsers_after_its_pages(tmp_path: Path)
     starts a new Playwright driver (and browser) for each case, and every case passes."""
     cases, sampler, out = _sampled_matrix(tmp_path, "add-video", 3, RIG_RECYCLE_DRIVER_PAGES="2")
     assert [c["outcome"] for c in cases] == ["passed"] * 3, out
-    assert len(sampler.drivers) == 3 and len(sampler.browser_mains) == 3, \
-        [sampler.commands[p] for p in sorted(sampler.drivers | sampler.browser_mains)]
+    assert len(sampler.drivers) == 3 and len(sampler.browser_mains) == 3, _launches(sampler)
+    # one browser per driver: each main's parent is a different driver
+    assert sorted(sampler.parents[m] for m in sampler.browser_mains) == sorted(sampler.drivers), _launches(sampler)
     assert "left behind" not in out

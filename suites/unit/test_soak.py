@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import playwright
 import pytest
 
-from rig import soak
+from rig import config, soak, usage
 from rig.peers.base import RigError
-from rig.usage import GROUPS, Sample, group_of, group_trends, is_browser_main, trend
+from rig.usage import GROUPS, Sample, Sampler, group_of, group_trends, is_browser_main, is_driver, trend
 
 
 def test_plan_covers_every_glare_cell_in_whole_repeats() -> None:
@@ -56,10 +67,55 @@ def test_processes_are_grouped_by_what_they_are() -> None:
     assert group_of("node", b"node cli.js run-driver") == "driver"
     assert group_of("chromium", b"chromium --type=renderer") == "browsers"
     assert group_of("Isolated Web Co", b"/usr/lib/firefox-esr/firefox-esr -contentproc 12") == "browsers"
-    assert is_browser_main("chromium", b"chromium --headless") and not is_browser_main("chromium", b"--type=gpu")
-    assert not is_browser_main("chrome_crashpad_handler", b"")
-    # an exiting helper whose command line is already gone (its name read from /proc/PID/stat)
-    assert not is_browser_main("chromium", b"") and not is_browser_main("chromium", b" ")
+    assert group_of("chromium-headless-shell", b"/proc/self/exe --type=utility") == "browsers"
+    # a main is a browser a driver started; a driver is node that node did not start
+    assert is_browser_main("chromium-headless-shell", "node") and is_browser_main("firefox-esr", "node")
+    assert not is_browser_main("chromium", "chromium") and not is_browser_main("chromium", "python3.11")
+    assert not is_browser_main("chrome_crashpad_handler", "node") and not is_browser_main("node", "node")
+    assert is_driver("node", "python3.11") and not is_driver("node", "node") and not is_driver("chromium", "python3.11")
+
+
+def _node() -> str:
+    return str(Path(playwright.__file__).parent / "driver" / "node")
+
+
+def test_the_sampler_counts_what_a_driver_launched_not_forks_or_helpers(tmp_path: Path) -> None:
+    """A tree of real processes shaped like a run's: node (the driver) starts "chromium" (a copy
+    of the shell, so the kernel names its executable so), which forks a subshell that never
+    execs (a helper between fork and exec: the main's executable and command line, the marker)
+    and starts a helper without the marker (Chromium's helpers overwrite their environment);
+    node also forks a shell that runs node again. One driver, one main; every process sampled."""
+    fake = tmp_path / "chromium"
+    shutil.copy2("/bin/sh", fake)
+    run_id = f"usage-{uuid.uuid4().hex}"
+    script = (f"const {{spawn}} = require('child_process');"
+              f"const m = spawn({json.dumps(str(fake))}, ['-c', '(while :; do sleep 5; done) & "
+              f"env -u {config.RUN_MARKER_ENV} sleep 30 & echo ready; wait'], {{stdio: ['ignore', 'pipe', 'inherit']}});"
+              f"spawn('/bin/sh', ['-c', 'exec \"$0\" -e \"setTimeout(() => 0, 30000)\"', process.execPath],"
+              f" {{stdio: 'ignore'}});"
+              f"m.stdout.once('data', () => console.log(m.pid)); setTimeout(() => 0, 30000);")
+    env = dict(os.environ, **{config.RUN_MARKER_ENV: run_id})
+    proc = subprocess.Popen([_node(), "-e", script], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None and select.select([proc.stdout], [], [], 10)[0], "no word from node in 10 s"
+        main = int(proc.stdout.readline())
+        sampler = Sampler(run_id)
+        deadline = time.monotonic() + 10
+        while True:  # until every process of the tree has started (the second node, the unmarked sleep)
+            sampler.sample()
+            below = usage.run_processes(run_id)
+            kinds = sorted(usage._exe(p) for p in below)
+            if kinds.count("node") == 2 and kinds.count("sleep") >= 2 and kinds.count("chromium") == 2:
+                break
+            assert time.monotonic() < deadline, kinds
+        assert sampler.browser_mains == {main} and sampler.parents[main] == proc.pid, sampler.commands
+        assert sampler.drivers == {proc.pid}, sampler.commands
+        unmarked = [p for p in below if usage._exe(p) == "sleep" and run_id not in Path(f"/proc/{p}/environ").read_text()]
+        assert len(unmarked) == 1
+        assert sampler.samples[-1].mb["browsers"] > 0 and sampler.samples[-1].mb["other"] > 0
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def test_the_summary_counts_findings_apart_from_failures() -> None:
