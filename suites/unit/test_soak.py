@@ -101,16 +101,16 @@ def test_the_sampler_counts_what_a_driver_launched_not_forks_or_helpers(tmp_path
         main = int(proc.stdout.readline())
         sampler = Sampler(run_id)
         deadline = time.monotonic() + 10
-        while True:  # until every process of the tree has started (the second node, the unmarked sleep)
-            sampler.sample()
+        while True:  # sampled again once every process of the tree runs (the second node, the unmarked sleep)
             below = usage.run_processes(run_id)
             kinds = sorted(usage._exe(p) for p in below)
+            sampler.sample()
             if kinds.count("node") == 2 and kinds.count("sleep") >= 2 and kinds.count("chromium") == 2:
                 break
             assert time.monotonic() < deadline, kinds
         assert sampler.browser_mains == {main} and sampler.parents[main] == proc.pid, sampler.commands
         assert sampler.drivers == {proc.pid}, sampler.commands
-        unmarked = [p for p in below if usage._exe(p) == "sleep" and run_id not in Path(f"/proc/{p}/environ").read_text()]
+        unmarked = [p for p in below if usage._exe(p) == "sleep" and run_id.encode() not in Path(f"/proc/{p}/environ").read_bytes()]
         assert len(unmarked) == 1
         assert sampler.samples[-1].mb["browsers"] > 0 and sampler.samples[-1].mb["other"] > 0
     finally:
