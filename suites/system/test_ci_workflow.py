@@ -1,8 +1,10 @@
-""".github/workflows/interop.yml, run here: its shard and merge steps are read from the file
-and executed with bash as GitHub would (matrix variables substituted, a small catalogue: Chromium
-and aiortc, two scenarios), so the file cannot rot. The merged report must equal, cell by cell,
-an unsharded run of the same catalogue, and its junit.xml must carry the properties.
-About 40 s (three small matrix runs)."""
+""".github/workflows/interop.yml, run here: every step that can run on this machine is executed
+with bash as GitHub would (matrix variables substituted, a small catalogue: Chromium and aiortc, two
+scenarios), the set-up steps in a bare Debian 12 root by test_debian_root.py, and each remaining
+step (an action) is listed with its reason in workflow_steps.PLACES; a step in none of these fails
+here, so a new one cannot slip by. The merged report must equal, cell by cell, an unsharded run of
+the same catalogue, its junit.xml must carry the properties, and the gate must pass a full run
+and refuse a full matrix that lost cells. About 40 s (three small matrix runs)."""
 
 from __future__ import annotations
 
@@ -15,45 +17,20 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-import yaml
+from workflow_steps import DEBIAN_ROOT, HERE, PLACES, WORKFLOW, bash_argv, expand, step, workflow, workflow_env
 
-from rig import config, processes
+from rig import processes
 
-WORKFLOW = config.ROOT / ".github" / "workflows" / "interop.yml"
 PEERS, SCENARIOS = "chromium,aiortc", "initial-datachannel,glare-datachannel"
-EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 JUNIT_PROPERTIES = {"case_id", "scenario", "polite.spec", "polite.kind", "polite.version", "impolite.spec",
                     "impolite.kind", "impolite.version", "outcome", "expected", "finding", "findings",
                     "glare.forced", "glare.observed", "glare.rolled_back", "glare.ignored", "glare.reoffered",
                     "case_page"}
-
-
-def _workflow() -> dict:
-    return yaml.safe_load(WORKFLOW.read_text())
-
-
-def _step(job: dict, step_id: str) -> dict:
-    found = [s for s in job["steps"] if s.get("id") == step_id]
-    assert len(found) == 1, f"interop.yml: expected one step with id {step_id!r} in the job"
-    return found[0]
-
-
-def _expand(text: str, values: dict[str, str]) -> str:
-    """The text with each ${{ expression }} replaced; an expression this test does not know fails it,
-    so a new variable in a step cannot slip past it untested."""
-    def one(m: re.Match) -> str:
-        if m.group(1) not in values:
-            pytest.fail(f"interop.yml: unknown expression ${{{{ {m.group(1)} }}}} in {text!r}; teach "
-                        "suites/system/test_ci_workflow.py its local value")
-        return values[m.group(1)]
-    return EXPR.sub(one, text)
+SHA_PIN = re.compile(r"^\s*(?:-\s*)?uses:\s*([^@\s]+)@(\S+)(?:\s+#\s*(\S+))?\s*$")
 
 
 def _bash(script: str, cwd: Path, env: dict[str, str], timeout: float = 300):
-    """A `run:` step as GitHub runs it with `shell: bash`."""
-    return processes.run_bounded(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                                 cwd=cwd, env=env, timeout=timeout)
+    return processes.run_bounded(bash_argv(script), cwd=cwd, env=env, timeout=timeout)
 
 
 def _cells(results: Path) -> dict[tuple[str, str, str], list[str]]:
@@ -64,43 +41,105 @@ def _cells(results: Path) -> dict[tuple[str, str, str], list[str]]:
     return {k: sorted(v) for k, v in cells.items()}
 
 
+def test_every_step_is_run_or_listed_with_its_reason() -> None:
+    wf = workflow()
+    seen = set()
+    for job_name, job in wf["jobs"].items():
+        for s in job["steps"]:
+            assert s.get("id"), f"interop.yml: a step of job {job_name!r} without an id: {s.get('name') or s.get('uses')}"
+            key = (job_name, s["id"])
+            assert key not in seen, f"interop.yml: two steps {key}"
+            seen.add(key)
+            place = PLACES.get(key)
+            assert place is not None, (f"interop.yml: step {key} is neither run by a test nor listed with the reason "
+                                       "it cannot be: add it to suites/system/workflow_steps.py PLACES")
+            if place in (HERE, DEBIAN_ROOT):
+                assert "run" in s, f"{key} is placed {place!r} but is not a run step"
+            else:
+                assert "uses" in s and "run" not in s, f"{key}: only an action may go unrun (a run step can run here)"
+    assert set(PLACES) == seen, f"PLACES lists steps the workflow does not have: {sorted(set(PLACES) - seen)}"
+
+
 def test_the_workflow_has_every_shard_a_cache_and_a_gate() -> None:
-    wf = _workflow()
+    wf = workflow()
     triggers = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` as true
     assert {"push", "pull_request", "workflow_dispatch"} <= set(triggers)
     shard_job, merge_job = wf["jobs"]["shard"], wf["jobs"]["merge"]
+    assert shard_job["container"] == merge_job["container"] == "debian:12", "what test_debian_root.py builds"
     matrix = shard_job["strategy"]["matrix"]
     n = len(matrix["shard"])
     assert matrix["shard"] == [f"{i}/{n}" for i in range(1, n + 1)], "every slice 1/N..N/N, once"
     assert all({"name", "peers"} <= set(s) for s in matrix["set"]) and shard_job["strategy"]["fail-fast"] is False
-    cache = next(s for s in shard_job["steps"] if str(s.get("uses", "")).startswith("actions/cache@"))
-    assert cache["with"]["path"] == "~/.cache/glare-rig"
-    assert "rig matrix" in _step(shard_job, "shard")["run"] and "--shard" in _step(shard_job, "shard")["run"]
-    upload, download = _step(shard_job, "upload"), _step(merge_job, "download")
+
+    # least privilege: checks: write only where the JUnit check run is made
+    assert wf["permissions"] == {"contents": "read"}
+    assert "permissions" not in shard_job
+    assert merge_job["permissions"] == {"contents": "read", "actions": "read", "checks": "write"}
+    assert wf["concurrency"]["cancel-in-progress"] is True
+    assert {"github.workflow", "github.ref"} <= set(re.findall(r"\$\{\{\s*(.*?)\s*\}\}", wf["concurrency"]["group"]))
+
+    caches = {s["id"]: s for s in shard_job["steps"] if str(s.get("uses", "")).startswith("actions/cache@")}
+    assert caches["browser-cache"]["with"]["path"] == "~/.cache/glare-rig"
+    for job in (shard_job, merge_job):
+        apt, pip = step(job, "apt-cache")["with"], step(job, "pip-cache")["with"]
+        assert apt["path"] == "/var/cache/apt/archives" and pip["path"] == "~/.cache/pip"
+        for key in (apt["key"], pip["key"]):
+            assert "steps.debian.outputs.release" in key, "a cache of another Debian release is not this one's"
+        assert "github.job" in apt["key"], "the merge job installs no browser: its cache must not stand for the shards'"
+        assert "hashFiles('pyproject.toml')" in pip["key"]
+        assert "docker-clean" in step(job, "container")["run"], "debian:12 deletes apt's downloads unless told not to"
+        ids = [s["id"] for s in job["steps"]]
+        assert ids.index("debian") < ids.index("apt-cache") and ids.index("checkout") < ids.index("apt-cache")
+        assert ids.index("apt-cache") < ids.index("setup") and ids.index("pip-cache") < ids.index("setup")
+
+    assert "rig matrix" in step(shard_job, "shard")["run"] and "--shard" in step(shard_job, "shard")["run"]
+    upload, download = step(shard_job, "upload"), step(merge_job, "download")
     assert upload["uses"].startswith("actions/upload-artifact@") and download["uses"].startswith("actions/download-artifact@")
     assert "strategy.job-index" in upload["with"]["name"], "one artifact per job, whatever its shard"
-    name = _expand(upload["with"]["name"], {"matrix.set.name": "newest", "strategy.job-index": "0"})
+    name = expand(upload["with"]["name"], {"matrix.set.name": "newest", "strategy.job-index": "0"})
     assert fnmatch.fnmatch(name, download["with"]["pattern"]), "the merge job downloads every shard's artifact"
     assert merge_job["needs"] == "shard"
-    assert "rig merge" in _step(merge_job, "merge")["run"]
-    assert "GITHUB_STEP_SUMMARY" in _step(merge_job, "summary")["run"]
-    junit = next(s for s in merge_job["steps"] if "junit" in str(s.get("uses", "")))
-    assert junit["with"]["report_paths"].endswith("junit.xml")
-    baseline = _step(merge_job, "baseline")
-    assert baseline["with"]["branch"] == "main" and baseline["with"]["path"] == "baseline"
-    assert "rig compare baseline" in _step(merge_job, "gate")["run"]
+    assert "rig merge" in step(merge_job, "merge")["run"]
+    assert "GITHUB_STEP_SUMMARY" in step(merge_job, "summary")["run"]
+
+    junit = step(merge_job, "junit")
+    assert junit["uses"].startswith("mikepenz/action-junit-report@") and junit["with"]["report_paths"].endswith("junit.xml")
+    # a fork's pull request has a read-only token: annotations, no check run (which would fail with 403)
+    assert junit["with"]["annotate_only"] == "${{ github.event.pull_request.head.repo.fork == true }}"
+
+    # the baseline: only a full matrix of a push to main, and only full runs upload that name
+    baseline = step(merge_job, "baseline")["with"]
+    assert (baseline["branch"], baseline["event"], baseline["workflow_conclusion"]) == ("main", "push", "success")
+    assert baseline["path"] == "baseline" and baseline["search_artifacts"] is True
+    report_upload = step(merge_job, "upload")["with"]["name"]
+    assert report_upload == "${{ env.REPORT_ARTIFACT }}"
+    assert workflow_env(wf, "all")["REPORT_ARTIFACT"] == baseline["name"]
+    assert workflow_env(wf, "glare-initial")["REPORT_ARTIFACT"] != baseline["name"]
+    assert (workflow_env(wf, "all")["FULL_MATRIX"], workflow_env(wf, "glare-initial")["FULL_MATRIX"]) == ("true", "false")
+    assert "rig compare baseline merged" in step(merge_job, "gate")["run"]
 
 
-def test_the_workflows_shard_and_merge_steps_run_here(tmp_path: Path) -> None:
-    wf = _workflow()
+def test_every_action_is_pinned_to_a_commit_with_its_tag() -> None:
+    uses = [m for line in WORKFLOW.read_text().splitlines() if (m := SHA_PIN.match(line))]
+    assert len(uses) == sum(1 for job in workflow()["jobs"].values() for s in job["steps"] if "uses" in s)
+    for m in uses:
+        action, ref, tag = m.groups()
+        assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{action}@{ref}: pin a full commit SHA (a tag can be moved)"
+        assert tag and re.fullmatch(r"v\d+(\.\d+)*", tag), f"{action}@{ref}: say its tag in a comment (# v1.2.3)"
+
+
+def test_the_workflows_steps_run_here(tmp_path: Path) -> None:
+    wf = workflow()
     shard_job, merge_job = wf["jobs"]["shard"], wf["jobs"]["merge"]
+    ran: set[tuple[str, str]] = set()
     shard_values = shard_job["strategy"]["matrix"]["shard"]
-    bin_dir = tmp_path / "bin"  # `rig` on PATH, as ./run setup puts .venv/bin there
+    bin_dir = tmp_path / "bin"  # `rig` on PATH, as the setup step puts .venv/bin there
     bin_dir.mkdir()
     (bin_dir / "rig").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m rig "$@"\n')
     (bin_dir / "rig").chmod(0o755)
-    workflow_env = {k: _expand(str(v), {"inputs.scenarios || 'all'": SCENARIOS}) for k, v in wf["env"].items()}
-    env = {**os.environ, **workflow_env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, **workflow_env(wf, SCENARIOS), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    # a subset of the scenarios: not a full matrix
+    assert env["FULL_MATRIX"] == "false" and env["SCENARIOS"] == SCENARIOS
 
     # the reference: the same catalogue in one unsharded run
     ref = tmp_path / "unsharded"
@@ -109,35 +148,57 @@ def test_the_workflows_shard_and_merge_steps_run_here(tmp_path: Path) -> None:
     assert got.returncode in (0, 1) and (ref / "results.json").is_file(), got.stdout[-2000:] + got.stderr[-2000:]
 
     merge_dir = tmp_path / "merge-job"
-    download = _step(merge_job, "download")["with"]["path"]
+    download = step(merge_job, "download")["with"]["path"]
     for index, shard in enumerate(shard_values):
         values = {"matrix.set.peers": PEERS, "matrix.set.name": "local", "matrix.shard": shard,
                   "strategy.job-index": str(index)}
         job_dir = tmp_path / f"job-{index}"
         job_dir.mkdir()
-        got = _bash(_expand(_step(shard_job, "shard")["run"], values), job_dir, env)
+        got = _bash(expand(step(shard_job, "shard")["run"], values), job_dir, env)
         assert got.returncode == 0, f"shard {shard}: {got.stdout[-2000:]}{got.stderr[-2000:]}"
-        upload = _step(shard_job, "upload")["with"]
+        ran.add(("shard", "shard"))
+        upload = step(shard_job, "upload")["with"]
         # download-artifact with a pattern puts each artifact in PATH/<its name>/
-        shutil.copytree(job_dir / _expand(upload["path"], values),
-                        merge_dir / download / _expand(upload["name"], values))
-        data = json.loads((job_dir / _expand(upload["path"], values) / "results.json").read_text())
+        shutil.copytree(job_dir / expand(upload["path"], values),
+                        merge_dir / download / expand(upload["name"], values))
+        data = json.loads((job_dir / expand(upload["path"], values) / "results.json").read_text())
         assert data["shard"] == shard and len(data["catalogue"]) == 8
 
-    got = _bash(_step(merge_job, "merge")["run"], merge_dir, env, timeout=120)
+    got = _bash(step(merge_job, "merge")["run"], merge_dir, env, timeout=120)
     assert got.returncode == 0, got.stdout + got.stderr
+    ran.add(("merge", "merge"))
     merged = merge_dir / "merged"
     assert _cells(merged / "results.json") == _cells(ref / "results.json"), "the shards, merged, are the whole run"
 
     summary = tmp_path / "step-summary.md"
-    got = _bash(_step(merge_job, "summary")["run"], merge_dir, {**env, "GITHUB_STEP_SUMMARY": str(summary)})
+    got = _bash(step(merge_job, "summary")["run"], merge_dir, {**env, "GITHUB_STEP_SUMMARY": str(summary)})
     assert got.returncode == 0, got.stderr
+    ran.add(("merge", "summary"))
     text = summary.read_text()
     assert "| `glare-datachannel` |" in text and "chromium → aiortc" in text and "Merged from 2 report(s)" in text
 
-    shutil.copytree(ref, merge_dir / "baseline")  # what the baseline step downloads: main's last report
-    got = _bash(_step(merge_job, "gate")["run"], merge_dir, env, timeout=120)
-    assert got.returncode == 0 and "0 changed cell(s)" in got.stdout, got.stdout + got.stderr
+    gate = step(merge_job, "gate")["run"]
+    shutil.copytree(ref, merge_dir / "baseline")  # what the baseline step downloads: main's last full report
+    for full in ("true", "false"):
+        got = _bash(gate, merge_dir, {**env, "FULL_MATRIX": full}, timeout=120)
+        assert got.returncode == 0 and "0 changed cell(s)" in got.stdout, got.stdout + got.stderr
+    ran.add(("merge", "gate"))
+    # a run that lost cells (here: one shard's report as the whole): a full matrix fails the gate,
+    # a subset run by hand passes it, saying what it lacks
+    lost = tmp_path / "lost-cells"
+    shutil.copytree(ref, lost / "baseline")
+    shutil.copytree(tmp_path / "job-0" / "report", lost / "merged")
+    got = _bash(gate, lost, {**env, "FULL_MATRIX": "true"}, timeout=120)
+    assert got.returncode == 3 and "lacks" in got.stderr, got.stdout + got.stderr
+    got = _bash(gate, lost, {**env, "FULL_MATRIX": "false"}, timeout=120)
+    assert got.returncode == 0 and "--allow-removed" in got.stdout, got.stdout + got.stderr
+    # the job-summary line when main has no report yet
+    nothing = tmp_path / "no-baseline"
+    shutil.copytree(ref, nothing / "merged")
+    got = _bash(gate, nothing, {**env, "GITHUB_STEP_SUMMARY": str(summary)}, timeout=60)
+    assert got.returncode == 0 and "gate is skipped" in summary.read_text(), got.stdout + got.stderr
+
+    assert ran == {k for k, place in PLACES.items() if place == HERE}, "every step placed here is run here"
 
     # every link of the merged index opens a page that is there
     index = (merged / "index.html").read_text()
