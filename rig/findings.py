@@ -356,23 +356,38 @@ FINDINGS: tuple[Finding, ...] = (
     Finding(
         "aiortc-unrepaired-packet-loss", "aiortc's video stalls for good after one packet lost and not retransmitted",
         "aiortc",
-        (Cells(("glare-repeated-av",), "chromium", "aiortc", intermittent=True),),
+        (Cells(("glare-add-media-av", "glare-in-sld-polite-av", "glare-in-sld-impolite-av", "glare-offer-start-av",
+                "glare-repeated-av"), "chromium", "aiortc", intermittent=True),),
         peer=None, operation="settle",
         end_state=r"impolite peer \(aiortc [^)]*\) receives \d+ of \d+ expected video track\(s\) with media since "
                   r"its last negotiation \([^)]*mid \w+: \d{2,} packets received since its last negotiation, no frame "
                   r"decoded",
         detail="aiortc 1.16.0: when one RTP packet of a video track is lost and its retransmission does not arrive, "
-               "the receiver's jitter buffer waits for that sequence number until 512 later packets have come (25-50 s "
-               "at the rig's frame rates); aiortc sends one NACK for the gap, never repeats it, and sends no keyframe "
-               "request (PLI) before that overflow. Packets keep arriving and are counted, no frame comes out. On "
-               "loopback a loss needs load (a starved event loop); Chromium 156 did not answer NACKs that fell within "
-               "about 0.1-0.2 s of it applying a description, and aiortc cannot route retransmissions of an m-line "
-               "added by renegotiation at all (it learns an RTX SSRC only while one receiver has that payload type). "
-               "Seen once (2026-12-06, fresh-clone CI under load: mid 1 stopped during collision 1; 144 packets, 9 "
-               "frames); the settle message says since then whether a silent track's packets still arrive, which "
-               "tells this apart from aiortc-payload-type-remap (no packets).",
-        seen={"aiortc": (Seen("1.16.0"),), "chromium": (Seen("156.0.8078.114"),)},
+               "the receiver's jitter buffer waits for that sequence number until 512 later packets have come (25-65 "
+               "s at the rig's frame rates); aiortc sends one NACK for the gap, never repeats it, and sends no "
+               "keyframe request (PLI) before that overflow. Packets keep arriving and are counted, no frame comes "
+               "out. On loopback a loss needs load (a starved event loop); Chromium 156 did not answer NACKs that "
+               "fell within about 0.1-0.2 s of it applying a description, and aiortc cannot route retransmissions of "
+               "an m-line added by renegotiation at all (it learns an RTX SSRC only while one receiver has that "
+               "payload type). Its cells are the audio+video scenarios in which a polite Chromium keeps sending "
+               "aiortc video on mid 1 while it applies its collided offer, the rollback, its answer and its re-offer, "
+               "and then sends a new video m-line; offer-during-answer-av has that shape too but "
+               "aiortc-no-operations-chain ends every run of it before a settle could see a stall. Seen twice, both "
+               "times in a fresh-clone CI run under load and with mid 1 stopping during collision 1: "
+               "glare-repeated-av (2026-12-06, Chromium 156.0.8078.114; 144 packets, 9 frames) and "
+               "glare-in-sld-impolite-av (2026-12-06, Chromium 156.0.8078.129, load 11-14 on 2 cores; 79 packets "
+               "since the last negotiation, no frame, 8 before). Neither record has a packet-level log, so the lost "
+               "packet is inferred: routing, a decoder error and the connection are ruled out (an RTCP BYE stopping "
+               "the decoder is not, but none was seen from Chromium 156 in 63 instrumented runs). Dropping on purpose "
+               "the first mid-1 packet after aiortc's collided offer stalled glare-in-sld-impolite-av and "
+               "glare-add-media-av with the same message when Chromium did not answer the NACK (2 of 7 drops across "
+               "four of these scenarios; Chromium retransmitted the other 5 within 2-105 ms of the NACK). The settle "
+               "message says whether a silent track's packets still arrive, which tells this apart from "
+               "aiortc-payload-type-remap (no packets).",
+        seen={"aiortc": (Seen("1.16.0"),), "chromium": (Seen("156.0.8078.114", "156.0.8078.129"),)},
         trigger="fixtures/findings/aiortc_unrepaired_packet_loss.py",
+        evidence=("fixtures/findings/evidence/aiortc-unrepaired-packet-loss.glare-in-sld-impolite-av.case.json",
+                  "fixtures/findings/evidence/aiortc-unrepaired-packet-loss.glare-in-sld-impolite-av.aiortc.log"),
     ),
     Finding(
         "aiortc-channel-before-answer", "aiortc breaks its connection offering a channel created before it answered",
