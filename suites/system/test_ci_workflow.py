@@ -58,6 +58,8 @@ def test_every_step_is_run_or_listed_with_its_reason() -> None:
             else:
                 assert "uses" in s and "run" not in s, f"{key}: only an action may go unrun (a run step can run here)"
     assert set(PLACES) == seen, f"PLACES lists steps the workflow does not have: {sorted(set(PLACES) - seen)}"
+    in_root = {job for (job, _), place in PLACES.items() if place == DEBIAN_ROOT}
+    assert in_root <= {"shard", "merge"}, f"test_debian_root.py runs the steps of jobs shard and merge, not {in_root}"
 
 
 def test_the_workflow_has_every_shard_a_cache_and_a_gate() -> None:
