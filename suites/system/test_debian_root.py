@@ -96,7 +96,7 @@ def _base(suite: str, cache: Path) -> Path:
         return tarball
     part = tarball.with_name(f"{tarball.name}.{os.getpid()}.part")
     try:
-        got = processes.run_bounded(["mmdebstrap", *BASE_OPTIONS, suite, str(part), *map(str, sources)],
+        got = processes.run_bounded(["mmdebstrap", *BASE_OPTIONS, "--format=tar", suite, str(part), *map(str, sources)],
                                     timeout=BASE_BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         part.unlink(missing_ok=True)
