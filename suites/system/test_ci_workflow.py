@@ -77,7 +77,7 @@ def test_the_workflow_has_every_shard_a_cache_and_a_gate() -> None:
     assert wf["permissions"] == {"contents": "read"}
     assert "permissions" not in shard_job
     assert merge_job["permissions"] == {"contents": "read", "actions": "read", "checks": "write"}
-    assert wf["concurrency"]["cancel-in-progress"] is True
+    assert wf["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
     assert {"github.workflow", "github.ref"} <= set(re.findall(r"\$\{\{\s*(.*?)\s*\}\}", wf["concurrency"]["group"]))
 
     caches = {s["id"]: s for s in shard_job["steps"] if str(s.get("uses", "")).startswith("actions/cache@")}
