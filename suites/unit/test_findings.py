@@ -185,17 +185,14 @@ def test_evidence_is_its_finding_and_no_other(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", _evidence(), ids=lambda p: p.name.removesuffix(".case.json"))
-def test_evidence_mixed_with_a_plumbing_error_is_failed(path: Path) -> None:
+def test_evidence_mixed_with_a_plumbing_error_is_failed(path: Path, tmp_path: Path) -> None:
     raw = json.loads(path.read_text())
     raw["events"].setdefault("impolite", []).append(
         {"t": 0.001, "type": "error", "detail": {"source": "pageerror", "text": "TypeError: rig is undefined",
                                                  "errors": [{"name": "TypeError", "message": "rig is undefined"}]}})
-    mixed = path.with_name("mixed.json")
-    try:
-        mixed.write_text(json.dumps(raw))
-        judgement, _ = _rejudge(mixed)
-    finally:
-        mixed.unlink(missing_ok=True)
+    mixed = tmp_path / "mixed.json"  # each test its own: xdist workers run these side by side
+    mixed.write_text(json.dumps(raw))
+    judgement, _ = _rejudge(mixed)
     assert judgement.outcome == "failed" and "rig is undefined" in judgement.reason
 
 
