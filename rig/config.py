@@ -136,6 +136,11 @@ ENV_BUILD_TIMEOUT = float(os.environ.get("RIG_ENV_BUILD_TIMEOUT", 600))
 PIP_INDEX_TIMEOUT = 120.0
 #: A data-channel message after an ICE restart (SCTP retransmission backoff, see rig.case).
 RESTART_EXCHANGE_TIMEOUT = 30.0
+#: after the last step, how long a peer that says "disconnected" gets to leave that state before
+#: the end state is judged: a transient state by the spec (an ICE consent check lost, e.g. when
+#: a loaded event loop drops aiortc's UDP packets); Firefox checks consent every 4-6 s and is
+#: connected again at the first answered check, so two of its longest intervals
+RECOVER_TIMEOUT = 12.0
 
 #: The signaling stub's limits (docs/design.md, "Signaling stub limits"). A case sends a few dozen
 #: frames of a few kB through one room; each limit is far above that and bounds what a client

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .config import RECOVER_TIMEOUT as RECOVER_S
 from .findings import ErrorReport
 from .model import Cause, Check, Glare
 
@@ -73,6 +74,9 @@ class Ledger:
     message_faults: list[dict] = field(default_factory=list)  # {what, sender, kind, step}
     #: a fault injected by rig matrix --fault (rig.faults): {name, done, t}
     fault: dict = field(default_factory=dict)
+    #: peers that said "disconnected" after the last step, and how that ended (rig.case, the
+    #: end state's recovery wait): {role, t, recovered_t | None}
+    dips: list[dict] = field(default_factory=list)
     #: politeness each peer computed from the user ids (None: it never joined)
     computed_polite: dict[str, bool | None] = field(default_factory=lambda: {"polite": None, "impolite": None})
 
@@ -247,7 +251,7 @@ def final_checks(ledger: Ledger, timelines: Mapping[str, Timeline], snaps: Mappi
                             detail=f"signalingState={snap.get('signalingState')}"))
         checks.append(Check(id=f"{role}.connected", peer=role, name=f"{role} ends connected",
                             ok=snap.get("connectionState") == "connected",
-                            detail=f"connectionState={snap.get('connectionState')}"))
+                            detail=f"connectionState={snap.get('connectionState')}" + _dip(ledger, role)))
         for kind, n in sorted(ledger.expect_media[role].items()):
             rx = [r for r in snap.get("received", []) if r.get("kind") == kind
                   and ((r.get("bytesReceived") or 0) > 0 or (r.get("framesDecoded") or 0) > 0)]
@@ -305,6 +309,17 @@ def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dic
            + [c for c, _ in role_checks(timelines)] + final_checks(ledger, timelines, snaps))
     order = {"integrity": 0, "role": 1, "outcome": 2}
     return sorted(out, key=lambda c: order[c.kind]), glare
+
+
+def _dip(ledger: Ledger, role: str) -> str:
+    """What the end state's recovery wait saw of this peer (rig.case CaseRun._recover)."""
+    for d in ledger.dips:
+        if d.get("role") == role:
+            if d.get("recovered_t") is None:
+                return f" (disconnected after the last step at t={d['t']:.1f} s, and still after {RECOVER_S:.0f} s)"
+            return (f" (disconnected after the last step at t={d['t']:.1f} s, left that state "
+                    f"{d['recovered_t'] - d['t']:.1f} s later)")
+    return ""
 
 
 # -- errors and the cause -------------------------------------------------------------

@@ -257,3 +257,36 @@ def test_a_case_without_negotiation_never_passes() -> None:
     at(impolite, 0.8, "remote-description-set", type="answer")
     assert all(c.ok for c in verdict.negotiation_checks(run.ledger, run.timelines(), messages))
     assert not verdict.negotiation_checks(run.ledger, run.timelines(), messages[:1])[0].ok
+
+
+def test_a_disconnected_peer_after_the_last_step_gets_its_bounded_time_to_recover(monkeypatch) -> None:
+    """'disconnected' is transient by the spec (one lost consent check): the end state is judged
+    once the peer left it, and the dip is kept; a peer still disconnected after the bound is
+    judged as it is, and a connection that was never disconnected costs no wait."""
+    monkeypatch.setattr("rig.config.RECOVER_TIMEOUT", 0.2)
+
+    async def scenario() -> None:
+        run, polite, impolite = make_run()
+        polite.connection_state = impolite.connection_state = "connected"
+        await asyncio.wait_for(run._recover(), 0.05)
+        assert run.ledger.dips == []
+
+        polite.connection_state = "disconnected"
+        back = asyncio.get_running_loop().call_later(0.05, polite.record, "connectionstatechange",
+                                                     {"state": "connected"})
+        await run._recover()
+        back.cancel()
+        (dip,) = run.ledger.dips
+        assert dip["role"] == "polite" and dip["recovered_t"] is not None
+        snaps = {"polite": {"connectionState": "connected"}, "impolite": {"connectionState": "connected"}}
+        (check,) = [c for c in verdict.final_checks(run.ledger, run.timelines(), snaps) if c.id == "polite.connected"]
+        assert check.ok and "left that state" in check.detail
+
+        run2, p2, i2 = make_run()
+        p2.connection_state, i2.connection_state = "connected", "disconnected"
+        await run2._recover()  # the bound passes: no failure here, the final checks judge it
+        assert run2.ledger.dips[0]["recovered_t"] is None
+        snaps["impolite"] = {"connectionState": "disconnected"}
+        (check,) = [c for c in verdict.final_checks(run2.ledger, run2.timelines(), snaps) if c.id == "impolite.connected"]
+        assert not check.ok and "still after" in check.detail
+    asyncio.run(scenario())
