@@ -261,6 +261,9 @@ def _interrupted_by_worker(signum: int, wid: str, but: int | None = None) -> Non
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    # pages prepared ahead after this worker's last test would only be made to be thrown away
+    # (xdist's worker holds its last item back until it knows there is no next one)
+    item._rig_last = nextitem is None  # type: ignore[attr-defined]
     result = yield
     if _SIG.signum is not None:  # a case that finished just as the signal came keeps its result; then stop
         raise _SIG.interrupted
@@ -562,8 +565,9 @@ class RigSession:
 
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
                   slug: str | None = None, fault: str | None = None,
-                  variant: variants.Variant | None = None) -> CaseResult:
-        """The case, with a last bound over everything it does (set-up and teardown too)."""
+                  variant: variants.Variant | None = None, last: bool = False) -> CaseResult:
+        """The case, with a last bound over everything it does (set-up and teardown too).
+        ``last``: no case follows on this worker, so no pages are prepared for one."""
         capture = variant is None or variant.capture
         where = self.out / "cases" / slug if self.out is not None and slug and capture else None
         task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer,
@@ -586,7 +590,7 @@ class RigSession:
                            f"{limit:.0f} s (set-up and teardown included); its peers were abandoned")
         finally:
             self._interrupt = None
-            if self.pool is not None and not self.stopping and _SIG.signum is None:
+            if self.pool is not None and not self.stopping and _SIG.signum is None and not last:
                 if self.pool.pages >= config.RECYCLE_DRIVER_PAGES:
                     await self._restart_driver()
                 else:  # the next case's pages, made while this one's verdict is written
@@ -686,7 +690,7 @@ class CaseHandle:
             result = self._session.loop.run_until_complete(
                 self._session.run(self.scenario, self.polite, self.impolite, slug=results.slug(self._node.callspec.id),
                                   fault=self._node.config.getoption("--rig-fault") if self.repeat == 0 else None,
-                                  variant=self.variant))
+                                  variant=self.variant, last=getattr(self._node, "_rig_last", False)))
         except CaseInterrupted:
             raise _SIG.interrupted or runs.Interrupted(signal.SIGINT) from None
         self._node._rig_result = result  # type: ignore[attr-defined]
