@@ -81,9 +81,16 @@ def cmd_mutants(args: argparse.Namespace) -> int:
         scen_text = ",".join(dict.fromkeys(s for v in vs for s in v.scenarios or ()))
     else:
         scen_text = args.scenarios
-    # the reference runs on the pairs the mutants run on, nothing more
+    # the reference runs on the pairs the mutants run on, nothing more; with --kills-only, only
+    # on the cells some mutant form runs: a kill counts where the reference did not fail, and
+    # its other cells would say nothing about any mutant (the interop matrix runs them all)
     ref_pairs = None if args.peers else ("firefox:chromium", "firefox:aiortc")
-    vs.insert(0, variants.Variant("", pairs=ref_pairs))
+    ref_cells = None
+    if args.kills_only:
+        every = [str(PeerSpec.parse(p)) for p in _split(args.peers or "firefox,chromium,aiortc")]
+        ref_cells = tuple(dict.fromkeys(variants.cell(s, p, i) for v in vs for s in v.scenarios or ()
+                                        for p in every for i in every if v.allows(p, i, s)))
+    vs.insert(0, variants.Variant("", pairs=ref_pairs, cells=ref_cells))
     out.mkdir(parents=True, exist_ok=True)
     vfile = variants.dump(vs, out / "variants.json")
     peers = args.peers or "firefox,chromium,aiortc"
@@ -277,7 +284,7 @@ def _expected_cases(scens: list[str], peers: list[str], pairs_text: str | None, 
         return {v.case_id(results.case_id(s, label[p], label[i], r, repeat))
                 for v in loaded
                 for s in (scens if v.scenarios is None else v.scenarios)
-                for p in peers for i in peers if v.allows(p, i) and (pairs is None or (p, i) in pairs)
+                for p in peers for i in peers if v.allows(p, i, s) and (pairs is None or (p, i) in pairs)
                 for r in range(repeat)}
     every = shards.catalogue(scens, peers, options.parse_pairs(pairs_text))
     cells = shards.select(every, shards.Shard.parse(shard_text), shards.Costs.load()) if shard_text else every

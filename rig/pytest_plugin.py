@@ -359,7 +359,7 @@ def _params(config_: pytest.Config) -> list[tuple[tuple, str]]:
                         continue  # --rig-pairs, --rig-shard
                     if not plain and pairs is not None and (str(polite), str(impolite)) not in pairs:
                         continue
-                    if var.allows(str(polite), str(impolite)):
+                    if var.allows(str(polite), str(impolite), scen.name):
                         cells.append((scen, polite, impolite, var))
     # Repeat-major: each round runs every cell once, so any stretch of a long run (rig soak's first
     # and last tenth, compared for memory growth) has the same mix of cases, and the repeats of a

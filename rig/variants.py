@@ -12,7 +12,9 @@ the reference), and its ids are plain, so its cases are the run's matrix.
 
 The file is JSON: a list of objects with ``name``, ``js`` and ``py`` (paths, or null for the
 run's own), ``pairs`` (a list of "POLITE:IMPOLITE" specs, or null for every ordered pair of
---peers), ``scenarios`` (a list of names, or null for --scenarios) and ``capture`` (false: no
+--peers), ``scenarios`` (a list of names, or null for --scenarios), ``cells`` (a list of
+"SCENARIO POLITE:IMPOLITE", or null: when given, only those of its scenarios x pairs run; rig
+mutants runs the reference only where some mutant form runs) and ``capture`` (false: no
 evidence files for its cases, as ``--capture off``).
 """
 
@@ -33,12 +35,19 @@ class Variant:
     pairs: tuple[str, ...] | None = None
     scenarios: tuple[str, ...] | None = None
     capture: bool = True
+    cells: tuple[str, ...] | None = None
 
-    def allows(self, polite: str, impolite: str) -> bool:
-        return self.pairs is None or f"{polite}:{impolite}" in self.pairs
+    def allows(self, polite: str, impolite: str, scenario: str) -> bool:
+        return (self.pairs is None or f"{polite}:{impolite}" in self.pairs) and \
+            (self.cells is None or cell(scenario, polite, impolite) in self.cells)
 
     def case_id(self, plain: str) -> str:
         return f"{self.name}/{plain}" if self.name else plain
+
+
+def cell(scenario: str, polite: str, impolite: str) -> str:
+    """A cell as a variant's ``cells`` names it."""
+    return f"{scenario} {polite}:{impolite}"
 
 
 def plain_id(case_id: str) -> tuple[str, str]:
@@ -49,7 +58,8 @@ def plain_id(case_id: str) -> tuple[str, str]:
 
 def dump(variants: list[Variant], path: Path) -> Path:
     path.write_text(json.dumps([{**asdict(v), "pairs": list(v.pairs) if v.pairs is not None else None,
-                                 "scenarios": list(v.scenarios) if v.scenarios is not None else None}
+                                 "scenarios": list(v.scenarios) if v.scenarios is not None else None,
+                                 "cells": list(v.cells) if v.cells is not None else None}
                                 for v in variants], indent=1))
     return path
 
@@ -81,8 +91,13 @@ def load(path: str | Path) -> list[Variant]:
             if v.get(key) is not None and not Path(v[key].split(":")[0]).is_file():
                 raise RigError(f"--variants {path}: variant {v['name']!r}: {key} file {v[key]} not found")
 
+        cells = _seq(path, v, "cells")
+        for c in cells or ():
+            scen, _, pair = c.partition(" ")
+            if not scen or ":" not in pair:
+                raise RigError(f"--variants {path}: variant {v['name']!r}: cell {c!r} is not 'SCENARIO POLITE:IMPOLITE'")
         out.append(Variant(v["name"], v.get("js"), v.get("py"), _seq(path, v, "pairs"), _seq(path, v, "scenarios"),
-                           bool(v.get("capture", True))))
+                           bool(v.get("capture", True)), cells))
     names = [v.name for v in out]
     if len(set(names)) != len(names):
         raise RigError(f"--variants {path}: variant names repeat: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")

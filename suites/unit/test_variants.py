@@ -24,7 +24,7 @@ def test_a_variant_prefixes_its_case_ids_and_the_plain_one_does_not() -> None:
 
 
 def test_a_variants_file_round_trips(tmp_path: Path) -> None:
-    vs = [variants.Variant("", pairs=("firefox:firefox",)),
+    vs = [variants.Variant("", pairs=("firefox:firefox",), cells=("glare-initial firefox:firefox",)),
           variants.Variant("both-polite.js", js=MUTANT, pairs=("firefox:firefox",), scenarios=("glare-initial",),
                            capture=False)]
     assert variants.load(variants.dump(vs, tmp_path / "v.json")) == vs
@@ -38,6 +38,7 @@ def test_a_variants_file_round_trips(tmp_path: Path) -> None:
     ('[{"name": "a", "js": "/nonexistent.js"}]', "not found"),
     ('[{"name": "a", "pairs": "firefox:firefox"}]', "'pairs' must be a list"),
     ('[{"name": "a"}, {"name": "a"}]', "names repeat: a"),
+    ('[{"name": "a", "cells": ["firefox:firefox"]}]', "is not 'SCENARIO POLITE:IMPOLITE'"),
 ])
 def test_a_bad_variants_file_is_one_line(tmp_path: Path, content: str, says: str) -> None:
     path = tmp_path / "v.json"
@@ -57,3 +58,12 @@ def test_the_run_expects_each_variants_cases_on_its_own_pairs_and_scenarios(tmp_
     with pytest.raises(RigError, match="--shard"):
         cli._expected_cases(["add-video"], ["firefox"], None, "1/2", 1, str(path))
     assert json.loads(path.read_text())[1]["scenarios"] == ["glare-initial"]
+
+
+def test_a_variants_cells_narrow_its_scenarios_and_pairs(tmp_path: Path) -> None:
+    path = variants.dump([variants.Variant("", cells=("add-video firefox:aiortc", "glare-initial aiortc:aiortc")),
+                          variants.Variant("m.js", js=MUTANT, pairs=("firefox:firefox",),
+                                           scenarios=("glare-initial",))], tmp_path / "v.json")
+    got = cli._expected_cases(["add-video", "glare-initial"], ["firefox", "aiortc"], None, None, 1, str(path))
+    assert got == {"add-video[firefox-polite--aiortc-impolite]", "glare-initial[aiortc-polite--aiortc-impolite]",
+                   "m.js/glare-initial[firefox-polite--firefox-impolite]"}
