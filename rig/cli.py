@@ -32,6 +32,12 @@ def _split(text: str) -> list[str]:
 #: its settle bound (10 s) with both peers idle, and in a full run such waits are about 40 % of
 #: the workers' time; a third worker runs cases meanwhile (docs/measurements.md: 1,338 -> 1,170 s).
 MUTANTS_WORKERS = 3
+#: rig matrix's default is 2 workers, but 1 for a run of fewer cases than this: a second worker is
+#: another pytest process with its own browsers (about 4 CPU s before its first case), and it paid
+#: that back only from about 30 mixed cases on (idle 2 cores: 24 Chromium/aiortc cases 14.7 s on 1
+#: worker, 18.4 s on 2; 16 Chromium/Firefox 30.5 s against 34.7 s; 45 of all three 51.5 s against
+#: 47.8 s, with 8 CPU s more; docs/measurements.md)
+SMALL_RUN_CASES = 30
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -209,6 +215,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     out = Path(args.out or config.ROOT / "reports").resolve()
     out.mkdir(parents=True, exist_ok=True)
     workers = args.workers if args.workers is not None else min(2, os.cpu_count() or 1)
+    if args.workers is None and expected is not None and len(expected) < SMALL_RUN_CASES:
+        workers = 1
     # junit.xml is written by the plugin from results.json (rig.junit), as rig merge writes it
     cmd = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider", f"--rootdir={config.ROOT}"]
     if workers > 1:
@@ -586,8 +594,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     label = f"{polite.label}-polite--{impolite.label}-impolite"
     out = Path(args.out or config.ROOT / "reports" / "debug" / f"{scen.name}_{label}").resolve()
     matrix_args = ["matrix", "--peers", ",".join(dict.fromkeys([str(polite), str(impolite)])),
-                   "--repeat", str(args.repeat), "--out", str(out), "--keep", "all",
-                   "--workers", str(min(2, args.repeat))]
+                   "--repeat", str(args.repeat), "--out", str(out), "--keep", "all"]
     matrix_args += ["--plan", str(Path(args.plan).resolve())] if args.plan else ["--scenarios", scen.name]
     if args.negotiator_js:
         matrix_args += ["--negotiator-js", args.negotiator_js]
@@ -643,7 +650,7 @@ def _matrix_parser() -> argparse.ArgumentParser:
 
 def _matrix_options(m: argparse.ArgumentParser) -> None:
     options.add_to_argparse(m)
-    m.add_argument("--workers", type=int, default=None, help="pytest-xdist workers (default: 2)")
+    m.add_argument("--workers", type=int, default=None, help=f"pytest-xdist workers (default: 2; 1 for fewer than {SMALL_RUN_CASES} cases)")
     m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 
 
