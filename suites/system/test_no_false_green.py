@@ -5,6 +5,7 @@ a failure or an error in the report and a non-zero exit. Real peers."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,9 +35,12 @@ def test_no_negotiation_and_no_collision_are_failures_never_passes(tmp_path: Pat
     idle = tmp_path / "idle.py"
     idle.write_text("def attach(pc, signaler, *, polite):\n    signaler.on_message = lambda data: None\n")
     out = tmp_path / "out"
+    # Each case waits out a step's bound for what never comes (a connection, an offer); how long
+    # does not matter, nothing happens either way: 3 s instead of 10 (the join's bound, 7 s,
+    # is still far above an aiortc join under load)
     proc = processes.run_bounded([*RIG, "matrix", "--peers", "aiortc", "--scenarios", "add-video,glare-initial",
                                   "--negotiator-py", str(idle), "--workers", "1", "--out", str(out)],
-                                 timeout=180, cwd=config.ROOT)
+                                 timeout=180, cwd=config.ROOT, env=dict(os.environ, RIG_STEP_TIMEOUT="3"))
     cases = _cases(out)
     assert proc.returncode == 1
     assert {c["outcome"] for c in cases.values()} <= {"failed", "error"}, cases
