@@ -219,6 +219,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         workers = 1
     # junit.xml is written by the plugin from results.json (rig.junit), as rig merge writes it
     cmd = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider", f"--rootdir={config.ROOT}"]
+    # Hypothesis (a dev dependency, for the rig's own tests) plugs into every pytest, and its
+    # terminal summary imports all of it, assertion-rewritten (uncached where bytecode is not
+    # written): 1.5 CPU s at the end of each pytest process of a run, controller and workers.
+    # The interop suite has no property test.
+    cmd += ["-p", "no:hypothesispytest"]
     if workers > 1:
         cmd += ["-n", str(workers)]
     cmd += options.to_pytest({
