@@ -114,9 +114,9 @@ class _Signals:
         self.session: RigSession | None = None  # the worker's, while it runs cases
         self.previous: dict[int, Any] = {}
         self.parent: int | None = None  # the process that started this one, when it asked to be told of its death
-        #: a worker whose session has finished (its results are with the controller): a SIGINT
-        #: now is execnet's own, sent when the worker's exit takes over 5 s (heavy load), and
-        #: must not be taken for a user's Ctrl-C that ends the whole run
+        #: every case of this process's session has run (pytest_sessionfinish has begun): a
+        #: worker ignores signals from then on (execnet sends one when a worker's exit takes over
+        #: 5 s, under heavy load), and a controller ignores its workers' notes of them
         self.session_over = False
 
     @property
@@ -165,7 +165,7 @@ def _install_signal_handlers(cfg: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _SIG.session_over:
+    if _SIG.session_over and hasattr(config, "workerinput"):
         return  # a worker about to exit keeps ignoring execnet's SIGINT (_Signals.session_over)
     for sig, handler in _SIG.previous.items():
         with contextlib.suppress(ValueError, OSError, TypeError):
@@ -178,8 +178,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _on_signal(signum: int, frame: Any) -> None:
     now = time.monotonic()
-    if _SIG.session_over:
-        return  # a worker with nothing left to do but exit (the controller had a user's signal itself)
+    if _SIG.session_over and _SIG.config is not None and hasattr(_SIG.config, "workerinput"):
+        return  # a worker with nothing left but its bounded teardown (a user's Ctrl-C reaches the controller too)
     if _SIG.signum is not None:
         if now - _SIG.at < REPEAT_WINDOW or (_SIG.session is not None and _SIG.session.stopping):
             return  # the same request twice, or a teardown under way (bounded: it is let finish)
@@ -247,8 +247,8 @@ def _on_worker_signalled(signum: int, frame: Any) -> None:
             sig, wid = path.read_text().split(" ", 1)
             notes.append((int(path.name.rsplit("-", 1)[1]), int(sig), wid))
             path.unlink()
-    if not notes or _SIG.signum is not None:
-        return  # nothing to do (no note), or the run is already ending: the worker's echo of it
+    if not notes or _SIG.signum is not None or _SIG.session_over:
+        return  # no note; the run already ending (the worker's echo of it); or every case already ran
     pid, sig, wid = notes[0]
     _interrupted_by_worker(sig, wid, but=pid)
 
@@ -268,6 +268,21 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     if _SIG.signum is not None:  # a case that finished just as the signal came keeps its result; then stop
         raise _SIG.interrupted
     return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """A signal's Interrupted is reported by its message alone (pytest prints a traceback only
+    for a message naming KeyboardInterrupt, with --full-trace), but pytest's terminal reporter
+    formats the whole chain first, parsing every source file on it (Playwright's generated API
+    is 600 KB), in the controller and each worker before they close their browsers: seconds of
+    a signalled run's ending on a loaded machine. Only the raise site is kept."""
+    exc = excinfo.value
+    if isinstance(exc, runs.Interrupted):
+        exc.__cause__, exc.__suppress_context__ = None, True
+        shown = [i for i, entry in enumerate(excinfo.traceback) if not entry.ishidden(excinfo)]
+        if shown:  # the entry pytest names as where it was raised
+            excinfo.traceback = excinfo.traceback[shown[-1]:]
 
 
 #: node id -> why its worker died while running it (controller; rig.results.unfinished)
@@ -754,12 +769,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 _WRITTEN: set[str] = set()
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")  # outside xdist's wrapper,
-def pytest_sessionfinish_worker_over(session: pytest.Session, exitstatus: int):  # which sends workerfinished after its yield
-    try:
-        return (yield)
-    finally:
-        _SIG.session_over = hasattr(session.config, "workerinput")
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_session_over(session: pytest.Session, exitstatus: int):
+    """From here every case has run and been reported: a worker only tears down (bounded) and a
+    controller only collects and writes. A worker's signal now cannot cost a case, so it must
+    not end the whole run: execnet's own SIGINT to a worker slow to exit is one (heavy load)."""
+    _SIG.session_over = True
+    return (yield)
 
 
 @pytest.hookimpl(trylast=True)  # after xdist has waited for its workers, and the fixtures are torn down

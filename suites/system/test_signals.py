@@ -253,17 +253,24 @@ def test_after_sigkill_of_the_whole_run_the_next_run_ends_what_it_left(matrix, t
     assert [p.name for p in run.runs_dir.glob("*.json")] == [], "both entries are gone"
 
 
-def test_a_worker_slow_to_exit_is_not_taken_for_a_users_signal(tmp_path):
-    """execnet sends a worker a SIGINT when its exit takes over 5 s after its session finished
-    (seen under heavy load): every result is already with the controller, so the run ends as it
-    would have, green and with its results written, not as if someone had pressed Ctrl-C."""
+SLOW_EXITS = {
+    # after the session: unconfigure, before the rig's own
+    "unconfigure": "@pytest.hookimpl(tryfirst=True)\ndef pytest_unconfigure(config):\n"
+                   "    if hasattr(config, 'workerinput'):\n        time.sleep(7)\n",
+    # after xdist told the controller the worker finished, still inside pytest_sessionfinish
+    "sessionfinish": "@pytest.hookimpl(hookwrapper=True, tryfirst=True)\ndef pytest_sessionfinish(session):\n"
+                     "    yield\n    if hasattr(session.config, 'workerinput'):\n        time.sleep(7)\n",
+}
+
+
+@pytest.mark.parametrize("where", list(SLOW_EXITS))
+def test_a_worker_slow_to_exit_is_not_taken_for_a_users_signal(tmp_path, where):
+    """execnet sends a worker a SIGINT when its exit takes over 5 s after the controller let it
+    go (seen under heavy load): every result is already with the controller, so the run ends as
+    it would have, green and with its results written, not as if someone had pressed Ctrl-C.
+    The 7 s are past execnet's 5 s and short of its os._exit at 15 s."""
     plugin = tmp_path / "slow_exit.py"
-    plugin.write_text(
-        "import time\n\nimport pytest\n\n\n"
-        "@pytest.hookimpl(tryfirst=True)  # before the rig's own unconfigure\n"
-        "def pytest_unconfigure(config):\n"
-        "    if hasattr(config, 'workerinput'):\n"
-        "        time.sleep(7)  # past execnet's 5 s, short of its 15 s os._exit\n")
+    plugin.write_text("import time\n\nimport pytest\n\n\n" + SLOW_EXITS[where])
     out = tmp_path / "out"
     proc = processes.run_bounded(
         [*RIG, "matrix", "--peers", "aiortc", "--scenarios", "add-video", "--workers", "2", "--out", str(out),
