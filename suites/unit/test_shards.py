@@ -131,7 +131,9 @@ def test_rig_costs_measures_medians_per_cell_and_pair(tmp_path, capsys):
 
 
 def _collect(*args: str) -> subprocess.CompletedProcess:
+    # without Hypothesis's plugin, as rig matrix runs it: its end-of-session import costs 1.5 CPU s
     return subprocess.run([sys.executable, "-m", "pytest", "suites/interop", "--collect-only", "-q", "-p", "no:xdist",
+                           "-p", "no:hypothesispytest",
                            "--rig-peers", "firefox,aiortc", "--rig-scenarios", "glare-initial,add-video,ice-restart",
                            *args], cwd=config.ROOT, capture_output=True, text=True, timeout=120)
 
