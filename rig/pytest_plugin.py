@@ -270,21 +270,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     return result
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-    """A signal's Interrupted is reported by its message alone (pytest prints a traceback only
-    for a message naming KeyboardInterrupt, with --full-trace), but pytest's terminal reporter
-    formats the whole chain first, parsing every source file on it (Playwright's generated API
-    is 600 KB), in the controller and each worker before they close their browsers: seconds of
-    a signalled run's ending on a loaded machine. Only the raise site is kept."""
-    exc = excinfo.value
-    if isinstance(exc, runs.Interrupted):
-        exc.__cause__, exc.__suppress_context__ = None, True
-        shown = [i for i, entry in enumerate(excinfo.traceback) if not entry.ishidden(excinfo)]
-        if shown:  # the entry pytest names as where it was raised
-            excinfo.traceback = excinfo.traceback[shown[-1]:]
-
-
 #: node id -> why its worker died while running it (controller; rig.results.unfinished)
 _CRASHED: dict[str, str] = {}
 #: worker id -> how it died
