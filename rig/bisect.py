@@ -36,8 +36,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import config, results, runs
-from .peers.base import PeerSpec, RigError
+from .errors import RigError
+from .peerspec import PeerSpec
 from .versions import in_range, line, version_key
+from .vocab import RESULTS_FILE
 
 VERDICTS = ("pass", "fail", "skip")
 #: outcomes in which the cell's behaviour passed: an xpassed run passed against a finding's
@@ -205,7 +207,7 @@ def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec,
             step.reason = f"rig matrix did not finish within {timeout:.0f} s"
             return step
         try:
-            raw = json.loads((folder / "results.json").read_text())
+            raw = json.loads((folder / RESULTS_FILE).read_text())
         except (OSError, ValueError):
             tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
             step.reason = f"no results (rig matrix exit {proc.returncode}): {tail}"

@@ -11,7 +11,7 @@ fails its glare cells and that is a finding (rig.findings, aiortc-no-rollback).
 
 from __future__ import annotations
 
-from .peers.base import CHANGES
+from .vocab import CHANGES
 
 #: capability name -> what it means (as the report explains it)
 CAPABILITIES = {

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import capabilities, config, faults, findings, roles, verdict
+from .errors import RigError
 from .evidence import AiortcLog
 from .model import Cause, Check, Glare, PeerInfo
-from .peers.base import CHANGES, Peer, PeerEvent, PeerSpec, RigError, bounded
+from .peers.base import Peer, PeerEvent
+from .peerspec import PeerSpec
 from .scenarios import (
     AwaitGate,
     AwaitHeld,
@@ -41,6 +43,8 @@ from .scenarios import (
     Settle,
 )
 from .signaling import Room, SignalingStub, StubTimeout
+from .vocab import CHANGES
+from .waits import bounded
 
 
 @dataclass

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import config, options, processes, runs, scenarios
-from .peers.base import KNOWN_KINDS, PeerSpec, RigError
+from .errors import RigError
+from .peerspec import PeerSpec
+from .vocab import PEER_KINDS
 
 
 def _err(msg: str) -> None:
@@ -388,7 +390,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     from .peers.browser import binary_for
     bad = 0
-    for kind in KNOWN_KINDS:
+    for kind in PEER_KINDS:
         spec = PeerSpec(kind)
         if kind == "aiortc":
             where, ver = "(Python package)", version("aiortc")

@@ -26,7 +26,6 @@ is matched by a NEW cell of the same scenario and peer kinds. A new failure outr
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import re
@@ -35,11 +34,11 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .model import SchemaError, parse_run
+from .model import SchemaError, parse_run, read_json
 from .results import OUTCOMES, slug
 from .versions import line, version_key
+from .vocab import RESULTS_FILE
 
-RESULTS_FILE = "results.json"
 #: Outcomes that fail a run: a cell that reaches one of these is failing (not-run: a partial run
 #: is never a green one).
 BAD = ("failed", "error", "xpassed", "not-run")
@@ -158,11 +157,9 @@ def load(arg: str | os.PathLike) -> Run:
     """Read a results.json (or a report folder's): every case must name its cell and an outcome."""
     path = _results_path(arg)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CompareError(f"{path}: cannot read: {exc}") from None
-    except ValueError as exc:
-        raise CompareError(f"{path}: not a results.json (not JSON: {exc})") from None
+        raw = read_json(path)
+    except SchemaError as exc:
+        raise CompareError(str(exc)) from None
     if not isinstance(raw, Mapping) or not isinstance(raw.get("cases"), list):
         raise CompareError(f"{path}: not a results.json (no 'cases' list)")
     try:  # refuses a newer schema in one line; version 1 (before the typed model) is upgraded

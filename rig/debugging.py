@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from . import config
+from .errors import RigError
 from .model import Cause, SchemaError, parse_detail
-from .peers.base import RigError
+from .vocab import RESULTS_FILE, ROLES
 
 #: Event types worth a line in the terminal summary (the case page has all of them).
 _KEY = {"change", "offer-made", "answer-made", "rollback", "offer-ignored", "api-error", "error", "gate-reached",
@@ -121,7 +122,7 @@ def summarize(detail: dict, detail_path: Path | None = None) -> str:
     bad = unmet(detail)
     out.append(f"-- unmet invariant: {bad or 'none'}")
     snaps = detail.get("snapshots") or {}
-    for role in ("polite", "impolite"):
+    for role in ROLES:
         s = snaps.get(role) or {}
         out.append(f"   {role} ended {s.get('signalingState', '?')}/{s.get('connectionState', '?')}, "
                    f"{len(s.get('transceivers') or [])} transceiver(s)")
@@ -257,7 +258,7 @@ def write_repro(detail_path: Path, out: Path) -> Path:
 
 
 def _label(peer: dict) -> str:
-    from .peers.base import PeerSpec
+    from .peerspec import PeerSpec
     try:
         return PeerSpec.parse(str(peer.get("spec"))).label
     except RigError:
@@ -265,7 +266,7 @@ def _label(peer: dict) -> str:
 
 
 def _run_record(detail_path: Path) -> dict | None:
-    f = detail_path.parent.parent / "results.json"
+    f = detail_path.parent.parent / RESULTS_FILE
     try:
         return json.loads(f.read_text())
     except (OSError, ValueError):

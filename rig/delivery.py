@@ -38,9 +38,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .peers.base import GATE_STEPS, KNOWN_KINDS, TRIGGERS
+from .vocab import GATE_STEPS, PEER_KINDS, TRIGGERS
 
-MESSAGE_KINDS = ("marker", "offer", "answer", "candidate")
+#: What a plan's driver can send as a peer (Send): a marker, or a real description or candidate;
+#: the stub records what it relays under rig.vocab.STUB_MESSAGE_KINDS.
+SENT_KINDS = ("marker", "offer", "answer", "candidate")
 OPS = ("add-datachannel", "offer", "rollback")
 
 
@@ -96,7 +98,7 @@ class Send:
     kind: str = "marker"
 
     def __post_init__(self) -> None:
-        if self.kind not in MESSAGE_KINDS or (self.kind != "marker" and self.label != self.kind):
+        if self.kind not in SENT_KINDS or (self.kind != "marker" and self.label != self.kind):
             raise ValueError(f"bad message {self}")
 
 
@@ -157,7 +159,7 @@ class Case:
 
     def __post_init__(self) -> None:
         for kind, reason in self.cannot:
-            if kind not in KNOWN_KINDS or not reason:
+            if kind not in PEER_KINDS or not reason:
                 raise ValueError(f"{self.name}: bad 'cannot' entry {kind!r}")
         if any(not reason for _, reason in self.ignore):
             raise ValueError(f"{self.name}: every ignored line needs its reason")

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("polite", "impolite")
+from .vocab import ROLES
 
 # Geometry (px). The polite lifeline is on the left, its labels to its left.
 WIDTH = 1060

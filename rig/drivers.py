@@ -27,7 +27,8 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 
 from . import config
-from .peers.base import PeerSpec, RigError
+from .errors import RigError
+from .peerspec import PeerSpec
 from .processes import run_bounded
 from .versions import Installation, cache_root, locked, matches, version_key
 

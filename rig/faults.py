@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
-from .peers.base import Peer, RigError
+from .errors import RigError
+from .peers.base import Peer
+from .vocab import ROLES
 
 if TYPE_CHECKING:
     from .signaling import Room, SignalingStub
@@ -57,7 +59,7 @@ def target(fault: Fault, peers: dict[str, Peer]) -> str | None:
     cell is unsupported) when neither peer is of a kind it needs or can be reached here."""
     if not fault.needs:
         return None
-    for role in ("polite", "impolite"):
+    for role in ROLES:
         p = peers[role]
         if p.spec.kind in fault.needs and (fault.name == "aiortc-raise" or getattr(p, "page", None) is not None):
             return role

@@ -93,7 +93,7 @@ async def check_gathering(peer) -> None:
     if key not in _gathered:
         _gathered[key] = int(await peer._call("probe ICE gathering", GATHER_JS) or 0)
     if not _gathered[key]:
-        from .peers.base import RigError
+        from .errors import RigError
         raise RigError(
             f"{peer.spec} {peer.version} gathers no UDP ICE candidate on this host, whose only interface is loopback "
             f"(probed at set-up; Firefox offers no loopback candidate, media.peerconnection.ice.loopback "

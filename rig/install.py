@@ -42,7 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
-from .peers.base import PeerSpec, RigError
+from .errors import RigError
+from .peerspec import PeerSpec
 from .versions import Installation, cache_root, line, locked, matches, version_key
 
 BROWSERS = ("chromium", "firefox")
@@ -329,8 +330,8 @@ async def _check(kind: str, executable: str) -> dict:
     """In the child: launch as every run does, open a page, find RTCPeerConnection, close."""
     from playwright.async_api import async_playwright
 
-    from .peers.base import bounded
     from .peers.browser import launch
+    from .waits import bounded
     async with async_playwright() as pw:
         browser = await asyncio.wait_for(launch(pw, kind, executable), config.LAUNCH_TIMEOUT)
         try:

@@ -42,15 +42,16 @@ from datetime import datetime
 from pathlib import Path
 
 from . import junit, model, results, shards
+from .errors import RigError
 from .model import CaseSummary, MergeInfo, MergeInput, RunRecord
-from .peers.base import PeerSpec, RigError
+from .peerspec import PeerSpec
 from .versions import version_key
+from .vocab import RESULTS_FILE
 
-RESULTS_FILE = "results.json"
 #: Notes shown on stderr per kind (all of them are in results.json and the index).
 NOTES_SHOWN = 10
 #: Files of a report folder that a merge into it replaces.
-REPORT_FILES = ("results.json", "index.html", "junit.xml", "compare.html", "mutants.json", "mutants.html")
+REPORT_FILES = (RESULTS_FILE, "index.html", "junit.xml", "compare.html", "mutants.json", "mutants.html")
 
 
 class MergeError(Exception):
@@ -121,11 +122,9 @@ def read(arg: str) -> Source:
         raise MergeError(f"{arg}: " + (f"the folder holds no {RESULTS_FILE}; give a report folder that rig matrix "
                                        "wrote, or its results.json" if p.is_dir() else "no such file or folder"))
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MergeError(f"{path}: cannot read: {exc}") from None
-    except ValueError as exc:
-        raise MergeError(f"{path}: not a results.json (not JSON: {exc})") from None
+        raw = model.read_json(path)
+    except model.SchemaError as exc:
+        raise MergeError(str(exc)) from None
     version = raw.get("schema_version", 1) if isinstance(raw, dict) else None
     try:
         run = model.parse_run(raw, str(path))

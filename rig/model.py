@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .vocab import RESULTS_FILE
+
 #: Bumped when a field changes meaning or disappears; readers refuse other versions
 #: with a one-line error (version 1, the files written before this model, are upgraded).
 SCHEMA_VERSION = 2
@@ -276,7 +278,7 @@ def _version_of(data: Any, where: str) -> int:
     return v
 
 
-def parse_run(data: Any, where: str = "results.json") -> RunRecord:
+def parse_run(data: Any, where: str = RESULTS_FILE) -> RunRecord:
     """A results.json object as a RunRecord; version 1 is upgraded, newer ones refused."""
     v = _version_of(data, where)
     if v > SCHEMA_VERSION:
@@ -290,18 +292,25 @@ def parse_run(data: Any, where: str = "results.json") -> RunRecord:
     return _validate(RunRecord, data, f"{where}: not a valid schema-{v} results file")
 
 
+def read_json(path: Path) -> Any:
+    """The JSON object in a results file, unchecked; a SchemaError says in one line why there is none.
+    The one reader of results files: rig report, compare and merge each check what they need of it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{path}: cannot read: {exc}") from None
+    except ValueError as exc:
+        raise SchemaError(f"{path}: not a results.json (not JSON: {exc})") from None
+
+
 def load_run(path: Path) -> RunRecord:
     """results.json from a file or a report folder."""
     path = Path(path)
     if path.is_dir():
-        path = path / "results.json"
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SchemaError(f"{path}: no such file") from None
-    except ValueError as exc:
-        raise SchemaError(f"{path}: not JSON ({exc})") from None
-    return parse_run(data, str(path))
+        path = path / RESULTS_FILE
+    return parse_run(read_json(path), str(path))
 
 
 def parse_detail(data: Any, where: str = "case detail") -> CaseDetail:

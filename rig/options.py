@@ -16,7 +16,8 @@ from .faults import FAULTS
 from .versions import version_key
 
 if TYPE_CHECKING:
-    from .peers.base import PeerSpec, RigError
+    from .errors import RigError
+    from .peerspec import PeerSpec
 
 DEFAULT_PEERS = "chromium,firefox,aiortc"
 
@@ -120,11 +121,11 @@ def parse_pairs(text: str | None) -> set[tuple[str, str]] | None:
 def _split_pair(item: str) -> tuple[str, str, str]:
     """``POLITE:IMPOLITE`` split at the colon that starts a peer kind: a remote spec's endpoint
     has colons of its own (``chromium@ws://10.0.0.2:3000/x:firefox``)."""
-    from .peers.base import KNOWN_KINDS
+    from .vocab import PEER_KINDS
     for i, ch in enumerate(item):
         if ch == ":":
             kind = item[i + 1:].split("@", 1)[0].strip().lower()
-            if kind in KNOWN_KINDS:
+            if kind in PEER_KINDS:
                 return item[:i], ":", item[i + 1:]
     return ("", "", "") if "://" in item else item.partition(":")
 
@@ -136,7 +137,8 @@ def _split_pair(item: str) -> tuple[str, str, str]:
 
 def peer(text: str, what: str = "", *, ranges: bool = False) -> PeerSpec:
     """One peer spec; ``what`` names where it came from (``--peers``) in the message."""
-    from .peers.base import PeerSpec, RigError
+    from .errors import RigError
+    from .peerspec import PeerSpec
     at = f"{what}: " if what else ""
     try:
         spec = PeerSpec.parse(text)
@@ -153,7 +155,7 @@ def peer(text: str, what: str = "", *, ranges: bool = False) -> PeerSpec:
 
 def peer_list(text: str, what: str = "--peers") -> list[str]:
     """Comma-separated peer specs, each as its canonical string."""
-    from .peers.base import RigError
+    from .errors import RigError
     specs = [str(peer(x, what)) for x in text.split(",") if x.strip()]
     if not specs:
         raise RigError(f"{what} {text!r}: no peer spec; give e.g. {what} {DEFAULT_PEERS}")
@@ -163,7 +165,7 @@ def peer_list(text: str, what: str = "--peers") -> list[str]:
 def scenario_list(text: str, what: str = "--scenarios") -> list[str]:
     """Comma-separated scenario names, or ``all`` (the whole catalogue)."""
     from . import scenarios
-    from .peers.base import RigError
+    from .errors import RigError
     if text == "all":
         return list(scenarios.CATALOGUE)
     names = [x.strip() for x in text.split(",") if x.strip()]
@@ -176,7 +178,7 @@ def scenario_list(text: str, what: str = "--scenarios") -> list[str]:
 
 def parse_pair(item: str) -> tuple[PeerSpec, PeerSpec]:
     """``POLITE:IMPOLITE`` -> the two specs."""
-    from .peers.base import RigError
+    from .errors import RigError
     pol, sep, imp = _split_pair(item.strip())
     if not sep or not pol or not imp:
         raise RigError(f"pair {item!r}: expected POLITE:IMPOLITE, e.g. firefox:aiortc")
@@ -185,7 +187,7 @@ def parse_pair(item: str) -> tuple[PeerSpec, PeerSpec]:
 
 def at_least(least: int, what: str) -> Callable[[int], None]:
     def check(value: int) -> None:
-        from .peers.base import RigError
+        from .errors import RigError
         if value < least:
             raise RigError(f"{what} {value}: give at least {least}")
     return check
@@ -194,7 +196,7 @@ def at_least(least: int, what: str) -> Callable[[int], None]:
 def share(what: str) -> Callable[[float], None]:
     """A share a gate compares against: 1 or more could never be exceeded, so the gate could never fail."""
     def check(value: float) -> None:
-        from .peers.base import RigError
+        from .errors import RigError
         if not 0 <= value < 1:
             raise RigError(f"{what} {value:g}: give a share from 0 up to (not including) 1, e.g. 0.10")
     return check
@@ -202,7 +204,7 @@ def share(what: str) -> Callable[[float], None]:
 
 def existing_file(what: str) -> Callable[[str], None]:
     def check(value: str) -> None:
-        from .peers.base import RigError
+        from .errors import RigError
         if not Path(value).is_file():
             raise RigError(f"{what} {value}: no such file")
     return check
@@ -211,7 +213,7 @@ def existing_file(what: str) -> Callable[[str], None]:
 def negotiator_py(value: str) -> None:
     """``path.py[:attr]`` (the file must exist) or ``module:attr`` (a dotted name: it is imported
     where the peers run, so only its form is checked here)."""
-    from .peers.base import RigError
+    from .errors import RigError
     file_part = value.partition(":")[0] if ".py:" in value else value
     if file_part.endswith(".py"):
         if not Path(file_part).is_file():
@@ -221,7 +223,7 @@ def negotiator_py(value: str) -> None:
 
 
 def _pairs(text: str) -> None:
-    from .peers.base import RigError
+    from .errors import RigError
     try:
         parse_pairs(text)
     except RigError as exc:
@@ -229,7 +231,7 @@ def _pairs(text: str) -> None:
 
 
 def _one_pair(text: str) -> None:
-    from .peers.base import RigError
+    from .errors import RigError
     if "," in text:
         raise RigError(f"pair {text!r}: give one POLITE:IMPOLITE pair, e.g. chromium:aiortc")
     parse_pair(text)
@@ -251,7 +253,7 @@ def _scenario(name: str, what: str = "") -> None:
 def _unknown(what: str, thing: str, name: str, known: list[str], where: str) -> RigError:
     """The one line for a name that is not among ``known``: the closest one, if any, and where
     they are all listed (not the list itself: the catalogue grows)."""
-    from .peers.base import RigError
+    from .errors import RigError
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return RigError(f"{what + ': ' if what else ''}unknown {thing} {name!r}{hint}; {where}")
@@ -314,7 +316,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def _together(args: argparse.Namespace) -> None:
-    from .peers.base import RigError
+    from .errors import RigError
     get = vars(args).get
     if get("pair") is not None and not get("scenario") and not get("plan"):
         raise RigError("name a SCENARIO or give --plan FILE")

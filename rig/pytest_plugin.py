@@ -33,9 +33,12 @@ import pytest
 
 from . import config, options, processes, results, runs, scenarios, shards, variants
 from .case import CaseResult, run_case
+from .errors import RigError
 from .model import PeerInfo
-from .peers.base import Peer, PeerSpec, RigError, bounded
+from .peers.base import Peer
+from .peerspec import PeerSpec
 from .versions import Installation
+from .waits import bounded
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

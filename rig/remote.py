@@ -34,8 +34,10 @@ import urllib.parse
 from typing import Any
 
 from . import config
-from .peers.base import PeerSpec, RigError, bounded
+from .errors import RigError
+from .peerspec import PeerSpec
 from .versions import Installation
+from .waits import bounded
 
 #: Where the launch config goes in the recipe's commands (docs/remote.md).
 RECIPE = "docs/remote.md"

@@ -32,14 +32,12 @@ import markupsafe
 
 from rig import config, diagram, findings, model
 from rig.versions import version_key
+from rig.vocab import RESULTS_FILE, ROLES, STUB_MESSAGE_KINDS
 
-RESULTS_FILE = "results.json"
 OUTCOMES = model.OUTCOMES
 #: The versions people ask about first; any other keys in run["versions"] follow.
 VERSION_KEYS = ("chromium", "firefox", "aiortc", "playwright", "python")
-ROLES = ("polite", "impolite")
 GLARE_KEYS = ("forced", "observed", "polite_rolled_back", "impolite_ignored_offer", "polite_reoffered")
-MESSAGE_KINDS = ("offer", "answer", "candidate", "other", "error")
 #: Worst first: decides a repeat cell's colour and the order of the problem list.
 _SEVERITY = {"error": 0, "failed": 1, "xpassed": 2, "not-run": 3, "unknown": 4, "xfailed": 5, "unsupported": 6,
              "passed": 7}
@@ -638,7 +636,7 @@ def _detail(raw: Mapping) -> dict:
             "from": _text(m.get("from")),
             "to": _text(m.get("to")),
             "kind": kind,
-            "cls": kind if kind in MESSAGE_KINDS else "other",
+            "cls": kind if kind in STUB_MESSAGE_KINDS else "other",
             "size": _text(m.get("size")),
             "held": bool(m.get("held")),
             "released_t": _number(m.get("released_t")),

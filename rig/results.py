@@ -26,6 +26,7 @@ from .model import (
     parse_detail,
 )
 from .versions import version_key
+from .vocab import RESULTS_FILE
 
 __all__ = ["OUTCOMES", "case_id", "collect", "slug", "write_case", "write_results"]
 
@@ -222,7 +223,7 @@ def subset(run: RunRecord, cases: list[CaseSummary], **update: Any) -> RunRecord
 
 
 def write_results(out: Path, run: RunRecord) -> Path:
-    path = out / "results.json"
+    path = out / RESULTS_FILE
     tmp = out / ".results.json.tmp"
     tmp.write_text(json.dumps(run.model_dump(mode="json"), indent=1))
     os.replace(tmp, path)

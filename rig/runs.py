@@ -167,7 +167,7 @@ def reap(say: Callable[[str], None] | None = None, grace: float = 3.0) -> list[L
     entries, and say one line per run that had processes left (a run that left nothing is
     removed silently). Bounded: another command reaping at the same moment holds the lock for
     at most a few sweeps; past that, this one leaves the reaping to it."""
-    from .peers.base import RigError
+    from .errors import RigError
     from .versions import locked
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     found: list[Leftover] = []

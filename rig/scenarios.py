@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .peers.base import CHANGES, GATE_STEPS, TRIGGERS, RigError
+from .errors import RigError
+from .vocab import CHANGES, GATE_STEPS, TRIGGERS
 
 Role = Literal["polite", "impolite"]
 

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .peers.base import PeerSpec, RigError
+from .errors import RigError
+from .peerspec import PeerSpec
 
 COSTS_FILE = Path(__file__).resolve().with_name("costs.json")
 #: A floor, so a cell measured at 0 ms (an aiortc x aiortc cell that is unsupported) still

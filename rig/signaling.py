@@ -40,12 +40,12 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import config
+from .errors import RigError
 from .hostnet import local_addresses
-from .peers.base import RigError
+from .vocab import STUB_MESSAGE_KINDS
 
 log = logging.getLogger(__name__)
 
-KINDS = ("offer", "answer", "candidate", "other", "error")
 #: The one frame a member sends, as error frames quote it.
 FORM = '{"type": "signal", "data": ...}'
 
@@ -160,7 +160,7 @@ class MessageRecord:
     weight: int = field(default=0, repr=False)  # what ``data`` counts for in the stub's budgets (parse_frame)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind not in STUB_MESSAGE_KINDS:
             raise ValueError(f"unknown message kind {self.kind!r}")
 
     def as_dict(self, with_data: bool = True) -> dict:

@@ -20,9 +20,11 @@ import uuid
 from pathlib import Path
 
 from . import config, scenarios
+from .errors import RigError
 from .options import DEFAULT_PEERS
-from .peers.base import PeerSpec, RigError
+from .peerspec import PeerSpec
 from .usage import Sample, Sampler, group_trends, trend
+from .vocab import RESULTS_FILE
 
 #: a growth trend: the fitted total, or one process group's, rises by at least this many MB per 100 cases
 GROWTH_MB = 25.0
@@ -75,7 +77,7 @@ def run(cases: int, peers_text: str | None, out: Path, workers: int | None, matr
         sampler.stop.set()
         sampler.join()
     try:
-        results = json.loads((out / "results.json").read_text())
+        results = json.loads((out / RESULTS_FILE).read_text())
     except (OSError, ValueError) as exc:
         print(f"rig soak: the run wrote no readable results.json ({exc}); matrix exit status {rc}")
         return 1

@@ -24,7 +24,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .peers.base import RigError
+from .errors import RigError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,7 @@ from typing import Any
 from .config import RECOVER_TIMEOUT as RECOVER_S
 from .findings import ErrorReport
 from .model import Cause, Check, Glare
-
-ROLES = ("polite", "impolite")
+from .vocab import ROLES
 
 
 def other(role: str) -> str:

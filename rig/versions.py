@@ -99,7 +99,7 @@ class Installation:
 def locked(path: Path, timeout: float, busy: str, poll: float = 0.2) -> Iterator[None]:
     """Hold an exclusive fcntl lock on ``path`` (two installers, two xdist workers), waiting at
     most ``timeout`` seconds; then ``busy`` is raised as the one-line error."""
-    from .peers.base import RigError
+    from .errors import RigError
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         deadline = time.monotonic() + timeout

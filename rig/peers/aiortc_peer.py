@@ -29,7 +29,11 @@ from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 from yarl import URL
 
 from .. import config
-from .base import GATE_METHODS, INJECTED, Peer, PeerSpec, RigError, bounded
+from ..errors import RigError
+from ..peerspec import PeerSpec
+from ..vocab import GATE_METHODS, INJECTED
+from ..waits import bounded
+from .base import Peer
 
 
 def load_negotiator(target: str | Path) -> Callable:

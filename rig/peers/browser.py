@@ -16,8 +16,11 @@ from typing import Any
 from playwright.async_api import Browser, Playwright
 
 from .. import config
+from ..errors import RigError
+from ..peerspec import PeerSpec
 from ..versions import version_key
-from .base import Peer, PeerSpec, RigError, bounded
+from ..waits import bounded
+from .base import Peer
 
 
 def binary_for(spec: PeerSpec) -> str:

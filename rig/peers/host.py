@@ -38,8 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
+from ..errors import RigError
+from ..peerspec import PeerSpec
 from ..versions import Installation
-from .base import Peer, PeerSpec, PeerTimeout, RigError, bounded
+from ..waits import bounded
+from .base import Peer, PeerTimeout
 
 PROTOCOL = 1
 #: Replies and events can carry SDPs and snapshots: lines far longer than asyncio's 64 KiB default.

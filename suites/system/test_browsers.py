@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from rig import config, install, processes
-from rig.peers.base import PeerSpec, RigError
+from rig.errors import RigError
+from rig.peerspec import PeerSpec
 from rig.versions import matches
 
 pytestmark = pytest.mark.network

@@ -29,9 +29,12 @@ from playwright.async_api import async_playwright
 from rig import config, delivery
 from rig.delivery import Arm, Await, Case, Deliver, Do, FailNext, Gate, Open, Quiet, Send
 from rig.peers.aiortc_peer import AiortcPeer, load_negotiator
-from rig.peers.base import GATE_STEPS, INJECTED, TRIGGERS, Peer, PeerSpec, bounded
+from rig.peers.base import Peer
 from rig.peers.browser import BrowserPeer, BrowserPool
+from rig.peerspec import PeerSpec
 from rig.signaling import SignalingStub
+from rig.vocab import GATE_STEPS, INJECTED, TRIGGERS
+from rig.waits import bounded
 
 KINDS = ("chromium", "firefox", "aiortc")
 PROBE_JS = "/fixtures/delivery/probe.js"

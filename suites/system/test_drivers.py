@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 from rig import config, drivers, install, processes, scenarios
-from rig.peers.base import PeerSpec, RigError
+from rig.errors import RigError
+from rig.peerspec import PeerSpec
 from rig.pytest_plugin import RigSession
 from rig.versions import Installation
 

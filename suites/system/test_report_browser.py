@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from rig import config, processes
-from rig.peers.base import PeerSpec
 from rig.peers.browser import binary_for
+from rig.peerspec import PeerSpec
 
 RIG = [sys.executable, "-m", "rig"]
 #: Fails every run of glare-initial on Firefox x Firefox (the collision is forced, and with the roles

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rig import bisect
-from rig.peers.base import RigError
+from rig.errors import RigError
 
 VERSIONS = ["92", "103", "110", "121", "130", "138", "147", "150", "153", "156"]
 

@@ -11,7 +11,8 @@ import pytest
 
 from rig import scenarios, verdict
 from rig.case import CaseFailure, CaseRun
-from rig.peers.base import Peer, PeerSpec
+from rig.peers.base import Peer
+from rig.peerspec import PeerSpec
 
 
 class FakePeer(Peer):

@@ -10,8 +10,9 @@ import pytest
 
 from rig import config, findings, results, scenarios
 from rig.case import CaseResult
+from rig.errors import RigError
 from rig.model import Cause, Check, Glare, PeerInfo
-from rig.peers.base import PeerSpec, RigError
+from rig.peerspec import PeerSpec
 
 
 def test_the_scenarios_page_shows_the_catalogue_as_it_is() -> None:

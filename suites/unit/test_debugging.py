@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rig import debugging, results
-from rig.peers.base import RigError
+from rig.errors import RigError
 
 DATA = Path(__file__).parent / "data"
 

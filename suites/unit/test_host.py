@@ -23,9 +23,11 @@ import pytest
 
 from rig import config, drivers, scenarios
 from rig.case import run_case
+from rig.errors import RigError
 from rig.peers.aiortc_peer import AiortcPeer, probe_aiortc
-from rig.peers.base import Peer, PeerSpec, PeerTimeout, RigError
+from rig.peers.base import Peer, PeerTimeout
 from rig.peers.host import HostPeer, PeerHost
+from rig.peerspec import PeerSpec
 from rig.signaling import SignalingStub
 from rig.versions import Installation
 

@@ -21,7 +21,8 @@ import brotli
 import pytest
 
 from rig import cli, config, install
-from rig.peers.base import PeerSpec, RigError
+from rig.errors import RigError
+from rig.peerspec import PeerSpec
 from rig.versions import Installation
 
 MADISON_CHROMIUM = """\

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from rig import bisect, cli, compare, config, junit, model, results, summary
+from rig.errors import RigError
 from rig.model import PeerInfo
-from rig.peers.base import RigError
 from rig.report import write_report
 
 NODE = "suites/interop/test_matrix.py::test_interop[{}]"

@@ -14,8 +14,9 @@ import urllib.request
 import pytest
 
 from rig import config, options, remote
-from rig.peers.base import PeerSpec, RigError
+from rig.errors import RigError
 from rig.peers.browser import rebase
+from rig.peerspec import PeerSpec
 from rig.signaling import SignalingStub, check_stub_host, local_addresses
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from rig import cli, config, scenarios, shards
-from rig.peers.base import RigError
+from rig.errors import RigError
 
 DEFAULT = shards.catalogue(list(scenarios.CATALOGUE), ["chromium", "firefox", "aiortc"])
 VERSIONS = shards.catalogue(list(scenarios.CATALOGUE), ["chromium@147", "chromium", "firefox@140", "firefox",

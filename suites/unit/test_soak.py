@@ -16,7 +16,7 @@ import playwright
 import pytest
 
 from rig import config, soak, usage
-from rig.peers.base import RigError
+from rig.errors import RigError
 from rig.usage import GROUPS, Sample, Sampler, group_of, group_trends, is_browser_main, is_driver, trend
 
 

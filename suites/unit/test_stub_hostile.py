@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rig import config
-from rig.peers.base import RigError
+from rig.errors import RigError
 from rig.peers.browser import rebase
 from rig.signaling import FrameError, Room, SignalingStub, parse_frame
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rig import cli, config, variants
-from rig.peers.base import RigError
+from rig.errors import RigError
 
 MUTANT = str(config.FIXTURES / "negotiators" / "mutants" / "both-polite.js")
 

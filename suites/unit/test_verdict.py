@@ -12,7 +12,7 @@ import pytest
 from rig import capabilities, scenarios, verdict
 from rig.case import _unsupported
 from rig.peers.aiortc_peer import probe_aiortc
-from rig.peers.base import PeerSpec
+from rig.peerspec import PeerSpec
 
 
 def _ev(t: float, type_: str, **detail) -> dict:

@@ -1,0 +1,48 @@
+"""The rig's shared words: roles, peer kinds, what a plan can ask of a peer, file names.
+
+Every part names these things from here, so a scenario, a peer, the stub, the verdict and the
+report cannot drift apart on a spelling. Pins, flags and preferences live in rig.config.
+"""
+
+from __future__ import annotations
+
+#: The two roles of the pattern, in the order the rig lists them.
+ROLES = ("polite", "impolite")
+
+#: The kinds of peer the rig can run (a spec's part before the "@": rig.peerspec).
+PEER_KINDS = ("chromium", "firefox", "aiortc")
+
+#: Kinds of signaling message the stub records in its ledger (rig.signaling) and the report
+#: colours; a frame that is none of offer, answer or candidate is "other".
+STUB_MESSAGE_KINDS = ("offer", "answer", "candidate", "other", "error")
+
+#: Marks the errors of faults a plan injects (so a negotiator that logs them is not
+#: failed for it); the same text is used by fixtures/rig-peer.js.
+INJECTED = "injected by glare-rig"
+
+#: Where a plan can hand an armed message to a peer's negotiator, synchronously:
+TRIGGERS = {
+    "sld": "right after setLocalDescription() for an offer was called (makingOffer window, "
+           "signalingState still as before)",
+    "offer-start": "right after createOffer() resolved, or setLocalDescription() for an offer "
+                   "was called, whichever comes first",
+    "srd-answer": "right after setRemoteDescription(answer) was called (answer pending)",
+    "srd-offer": "right after setRemoteDescription(offer) was called (the offer is being applied)",
+    "aic": "right after addIceCandidate() was called (the candidate is still being added)",
+}
+
+#: Steps a gate can pause a peer at ("negotiationneeded": before the negotiator sees the event).
+GATE_METHODS = ("createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate")
+GATE_STEPS = GATE_METHODS + ("negotiationneeded",)
+
+#: Changes a scenario may ask of a peer, and what the far side must then see.
+CHANGES = {
+    "add-video": "video",
+    "add-audio": "audio",
+    "add-datachannel": "datachannel",
+    "remove-track": "removal",
+    "restart-ice": "ice-restart",
+}
+
+#: The run record a report folder holds (rig.model.RunRecord).
+RESULTS_FILE = "results.json"
