@@ -29,7 +29,7 @@ from pathlib import Path
 from . import config
 from .errors import RigError
 from .peerspec import PeerSpec
-from .processes import run_bounded
+from .runs import run_bounded
 from .versions import Installation, cache_root, locked, matches, version_key
 
 #: What pip prints when it cannot reach the index (as opposed to "no such release").

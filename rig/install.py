@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
+from . import config, runs
 from .errors import RigError
 from .peerspec import PeerSpec
 from .versions import Installation, cache_root, line, locked, matches, version_key
@@ -311,12 +311,11 @@ def _launch_check(kind: str, executable: str) -> dict:
     """Launch ``executable`` with the rig's pinned Playwright in a child process (a hard bound,
     nothing left running, no event loop shared with the caller); its report as a dict:
     ``{"version": ...}`` or ``{"error": first line}``."""
-    from . import processes
     bound = config.LAUNCH_TIMEOUT + 2 * config.STEP_TIMEOUT + 20  # + interpreter and Playwright start
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(config.ROOT), os.environ.get("PYTHONPATH")])))
     try:
-        r = processes.run_bounded([sys.executable, "-m", "rig.install", "check", kind, executable],
-                                  timeout=bound, env=env)
+        r = runs.run_bounded([sys.executable, "-m", "rig.install", "check", kind, executable],
+                             timeout=bound, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"launch check did not finish within {bound:.0f} s"}
     for row in reversed(r.stdout.splitlines()):

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -168,36 +166,3 @@ def sweep(run_id: str, grace: float = 3.0) -> list[int]:
         except OSError:
             pass
     return sorted(found)
-
-
-def run_bounded(cmd: list[str], *, timeout: float, env: dict | None = None, run_id: str | None = None,
-                **kwargs) -> subprocess.CompletedProcess:
-    """``subprocess.run`` for a command that starts a process tree (``rig matrix``: pytest,
-    its workers, browsers): the tree carries its own run marker (``run_id``, or a new one), and
-    on a timeout or any interruption (pytest-timeout, Ctrl-C) every process of it is ended,
-    not just the child. The marker is registered (rig.runs) while the command runs, so that if
-    this process is killed, the next rig command ends the tree."""
-    from . import runs
-    for ignored in ("capture_output", "text", "check"):  # always captured, as text; the caller checks
-        kwargs.pop(ignored, None)
-    run_id = run_id or f"bounded-{uuid.uuid4().hex}"
-    env = dict(os.environ if env is None else env, **{config.RUN_MARKER_ENV: run_id})
-    entry = None
-    try:
-        entry = runs.register(run_id, " ".join(cmd))
-    except OSError:
-        pass  # an unwritable registry: the sweeps below still run
-    try:
-        proc = subprocess.Popen(cmd, env=env, text=True, stdout=kwargs.pop("stdout", subprocess.PIPE),
-                                stderr=kwargs.pop("stderr", subprocess.PIPE), **kwargs)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except BaseException:
-            sweep(run_id)
-            proc.kill()
-            proc.wait()
-            raise
-        sweep(run_id)  # anything the command left behind
-    finally:
-        runs.unregister(entry)
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

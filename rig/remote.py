@@ -33,7 +33,7 @@ import sys
 import urllib.parse
 from typing import Any
 
-from . import config
+from . import config, runs
 from .errors import RigError
 from .peerspec import PeerSpec
 from .versions import Installation
@@ -181,11 +181,10 @@ def resolve(spec: PeerSpec) -> Installation:
     if isinstance(known, dict) and isinstance(known.get(str(spec)), str):  # rig matrix checked it already
         assert spec.endpoint
         return Installation(spec.kind, known[str(spec)], spec.endpoint, "remote")
-    from . import processes
     bound = config.LAUNCH_TIMEOUT + 4 * config.STEP_TIMEOUT + 20  # + interpreter and Playwright start
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(config.ROOT), os.environ.get("PYTHONPATH")])))
     try:
-        r = processes.run_bounded([sys.executable, "-m", "rig.remote", "check", str(spec)], timeout=bound, env=env)
+        r = runs.run_bounded([sys.executable, "-m", "rig.remote", "check", str(spec)], timeout=bound, env=env)
     except subprocess.TimeoutExpired:
         raise RigError(f"{spec}: the check of the remote browser did not finish within {bound:.0f} s") from None
     got: dict = {}

@@ -162,6 +162,38 @@ class Leftover:
                 f"{self.started}, its rig process (pid {who}) was killed)")
 
 
+def run_bounded(cmd: list[str], *, timeout: float, env: dict | None = None, run_id: str | None = None,
+                **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for a command that starts a process tree (``rig matrix``: pytest,
+    its workers, browsers): the tree carries its own run marker (``run_id``, or a new one), and
+    on a timeout or any interruption (pytest-timeout, Ctrl-C) every process of it is ended,
+    not just the child. The marker is registered while the command runs, so that if
+    this process is killed, the next rig command ends the tree."""
+    for ignored in ("capture_output", "text", "check"):  # always captured, as text; the caller checks
+        kwargs.pop(ignored, None)
+    run_id = run_id or f"bounded-{uuid.uuid4().hex}"
+    env = dict(os.environ if env is None else env, **{config.RUN_MARKER_ENV: run_id})
+    entry = None
+    try:
+        entry = register(run_id, " ".join(cmd))
+    except OSError:
+        pass  # an unwritable registry: the sweeps below still run
+    try:
+        proc = subprocess.Popen(cmd, env=env, text=True, stdout=kwargs.pop("stdout", subprocess.PIPE),
+                                stderr=kwargs.pop("stderr", subprocess.PIPE), **kwargs)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            processes.sweep(run_id)
+            proc.kill()
+            proc.wait()
+            raise
+        processes.sweep(run_id)  # anything the command left behind
+    finally:
+        unregister(entry)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def reap(say: Callable[[str], None] | None = None, grace: float = 3.0) -> list[Leftover]:
     """End the marked processes of every registered run whose owners are all gone, remove their
     entries, and say one line per run that had processes left (a run that left nothing is

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from rig import processes, scenarios
+from rig import scenarios
+from rig.runs import run_bounded
 
 REPEATS = 20
 PEERS = "firefox,aiortc"
@@ -33,7 +34,7 @@ GLARE = [s.name for s in scenarios.CATALOGUE.values() if s.glare]
 @pytest.mark.timeout(3600)
 def test_every_glare_scenario_reaches_its_window_every_time(tmp_path: Path) -> None:
     out = Path(os.environ.get("RIG_DETERMINISM_OUT") or tmp_path / "run")
-    processes.run_bounded([sys.executable, "-m", "rig", "matrix", "--peers", PEERS, "--pairs", PAIRS,
+    run_bounded([sys.executable, "-m", "rig", "matrix", "--peers", PEERS, "--pairs", PAIRS,
                     "--scenarios", ",".join(GLARE), "--repeat", str(REPEATS), "--out", str(out)],
                    capture_output=True, text=True, timeout=3500)
     run = json.loads((out / "results.json").read_text())

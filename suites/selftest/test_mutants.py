@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import mutants, processes
+from rig import mutants, runs
 
 MUTANTS = mutants.discover()
 
@@ -31,7 +31,7 @@ def kills_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the reference on those, in one pytest session (rig.variants); one worker, as the suite
     already runs two."""
     out = tmp_path_factory.mktemp("mutants")
-    proc = processes.run_bounded([sys.executable, "-m", "rig", "mutants", "--kills-only", "--workers", "1",
+    proc = runs.run_bounded([sys.executable, "-m", "rig", "mutants", "--kills-only", "--workers", "1",
                                   "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert (out / "mutants.json").is_file(), f"rig mutants wrote no kill matrix:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
     return out

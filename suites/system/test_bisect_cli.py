@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from rig import config, processes
+from rig import config, runs
 
 pytestmark = pytest.mark.network
 
 
 def test_bisect_names_the_last_good_and_the_first_bad_chromium(tmp_path):
     out = tmp_path / "bisect"
-    got = processes.run_bounded([sys.executable, "-m", "rig", "bisect", "glare-add-media", "--polite",
+    got = runs.run_bounded([sys.executable, "-m", "rig", "bisect", "glare-add-media", "--polite",
                                  "chromium@147..148", "--impolite", "firefox", "--repeat", "1", "--out", str(out)],
                                 cwd=config.ROOT, timeout=600)
     if got.returncode == 2 and "cannot reach" in got.stderr:
@@ -34,7 +34,7 @@ def test_bisect_names_the_last_good_and_the_first_bad_chromium(tmp_path):
 
 
 def test_a_range_with_nothing_installable_in_it_is_a_one_line_error(tmp_path):
-    got = processes.run_bounded([sys.executable, "-m", "rig", "bisect", "glare-add-media", "--polite",
+    got = runs.run_bounded([sys.executable, "-m", "rig", "bisect", "glare-add-media", "--polite",
                                  "chromium@144..146", "--impolite", "firefox", "--out", str(tmp_path)],
                                 cwd=config.ROOT, timeout=120)
     assert got.returncode == 2

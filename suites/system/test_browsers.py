@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from rig import config, install, processes
+from rig import config, install, runs
 from rig.errors import RigError
 from rig.peerspec import PeerSpec
 from rig.versions import matches
@@ -110,12 +110,12 @@ def test_cli_lists_and_finds_what_is_installed() -> None:
     have = [i for i in install.cached("chromium") if i.version.startswith(("147.", "150."))]
     if not have:
         pytest.skip("neither chromium@147 nor chromium@150 is installed (their tests were skipped)")
-    r = processes.run_bounded(RIG + ["browsers", "list"], timeout=120)
+    r = runs.run_bounded(RIG + ["browsers", "list"], timeout=120)
     assert r.returncode == 0, r.stderr
     for inst in have:
         assert any(row.split()[:3] == ["chromium", inst.version, inst.source] and row.endswith(inst.path)
                    for row in r.stdout.splitlines()), r.stdout
-    r = processes.run_bounded(RIG + ["browsers", "path", f"chromium@{have[0].line}"], timeout=60)
+    r = runs.run_bounded(RIG + ["browsers", "path", f"chromium@{have[0].line}"], timeout=60)
     assert (r.returncode, r.stdout.strip()) == (0, have[0].path), r.stderr
-    r = processes.run_bounded(RIG + ["browsers", "install", f"chromium@{have[0].line}"], timeout=60)
+    r = runs.run_bounded(RIG + ["browsers", "install", f"chromium@{have[0].line}"], timeout=60)
     assert r.returncode == 0 and r.stdout.startswith(f"chromium@{have[0].line}: already installed: "), r.stderr

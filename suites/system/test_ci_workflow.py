@@ -19,7 +19,7 @@ from pathlib import Path
 
 from workflow_steps import DEBIAN_ROOT, HERE, PLACES, WORKFLOW, bash_argv, expand, step, workflow, workflow_env
 
-from rig import processes
+from rig import runs
 
 PEERS, SCENARIOS = "chromium,aiortc", "initial-datachannel,glare-datachannel"
 JUNIT_PROPERTIES = {"case_id", "scenario", "polite.spec", "polite.kind", "polite.version", "impolite.spec",
@@ -30,7 +30,7 @@ SHA_PIN = re.compile(r"^\s*(?:-\s*)?uses:\s*([^@\s]+)@(\S+)(?:\s+#\s*(\S+))?\s*$
 
 
 def _bash(script: str, cwd: Path, env: dict[str, str], timeout: float = 300):
-    return processes.run_bounded(bash_argv(script), cwd=cwd, env=env, timeout=timeout)
+    return runs.run_bounded(bash_argv(script), cwd=cwd, env=env, timeout=timeout)
 
 
 def _cells(results: Path) -> dict[tuple[str, str, str], list[str]]:
@@ -145,7 +145,7 @@ def test_the_workflows_steps_run_here(tmp_path: Path) -> None:
 
     # the reference: the same catalogue in one unsharded run
     ref = tmp_path / "unsharded"
-    got = processes.run_bounded([sys.executable, "-m", "rig", "matrix", "--peers", PEERS, "--scenarios", SCENARIOS,
+    got = runs.run_bounded([sys.executable, "-m", "rig", "matrix", "--peers", PEERS, "--scenarios", SCENARIOS,
                                  "--out", str(ref)], cwd=tmp_path, env=env, timeout=300)
     assert got.returncode in (0, 1) and (ref / "results.json").is_file(), got.stdout[-2000:] + got.stderr[-2000:]
 

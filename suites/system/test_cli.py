@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from rig import config, processes
+from rig import config, processes, runs
 
 RIG = [sys.executable, "-m", "rig"]
 
@@ -54,8 +54,8 @@ def test_broken_negotiator_fails_its_cells_with_the_file_and_line(tmp_path: Path
     bad = tmp_path / "broken.py"
     bad.write_text("def attach(pc, signaler, *, polite):\n    raise RuntimeError('boom')\n")
     out = tmp_path / "out"
-    r = processes.run_bounded(RIG + ["matrix", "--peers", "aiortc", "--scenarios", "initial-datachannel,add-video",
-                              "--negotiator-py", str(bad), "--workers", "1", "--out", str(out)],
+    r = runs.run_bounded(RIG + ["matrix", "--peers", "aiortc", "--scenarios", "initial-datachannel,add-video",
+                         "--negotiator-py", str(bad), "--workers", "1", "--out", str(out)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     run = json.loads((out / "results.json").read_text())
@@ -67,7 +67,7 @@ def test_broken_negotiator_fails_its_cells_with_the_file_and_line(tmp_path: Path
 
 def test_version_is_one_line_with_the_pins_from_package_metadata() -> None:
     from importlib.metadata import version
-    r = processes.run_bounded(RIG + ["--version"], capture_output=True, text=True, timeout=60)
+    r = runs.run_bounded(RIG + ["--version"], capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr) == (0, "")
     assert r.stdout == (f"rig {version('glare-rig')} (Playwright {version('playwright')}, aiortc {version('aiortc')}, "
                         f"Python {sys.version.split()[0]})\n")
@@ -77,8 +77,8 @@ def test_js_negotiator_that_does_not_parse_names_file_and_line_in_every_browser(
     bad = tmp_path / "mine.js"
     bad.write_text("export default function attach(pc, signaler, { polite }) {\n  let x = ;\n}\n")
     out = tmp_path / "out"
-    r = processes.run_bounded(RIG + ["matrix", "--peers", "chromium,firefox", "--scenarios", "initial-datachannel",
-                              "--negotiator-js", str(bad), "--workers", "1", "--out", str(out)],
+    r = runs.run_bounded(RIG + ["matrix", "--peers", "chromium,firefox", "--scenarios", "initial-datachannel",
+                         "--negotiator-js", str(bad), "--workers", "1", "--out", str(out)],
                        capture_output=True, text=True, timeout=180)
     assert r.returncode == 1
     run = json.loads((out / "results.json").read_text())
@@ -95,8 +95,8 @@ def test_a_logged_error_fails_the_case_with_its_name_and_message(tmp_path: Path)
                      '  console.error(new DOMException("noisy on purpose", "OperationError"));\n'
                      "  return attach(pc, signaler, opts);\n}\n")
     out = tmp_path / "out"
-    processes.run_bounded(RIG + ["matrix", "--peers", "firefox", "--scenarios", "initial-datachannel",
-                          "--negotiator-js", str(noisy), "--workers", "1", "--out", str(out)],
+    runs.run_bounded(RIG + ["matrix", "--peers", "firefox", "--scenarios", "initial-datachannel",
+                     "--negotiator-js", str(noisy), "--workers", "1", "--out", str(out)],
                    capture_output=True, text=True, timeout=180)
     case = json.loads((out / "results.json").read_text())["cases"][0]
     assert case["outcome"] == "failed"
@@ -150,9 +150,9 @@ def test_a_users_negotiator_gets_a_verdict_per_cell_naming_the_race_that_breaks_
     mine = tmp_path / "mdn.js"
     mine.write_text(MDN_FORM)
     out = tmp_path / "out"
-    r = processes.run_bounded(RIG + ["matrix", "--peers", "firefox", "--negotiator-js", str(mine),
-                              "--scenarios", "add-video,offer-during-answer",
-                              "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    r = runs.run_bounded(RIG + ["matrix", "--peers", "firefox", "--negotiator-js", str(mine),
+                         "--scenarios", "add-video,offer-during-answer",
+                         "--workers", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 1
     verdict = {c["scenario"]: c for c in json.loads((out / "results.json").read_text())["cases"]}
     # In other glare scenarios the polite peer's answer and re-offer are sent back to back, so MDN's

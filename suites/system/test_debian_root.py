@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 from workflow_steps import DEBIAN_ROOT, bash_argv, expand, steps_placed, workflow, workflow_env
 
-from rig import config, processes, versions
+from rig import config, runs, versions
 
 #: the workflow's container image -> the Debian suite mmdebstrap makes of it
 SUITES = {"debian:12": "bookworm"}
@@ -96,8 +96,8 @@ def _base(suite: str, cache: Path) -> Path:
         return tarball
     part = tarball.with_name(f"{tarball.name}.{os.getpid()}.part")
     try:
-        got = processes.run_bounded(["mmdebstrap", *BASE_OPTIONS, "--format=tar", suite, str(part), *map(str, sources)],
-                                    timeout=BASE_BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+        got = runs.run_bounded(["mmdebstrap", *BASE_OPTIONS, "--format=tar", suite, str(part), *map(str, sources)],
+                               timeout=BASE_BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         part.unlink(missing_ok=True)
         _step_failed("mmdebstrap (making the bare root)", BASE_BUILD_TIMEOUT)
@@ -212,7 +212,7 @@ class DebianRoot:
                "sh", "-ec", " && ".join(map(shlex.join, self.mounts)) + ' && exec "$@"', "sh", *chrooted]
         started = time.monotonic()
         try:
-            got = processes.run_bounded(cmd, timeout=timeout, run_id=run_id, stdin=subprocess.DEVNULL)
+            got = runs.run_bounded(cmd, timeout=timeout, run_id=run_id, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             _step_failed(f"step {what}", timeout)
         print(f"Debian root: step {what}: exit status {got.returncode} in {time.monotonic() - started:.1f} s")

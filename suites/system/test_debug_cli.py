@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from rig import processes
+from rig import runs
 
 RIG = [sys.executable, "-m", "rig"]
 
@@ -15,7 +15,7 @@ RIG = [sys.executable, "-m", "rig"]
 def test_debug_then_repro_a_browser_aiortc_case(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     out = tmp_path / "debug"
-    run = processes.run_bounded(RIG + ["debug", "firefox:aiortc", "add-video", "--headed", "--out", str(out)],
+    run = runs.run_bounded(RIG + ["debug", "firefox:aiortc", "add-video", "--headed", "--out", str(out)],
                          capture_output=True, text=True, timeout=240, env=env)
     text = run.stdout + run.stderr
     assert run.returncode == 0, text[-3000:]
@@ -29,13 +29,13 @@ def test_debug_then_repro_a_browser_aiortc_case(tmp_path: Path) -> None:
     assert re.search(r"show-trace \S+trace-polite\.zip", text)
 
     repro = tmp_path / "repro"
-    run = processes.run_bounded(RIG + ["repro", "add-video[firefox-polite--aiortc-impolite]", "--from", str(out),
-                                "--out", str(repro)], capture_output=True, text=True, timeout=60)
+    run = runs.run_bounded(RIG + ["repro", "add-video[firefox-polite--aiortc-impolite]", "--from", str(out),
+                           "--out", str(repro)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert {"negotiator.js", "negotiator.py", "plan.json", "replay.sh", "transcript.txt"} <= {
         p.name for p in repro.iterdir()}
     assert "--negotiator-py negotiator.py" in (repro / "replay.sh").read_text()
 
-    bad = processes.run_bounded(RIG + ["debug", "firefox-aiortc", "add-video"], capture_output=True, text=True, timeout=60)
+    bad = runs.run_bounded(RIG + ["debug", "firefox-aiortc", "add-video"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "expected POLITE:IMPOLITE" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, processes
+from rig import config, processes, runs
 
 RIG = [sys.executable, "-m", "rig"]
 
@@ -36,7 +36,7 @@ CASES = {
 def test_a_fault_is_an_error_naming_it_and_the_run_goes_on(fault: str, tmp_path: Path) -> None:
     pair, then = CASES[fault]
     run_id = f"fault-{uuid.uuid4().hex}"
-    proc = processes.run_bounded(
+    proc = runs.run_bounded(
         [*RIG, "matrix", "--peers", ",".join(sorted(set(pair.split(":")))), "--pairs", pair, "--scenarios", "add-video",
          "--repeat", "2", "--workers", "1", "--fault", fault, "--out", str(tmp_path)],
         timeout=240, cwd=config.ROOT, run_id=run_id)
@@ -53,7 +53,7 @@ def test_a_fault_is_an_error_naming_it_and_the_run_goes_on(fault: str, tmp_path:
 
 
 def test_a_fault_that_cannot_act_on_a_pair_makes_its_cell_unsupported(tmp_path: Path) -> None:
-    processes.run_bounded([*RIG, "matrix", "--peers", "aiortc", "--scenarios", "add-video", "--workers", "1",
+    runs.run_bounded([*RIG, "matrix", "--peers", "aiortc", "--scenarios", "add-video", "--workers", "1",
                            "--fault", "kill-browser", "--out", str(tmp_path)], timeout=120, cwd=config.ROOT)
     (case,) = json.loads((tmp_path / "results.json").read_text())["cases"]
     assert case["outcome"] == "unsupported" and "fault kill-browser needs" in case["reason"]

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from rig import config, processes
+from rig import config, runs
 
 RIG = [sys.executable, "-m", "rig"]
 
@@ -19,7 +19,7 @@ def _cases(out: Path) -> dict[str, dict]:
 
 
 def test_a_peer_that_never_started_is_an_error_never_a_pass(tmp_path: Path) -> None:
-    proc = processes.run_bounded([*RIG, "matrix", "--peers", "chromium@/nonexistent/chromium,aiortc",
+    proc = runs.run_bounded([*RIG, "matrix", "--peers", "chromium@/nonexistent/chromium,aiortc",
                                   "--scenarios", "add-video", "--workers", "1", "--out", str(tmp_path)],
                                  timeout=180, cwd=config.ROOT)
     cases = _cases(tmp_path)
@@ -38,7 +38,7 @@ def test_no_negotiation_and_no_collision_are_failures_never_passes(tmp_path: Pat
     # Each case waits out a step's bound for what never comes (a connection, an offer); how long
     # does not matter, nothing happens either way: 3 s instead of 10 (the join's bound, 7 s,
     # is still far above an aiortc join under load)
-    proc = processes.run_bounded([*RIG, "matrix", "--peers", "aiortc", "--scenarios", "add-video,glare-initial",
+    proc = runs.run_bounded([*RIG, "matrix", "--peers", "aiortc", "--scenarios", "add-video,glare-initial",
                                   "--negotiator-py", str(idle), "--workers", "1", "--out", str(out)],
                                  timeout=180, cwd=config.ROOT, env=dict(os.environ, RIG_STEP_TIMEOUT="3"))
     cases = _cases(out)

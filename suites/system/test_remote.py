@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, processes, remote
+from rig import config, processes, remote, runs
 from rig.signaling import local_addresses
 
 RIG = [sys.executable, "-m", "rig"]
@@ -160,7 +160,7 @@ def test_a_chromium_behind_a_playwright_server_in_a_namespace_passes(browser_hos
     assert browser_host["server_pids"], "the server carries the test's run marker"
     out = tmp_path / "out"
     t0 = time.monotonic()
-    r = processes.run_bounded(RIG + ["matrix", "--peers", f"{spec},aiortc", "--pairs", f"{spec}:aiortc",
+    r = runs.run_bounded(RIG + ["matrix", "--peers", f"{spec},aiortc", "--pairs", f"{spec}:aiortc",
                                      "--scenarios", "add-video,glare-datachannel", "--stub-host", browser_host["here"],
                                      "--workers", "1", "--keep", "all", "--out", str(out)], timeout=300)
     took = time.monotonic() - t0
@@ -199,7 +199,7 @@ def _free_port() -> int:
 def test_an_unreachable_server_is_a_one_line_cell_error_and_the_rest_runs(tmp_path: Path) -> None:
     port = _free_port()  # nothing listens there now
     spec = f"chromium@ws://127.0.0.1:{port}/nobody"
-    r = processes.run_bounded(RIG + ["matrix", "--peers", f"{spec},aiortc", "--scenarios", "initial-datachannel",
+    r = runs.run_bounded(RIG + ["matrix", "--peers", f"{spec},aiortc", "--scenarios", "initial-datachannel",
                                      "--workers", "1", "--out", str(tmp_path)], timeout=180)
     errors = [line for line in r.stderr.splitlines() if line.startswith("rig: error:")]
     said = f"{spec}: cannot reach the Playwright server at 127.0.0.1:{port} (ECONNREFUSED"
@@ -226,7 +226,7 @@ def test_a_server_on_another_playwright_release_is_named_with_the_fix(tmp_path: 
     proc = _launch_server([], str(drivers.env_python(env)), cfg, tmp_path, run_id)
     try:
         endpoint = _read_endpoint(proc, SERVER_START)
-        r = processes.run_bounded([sys.executable, "-m", "rig.remote", "check", f"chromium@{endpoint}"], timeout=120)
+        r = runs.run_bounded([sys.executable, "-m", "rig.remote", "check", f"chromium@{endpoint}"], timeout=120)
     finally:
         left = _stop(proc, run_id)
     assert not left and processes.marked(run_id) == []

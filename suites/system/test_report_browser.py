@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, processes
+from rig import config, runs
 from rig.peers.browser import binary_for
 from rig.peerspec import PeerSpec
 
@@ -50,9 +50,9 @@ def test_report_from_disk_matches_results_filters_and_leads_to_a_failing_cases_d
                                                                                         record_property) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     out = tmp_path / "report"
-    r = processes.run_bounded(RIG + ["matrix", "--peers", "firefox", "--scenarios", ",".join(SCENARIOS),
-                              "--repeat", str(REPEAT), "--workers", "1", "--negotiator-js", str(MUTANT),
-                              "--out", str(out)], capture_output=True, text=True, timeout=150)
+    r = runs.run_bounded(RIG + ["matrix", "--peers", "firefox", "--scenarios", ",".join(SCENARIOS),
+                         "--repeat", str(REPEAT), "--workers", "1", "--negotiator-js", str(MUTANT),
+                         "--out", str(out)], capture_output=True, text=True, timeout=150)
     assert r.returncode == 1, f"the mutant should fail glare-initial\n{r.stdout[-3000:]}\n{r.stderr[-2000:]}"
     run = json.loads((out / "results.json").read_text())
     cells: dict[str, list[dict]] = {}

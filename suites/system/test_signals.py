@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, processes
+from rig import config, processes, runs
 
 RIG = [sys.executable, "-m", "rig"]
 #: a case result from a browser peer: launches and the first cases, on a loaded 2-core machine
@@ -272,7 +272,7 @@ def test_a_worker_slow_to_exit_is_not_taken_for_a_users_signal(tmp_path, where):
     plugin = tmp_path / "slow_exit.py"
     plugin.write_text("import time\n\nimport pytest\n\n\n" + SLOW_EXITS[where])
     out = tmp_path / "out"
-    proc = processes.run_bounded(
+    proc = runs.run_bounded(
         [*RIG, "matrix", "--peers", "aiortc", "--scenarios", "add-video", "--workers", "2", "--out", str(out),
          "--", "-p", "slow_exit"], timeout=120, cwd=config.ROOT,
         env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))))

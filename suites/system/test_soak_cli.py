@@ -8,14 +8,14 @@ import sys
 import uuid
 from pathlib import Path
 
-from rig import config, processes
+from rig import config, runs
 from rig.usage import Sampler
 
 RIG = [sys.executable, "-m", "rig"]
 
 
 def test_soak_prints_its_figures_and_writes_them(tmp_path: Path) -> None:
-    proc = processes.run_bounded([*RIG, "soak", "--cases", "5", "--peers", "aiortc", "--out", str(tmp_path),
+    proc = runs.run_bounded([*RIG, "soak", "--cases", "5", "--peers", "aiortc", "--out", str(tmp_path),
                                   "--workers", "1"], timeout=300, cwd=config.ROOT)
     out = proc.stdout
     figures = json.loads((tmp_path / "soak.json").read_text())
@@ -36,7 +36,7 @@ def _sampled_matrix(tmp_path: Path, scenarios: str, repeat: int, **env: str) -> 
     sampler = Sampler(run_id, every=0.2)
     sampler.start()
     try:
-        proc = processes.run_bounded(
+        proc = runs.run_bounded(
             [*RIG, "matrix", "--peers", "chromium", "--scenarios", scenarios, "--repeat", str(repeat),
              "--workers", "1", "--capture", "off", "--out", str(tmp_path)], timeout=300, cwd=config.ROOT,
             env=dict(os.environ, **env), run_id=run_id)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from rig import config, processes
+from rig import config
 
 RIG = [sys.executable, "-m", "rig"]
 
@@ -26,7 +26,7 @@ def test_a_prefixed_console_error_keeps_the_finding_explained(tmp_path: Path) ->
     runs = {}
     for name, negotiator in (("reference", []), ("prefixed", ["--negotiator-js", str(prefixed)])):
         out = tmp_path / name
-        processes.run_bounded([*RIG, "matrix", "--peers", "chromium,aiortc", "--pairs", "chromium:chromium,chromium:aiortc",
+        runs.run_bounded([*RIG, "matrix", "--peers", "chromium,aiortc", "--pairs", "chromium:chromium,chromium:aiortc",
                                "--scenarios", "glare-add-media", "--workers", "1", "--capture", "off",
                                "--out", str(out), *negotiator], timeout=180, cwd=config.ROOT)
         runs[name] = _outcomes(out)
