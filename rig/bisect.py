@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import config, results, runs
+from . import config, install, results, runs
 from .errors import RigError
 from .peerspec import PeerSpec
 from .versions import in_range, line, version_key
@@ -306,7 +306,6 @@ def write_json(out: Path, b: Bisection) -> Path:
 
 def installable(kind: str) -> list[str]:
     """Exact versions (or release lines) of ``kind`` that are installed or installable here."""
-    from . import install
     found = {i.version for i in install.installed(kind)}
     found |= {a.version for a in install.available(kind)}
     return sorted(found, key=version_key)

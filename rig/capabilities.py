@@ -11,6 +11,7 @@ fails its glare cells and that is a finding (rig.findings, aiortc-no-rollback).
 
 from __future__ import annotations
 
+from .scenarios import AwaitHeld, Burst, Change, Collide, Drop, Duplicate, Hold, Race
 from .vocab import CHANGES
 
 #: capability name -> what it means (as the report explains it)
@@ -26,7 +27,6 @@ assert set(_ACTION_NEEDS) <= set(CHANGES)
 
 def needs(scenario) -> dict[str, set[str]]:
     """The capabilities each role must have for ``scenario``'s steps to be possible."""
-    from .scenarios import AwaitHeld, Burst, Change, Collide, Drop, Duplicate, Hold, Race
 
     out: dict[str, set[str]] = {"polite": set(), "impolite": set()}
 

@@ -13,10 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NoReturn
 
-from . import config, options, processes, runs, scenarios
+from . import config, drivers, hostnet, install, mutants, options, processes, runs, scenarios, shards, soak, variants
 from .errors import RigError
 from .peerspec import PeerSpec
 from .vocab import PEER_KINDS
@@ -43,7 +44,7 @@ SMALL_RUN_CASES = 30
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
-    from . import junit, mutants, report, results, variants
+    from . import junit, report, results  # pydantic, jinja2, the case engine: kept out of `rig --help`
     if args.markdown:
         try:
             matrix = json.loads((Path(args.markdown) / "mutants.json").read_text())
@@ -141,7 +142,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
 def _move_cases(out: Path, sub: Path, cases: list) -> None:
     """A variant's case files (detail JSON, page, evidence folder) from out/cases to sub/cases."""
-    from .results import slug as slug_of
+    from .results import slug as slug_of  # pydantic, jinja2, the case engine: kept out of `rig --help`
     (sub / "cases").mkdir(parents=True, exist_ok=True)
     for c in cases:
         slug = Path(c.details).stem if c.details else slug_of(c.id)
@@ -158,7 +159,6 @@ def _resolve_peers(peers: list[str], remote: dict[str, str] | None = None) -> di
     missing version on demand (rig.install). A spec that cannot be resolved (unknown version,
     no network, a version nothing can drive) is said in one line and stays in the matrix: its
     cells become errors that give the same reason, and the rest of the matrix runs."""
-    from . import install
     bad: dict[str, str] = {}
     for text in peers:
         spec = PeerSpec.parse(text)
@@ -191,7 +191,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         scens = [scenarios.load_plan(Path(args.plan)).name] if args.plan else options.scenario_list(args.scenarios)
         pairs = options.parse_pairs(args.pairs)
         if args.shard:
-            from . import shards
             shard, costs = shards.Shard.parse(args.shard), shards.Costs.load()
             every = shards.catalogue(scens, peers, pairs)
             mine = shards.select(every, shard, costs)
@@ -244,7 +243,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
                               # the workers give these specs' cells the reason found here
                               config.UNRESOLVED_ENV: json.dumps(unusable),
                               config.REMOTE_RESOLVED_ENV: json.dumps(remote)})
-    from . import hostnet
     if hostnet.loopback_only():
         print(f"rig: {hostnet.describe()}", flush=True)
     with runs.Run() as run:
@@ -286,7 +284,7 @@ def _expected_cases(scens: list[str], peers: list[str], pairs_text: str | None, 
                     repeat: int, variants_file: str | None = None) -> set[str]:
     """The case ids this run's pytest should collect (rig.results.case_id), computed here as the
     plugin parametrizes them, to check its results.json against."""
-    from . import results, shards, variants
+    from . import results  # pydantic, jinja2, the case engine: kept out of `rig --help`
     label = {p: PeerSpec.parse(p).label for p in peers}
     if variants_file:
         if shard_text:
@@ -309,7 +307,7 @@ def _expected_cases(scens: list[str], peers: list[str], pairs_text: str | None, 
 
 def _fresh_results(out: Path, began: float):
     """This run's results.json (not one an earlier run left in ``out``), validated."""
-    from . import model
+    from . import model  # pydantic: kept out of `rig --help`
     path = out / "results.json"
     try:
         if path.stat().st_mtime < began:
@@ -351,6 +349,7 @@ def _partial(out: Path, began: float) -> str:
 
 
 async def _probe_browser(spec: PeerSpec) -> str:
+    # Playwright only for `rig doctor`'s probe
     from playwright.async_api import async_playwright
 
     from .peers.browser import BrowserPool
@@ -367,7 +366,7 @@ async def _probe_browser(spec: PeerSpec) -> str:
 
 
 async def _probe_aiortc() -> str:
-    from aiortc import RTCConfiguration, RTCPeerConnection
+    from aiortc import RTCConfiguration, RTCPeerConnection  # only for `rig doctor`'s probe
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.createDataChannel("doctor")
     await pc.setLocalDescription(await pc.createOffer())
@@ -376,7 +375,6 @@ async def _probe_aiortc() -> str:
 
 
 def cmd_soak(args: argparse.Namespace) -> int:
-    from . import soak
     try:
         return soak.run(args.cases, args.peers, Path(args.out or config.ROOT / "reports" / "soak").resolve(),
                         args.workers, main)
@@ -386,9 +384,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from importlib.metadata import version
 
-    from .peers.browser import binary_for
+    from .peers.browser import binary_for  # imports Playwright: only `rig doctor` needs it
     bad = 0
     for kind in PEER_KINDS:
         spec = PeerSpec(kind)
@@ -420,12 +417,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             status, bad = f"NOT drivable: {first}; {fix}", bad + 1
         print(f"{kind:9} {where:28} {ver:18} {status}")
         if kind == "chromium" and config.HEADLESS_SHELL:
-            from .peers.browser import headless_shell
+            from .peers.browser import headless_shell  # imports Playwright (see above)
             shell = headless_shell(where)
             print(f"{'':9} headless runs use {shell} (the same build's headless shell)" if shell else
                   f"{'':9} headless runs use the full browser (no headless shell of {ver} beside it; "
                   "on Debian: apt-get install -y chromium-headless-shell)")
-    from . import install
     notes: list[str] = []
     have = install.installed(notes=notes)
     print("\nbrowser versions installed (rig browsers list; more: rig browsers install KIND@VERSION):")
@@ -436,7 +432,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _driver_text(inst) -> str:
-    from importlib.metadata import version
     if inst.driver_label:
         return inst.driver_label
     return "in the rig's process" if inst.kind == "aiortc" else f"playwright {version('playwright')} (the rig's)"
@@ -447,9 +442,7 @@ def _installed_rows(insts: list) -> list[str]:
 
 
 def cmd_browsers(args: argparse.Namespace) -> int:
-    from . import install
     if args.action == "list":
-        from . import drivers
         notes: list[str] = []
         have = install.installed(notes=notes) + [drivers.own_aiortc()] + drivers.installed_aiortc()
         print(f"{'kind':9} {'version':18} {'source':7} {'driver':32} path")
@@ -512,7 +505,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
-    from . import findings, model
+    from . import findings, model  # pydantic: kept out of `rig --help`
     if args.markdown:
         print(findings.markdown(), end="")
     elif args.schema:
@@ -524,7 +517,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from . import compare
+    from . import compare  # pydantic, jinja2, the case engine: kept out of `rig --help`
     try:
         return compare.run(args.old, args.new, args.html, args.hit_rate_threshold, args.hit_rate_min_runs,
                            args.allow_removed)
@@ -534,7 +527,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from . import merge
+    from . import merge  # pydantic, jinja2, the case engine: kept out of `rig --help`
     command = "rig merge " + " ".join(shlex.quote(a) for a in [*args.inputs, "--out", args.out])
     try:
         return merge.run(args.inputs, args.out, command)
@@ -544,7 +537,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import junit, model, report, summary
+    from . import junit, model, report, summary  # pydantic, jinja2, the case engine: kept out of `rig --help`
     try:
         run = model.load_run(Path(args.folder))
     except model.SchemaError as exc:
@@ -561,7 +554,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_costs(args: argparse.Namespace) -> int:
-    from . import model, shards
+    from . import model  # pydantic: kept out of `rig --help`
     runs = []
     for path in args.results:
         try:
@@ -579,7 +572,7 @@ def _has_display() -> bool:
 
 def cmd_debug(args: argparse.Namespace) -> int:
     """Re-run one case with full capture and print a one-screen summary per run."""
-    from . import debugging, report
+    from . import debugging, report  # pydantic, jinja2, the case engine: kept out of `rig --help`
     try:
         polite, impolite = options.parse_pair(args.pair)
         if args.plan:
@@ -636,7 +629,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from . import debugging, results
+    from . import debugging, results  # pydantic, jinja2, the case engine: kept out of `rig --help`
     where = Path(args.source).resolve()
     try:
         detail_path = debugging.find_case(args.case, where)
@@ -662,7 +655,7 @@ def _matrix_options(m: argparse.ArgumentParser) -> None:
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
-    from . import bisect
+    from . import bisect  # pydantic, jinja2, the case engine: kept out of `rig --help`
     try:
         side, rng, other = bisect.parse_sides(args.polite, args.impolite)
         scenarios.get(args.scenario)
@@ -733,7 +726,6 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help="print the rig's version and its pins, then exit")
 
     def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
-        from importlib.metadata import PackageNotFoundError, version
 
         def of(package: str) -> str:
             try:

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .model import SchemaError, parse_run, read_json
+from .report import environment
 from .results import OUTCOMES, slug
 from .versions import line, version_key
 from .vocab import RESULTS_FILE
@@ -323,7 +324,6 @@ def _href(page: str, html_dir: pathlib.Path) -> str | None:
 
 def write_html(path: pathlib.Path, old: Run, new: Run, changes: list[Change],
                allow_removed: bool = False) -> pathlib.Path:
-    from .report import environment
     env = environment()
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,8 @@ from typing import Any
 from . import config
 from .errors import RigError
 from .model import Cause, SchemaError, parse_detail
+from .peerspec import PeerSpec
+from .results import slug
 from .vocab import RESULTS_FILE, ROLES
 
 #: Event types worth a line in the terminal summary (the case page has all of them).
@@ -150,7 +152,6 @@ def summarize(detail: dict, detail_path: Path | None = None) -> str:
 # -- reproducer ----------------------------------------------------------------------
 def find_case(case_id: str, where: Path) -> Path:
     """A case's detail JSON by id (``scenario[pair]``), slug or file name, under ``where``."""
-    from .results import slug
     want = {case_id, slug(case_id), Path(case_id).stem}
     direct = Path(case_id)
     if direct.suffix == ".json" and direct.is_file():
@@ -258,7 +259,6 @@ def write_repro(detail_path: Path, out: Path) -> Path:
 
 
 def _label(peer: dict) -> str:
-    from .peerspec import PeerSpec
     try:
         return PeerSpec.parse(str(peer.get("spec"))).label
     except RigError:

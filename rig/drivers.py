@@ -28,6 +28,7 @@ from pathlib import Path
 
 from . import config
 from .errors import RigError
+from .peers.host import PeerHost
 from .peerspec import PeerSpec
 from .runs import run_bounded
 from .versions import Installation, cache_root, locked, matches, version_key
@@ -210,7 +211,6 @@ async def verify_browser_async(kind: str, executable: str, *, source: str = "pat
     """Find an older Playwright (config.OLDER_PLAYWRIGHTS, in order) that drives this browser
     in a peer host: launch it, open a page, read its version. The Installation names that
     driver; RigError names every Playwright tried and its first error line."""
-    from .peers.host import PeerHost
     tried = []
     for pw in config.OLDER_PLAYWRIGHTS:
         try:

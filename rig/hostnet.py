@@ -15,6 +15,8 @@ import functools
 import ipaddress
 from pathlib import Path
 
+from .errors import RigError
+
 CHROMIUM_ARGS = ["--allow-loopback-in-peer-connection"]
 FIREFOX_PREFS = {"media.peerconnection.ice.loopback": True}
 
@@ -59,7 +61,7 @@ def describe() -> str:
 
 def aiortc_loopback() -> None:
     """Give aioice the loopback address as this host's only host address."""
-    import aioice.ice
+    import aioice.ice  # aiortc's ICE: only in a process that runs aiortc peers
 
     def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return (["127.0.0.1"] if use_ipv4 else []) + (["::1"] if use_ipv6 else [])
@@ -93,7 +95,6 @@ async def check_gathering(peer) -> None:
     if key not in _gathered:
         _gathered[key] = int(await peer._call("probe ICE gathering", GATHER_JS) or 0)
     if not _gathered[key]:
-        from .errors import RigError
         raise RigError(
             f"{peer.spec} {peer.version} gathers no UDP ICE candidate on this host, whose only interface is loopback "
             f"(probed at set-up; Firefox offers no loopback candidate, media.peerconnection.ice.loopback "

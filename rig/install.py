@@ -41,10 +41,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, runs
+import brotli
+
+from . import config, remote, runs
 from .errors import RigError
 from .peerspec import PeerSpec
 from .versions import Installation, cache_root, line, locked, matches, version_key
+from .waits import bounded
 
 BROWSERS = ("chromium", "firefox")
 
@@ -327,10 +330,10 @@ def _launch_check(kind: str, executable: str) -> dict:
 
 async def _check(kind: str, executable: str) -> dict:
     """In the child: launch as every run does, open a page, find RTCPeerConnection, close."""
+    # Playwright only in this child, which checks one browser and exits
     from playwright.async_api import async_playwright
 
     from .peers.browser import launch
-    from .waits import bounded
     async with async_playwright() as pw:
         browser = await asyncio.wait_for(launch(pw, kind, executable), config.LAUNCH_TIMEOUT)
         try:
@@ -511,7 +514,6 @@ def _fetch(url: str, dest: Path, spec: PeerSpec) -> int:
 def _get_npm(item: Available, spec: PeerSpec, tmp: Path) -> tuple[Path, list[dict], int]:
     """Download (or reuse) the package tarball, check its integrity, unpack the Chromium in it
     into ``tmp``. The executable, the archives (name, hash, size) and bytes downloaded."""
-    import brotli
     name = f"{item.package.lstrip('@').replace('/', '-')}-{item.package_version}.tgz"
     archive = _downloads() / name
     downloaded = 0
@@ -719,7 +721,6 @@ def resolve(spec: PeerSpec, *, install: bool = False) -> Installation:
     browser behind that Playwright server, checked by connecting (rig.remote; nothing to
     install here). One-line RigError otherwise."""
     if spec.endpoint:
-        from . import remote
         return remote.resolve(spec)
     if spec.range:
         raise RigError(f"{spec}: a range is for rig bisect only; name one version (e.g. {spec.kind}@{spec.range[1]})")

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from . import junit, model, results, shards
+from . import junit, model, report, results, shards
 from .errors import RigError
 from .model import CaseSummary, MergeInfo, MergeInput, RunRecord
 from .peerspec import PeerSpec
@@ -367,7 +367,6 @@ def _copy_case(p: Planned, out: Path) -> None:
 
 def write(merged: Merged, out: Path) -> Path:
     """The merged report in ``out``; returns index.html's path."""
-    from . import report
     (out / "cases").mkdir(parents=True, exist_ok=True)
     for p in merged.cases:
         _copy_case(p, out)

@@ -105,7 +105,7 @@ def pair_text(pairs: list[str]) -> str:
 
 def write_kill_matrix(out: Path, matrix: dict) -> tuple[Path, Path]:
     """mutants.json and mutants.html (a page of the report; opens from disk)."""
-    from .report import environment
+    from .report import environment  # jinja2: rig.options imports this module (discover) in every worker
     (out / "mutants.json").write_text(json.dumps(matrix, indent=1))
     html = environment().get_template("mutants.html").render(m=matrix)
     (out / "mutants.html").write_text(html)

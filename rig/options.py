@@ -9,15 +9,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import evidence
+from . import config, evidence, mutants, scenarios, shards, variants
+from .errors import RigError
 from .faults import FAULTS
+from .peerspec import PeerSpec
+from .shards import Shard
 from .versions import version_key
-
-if TYPE_CHECKING:
-    from .errors import RigError
-    from .peerspec import PeerSpec
+from .vocab import PEER_KINDS
 
 DEFAULT_PEERS = "chromium,firefox,aiortc"
 
@@ -121,7 +121,6 @@ def parse_pairs(text: str | None) -> set[tuple[str, str]] | None:
 def _split_pair(item: str) -> tuple[str, str, str]:
     """``POLITE:IMPOLITE`` split at the colon that starts a peer kind: a remote spec's endpoint
     has colons of its own (``chromium@ws://10.0.0.2:3000/x:firefox``)."""
-    from .vocab import PEER_KINDS
     for i, ch in enumerate(item):
         if ch == ":":
             kind = item[i + 1:].split("@", 1)[0].strip().lower()
@@ -137,8 +136,6 @@ def _split_pair(item: str) -> tuple[str, str, str]:
 
 def peer(text: str, what: str = "", *, ranges: bool = False) -> PeerSpec:
     """One peer spec; ``what`` names where it came from (``--peers``) in the message."""
-    from .errors import RigError
-    from .peerspec import PeerSpec
     at = f"{what}: " if what else ""
     try:
         spec = PeerSpec.parse(text)
@@ -155,7 +152,6 @@ def peer(text: str, what: str = "", *, ranges: bool = False) -> PeerSpec:
 
 def peer_list(text: str, what: str = "--peers") -> list[str]:
     """Comma-separated peer specs, each as its canonical string."""
-    from .errors import RigError
     specs = [str(peer(x, what)) for x in text.split(",") if x.strip()]
     if not specs:
         raise RigError(f"{what} {text!r}: no peer spec; give e.g. {what} {DEFAULT_PEERS}")
@@ -164,8 +160,6 @@ def peer_list(text: str, what: str = "--peers") -> list[str]:
 
 def scenario_list(text: str, what: str = "--scenarios") -> list[str]:
     """Comma-separated scenario names, or ``all`` (the whole catalogue)."""
-    from . import scenarios
-    from .errors import RigError
     if text == "all":
         return list(scenarios.CATALOGUE)
     names = [x.strip() for x in text.split(",") if x.strip()]
@@ -178,7 +172,6 @@ def scenario_list(text: str, what: str = "--scenarios") -> list[str]:
 
 def parse_pair(item: str) -> tuple[PeerSpec, PeerSpec]:
     """``POLITE:IMPOLITE`` -> the two specs."""
-    from .errors import RigError
     pol, sep, imp = _split_pair(item.strip())
     if not sep or not pol or not imp:
         raise RigError(f"pair {item!r}: expected POLITE:IMPOLITE, e.g. firefox:aiortc")
@@ -187,7 +180,6 @@ def parse_pair(item: str) -> tuple[PeerSpec, PeerSpec]:
 
 def at_least(least: int, what: str) -> Callable[[int], None]:
     def check(value: int) -> None:
-        from .errors import RigError
         if value < least:
             raise RigError(f"{what} {value}: give at least {least}")
     return check
@@ -196,7 +188,6 @@ def at_least(least: int, what: str) -> Callable[[int], None]:
 def share(what: str) -> Callable[[float], None]:
     """A share a gate compares against: 1 or more could never be exceeded, so the gate could never fail."""
     def check(value: float) -> None:
-        from .errors import RigError
         if not 0 <= value < 1:
             raise RigError(f"{what} {value:g}: give a share from 0 up to (not including) 1, e.g. 0.10")
     return check
@@ -204,7 +195,6 @@ def share(what: str) -> Callable[[float], None]:
 
 def existing_file(what: str) -> Callable[[str], None]:
     def check(value: str) -> None:
-        from .errors import RigError
         if not Path(value).is_file():
             raise RigError(f"{what} {value}: no such file")
     return check
@@ -213,7 +203,6 @@ def existing_file(what: str) -> Callable[[str], None]:
 def negotiator_py(value: str) -> None:
     """``path.py[:attr]`` (the file must exist) or ``module:attr`` (a dotted name: it is imported
     where the peers run, so only its form is checked here)."""
-    from .errors import RigError
     file_part = value.partition(":")[0] if ".py:" in value else value
     if file_part.endswith(".py"):
         if not Path(file_part).is_file():
@@ -223,7 +212,6 @@ def negotiator_py(value: str) -> None:
 
 
 def _pairs(text: str) -> None:
-    from .errors import RigError
     try:
         parse_pairs(text)
     except RigError as exc:
@@ -231,21 +219,18 @@ def _pairs(text: str) -> None:
 
 
 def _one_pair(text: str) -> None:
-    from .errors import RigError
     if "," in text:
         raise RigError(f"pair {text!r}: give one POLITE:IMPOLITE pair, e.g. chromium:aiortc")
     parse_pair(text)
 
 
 def _variants(path: str) -> None:
-    from . import variants
     for v in variants.load(path):
         for name in v.scenarios or ():
             _scenario(name, f"--variants {path}: variant {v.name!r}")
 
 
 def _scenario(name: str, what: str = "") -> None:
-    from . import scenarios
     if name not in scenarios.CATALOGUE:
         raise _unknown(what, "scenario", name, list(scenarios.CATALOGUE), "rig scenarios lists them")
 
@@ -253,14 +238,12 @@ def _scenario(name: str, what: str = "") -> None:
 def _unknown(what: str, thing: str, name: str, known: list[str], where: str) -> RigError:
     """The one line for a name that is not among ``known``: the closest one, if any, and where
     they are all listed (not the list itself: the catalogue grows)."""
-    from .errors import RigError
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return RigError(f"{what + ': ' if what else ''}unknown {thing} {name!r}{hint}; {where}")
 
 
 def _mutant_names(text: str) -> None:
-    from . import config, mutants
     known = [m.name for m in mutants.discover()]
     where = mutants.MUTANTS_DIR.relative_to(config.ROOT) if mutants.MUTANTS_DIR.is_relative_to(config.ROOT) \
         else mutants.MUTANTS_DIR
@@ -270,12 +253,11 @@ def _mutant_names(text: str) -> None:
 
 
 def _stub_host(value: str) -> None:
-    from .signaling import check_stub_host
+    from .signaling import check_stub_host  # aiohttp: kept out of `rig --help`
     check_stub_host(value, what="--stub-host")
 
 
 def _shard(value: str) -> None:
-    from .shards import Shard
     Shard.parse(value)
 
 
@@ -316,15 +298,13 @@ def check(args: argparse.Namespace) -> None:
 
 
 def _together(args: argparse.Namespace) -> None:
-    from .errors import RigError
     get = vars(args).get
     if get("pair") is not None and not get("scenario") and not get("plan"):
         raise RigError("name a SCENARIO or give --plan FILE")
     if get("polite") and get("impolite"):
-        from . import bisect
+        from . import bisect  # pydantic and the case engine: kept out of `rig --help`
         bisect.parse_sides(get("polite"), get("impolite"))
     if get("plan") is not None:
-        from . import scenarios
         scenarios.load_plan(Path(get("plan")))
     if get("variants") and get("shard"):
         raise RigError("--variants cannot be combined with --shard")
@@ -339,6 +319,5 @@ def _together(args: argparse.Namespace) -> None:
                 raise RigError(f"--pairs: {pol}:{imp} names {side}, which --peers {','.join(listed)} lacks; "
                                f"add it to --peers or leave the pair out")
     if get("shard"):
-        from . import scenarios, shards
         names = [scenarios.load_plan(Path(get("plan"))).name] if get("plan") else scenario_list(get("scenarios"))
         shards.select(shards.catalogue(names, listed, pairs), shards.Shard.parse(get("shard")), shards.Costs.load())

@@ -10,6 +10,7 @@ is reused once its process is gone, so a pid alone could name an unrelated proce
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import time
@@ -96,7 +97,6 @@ def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> bool:
     if os.getppid() != parent:
         return alive(parent)
     try:
-        import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):
         pass

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -31,12 +33,14 @@ from typing import Any
 
 import pytest
 
-from . import config, options, processes, results, runs, scenarios, shards, variants
+from . import config, install, options, processes, results, runs, scenarios, shards, variants
 from .case import CaseResult, run_case
 from .errors import RigError
 from .model import PeerInfo
 from .peers.base import Peer
+from .peers.host import PeerHost
 from .peerspec import PeerSpec
+from .signaling import LOOPBACK, STUB_HOST_ENV, SignalingStub, check_stub_host
 from .versions import Installation
 from .waits import bounded
 
@@ -74,7 +78,6 @@ def _out(config_: pytest.Config) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "interop: a case of the interop matrix (real browsers and aiortc)")
     if _stub_host(config) and not hasattr(config, "workerinput"):
-        from .signaling import check_stub_host
         try:  # a worker on another host checks its own (its stub fails to start with the same line)
             check_stub_host(_stub_host(config) or "")
         except RigError as exc:
@@ -97,8 +100,6 @@ def _limit_arenas() -> None:
     """config.MALLOC_ARENAS for this process only (mallopt; children keep glibc's default)."""
     if config.MALLOC_ARENAS <= 0 or "MALLOC_ARENA_MAX" in os.environ:
         return
-    import ctypes
-    import ctypes.util
     with contextlib.suppress(OSError, AttributeError, TypeError):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(-8, config.MALLOC_ARENAS)  # M_ARENA_MAX (malloc.h); not glibc: no such call, nothing done
@@ -423,7 +424,6 @@ class RigSession:
     def __init__(self, loop: asyncio.AbstractEventLoop, negotiator_js: str | None, negotiator_py: str | None,
                  *, out: Path | None = None, full_capture: bool = False, headed: bool = False,
                  stub_host: str | None = None) -> None:
-        from .signaling import LOOPBACK, SignalingStub
         self.loop = loop
         self.out = out  # evidence goes to out/cases/<slug>/ (none without it)
         self.full_capture = full_capture
@@ -467,6 +467,7 @@ class RigSession:
         # process(es) the run left behind" after every run).
         async with self._pool_lock:
             if self.pool is None:
+                # Playwright only in a worker that runs browsers in process
                 from playwright.async_api import async_playwright
 
                 from .peers.browser import BrowserPool
@@ -490,7 +491,6 @@ class RigSession:
         one-line RigError for every case that needs it: those cells say why, the rest run."""
         key = str(spec)
         if key not in self._installs:
-            from . import install
             known = json.loads(os.environ.get(config.UNRESOLVED_ENV) or "{}")
             try:
                 if key in known:
@@ -507,7 +507,6 @@ class RigSession:
         """The worker's peer host for ``installation`` (rig.peers.host.PeerHost): started on
         first use, started again if it died; a start failure is remembered, so every case that
         needs it fails fast with the same one-line reason."""
-        from .peers.host import PeerHost
         key = (installation.kind, installation.path, installation.driver)
         async with self._host_locks.setdefault(key, asyncio.Lock()):
             got = self._hosts.get(key)
@@ -533,7 +532,7 @@ class RigSession:
             return {}
         source = inst.source
         if spec.kind == "chromium" and not spec.endpoint and not self.headed and config.HEADLESS_SHELL:
-            from .peers.browser import headless_shell
+            from .peers.browser import headless_shell  # imports Playwright: not in an aiortc-only run
             if headless_shell(inst.path):
                 source += ", headless shell"
         return {"version": inst.version, "source": source, "driver": inst.driver_label}
@@ -545,9 +544,9 @@ class RigSession:
             return await host.make_peer(spec, name, user_id, t0, base_url=self.stub.http_url,
                                         trace=self.out is not None, full_capture=self.full_capture)
         if spec.kind == "aiortc":
-            from .peers.aiortc_peer import AiortcPeer
+            from .peers.aiortc_peer import AiortcPeer  # aiortc: only in a worker that runs aiortc peers
             return AiortcPeer(spec, name, user_id, t0)
-        from .peers.browser import BrowserPeer
+        from .peers.browser import BrowserPeer  # imports Playwright (see _pool)
         pool = await self._pool()
         browser = await pool.get(spec, inst.path)
         base = self.stub.remote_url if spec.endpoint else self.stub.http_url
@@ -654,7 +653,6 @@ class RigSession:
 
 def _stub_host(config_: pytest.Config) -> str | None:
     """--rig-stub-host, else $RIG_STUB_HOST (one per worker host: docs/remote.md), else None."""
-    from .signaling import STUB_HOST_ENV
     return config_.getoption("--rig-stub-host") or os.environ.get(STUB_HOST_ENV) or None
 
 
@@ -814,7 +812,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         f.with_suffix(".html").unlink(missing_ok=True)
         shutil.rmtree(f.with_suffix(""), ignore_errors=True)
         f.unlink(missing_ok=True)
-    from . import junit, report
+    from . import junit, report  # jinja2: only the controller writes the report, not the workers
     try:
         peers = [str(p) for p in _peers(cfg)]
         scens = [{"name": s.name, "description": s.description} for s in _scenarios(cfg)]

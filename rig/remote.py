@@ -141,7 +141,7 @@ async def check(spec: PeerSpec) -> dict:
     """Connect, read the version, and check in a secure page that the remote browser runs with
     the rig's flags (fake media devices, real host addresses): ``{"version": ...}`` or
     ``{"error": one line}``."""
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright  # only in the `rig.remote check` child
     async with async_playwright() as pw:
         try:
             browser = await connect(pw, spec)

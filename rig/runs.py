@@ -36,6 +36,8 @@ from types import FrameType
 from typing import Any
 
 from . import config, processes
+from .errors import RigError
+from .versions import cache_root, locked
 
 #: The signals that end a run in order (SIGKILL cannot be caught: the registry is for it).
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -81,7 +83,6 @@ def runs_dir() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.access(runtime, os.W_OK):
         return Path(runtime) / "glare-rig" / "runs"
-    from .versions import cache_root
     return cache_root() / "runs"
 
 
@@ -199,8 +200,6 @@ def reap(say: Callable[[str], None] | None = None, grace: float = 3.0) -> list[L
     entries, and say one line per run that had processes left (a run that left nothing is
     removed silently). Bounded: another command reaping at the same moment holds the lock for
     at most a few sweeps; past that, this one leaves the reaping to it."""
-    from .errors import RigError
-    from .versions import locked
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     found: list[Leftover] = []
     try:

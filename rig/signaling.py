@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import errno
 import ipaddress
 import itertools
@@ -454,8 +455,8 @@ def _self_signed(addr: str) -> ssl.SSLContext:
     day). The remote peers' browser contexts ignore certificate errors: this encrypts nothing
     worth keeping, it only makes the page a secure context. Uses ``cryptography`` (an aiortc
     dependency), imported here only."""
-    import datetime
 
+    # cryptography only for a TLS stub (remote peers)
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .errors import RigError
+
 #: How many leading components make a release line: a Chromium or Firefox major is a release
 #: branch (its patch builds share the WebRTC code, and Debian's security channel replaces them
 #: under you); aiortc releases minors (1.14, 1.16) that differ in behaviour.
@@ -99,7 +101,6 @@ class Installation:
 def locked(path: Path, timeout: float, busy: str, poll: float = 0.2) -> Iterator[None]:
     """Hold an exclusive fcntl lock on ``path`` (two installers, two xdist workers), waiting at
     most ``timeout`` seconds; then ``busy`` is raised as the one-line error."""
-    from .errors import RigError
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
         deadline = time.monotonic() + timeout

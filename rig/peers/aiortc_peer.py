@@ -18,17 +18,19 @@ import re
 import sys
 import traceback
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcpeerconnection import and_direction
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 from yarl import URL
 
-from .. import config
+from .. import config, hostnet
 from ..errors import RigError
 from ..peerspec import PeerSpec
 from ..vocab import GATE_METHODS, INJECTED
@@ -145,7 +147,6 @@ class AiortcPeer(Peer):
 
     def __init__(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> None:
         super().__init__(spec, name, user_id, t0)
-        from importlib.metadata import version
         self.version = version("aiortc")
         self.pc: RTCPeerConnection | None = None
         self.signaler = PythonSignaler(self)
@@ -400,7 +401,6 @@ class AiortcPeer(Peer):
                                               "stack": "".join(traceback.format_exception(exc))}]})
 
     async def _consume(self, entry: dict) -> None:
-        from aiortc.mediastreams import MediaStreamError
         track = entry["track"]
         while True:
             try:
@@ -671,7 +671,6 @@ class AiortcPeer(Peer):
             raise RigError(f"{self} got no 'ready' from the signaling stub within {config.STEP_TIMEOUT:.0f} s") from None
         other = frame["peer"]["user_id"]
         self.polite = int(self.user_id) > int(other)
-        from .. import hostnet
         if hostnet.loopback_only():
             hostnet.aiortc_loopback()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))

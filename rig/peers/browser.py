@@ -11,13 +11,15 @@ import re
 import shutil
 import subprocess
 import urllib.parse
+from importlib.metadata import version
 from typing import Any
 
 from playwright.async_api import Browser, Playwright
 
-from .. import config
+from .. import config, hostnet
 from ..errors import RigError
 from ..peerspec import PeerSpec
+from ..remote import connect
 from ..versions import version_key
 from ..waits import bounded
 from .base import Peer
@@ -93,7 +95,6 @@ async def launch(playwright: Playwright, kind: str, executable: str, *, headless
     Playwright before 1.56 (config.PLAYWRIGHT_PUBLIC_BIDI) does not route its public ``firefox``
     to a stock Firefox; its BiDi Firefox type is reachable only through a private attribute
     (FIELD-NOTES)."""
-    from .. import hostnet
     lo = hostnet.loopback_only()
     if kind == "chromium":
         if headless and config.HEADLESS_SHELL:
@@ -104,9 +105,9 @@ async def launch(playwright: Playwright, kind: str, executable: str, *, headless
         raise RigError(f"{kind} is not a browser")
     prefs = {"executable_path": executable, "headless": headless,
              "firefox_user_prefs": {**config.FIREFOX_PREFS, **(hostnet.FIREFOX_PREFS if lo else {})}}
-    from importlib.metadata import version
     if version_key(version("playwright")) >= config.PLAYWRIGHT_PUBLIC_BIDI:
         return await playwright.firefox.launch(channel="moz-firefox", **prefs)
+    # Playwright's private API, only for a Playwright too old to reach a stock Firefox publicly
     from playwright._impl._connection import from_channel
     from playwright.async_api._generated import BrowserType
     channel = playwright._impl_obj._initializer.get("_bidiFirefox")
@@ -297,14 +298,12 @@ class BrowserPool:
                 task.cancel()
 
     def playwright_version(self) -> str:
-        from importlib.metadata import version
         return version("playwright")
 
     async def _launch(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         if spec.kind not in ("chromium", "firefox"):
             raise RigError(f"{spec} is not a browser")
         if spec.endpoint:
-            from ..remote import connect
             return await connect(self.playwright, spec)
         return await launch(self.playwright, spec.kind, executable or binary_for(spec), headless=not self.headed)
 
@@ -404,7 +403,6 @@ class BrowserPeer(Peer):
             restartIce: typeof RTCPeerConnection.prototype.restartIce === "function",
             trickle: "onicecandidate" in RTCPeerConnection.prototype,
         })""")
-        from .. import hostnet
         if hostnet.loopback_only():
             await hostnet.check_gathering(self)
         return self.capabilities

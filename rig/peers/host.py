@@ -34,11 +34,13 @@ import signal
 import sys
 import time
 import traceback
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from .. import config
 from ..errors import RigError
+from ..evidence import AiortcLog
 from ..peerspec import PeerSpec
 from ..versions import Installation
 from ..waits import bounded
@@ -96,7 +98,6 @@ def _die_with_parent() -> None:
 
 
 def _package_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
     try:
         return version(name)
     except PackageNotFoundError:
@@ -228,12 +229,13 @@ class Host:
         inst = self.installation = Installation(**installation)
         self.headed = headed
         if inst.kind == "aiortc":
+            # a host's environment has one engine: aiortc or Playwright, imported for its kind only
             from . import aiortc_peer  # noqa: F401  (fails here, with its reason, if the env lacks it)
             return {"version": _package_version("aiortc")}
-        from playwright.async_api import async_playwright
+        from playwright.async_api import async_playwright  # the environment's Playwright (above)
         self._pw_cm = async_playwright()
         pw = await self._pw_cm.__aenter__()
-        from .browser import launch
+        from .browser import launch  # imports Playwright (above)
         self.browser = await launch(pw, inst.kind, inst.path, headless=not headed)
         context = await self.browser.new_context()
         try:
@@ -249,12 +251,12 @@ class Host:
             raise RigError("peer host: open before launch")
         pspec = PeerSpec.parse(spec)
         if self.installation.kind == "aiortc":
-            from .aiortc_peer import AiortcPeer
+            from .aiortc_peer import AiortcPeer  # imports aiortc: only in an aiortc host
             obj: Peer = AiortcPeer(pspec, name, user_id, t0)
             if trace:
                 self._start_log(full_capture)
         else:
-            from .browser import BrowserPeer
+            from .browser import BrowserPeer  # imports Playwright: only in a browser host
             if self.browser is None or not self.browser.is_connected():
                 raise RigError(f"{pspec}: the peer host's browser is gone")
             obj = BrowserPeer(pspec, name, user_id, t0, self.browser, base_url)
@@ -270,7 +272,6 @@ class Host:
         return {}
 
     def _start_log(self, full: bool) -> None:
-        from ..evidence import AiortcLog
         if self.log is None:
             self.log = AiortcLog(full=full).__enter__()
         if not any(getattr(p, "pc", None) is not None for p in self.peers.values()):
