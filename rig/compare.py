@@ -38,7 +38,7 @@ from .model import SchemaError, parse_run, read_json
 from .report import environment
 from .results import OUTCOMES, slug
 from .versions import line, version_key
-from .vocab import RESULTS_FILE
+from .vocab import COMPARE_FILE, RESULTS_FILE
 
 #: Outcomes that fail a run: a cell that reaches one of these is failing (not-run: a partial run
 #: is never a green one).
@@ -46,7 +46,6 @@ BAD = ("failed", "error", "xpassed", "not-run")
 #: Kinds of change, most urgent first: the order of the table and of the exit decision.
 KINDS = ("new failure", "hit rate rose", "fixed", "outcome", "pass rate", "expectation", "added", "removed")
 HIT_RATE_THRESHOLD, HIT_RATE_MIN_RUNS = 0.10, 5
-DEFAULT_HTML = "compare.html"
 #: Kinds listed only up to QUIET_LINES lines each in the terminal (the HTML has them all).
 QUIET, QUIET_LINES = ("added", "removed"), 10
 _TEMPLATES = pathlib.Path(__file__).resolve().with_name("templates")
@@ -349,7 +348,7 @@ def write_html(path: pathlib.Path, old: Run, new: Run, changes: list[Change],
 def default_html(new_arg: str | os.PathLike) -> pathlib.Path:
     """compare.html next to NEW when NEW is a report folder, else in the working directory."""
     p = pathlib.Path(new_arg)
-    return (p if p.is_dir() else pathlib.Path.cwd()) / DEFAULT_HTML
+    return (p if p.is_dir() else pathlib.Path.cwd()) / COMPARE_FILE
 
 
 def run(old_arg: str, new_arg: str, html: str | None, threshold: float = HIT_RATE_THRESHOLD,

@@ -46,12 +46,10 @@ from .errors import RigError
 from .model import CaseSummary, MergeInfo, MergeInput, RunRecord
 from .peerspec import PeerSpec
 from .versions import version_key
-from .vocab import RESULTS_FILE
+from .vocab import JUNIT_FILE, REPORT_FILES, RESULTS_FILE
 
 #: Notes shown on stderr per kind (all of them are in results.json and the index).
 NOTES_SHOWN = 10
-#: Files of a report folder that a merge into it replaces.
-REPORT_FILES = (RESULTS_FILE, "index.html", "junit.xml", "compare.html", "mutants.json", "mutants.html")
 
 
 class MergeError(Exception):
@@ -371,7 +369,7 @@ def write(merged: Merged, out: Path) -> Path:
     for p in merged.cases:
         _copy_case(p, out)
     results.write_results(out, merged.run)
-    junit.write(out / "junit.xml", merged.run)
+    junit.write(out / JUNIT_FILE, merged.run)
     return report.write_report(out, merged.run)
 
 

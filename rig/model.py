@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .vocab import RESULTS_FILE
+from .vocab import RESULTS_FILE, Role
 
 #: Bumped when a field changes meaning or disappears; readers refuse other versions
 #: with a one-line error (version 1, the files written before this model, are upgraded).
@@ -30,7 +30,6 @@ OUTCOMES: tuple[str, ...] = ("passed", "failed", "error", "xfailed", "xpassed", 
 #: outcomes that count against a cell's pass rate (unsupported and not-run cases were never tried)
 ATTEMPTED: tuple[str, ...] = ("passed", "failed", "error", "xfailed", "xpassed")
 Expected = Literal["pass", "xfail", "xfail or pass"]
-Role = Literal["polite", "impolite"]
 CheckKind = Literal["integrity", "role", "outcome"]
 CauseKind = Literal["error", "timeout", "check", "setup", "rig"]
 

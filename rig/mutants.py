@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
+from .vocab import MUTANTS_HTML, MUTANTS_JSON
 
 MUTANTS_DIR = config.FIXTURES / "negotiators" / "mutants"
 KILLING = ("failed", "error")
@@ -106,10 +107,10 @@ def pair_text(pairs: list[str]) -> str:
 def write_kill_matrix(out: Path, matrix: dict) -> tuple[Path, Path]:
     """mutants.json and mutants.html (a page of the report; opens from disk)."""
     from .report import environment  # jinja2: rig.options imports this module (discover) in every worker
-    (out / "mutants.json").write_text(json.dumps(matrix, indent=1))
+    (out / MUTANTS_JSON).write_text(json.dumps(matrix, indent=1))
     html = environment().get_template("mutants.html").render(m=matrix)
-    (out / "mutants.html").write_text(html)
-    return out / "mutants.json", out / "mutants.html"
+    (out / MUTANTS_HTML).write_text(html)
+    return out / MUTANTS_JSON, out / MUTANTS_HTML
 
 
 def _by(cell: dict) -> list[str]:

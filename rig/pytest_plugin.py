@@ -42,6 +42,7 @@ from .peers.host import PeerHost
 from .peerspec import PeerSpec
 from .signaling import LOOPBACK, STUB_HOST_ENV, SignalingStub, check_stub_host
 from .versions import Installation
+from .vocab import JUNIT_FILE
 from .waits import bounded
 
 
@@ -830,7 +831,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run.catalogue_digest = shards.digest(every, run.repeat)
     run.interrupted = interrupted
     results.write_results(out, run)
-    junit.write(out / "junit.xml", run)
+    junit.write(out / JUNIT_FILE, run)
     index = report.write_report(out, run)
     tr = cfg.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:

@@ -32,7 +32,7 @@ import markupsafe
 
 from rig import config, diagram, findings, model
 from rig.versions import version_key
-from rig.vocab import RESULTS_FILE, ROLES, STUB_MESSAGE_KINDS
+from rig.vocab import INDEX_FILE, MUTANTS_HTML, MUTANTS_JSON, RESULTS_FILE, ROLES, STUB_MESSAGE_KINDS
 
 OUTCOMES = model.OUTCOMES
 #: The versions people ask about first; any other keys in run["versions"] follow.
@@ -365,7 +365,6 @@ def _scenarios(run: Mapping, cases: list[dict]) -> list[dict]:
 
 #: Footnote for an intermittent cell that never hit its finding in this run.
 INTERMITTENT_UNHIT = "intermittent finding {id}: not hit in this run ({title})"
-MUTANTS_JSON, MUTANTS_HTML = "mutants.json", "mutants.html"
 _FILTERS_JS = "_filters.js"
 
 
@@ -382,7 +381,7 @@ def _write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: Mapping, c
     if mutants and not any(link["href"] == MUTANTS_HTML for link in header["links"]):
         header["links"].append({"href": MUTANTS_HTML, "text": "mutant kill matrix"})
     outcomes = list(OUTCOMES) + (["unknown"] if any(c["cls"] == "unknown" for c in cases) else [])
-    index = out_dir / "index.html"
+    index = out_dir / INDEX_FILE
     index.write_text(
         env.get_template("index.html").render(
             run=header,

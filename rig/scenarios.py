@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from .errors import RigError
-from .vocab import CHANGES, GATE_STEPS, TRIGGERS
-
-Role = Literal["polite", "impolite"]
+from .vocab import CHANGES, GATE_STEPS, TRIGGERS, Role
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ class Race:
     """Force glare in a narrow window: ``first`` changes and its offer is held; it is then
     armed in the other peer's plumbing for ``window`` and released; the other peer
     changes, and its plumbing hands the offer to its negotiator synchronously at that
-    window (see rig.peers.base.TRIGGERS). The rig checks the window was reached."""
+    window (see rig.vocab.TRIGGERS). The rig checks the window was reached."""
 
     first: Role
     first_action: str
@@ -203,7 +200,7 @@ class Gate:
     at: str
     when: str = "before"
     type: str = ""
-    #: a trigger (rig.peers.base.TRIGGERS) at which the peer opens the gate itself,
+    #: a trigger (rig.vocab.TRIGGERS) at which the peer opens the gate itself,
     #: synchronously; such a gate needs no OpenGate
     open_on: str = ""
 

@@ -6,8 +6,11 @@ report cannot drift apart on a spelling. Pins, flags and preferences live in rig
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 #: The two roles of the pattern, in the order the rig lists them.
-ROLES = ("polite", "impolite")
+Role = Literal["polite", "impolite"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 #: The kinds of peer the rig can run (a spec's part before the "@": rig.peerspec).
 PEER_KINDS = ("chromium", "firefox", "aiortc")
@@ -44,5 +47,11 @@ CHANGES = {
     "restart-ice": "ice-restart",
 }
 
-#: The run record a report folder holds (rig.model.RunRecord).
+#: The files of a report folder: the run record (rig.model.RunRecord), the index page, the JUnit
+#: XML, rig compare's page, rig mutants' kill matrix (data and page).
 RESULTS_FILE = "results.json"
+INDEX_FILE = "index.html"
+JUNIT_FILE = "junit.xml"
+COMPARE_FILE = "compare.html"
+MUTANTS_JSON, MUTANTS_HTML = "mutants.json", "mutants.html"
+REPORT_FILES = (RESULTS_FILE, INDEX_FILE, JUNIT_FILE, COMPARE_FILE, MUTANTS_JSON, MUTANTS_HTML)
