@@ -134,3 +134,16 @@ def test_the_checks_see_function_level_imports_cycles_and_upward_imports(tmp_pat
     assert upward(edges, {"rig": 0, "rig.low": 0, "rig.high": 1, "rig.peers": 1, "rig.peers.base": 1}) == [
         "rig.low (floor) imports rig.high (data)"]
 
+
+
+def test_outside_rig_peers_only_the_peer_abstraction_comes_from_peers_base() -> None:
+    """The shared basics (errors, words, specs, waits) come from the floor, not from a peer layer."""
+    abstraction = {"Peer", "PeerEvent", "PeerTimeout"}
+    wrong = []
+    for path in sorted(RIG.rglob("*.py")):
+        if module_name(path).startswith("rig.peers"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("peers.base"):
+                wrong += [f"{module_name(path)}: {a.name}" for a in node.names if a.name not in abstraction]
+    assert wrong == []
