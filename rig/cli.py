@@ -510,9 +510,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
-    from . import findings, model
+    from . import findings, findings_doc, model
     if args.markdown:
-        print(findings.markdown(), end="")
+        print(findings_doc.markdown(), end="")
     elif args.schema:
         print(json.dumps(model.json_schema(), indent=2))
     else:
