@@ -250,41 +250,59 @@ class CaseRun:
                   "reoffer": step.reoffer, "window": None}
         self.ledger.collisions.append(record)
         if step.variant == "offer-during-answer":
-            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("answer", "offer"),
-                     name=f"collision {k}: polite's answer and re-offer", count=2)
-            ctl.release(drop_rules=False)  # the offers' rules are used up; the new one stays
-            await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "offer"),
-                             f"collision {k}: the polite peer's answer and re-offer")
-            answer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "answer")
-            reoffer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "offer")
-            await self._inject(k, "impolite", reoffer.seq, "srd-answer", lambda: ctl.release(), after=answer.seq)
+            await self._offer_during_answer(k)
         elif step.variant == "answer-after-candidate":
-            ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
-            await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "candidate"),
-                             f"collision {k}: the polite peer's answer and a candidate of its ignored offer")
-            held = ctl.held()
-            first = next(m for m in held if m.sender == "polite" and m.kind == "candidate")
-            answer = next(m for m in held if m.sender == "polite" and m.kind == "answer")
-            if first.seq > answer.seq:
-                raise self.rig_failure(f"collision {k}: the polite peer answered before sending any candidate")
-            await self._inject(k, "impolite", answer.seq, "aic", lambda: ctl.release(), after=first.seq)
+            await self._answer_after_candidate(k)
         elif step.variant == "late-candidates":
-            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
-                     name=f"collision {k}: polite's candidates and answer")
-            ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
-            await self._held(lambda h: self._has(h, "polite", "answer"), f"collision {k}: the polite peer's answer")
-            ctl.release(select=lambda m: m.kind == "answer", drop_rules=False)  # it overtakes the candidates
-            impolite = self.peers["impolite"]
-            await self.wait_until(
-                lambda: None if any(e.detail.get("type") == "answer" for e in impolite.of_type("remote-description-set"))
-                else f"{impolite} has not applied the answer", step=f"collision {k}: answer applied")
-            await self._held(lambda h: self._has(h, "polite", "candidate"), f"collision {k}: a candidate of the polite peer")
-            late = [m.seq for m in ctl.release() if m.kind == "candidate"]  # drops the rule too
-            record["late_candidates"] = late
-            if not late:
-                raise self.rig_failure(f"collision {k}: the polite peer sent no candidate to deliver late")
+            await self._late_candidates(k, record)
         else:
             ctl.release()
+
+    async def _offer_during_answer(self, k: int) -> None:
+        """Collision ``k``'s offers released; the polite peer's answer and re-offer held, then
+        the re-offer handed to the impolite peer while it applies that answer."""
+        ctl = self.room.control
+        ctl.hold(lambda m: m.sender == "polite" and m.kind in ("answer", "offer"),
+                 name=f"collision {k}: polite's answer and re-offer", count=2)
+        ctl.release(drop_rules=False)  # the offers' rules are used up; the new one stays
+        await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "offer"),
+                         f"collision {k}: the polite peer's answer and re-offer")
+        answer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "answer")
+        reoffer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "offer")
+        await self._inject(k, "impolite", reoffer.seq, "srd-answer", lambda: ctl.release(), after=answer.seq)
+
+    async def _answer_after_candidate(self, k: int) -> None:
+        """Collision ``k``'s offers released, the polite peer's candidates kept held; its answer
+        handed to the impolite peer while it adds a candidate of the ignored offer."""
+        ctl = self.room.control
+        ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
+        await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "candidate"),
+                         f"collision {k}: the polite peer's answer and a candidate of its ignored offer")
+        held = ctl.held()
+        first = next(m for m in held if m.sender == "polite" and m.kind == "candidate")
+        answer = next(m for m in held if m.sender == "polite" and m.kind == "answer")
+        if first.seq > answer.seq:
+            raise self.rig_failure(f"collision {k}: the polite peer answered before sending any candidate")
+        await self._inject(k, "impolite", answer.seq, "aic", lambda: ctl.release(), after=first.seq)
+
+    async def _late_candidates(self, k: int, record: dict) -> None:
+        """Collision ``k``'s offers released; the polite peer's answer delivered and applied
+        before the candidates it sent with it (kept in ``record`` as late_candidates)."""
+        ctl = self.room.control
+        ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
+                 name=f"collision {k}: polite's candidates and answer")
+        ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
+        await self._held(lambda h: self._has(h, "polite", "answer"), f"collision {k}: the polite peer's answer")
+        ctl.release(select=lambda m: m.kind == "answer", drop_rules=False)  # it overtakes the candidates
+        impolite = self.peers["impolite"]
+        await self.wait_until(
+            lambda: None if any(e.detail.get("type") == "answer" for e in impolite.of_type("remote-description-set"))
+            else f"{impolite} has not applied the answer", step=f"collision {k}: answer applied")
+        await self._held(lambda h: self._has(h, "polite", "candidate"), f"collision {k}: a candidate of the polite peer")
+        late = [m.seq for m in ctl.release() if m.kind == "candidate"]  # drops the rule too
+        record["late_candidates"] = late
+        if not late:
+            raise self.rig_failure(f"collision {k}: the polite peer sent no candidate to deliver late")
 
     async def _inject(self, k: int, role: str, seq: int, trigger: str, release: Callable[[], Any],
                       after: int | None = None) -> None:
