@@ -214,3 +214,31 @@ def test_in_a_pair_of_one_engine_the_range_dates_only_the_peer_the_finding_fails
     assert extmap.cell("glare-initial", old, CHROMIUM) is None, "the polite peer it fails on is"
     j = verdict.judge("glare-initial", old, CHROMIUM, None, [], [])
     assert j.reason == "finding chromium-rollback-extmap not seen on chromium 110.0.5478.0"
+
+
+# -- a finished case: the outcomes no finding decides ------------------------------------
+def test_an_unsupported_case_keeps_its_reason_and_the_cells_findings() -> None:
+    v = verdict.case_verdict(verdict.Recorded("glare-initial", AIORTC, FIREFOX, planned=1,
+                                              unsupported="the polite peer lacks rollback"))
+    j = v.judgement
+    assert (j.outcome, j.expected, j.reason, j.finding) == ("unsupported", "xfail", "the polite peer lacks rollback", None)
+    assert j.applying == ["aiortc-no-rollback"] and v.checks == [] and v.glare.planned == 1 and not v.glare.forced
+
+
+def test_a_case_with_an_injected_fault_is_an_error_naming_it_never_a_pass() -> None:
+    def fault(then: str) -> str:
+        return f"injected fault kill-browser (fired); then: {then}"
+    passed = verdict.case_verdict(verdict.Recorded("add-video", AIORTC, FIREFOX, fault=fault)).judgement
+    assert (passed.outcome, passed.finding) == ("error", None)
+    assert passed.reason == "injected fault kill-browser (fired); then: the pair still met every check"
+    failed = verdict.case_verdict(verdict.Recorded("glare-initial", AIORTC, FIREFOX, cause=NO_ROLLBACK,
+                                                   ledger=verdict.Ledger(), events={"polite": [], "impolite": []},
+                                                   fault=fault)).judgement
+    assert (failed.outcome, failed.finding) == ("error", None)
+    assert failed.reason.startswith(f"injected fault kill-browser (fired); then: {NO_ROLLBACK.text()}")
+
+
+def test_a_case_whose_peers_were_never_made_is_an_error_with_its_set_up_cause() -> None:
+    setup = Cause(kind="setup", message="chromium: no such file /nonexistent/chromium")
+    v = verdict.case_verdict(verdict.Recorded("add-video", AIORTC, FIREFOX, cause=setup))
+    assert v.judgement.outcome == "error" and "/nonexistent/chromium" in v.judgement.reason and v.cause is setup
