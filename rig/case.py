@@ -1,14 +1,14 @@
 """Runs one case: two peers, one scenario, every step bounded, evidence kept.
 
 This module executes the steps and writes down what it asked for (a
-:class:`rig.verdict.Ledger`); the verdict is computed afterwards from that ledger and
-what the peers and the stub recorded (rig.verdict), never from what was intended, and
-matched against the known findings (rig.findings)."""
+:class:`rig.verdict.Ledger`); once the peers are closed it hands that ledger and what the
+peers and the stub recorded to :func:`rig.verdict.case_verdict`, which computes the
+outcome from the record (never from what was intended) and matches it against the known
+findings (rig.findings)."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import capabilities, config, faults, findings, roles, verdict
+from . import capabilities, config, faults, roles, verdict
 from .errors import RigError
 from .evidence import AiortcLog
 from .model import Cause, Check, Glare, PeerInfo
@@ -150,6 +150,19 @@ class CaseRun:
         await self._recover()
         self.ledger.completed = True
 
+    async def run_bounded(self) -> Cause | None:
+        """:meth:`run` within the case's bound: the failure that ended the steps, or None."""
+        try:
+            await asyncio.wait_for(self.run(), config.CASE_TIMEOUT)
+        except TimeoutError:
+            return Cause(kind="timeout", step=self.step, step_index=self.step_index, operation="case",
+                         message=f"case timed out after {config.CASE_TIMEOUT:.0f} s: {self._states()}")
+        except CaseFailure as exc:
+            return exc.cause
+        except (RigError, StubTimeout) as exc:
+            return Cause(kind="rig", step=self.step, step_index=self.step_index, message=str(exc))
+        return None
+
     async def _recover(self) -> None:
         """A peer that says "disconnected" once the steps are done gets a bounded time to leave
         that state (config.RECOVER_TIMEOUT) before the end state is judged: the spec calls it
@@ -241,41 +254,59 @@ class CaseRun:
                   "reoffer": step.reoffer, "window": None}
         self.ledger.collisions.append(record)
         if step.variant == "offer-during-answer":
-            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("answer", "offer"),
-                     name=f"collision {k}: polite's answer and re-offer", count=2)
-            ctl.release(drop_rules=False)  # the offers' rules are used up; the new one stays
-            await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "offer"),
-                             f"collision {k}: the polite peer's answer and re-offer")
-            answer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "answer")
-            reoffer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "offer")
-            await self._inject(k, "impolite", reoffer.seq, "srd-answer", lambda: ctl.release(), after=answer.seq)
+            await self._offer_during_answer(k)
         elif step.variant == "answer-after-candidate":
-            ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
-            await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "candidate"),
-                             f"collision {k}: the polite peer's answer and a candidate of its ignored offer")
-            held = ctl.held()
-            first = next(m for m in held if m.sender == "polite" and m.kind == "candidate")
-            answer = next(m for m in held if m.sender == "polite" and m.kind == "answer")
-            if first.seq > answer.seq:
-                raise self.rig_failure(f"collision {k}: the polite peer answered before sending any candidate")
-            await self._inject(k, "impolite", answer.seq, "aic", lambda: ctl.release(), after=first.seq)
+            await self._answer_after_candidate(k)
         elif step.variant == "late-candidates":
-            ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
-                     name=f"collision {k}: polite's candidates and answer")
-            ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
-            await self._held(lambda h: self._has(h, "polite", "answer"), f"collision {k}: the polite peer's answer")
-            ctl.release(select=lambda m: m.kind == "answer", drop_rules=False)  # it overtakes the candidates
-            impolite = self.peers["impolite"]
-            await self.wait_until(
-                lambda: None if any(e.detail.get("type") == "answer" for e in impolite.of_type("remote-description-set"))
-                else f"{impolite} has not applied the answer", step=f"collision {k}: answer applied")
-            await self._held(lambda h: self._has(h, "polite", "candidate"), f"collision {k}: a candidate of the polite peer")
-            late = [m.seq for m in ctl.release() if m.kind == "candidate"]  # drops the rule too
-            record["late_candidates"] = late
-            if not late:
-                raise self.rig_failure(f"collision {k}: the polite peer sent no candidate to deliver late")
+            await self._late_candidates(k, record)
         else:
             ctl.release()
+
+    async def _offer_during_answer(self, k: int) -> None:
+        """Collision ``k``'s offers released; the polite peer's answer and re-offer held, then
+        the re-offer handed to the impolite peer while it applies that answer."""
+        ctl = self.room.control
+        ctl.hold(lambda m: m.sender == "polite" and m.kind in ("answer", "offer"),
+                 name=f"collision {k}: polite's answer and re-offer", count=2)
+        ctl.release(drop_rules=False)  # the offers' rules are used up; the new one stays
+        await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "offer"),
+                         f"collision {k}: the polite peer's answer and re-offer")
+        answer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "answer")
+        reoffer = next(m for m in ctl.held() if m.sender == "polite" and m.kind == "offer")
+        await self._inject(k, "impolite", reoffer.seq, "srd-answer", lambda: ctl.release(), after=answer.seq)
+
+    async def _answer_after_candidate(self, k: int) -> None:
+        """Collision ``k``'s offers released, the polite peer's candidates kept held; its answer
+        handed to the impolite peer while it adds a candidate of the ignored offer."""
+        ctl = self.room.control
+        ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
+        await self._held(lambda h: self._has(h, "polite", "answer") and self._has(h, "polite", "candidate"),
+                         f"collision {k}: the polite peer's answer and a candidate of its ignored offer")
+        held = ctl.held()
+        first = next(m for m in held if m.sender == "polite" and m.kind == "candidate")
+        answer = next(m for m in held if m.sender == "polite" and m.kind == "answer")
+        if first.seq > answer.seq:
+            raise self.rig_failure(f"collision {k}: the polite peer answered before sending any candidate")
+        await self._inject(k, "impolite", answer.seq, "aic", lambda: ctl.release(), after=first.seq)
+
+    async def _late_candidates(self, k: int, record: dict) -> None:
+        """Collision ``k``'s offers released; the polite peer's answer delivered and applied
+        before the candidates it sent with it (kept in ``record`` as late_candidates)."""
+        ctl = self.room.control
+        ctl.hold(lambda m: m.sender == "polite" and m.kind in ("candidate", "answer"),
+                 name=f"collision {k}: polite's candidates and answer")
+        ctl.release(select=lambda m: not (m.sender == "polite" and m.kind == "candidate"), drop_rules=False)
+        await self._held(lambda h: self._has(h, "polite", "answer"), f"collision {k}: the polite peer's answer")
+        ctl.release(select=lambda m: m.kind == "answer", drop_rules=False)  # it overtakes the candidates
+        impolite = self.peers["impolite"]
+        await self.wait_until(
+            lambda: None if any(e.detail.get("type") == "answer" for e in impolite.of_type("remote-description-set"))
+            else f"{impolite} has not applied the answer", step=f"collision {k}: answer applied")
+        await self._held(lambda h: self._has(h, "polite", "candidate"), f"collision {k}: a candidate of the polite peer")
+        late = [m.seq for m in ctl.release() if m.kind == "candidate"]  # drops the rule too
+        record["late_candidates"] = late
+        if not late:
+            raise self.rig_failure(f"collision {k}: the polite peer sent no candidate to deliver late")
 
     async def _inject(self, k: int, role: str, seq: int, trigger: str, release: Callable[[], Any],
                       after: int | None = None) -> None:
@@ -532,113 +563,126 @@ def _unsupported(scenario: Scenario, peers: dict[str, Peer]) -> str:
         for role, caps in lacks.items())
 
 
-async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
-                    make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None,
-                    describe: Callable[[PeerSpec], dict] | None = None, fault: str | None = None) -> CaseResult:
-    room = stub.create_room(f"{scenario.name}-{uuid.uuid4().hex[:8]}")
-    started = time.monotonic()
-    ids = dict(zip(("polite", "impolite"), roles.pick_user_ids(), strict=True))
-    specs = {"polite": polite_spec, "impolite": impolite_spec}
-    peers: dict[str, Peer] = {}
-    run: CaseRun | None = None
-    cause: Cause | None = None
-    unsupported = ""
-    snaps: dict[str, dict] = {}
-    phases: dict[str, float] = {}
-    mark = time.monotonic()
-    injected: faults.Injection | None = None
+class _Phases:
+    """Seconds per phase of a case (CaseResult.phases), lap by lap."""
 
-    def lap(name: str) -> None:
-        nonlocal mark
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.mark = time.monotonic()
+
+    def restart(self) -> None:
+        self.mark = time.monotonic()
+
+    def lap(self, name: str) -> None:
         now = time.monotonic()
-        phases[name] = phases.get(name, 0.0) + now - mark
-        mark = now
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self.mark
+        self.mark = now
 
-    async def make(role: str) -> None:
-        peers[role] = await make_peer(specs[role], role, ids[role], room.t0)
-        peers[role].evidence_dir = evidence_dir
-        await peers[role].probe()
 
-    try:
-        # both peers at once (each waits for its own browser page or aiortc connection); the
-        # first one-line error is the case's set-up cause, and every peer made is closed below
+class _Attempt:
+    """One case from making its peers to closing them: what the verdict is computed from."""
+
+    def __init__(self, stub: SignalingStub, scenario: Scenario, specs: dict[str, PeerSpec], make_peer: PeerFactory,
+                 negotiators: dict[str, Any], evidence_dir: Path | None, fault: str | None) -> None:
+        self.stub, self.scenario, self.specs = stub, scenario, specs
+        self.make_peer, self.negotiators, self.evidence_dir, self.fault = make_peer, negotiators, evidence_dir, fault
+        self.room = stub.create_room(f"{scenario.name}-{uuid.uuid4().hex[:8]}")
+        self.ids = dict(zip(("polite", "impolite"), roles.pick_user_ids(), strict=True))
+        self.peers: dict[str, Peer] = {}
+        self.run: CaseRun | None = None
+        self.cause: Cause | None = None
+        self.unsupported = ""
+        self.snaps: dict[str, dict] = {}
+        self.injected: faults.Injection | None = None
+        self.clock = _Phases()
+
+    async def setup(self) -> None:
+        """Both peers at once (each waits for its own browser page or aiortc connection); the
+        first one-line error is the case's set-up cause, and every peer made is closed later."""
+        async def make(role: str) -> None:
+            self.peers[role] = await self.make_peer(self.specs[role], role, self.ids[role], self.room.t0)
+            self.peers[role].evidence_dir = self.evidence_dir
+            await self.peers[role].probe()
+
         made = await asyncio.gather(*(make(role) for role in ("polite", "impolite")), return_exceptions=True)
         for role in ("polite", "impolite"):  # role order, whichever was made first (waits read it in order)
-            if role in peers:
-                peers[role] = peers.pop(role)
+            if role in self.peers:
+                self.peers[role] = self.peers.pop(role)
         for got in made:
             if isinstance(got, BaseException):
                 raise got
-        lap("setup")
-        unsupported = _unsupported(scenario, peers)
-        if fault and not unsupported:
-            try:
-                injected = faults.Injection(faults.get(fault), peers, stub, room)
-            except RigError as exc:
-                unsupported = str(exc)
-        if not unsupported:
-            run = CaseRun(scenario, room, stub.ws_url, peers, negotiators, injected)
-            try:
-                await asyncio.wait_for(run.run(), config.CASE_TIMEOUT)
-            except TimeoutError:
-                cause = Cause(kind="timeout", step=run.step, step_index=run.step_index, operation="case",
-                              message=f"case timed out after {config.CASE_TIMEOUT:.0f} s: {run._states()}")
-            except CaseFailure as exc:
-                cause = exc.cause
-            except (RigError, StubTimeout) as exc:
-                cause = Cause(kind="rig", step=run.step, step_index=run.step_index, message=str(exc))
-            run.ledger.ended_t = room.now()
-            phases.update(run.phases)
-            mark = time.monotonic()
-            for role, peer in peers.items():
-                run.ledger.computed_polite[role] = peer.polite
-                try:
-                    snaps[role] = await asyncio.wait_for(peer.snapshot(), config.STEP_TIMEOUT)
-                except Exception as exc:
-                    snaps[role] = {"error": f"snapshot failed: {exc}"}
-            lap("snapshot")
-    except RigError as exc:
-        cause = Cause(kind="setup", message=str(exc))
-    finally:
-        mark = time.monotonic()
-        for p in peers.values():
-            p.closing = True
-        if injected is not None:
-            await injected.end()
-        await bounded(asyncio.gather(*(p.close() for p in peers.values()), return_exceptions=True),
-                      4 * config.CLOSE_TIMEOUT)
-        stub.close_room(room.name)
-        lap("teardown")
+        self.clock.lap("setup")
 
-    info = {r: _peer_info(peers.get(r), specs[r], ids[r], describe(specs[r]) if describe else None)
+    async def drive(self) -> None:
+        """The steps, unless the pair lacks what the scenario needs; then both peers' end state."""
+        self.unsupported = _unsupported(self.scenario, self.peers)
+        if self.fault and not self.unsupported:
+            try:
+                self.injected = faults.Injection(faults.get(self.fault), self.peers, self.stub, self.room)
+            except RigError as exc:
+                self.unsupported = str(exc)
+        if self.unsupported:
+            return
+        run = self.run = CaseRun(self.scenario, self.room, self.stub.ws_url, self.peers, self.negotiators,
+                                 self.injected)
+        self.cause = await run.run_bounded()
+        run.ledger.ended_t = self.room.now()
+        self.clock.seconds.update(run.phases)
+        self.clock.restart()
+        for role, peer in self.peers.items():
+            run.ledger.computed_polite[role] = peer.polite
+            try:
+                self.snaps[role] = await asyncio.wait_for(peer.snapshot(), config.STEP_TIMEOUT)
+            except Exception as exc:
+                self.snaps[role] = {"error": f"snapshot failed: {exc}"}
+        self.clock.lap("snapshot")
+
+    async def teardown(self) -> None:
+        self.clock.restart()
+        for p in self.peers.values():
+            p.closing = True
+        if self.injected is not None:
+            await self.injected.end()
+        await bounded(asyncio.gather(*(p.close() for p in self.peers.values()), return_exceptions=True),
+                      4 * config.CLOSE_TIMEOUT)
+        self.stub.close_room(self.room.name)
+        self.clock.lap("teardown")
+
+    def recorded(self, info: dict[str, PeerInfo], messages: list[dict]) -> verdict.Recorded:
+        return verdict.Recorded(
+            self.scenario.name, info["polite"], info["impolite"], planned=self.scenario.collisions, cause=self.cause,
+            unsupported=self.unsupported, ledger=self.run.ledger if self.run else None,
+            events={role: p.events for role, p in self.peers.items()}, messages=messages, snapshots=self.snaps,
+            fault=self.injected.reason if self.injected is not None else None)
+
+
+async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,
+                    make_peer: PeerFactory, negotiators: dict[str, Any], evidence_dir: Path | None,
+                    describe: Callable[[PeerSpec], dict] | None = None, fault: str | None = None) -> CaseResult:
+    specs = {"polite": polite_spec, "impolite": impolite_spec}
+    case = _Attempt(stub, scenario, specs, make_peer, negotiators, evidence_dir, fault)
+    started = time.monotonic()
+    try:
+        await case.setup()
+        await case.drive()
+    except RigError as exc:
+        case.cause = Cause(kind="setup", message=str(exc))
+    finally:
+        await case.teardown()
+
+    info = {r: _peer_info(case.peers.get(r), specs[r], case.ids[r], describe(specs[r]) if describe else None)
             for r in ("polite", "impolite")}
-    found = findings.applying(scenario.name, info["polite"], info["impolite"])
-    checks: list[Check] = []
-    glare = Glare(planned=scenario.collisions)
-    if unsupported:
-        judgement = findings.Judgement("unsupported", findings.expectation(found), None, unsupported,
-                                       [f.id for f, _ in found],
-                                       findings.not_seen(scenario.name, info["polite"], info["impolite"]))
-    elif run is None:
-        judgement = findings.judge(scenario.name, info["polite"], info["impolite"], cause, [], [])
-    else:
-        timelines = run.timelines()
-        checks, glare = verdict.checks(run.ledger, timelines, [m.as_dict() for m in room.log], snaps)
-        if cause is None:
-            cause = verdict.first_failed_check(checks, {r: s.kind for r, s in specs.items()}, snaps)
-        errors = verdict.run_errors(run.ledger, timelines)
-        judgement = findings.judge(scenario.name, info["polite"], info["impolite"], cause, checks, errors)
-    if injected is not None and not unsupported:  # never a pass: the fault and what the rig saw after it
-        then = judgement.reason if judgement.outcome != "passed" else "the pair still met every check"
-        judgement = dataclasses.replace(judgement, outcome="error", finding=None, reason=injected.reason(then))
-    lap("verdict")
+    messages = [m.as_dict() for m in case.room.log]
+    judged = verdict.case_verdict(case.recorded(info, messages))
+    j = judged.judgement
+    case.clock.lap("verdict")
     return CaseResult(
-        phases={k: round(v, 3) for k, v in phases.items()},
+        phases={k: round(v, 3) for k, v in case.clock.seconds.items()},
         scenario=scenario.name, polite=info["polite"], impolite=info["impolite"],
-        outcome=judgement.outcome, expected=judgement.expected, reason=judgement.reason,
-        finding=judgement.finding, findings=judgement.applying, not_seen=judgement.not_seen, cause=cause,
-        duration_s=round(time.monotonic() - started, 3), glare=glare, checks=checks, plan=scenario.plan(),
-        messages=[m.as_dict() for m in room.log],
-        events={role: [e.as_dict() for e in p.events] for role, p in peers.items()},
-        snapshots=snaps, plan_data=scenario.to_json(), ledger=run.ledger.as_dict() if run else {},
+        outcome=j.outcome, expected=j.expected, reason=j.reason,
+        finding=j.finding, findings=j.applying, not_seen=j.not_seen, cause=judged.cause,
+        duration_s=round(time.monotonic() - started, 3), glare=judged.glare, checks=judged.checks,
+        plan=scenario.plan(), messages=messages,
+        events={role: [e.as_dict() for e in p.events] for role, p in case.peers.items()},
+        snapshots=case.snaps, plan_data=scenario.to_json(), ledger=case.run.ledger.as_dict() if case.run else {},
     )

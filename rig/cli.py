@@ -505,9 +505,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
-    from . import findings, model  # pydantic: kept out of `rig --help`
+    from . import findings, findings_doc, model  # pydantic: kept out of `rig --help`
     if args.markdown:
-        print(findings.markdown(), end="")
+        print(findings_doc.markdown(), end="")
     elif args.schema:
         print(json.dumps(model.json_schema(), indent=2))
     else:

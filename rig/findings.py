@@ -1,22 +1,11 @@
-"""Known findings as data, and the judge that matches a case's first failure against them.
+"""Known findings as data: the catalogue the verdict matches a case's first failure against.
 
 A finding is a bug of a browser or of aiortc (or a stated limit of the pattern) that the
 rig found, with its evidence. It covers a set of cells; it names the peer role and the
 operation its error happens in, the error (name and message pattern) or, for the few
 whose symptom is a state, that end state; the versions it was seen on; its upstream
-report where one exists.
-
-A failed case is that finding (``xfailed``) only if
-
-- its first failure (:class:`rig.model.Cause`) is that error on that peer, on a version
-  the finding was seen on, and
-- nothing else failed that is not explained: every error a peer reported is the cause or
-  another finding of the cell; no role invariant is broken; every integrity check of a
-  step the case reached holds (the collision was forced, the window reached ...).
-
-Anything else is ``failed``, and the reason names both the cause and the finding that did
-not explain it. A cell with a finding that passes is ``xpassed`` (a failure of the run:
-the finding must be narrowed or removed), unless the finding is intermittent there.
+report where one exists. How a case is matched against it is rig.verdict's;
+docs/findings.md is made from it by rig.findings_doc.
 """
 
 from __future__ import annotations
@@ -25,8 +14,7 @@ import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 
-from .config import ROOT
-from .model import Cause, Check, PeerInfo
+from .model import Cause, PeerInfo
 from .versions import in_range
 
 GLARE_MEDIA = ("glare-add-media", "glare-initial", "glare-repeated", "glare-in-sld-polite", "glare-in-sld-impolite",
@@ -141,6 +129,18 @@ class Finding:
         if not (self.error or self.message):
             return False
         return (not self.error or name == self.error) and (not self.message or bool(re.search(self.message, message)))
+
+    def expects(self) -> str:
+        """The first failure this finding stands for, in words."""
+        who = f"the {self.peer} peer" if self.peer else "either peer"
+        if self.end_state:
+            return f"{who} stuck in {self.operation} with {self.end_state}"
+        err = f"{self.error + ' ' if self.error else ''}/{self.message}/" if self.message else self.error
+        return f"{err} from {self.operation} on {who}"
+
+    def ranges(self, sep: str = "; ") -> str:
+        """The versions it was seen on, per engine ("" when it states none)."""
+        return sep.join(f"{k} {', '.join(map(str, v))}" for k, v in sorted(self.seen.items()))
 
 
 AIORTC = "https://github.com/aiortc/aiortc"
@@ -441,169 +441,3 @@ FINDINGS: tuple[Finding, ...] = (
 
 BY_ID = {f.id: f for f in FINDINGS}
 assert len(BY_ID) == len(FINDINGS), "finding ids must be unique"
-
-
-def applying(scenario: str, polite: PeerInfo, impolite: PeerInfo,
-             catalogue: tuple[Finding, ...] = FINDINGS) -> list[tuple[Finding, Cells]]:
-    """Every finding that applies to this cell on these versions, with its cell group."""
-    out = []
-    for f in catalogue:
-        cells = f.cell(scenario, polite, impolite)
-        if cells is not None:
-            out.append((f, cells))
-    return out
-
-
-def expectation(found: list[tuple[Finding, Cells]]) -> str:
-    """pass, xfail (a deterministic finding), or 'xfail or pass' (only intermittent ones)."""
-    if not found:
-        return "pass"
-    return "xfail" if any(not c.intermittent for _, c in found) else "xfail or pass"
-
-
-@dataclass(frozen=True)
-class ErrorReport:
-    """An error a peer reported during the case (its negotiator logged it, or the page threw)."""
-
-    peer: str
-    operation: str
-    name: str
-    message: str
-    t: float | None = None
-
-
-#: The WebRTC operations whose rejections are reported as errors with their operation.
-API_METHODS = ("createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate")
-
-
-@dataclass
-class Judgement:
-    outcome: str
-    expected: str
-    finding: str | None
-    reason: str
-    applying: list[str]
-    #: findings that cover the cell but were not seen on these versions
-    not_seen: list[str] = field(default_factory=list)
-
-
-def unexplained(cause: Cause, checks: list[Check], errors: list[ErrorReport],
-                found: list[tuple[Finding, Cells]]) -> list[str]:
-    """What failed besides ``cause`` that neither it nor another finding of the cell explains."""
-    out = []
-    for e in errors:
-        if cause.kind == "error" and e.peer == cause.peer and e.name == cause.error_name and e.message == cause.message:
-            continue
-        if any((f.peer is None or f.peer == e.peer) and f.matches_error(e.name, e.message) for f, _ in found):
-            continue
-        if (cause.t is not None and e.t is not None and e.t > cause.t and e.operation in API_METHODS):
-            # after the first failure a peer is no longer in a state the pattern assumes, so a
-            # WebRTC operation rejecting then is its consequence; an error of the code (a
-            # TypeError, the plumbing, the stub) is never excused this way
-            continue
-        out.append(f"{e.peer} peer error in {e.operation or 'an operation'}: {e.name}: {e.message}"[:300])
-    for c in checks:
-        if c.ok or c.id == cause.check:
-            continue
-        if c.kind == "role":
-            out.append(f"check {c.id}: {c.detail}")
-        elif c.kind == "integrity":
-            reached = cause.step_index is None or c.step is None or c.step <= cause.step_index
-            if reached:
-                out.append(f"check {c.id}: {c.detail}")
-    return out
-
-
-def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | None, checks: list[Check],
-          errors: list[ErrorReport], catalogue: tuple[Finding, ...] = FINDINGS) -> Judgement:
-    """The outcome of a case that ran (unsupported cases are decided before they run)."""
-    found = applying(scenario, polite, impolite, catalogue)
-    expected = expectation(found)
-    ids = [f.id for f, _ in found]
-    elsewhere = not_seen(scenario, polite, impolite, catalogue)
-    failed = [c for c in checks if not c.ok]
-    if cause is None:
-        if expected == "xfail":
-            strict = [f.id for f, c in found if not c.intermittent]
-            return Judgement("xpassed", expected, None,
-                             f"passed although finding {', '.join(strict)} expects this cell to fail: "
-                             "narrow or remove the finding", ids, elsewhere)
-        note = "; ".join(f"finding {f.id} not seen on {_versions(f, polite, impolite)}"
-                         for f in catalogue if f.id in elsewhere)
-        return Judgement("passed", expected, None, note, ids, elsewhere)
-    tail = "".join(f"\n{c.name}: {c.detail}" for c in failed)
-    if cause.kind == "setup":
-        return Judgement("error", expected, None, cause.text() + tail, ids, elsewhere)
-    matching = [f for f, _ in found if f.matches(cause)]
-    for f in matching:
-        rest = unexplained(cause, checks, errors, found)
-        if not rest:
-            return Judgement("xfailed", expected, f.id, f"finding {f.id}: {f.title}\nfirst failure: {cause.text()}"
-                             + tail, ids)
-        return Judgement("failed", expected, None,
-                         f"{cause.text()}\nfinding {f.id} explains the first failure, but not: " + "; ".join(rest)
-                         + tail, ids, elsewhere)
-    why = ""
-    if found:
-        why = "\nnot a known finding of this cell: " + "; ".join(
-            f"{f.id} expects {_expects(f)}" for f, _ in found)
-    for f in catalogue:
-        if f.id in elsewhere and f.matches(cause):
-            why += (f"\nfinding {f.id} has this first failure but was seen only on {_ranges(f)}, not on "
-                    f"{_versions(f, polite, impolite)}: a new failure on this version (if it is the same bug, "
-                    "widen the finding's range in rig/findings.py with this case as evidence)")
-    return Judgement("failed", expected, None, cause.text() + why + tail, ids, elsewhere)
-
-
-def not_seen(scenario: str, polite: PeerInfo, impolite: PeerInfo,
-             catalogue: tuple[Finding, ...] = FINDINGS) -> list[str]:
-    """Findings whose cells cover this cell, on versions outside every range they were seen on."""
-    return [f.id for f in catalogue
-            if f.covers(scenario, polite, impolite) is not None and f.cell(scenario, polite, impolite) is None]
-
-
-def _versions(f: Finding, polite: PeerInfo, impolite: PeerInfo) -> str:
-    """The versions of the cell's peers that lie outside ``f``'s ranges, e.g. "chromium 147.0.7727.0"."""
-    out = [f"{p.kind} {p.version}" for p in f.dated(polite, impolite) if not f.seen_on(p)]
-    return ", ".join(dict.fromkeys(out))
-
-
-def _ranges(f: Finding) -> str:
-    return "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in sorted(f.seen.items()))
-
-
-def _expects(f: Finding) -> str:
-    who = f"the {f.peer} peer" if f.peer else "either peer"
-    if f.end_state:
-        return f"{who} stuck in {f.operation} with {f.end_state}"
-    err = f"{f.error + ' ' if f.error else ''}/{f.message}/" if f.message else f.error
-    return f"{err} from {f.operation} on {who}"
-
-
-def markdown() -> str:
-    """docs/findings.md, made from FINDINGS (kept current by a unit test)."""
-    lines = ["# Findings", "",
-             "Generated by `rig findings --markdown` from `rig/findings.py`; do not edit by hand.", "",
-             "A failed case is a finding (`xfailed`) only when its first failure is the finding's error (or end "
-             "state) on the finding's peer, on a version the finding was seen on, and nothing else failed that no "
-             "finding of the cell explains. See [design](design.md#verdicts).", "",
-             "| id | engine | cells (scenarios: polite x impolite) | first failure | seen on |",
-             "|---|---|---|---|---|"]
-    for f in FINDINGS:
-        cells = "<br>".join(f"{', '.join(c.scenarios)}: {c.polite} x {c.impolite}"
-                            + (" (intermittent)" if c.intermittent else "") for c in f.cells)
-        seen = ", ".join(f"{k} {', '.join(map(str, v))}" for k, v in sorted(f.seen.items())) or "any version"
-        def cell(text: str) -> str:
-            return text.replace("|", "\\|")
-        lines.append(f"| [{f.id}](#{f.id}) | {f.engine} | {cell(cells)} | {cell(_expects(f))} | {seen} |")
-    for f in FINDINGS:
-        lines += ["", f"## {f.id}", "", f"**{f.title}** ({f.engine}).", "", f.detail]
-        if f.upstream:
-            lines += ["", f"Upstream: <{f.upstream}>"]
-        if f.trigger:
-            lines += ["", f"Minimal trigger: [`{f.trigger}`](../{f.trigger})"]
-        kept = f"fixtures/findings/evidence/{f.id}.case.json"
-        for e in dict.fromkeys([kept, *f.evidence]):
-            if (ROOT / e).exists():
-                lines += ["", f"Evidence: [`{e}`](../{e})"]
-    return "\n".join(lines) + "\n"

@@ -678,7 +678,7 @@ class CaseHandle:
     """What a suite's test gets: run the cell's case, then turn its verdict into pytest's.
 
     The verdict (outcome, finding, cause) is computed once, by the case itself
-    (rig.findings.judge); this only maps it: passed returns, xfailed is pytest.xfail,
+    (rig.verdict.case_verdict); this only maps it: passed returns, xfailed is pytest.xfail,
     unsupported is pytest.skip, failed / xpassed / error fail the test."""
 
     def __init__(self, node: pytest.Item, session: RigSession, cell: tuple) -> None:

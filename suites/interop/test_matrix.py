@@ -7,7 +7,7 @@ rig.verdict holds (states, changes applied, media and messages flowing, no peer 
 for glare scenarios, the collision forced and observed on both sides). A cell with a
 stated finding (rig/findings.py) is an expected failure only if its first failure is that
 finding's error (or end state) and nothing else failed unexplained; any other failure fails
-it (rig.findings.judge)."""
+it (rig.verdict.judge)."""
 
 
 def test_interop(rig_case):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, findings, results, scenarios
+from rig import config, findings, results, scenarios, verdict
 from rig.case import CaseResult
 from rig.errors import RigError
 from rig.model import Cause, Check, Glare, PeerInfo
@@ -75,45 +75,45 @@ def _error(peer: str, kind: str, operation: str, name: str, message: str) -> Cau
 
 
 def test_findings_match_only_their_error() -> None:
-    found = findings.applying("glare-initial", AIORTC, FIREFOX)
+    found = verdict.applying("glare-initial", AIORTC, FIREFOX)
     assert [f.id for f, _ in found] == ["aiortc-no-rollback"] and "rollback" in found[0][0].detail
-    assert findings.applying("add-video", AIORTC, FIREFOX) == []
-    assert findings.applying("glare-add-media", FIREFOX, AIORTC) == []
-    assert findings.expectation(found) == "xfail"
+    assert verdict.applying("add-video", AIORTC, FIREFOX) == []
+    assert verdict.applying("glare-add-media", FIREFOX, AIORTC) == []
+    assert verdict.expectation(found) == "xfail"
     # a pass of a cell a strict finding expects to fail is an xpass (a failure of the run)
-    passed = findings.judge("glare-initial", AIORTC, FIREFOX, None, [], [])
+    passed = verdict.judge("glare-initial", AIORTC, FIREFOX, None, [], [])
     assert (passed.outcome, passed.finding) == ("xpassed", None) and "aiortc-no-rollback" in passed.reason
-    hit = findings.judge("glare-initial", AIORTC, FIREFOX,
+    hit = verdict.judge("glare-initial", AIORTC, FIREFOX,
                          _error("polite", "aiortc", "setRemoteDescription", "InvalidStateError", NO_ROLLBACK), [], [])
     assert (hit.outcome, hit.expected, hit.finding) == ("xfailed", "xfail", "aiortc-no-rollback")
     # any other failure is a failure, and says which finding it is not
     other = Cause(kind="check", step="final checks", peer="polite", peer_kind="aiortc", operation="polite.connected",
                   check="polite.connected", message="polite ends connected: connectionState=failed",
                   signaling_state="stable", connection_state="failed")
-    missed = findings.judge("glare-initial", AIORTC, FIREFOX, other, [], [])
+    missed = verdict.judge("glare-initial", AIORTC, FIREFOX, other, [], [])
     assert (missed.outcome, missed.finding) == ("failed", None)
     assert "not a known finding of this cell: aiortc-no-rollback expects" in missed.reason
     # the same error on the other peer, or on a version the finding was not seen on, is not the finding
     wrong_peer = _error("impolite", "firefox", "setRemoteDescription", "InvalidStateError", NO_ROLLBACK)
-    assert findings.judge("glare-initial", AIORTC, FIREFOX, wrong_peer, [], []).outcome == "failed"
+    assert verdict.judge("glare-initial", AIORTC, FIREFOX, wrong_peer, [], []).outcome == "failed"
     newer = AIORTC.model_copy(update={"version": "1.17.0"})
-    assert findings.applying("glare-initial", newer, FIREFOX) == []
+    assert verdict.applying("glare-initial", newer, FIREFOX) == []
 
 
 def test_intermittent_findings_leave_the_cell_strict_only_with_a_strict_one() -> None:
-    race = findings.applying("stress-both-sides", FIREFOX, AIORTC)
-    assert race and all(c.intermittent for _, c in race) and findings.expectation(race) == "xfail or pass"
-    hit = findings.judge("stress-both-sides", FIREFOX, AIORTC,
+    race = verdict.applying("stress-both-sides", FIREFOX, AIORTC)
+    assert race and all(c.intermittent for _, c in race) and verdict.expectation(race) == "xfail or pass"
+    hit = verdict.judge("stress-both-sides", FIREFOX, AIORTC,
                          _error("impolite", "aiortc", "setLocalDescription", "ValueError", "None is not in list"),
                          [], [])
     assert (hit.outcome, hit.finding) == ("xfailed", "aiortc-answer-with-pending-transceiver")
     # an intermittent cell that passes is a pass, not an xpass
-    assert findings.judge("stress-both-sides", FIREFOX, AIORTC, None, [], []).outcome == "passed"
+    assert verdict.judge("stress-both-sides", FIREFOX, AIORTC, None, [], []).outcome == "passed"
     # Chromium's extmap finding is deterministic, so that cell must still fail every run.
-    strict = findings.applying("stress-both-sides", CHROMIUM, AIORTC)
-    assert findings.expectation(strict) == "xfail"
-    assert findings.judge("stress-both-sides", CHROMIUM, AIORTC, None, [], []).outcome == "xpassed"
-    assert findings.expectation([]) == "pass"
+    strict = verdict.applying("stress-both-sides", CHROMIUM, AIORTC)
+    assert verdict.expectation(strict) == "xfail"
+    assert verdict.judge("stress-both-sides", CHROMIUM, AIORTC, None, [], []).outcome == "xpassed"
+    assert verdict.expectation([]) == "pass"
 
 
 def test_every_finding_has_a_detail_and_a_signature() -> None:

@@ -1,4 +1,4 @@
-"""Findings as data, matched against a case's first failure (rig.findings).
+"""Findings as data (rig.findings), matched against a case's first failure (rig.verdict).
 
 - every finding's kept evidence (a recorded case, judged again from its data) is that
   finding and no other finding matches it;
@@ -26,32 +26,32 @@ NO_ROLLBACK = Cause(kind="error", step="3. collide", step_index=3, peer="polite"
                     message='Cannot handle offer in signaling state "have-local-offer"')
 
 
-def _err(peer: str, name: str, message: str, op: str = "setRemoteDescription") -> findings.ErrorReport:
-    return findings.ErrorReport(peer, op, name, message)
+def _err(peer: str, name: str, message: str, op: str = "setRemoteDescription") -> verdict.ErrorReport:
+    return verdict.ErrorReport(peer, op, name, message)
 
 
 NO_ROLLBACK_ERR = _err("polite", "InvalidStateError", NO_ROLLBACK.message)
 
 
 def test_a_finding_is_its_error_on_its_peer() -> None:
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR])
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR])
     assert (j.outcome, j.finding, j.expected) == ("xfailed", "aiortc-no-rollback", "xfail")
     # the same error on the other peer is another finding's (aiortc-no-operations-chain), not this one
     other_peer = NO_ROLLBACK.model_copy(update={"peer": "impolite"})
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, other_peer, [], [])
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, other_peer, [], [])
     assert j.outcome == "failed" and "aiortc-no-rollback expects" in j.reason
     # another error from the right peer and operation is not the finding either
     other_error = NO_ROLLBACK.model_copy(update={"error_name": "TypeError", "message": "x is undefined"})
-    assert findings.judge("glare-initial", AIORTC, FIREFOX, other_error, [], []).outcome == "failed"
+    assert verdict.judge("glare-initial", AIORTC, FIREFOX, other_error, [], []).outcome == "failed"
     # a timeout in the same step is not the finding's error
     stuck = Cause(kind="timeout", step="4. settle", step_index=4, peer="polite", operation="settle",
                   message="not stable", signaling_state="have-local-offer", connection_state="connected")
-    assert findings.judge("glare-initial", AIORTC, FIREFOX, stuck, [], []).outcome == "failed"
+    assert verdict.judge("glare-initial", AIORTC, FIREFOX, stuck, [], []).outcome == "failed"
 
 
 def test_a_finding_plus_a_plumbing_error_is_failed_and_names_both() -> None:
     plumbing = _err("impolite", "TypeError", "Cannot read properties of undefined (reading 'sdp')", "console.error")
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR, plumbing])
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR, plumbing])
     assert j.outcome == "failed" and j.finding is None
     assert "aiortc-no-rollback explains the first failure" in j.reason and "TypeError" in j.reason
 
@@ -59,24 +59,24 @@ def test_a_finding_plus_a_plumbing_error_is_failed_and_names_both() -> None:
 def test_a_finding_plus_an_unforced_collision_is_failed() -> None:
     unforced = Check(id="collision-1.forced", name="collision 1 (step 3) was forced", ok=False, kind="integrity",
                      step=3, detail="the step ran but no collision was recorded")
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [unforced], [NO_ROLLBACK_ERR])
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [unforced], [NO_ROLLBACK_ERR])
     assert j.outcome == "failed" and "collision-1.forced" in j.reason
     # a collision planned after the step the case ended at is a consequence, not a second failure
     later = unforced.model_copy(update={"id": "collision-2.forced", "step": 7})
-    assert findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [later], [NO_ROLLBACK_ERR]).outcome == "xfailed"
+    assert verdict.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [later], [NO_ROLLBACK_ERR]).outcome == "xfailed"
 
 
 def test_a_finding_plus_a_broken_role_invariant_is_failed() -> None:
     role = Check(id="impolite.never-rolls-back", name="impolite peer never rolls back", ok=False, kind="role",
                  peer="impolite", detail="1 rollback(s)")
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [role], [NO_ROLLBACK_ERR])
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [role], [NO_ROLLBACK_ERR])
     assert j.outcome == "failed" and "impolite.never-rolls-back" in j.reason
 
 
 def test_outcome_checks_after_the_cause_are_its_consequences() -> None:
     conn = Check(id="polite.connected", name="polite ends connected", ok=False, peer="polite",
                  detail="connectionState=new")
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [conn], [NO_ROLLBACK_ERR])
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, NO_ROLLBACK, [conn], [NO_ROLLBACK_ERR])
     assert j.outcome == "xfailed" and "polite ends connected" in j.reason
 
 
@@ -84,16 +84,16 @@ def test_an_error_explained_by_another_finding_of_the_cell_is_explained() -> Non
     cause = Cause(kind="error", step="4. settle", step_index=4, peer="polite", operation="setRemoteDescription",
                   message="Failed to set remote answer sdp: Failed to set SSL role for the transport")
     second = _err("impolite", "OperationError", "Unknown ufrag (abcd)", "addIceCandidate")
-    j = findings.judge("glare-ice-restart", CHROMIUM, FIREFOX, cause, [],
+    j = verdict.judge("glare-ice-restart", CHROMIUM, FIREFOX, cause, [],
                        [_err("polite", "OperationError", cause.message), second])
     assert (j.outcome, j.finding) == ("xfailed", "firefox-restart-answer-setup-active")
 
 
 def test_findings_apply_only_to_their_cells_and_versions() -> None:
-    assert findings.judge("glare-initial", FIREFOX, AIORTC, NO_ROLLBACK, [], []).outcome == "failed"
-    assert findings.judge("add-video", AIORTC, FIREFOX, NO_ROLLBACK, [], []).outcome == "failed"
+    assert verdict.judge("glare-initial", FIREFOX, AIORTC, NO_ROLLBACK, [], []).outcome == "failed"
+    assert verdict.judge("add-video", AIORTC, FIREFOX, NO_ROLLBACK, [], []).outcome == "failed"
     newer = AIORTC.model_copy(update={"version": "1.17.0"})
-    j = findings.judge("glare-initial", newer, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR])
+    j = verdict.judge("glare-initial", newer, FIREFOX, NO_ROLLBACK, [], [NO_ROLLBACK_ERR])
     assert j.outcome == "failed" and j.expected == "pass", "a version outside the finding's runs strict"
     assert j.not_seen == ["aiortc-no-rollback"]
     assert "aiortc-no-rollback has this first failure but was seen only on aiortc 1.14.0 .. 1.16.0, not on aiortc 1.17.0" in j.reason
@@ -112,21 +112,21 @@ def test_a_range_covers_the_release_lines_between_its_first_and_last_builds() ->
 
 def test_a_pass_on_a_version_outside_the_range_says_the_finding_was_not_seen_there() -> None:
     older = AIORTC.model_copy(update={"version": "1.13.0"})
-    j = findings.judge("glare-initial", older, FIREFOX, None, [], [])
+    j = verdict.judge("glare-initial", older, FIREFOX, None, [], [])
     assert (j.outcome, j.expected, j.not_seen) == ("passed", "pass", ["aiortc-no-rollback"])
     assert j.reason == "finding aiortc-no-rollback not seen on aiortc 1.13.0"
     # inside the range the same pass is an xpass
-    assert findings.judge("glare-initial", AIORTC, FIREFOX, None, [], []).not_seen == []
+    assert verdict.judge("glare-initial", AIORTC, FIREFOX, None, [], []).not_seen == []
 
 
 def test_passes_against_strict_and_intermittent_findings() -> None:
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, None, [], [])
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, None, [], [])
     assert j.outcome == "xpassed" and "aiortc-no-rollback" in j.reason
-    j = findings.judge("stress-both-sides", FIREFOX, AIORTC, None, [], [])
+    j = verdict.judge("stress-both-sides", FIREFOX, AIORTC, None, [], [])
     assert (j.outcome, j.expected) == ("passed", "xfail or pass")
     hit = Cause(kind="error", step_index=5, peer="impolite", operation="setLocalDescription", error_name="ValueError",
                 message="None is not in list")
-    j = findings.judge("stress-both-sides", FIREFOX, AIORTC, hit, [], [_err("impolite", "ValueError", hit.message)])
+    j = verdict.judge("stress-both-sides", FIREFOX, AIORTC, hit, [], [_err("impolite", "ValueError", hit.message)])
     assert (j.outcome, j.finding) == ("xfailed", "aiortc-answer-with-pending-transceiver")
 
 
@@ -134,10 +134,10 @@ def test_end_state_findings_match_a_state_not_an_error() -> None:
     stuck = Cause(kind="timeout", step="3. settle", step_index=3, peer="polite", peer_kind="firefox",
                   operation="settle", message="not connected", signaling_state="stable",
                   connection_state="connecting")
-    j = findings.judge("glare-candidate-answer", FIREFOX, FIREFOX, stuck, [], [])
+    j = verdict.judge("glare-candidate-answer", FIREFOX, FIREFOX, stuck, [], [])
     assert (j.outcome, j.finding) == ("xfailed", "firefox-rolled-back-sockets")
     other = stuck.model_copy(update={"connection_state": "failed"})
-    assert findings.judge("glare-candidate-answer", FIREFOX, FIREFOX, other, [], []).outcome == "failed"
+    assert verdict.judge("glare-candidate-answer", FIREFOX, FIREFOX, other, [], []).outcome == "failed"
 
 
 def test_every_finding_is_complete_and_cites_files_that_exist() -> None:
@@ -153,16 +153,15 @@ def _evidence() -> list[Path]:
     return sorted(EVIDENCE.glob("*.case.json"))
 
 
-def _rejudge(path: Path) -> tuple[findings.Judgement, Cause]:
+def _rejudge(path: Path) -> tuple[verdict.Judgement, Cause]:
+    """The kept case through the verdict rig.case computes for a case it ran."""
     detail = parse_detail(json.loads(path.read_text()), str(path))
     case = detail.case
-    tls = {r: verdict.Timeline([e.model_dump() for e in evs]) for r, evs in detail.events.items()}
-    ledger = verdict.Ledger.from_dict(detail.ledger)
-    checks, _ = verdict.checks(ledger, tls, detail.messages, detail.snapshots)
-    errors = verdict.run_errors(ledger, tls)
-    cause = case.cause or verdict.first_failed_check(checks, {"polite": case.polite.kind,
-                                                              "impolite": case.impolite.kind}, detail.snapshots)
-    return findings.judge(case.scenario, case.polite, case.impolite, cause, checks, errors), cause
+    judged = verdict.case_verdict(verdict.Recorded(
+        case.scenario, case.polite, case.impolite, cause=case.cause, ledger=verdict.Ledger.from_dict(detail.ledger),
+        events={r: [e.model_dump() for e in evs] for r, evs in detail.events.items()},
+        messages=detail.messages, snapshots=detail.snapshots))
+    return judged.judgement, judged.cause
 
 
 def test_every_finding_has_kept_evidence() -> None:
@@ -198,13 +197,13 @@ def test_evidence_mixed_with_a_plumbing_error_is_failed(path: Path, tmp_path: Pa
 
 def test_after_the_cause_an_api_rejection_is_a_consequence_but_a_code_error_is_not() -> None:
     cause = NO_ROLLBACK.model_copy(update={"t": 1.0})
-    first = findings.ErrorReport("polite", "setRemoteDescription", "InvalidStateError", NO_ROLLBACK.message, 1.0)
-    later_api = findings.ErrorReport("impolite", "setRemoteDescription", "InvalidStateError",
+    first = verdict.ErrorReport("polite", "setRemoteDescription", "InvalidStateError", NO_ROLLBACK.message, 1.0)
+    later_api = verdict.ErrorReport("impolite", "setRemoteDescription", "InvalidStateError",
                                      'Cannot handle answer in signaling state "stable"', 1.07)
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, cause, [], [first, later_api])
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, cause, [], [first, later_api])
     assert (j.outcome, j.finding) == ("xfailed", "aiortc-no-rollback")
-    later_code = findings.ErrorReport("impolite", "console.error", "TypeError", "x is undefined", 1.07)
-    j = findings.judge("glare-initial", AIORTC, FIREFOX, cause, [], [first, later_api, later_code])
+    later_code = verdict.ErrorReport("impolite", "console.error", "TypeError", "x is undefined", 1.07)
+    j = verdict.judge("glare-initial", AIORTC, FIREFOX, cause, [], [first, later_api, later_code])
     assert j.outcome == "failed" and "TypeError" in j.reason and "Cannot handle answer" not in j.reason.split("\n")[1]
 
 
@@ -213,5 +212,33 @@ def test_in_a_pair_of_one_engine_the_range_dates_only_the_peer_the_finding_fails
     old = CHROMIUM.model_copy(update={"version": "110.0.5478.0"})
     assert extmap.cell("glare-initial", CHROMIUM, old) is not None, "the impolite counterpart's version is not dated"
     assert extmap.cell("glare-initial", old, CHROMIUM) is None, "the polite peer it fails on is"
-    j = findings.judge("glare-initial", old, CHROMIUM, None, [], [])
+    j = verdict.judge("glare-initial", old, CHROMIUM, None, [], [])
     assert j.reason == "finding chromium-rollback-extmap not seen on chromium 110.0.5478.0"
+
+
+# -- a finished case: the outcomes no finding decides ------------------------------------
+def test_an_unsupported_case_keeps_its_reason_and_the_cells_findings() -> None:
+    v = verdict.case_verdict(verdict.Recorded("glare-initial", AIORTC, FIREFOX, planned=1,
+                                              unsupported="the polite peer lacks rollback"))
+    j = v.judgement
+    assert (j.outcome, j.expected, j.reason, j.finding) == ("unsupported", "xfail", "the polite peer lacks rollback", None)
+    assert j.applying == ["aiortc-no-rollback"] and v.checks == [] and v.glare.planned == 1 and not v.glare.forced
+
+
+def test_a_case_with_an_injected_fault_is_an_error_naming_it_never_a_pass() -> None:
+    def fault(then: str) -> str:
+        return f"injected fault kill-browser (fired); then: {then}"
+    passed = verdict.case_verdict(verdict.Recorded("add-video", AIORTC, FIREFOX, fault=fault)).judgement
+    assert (passed.outcome, passed.finding) == ("error", None)
+    assert passed.reason == "injected fault kill-browser (fired); then: the pair still met every check"
+    failed = verdict.case_verdict(verdict.Recorded("glare-initial", AIORTC, FIREFOX, cause=NO_ROLLBACK,
+                                                   ledger=verdict.Ledger(), events={"polite": [], "impolite": []},
+                                                   fault=fault)).judgement
+    assert (failed.outcome, failed.finding) == ("error", None)
+    assert failed.reason.startswith(f"injected fault kill-browser (fired); then: {NO_ROLLBACK.text()}")
+
+
+def test_a_case_whose_peers_were_never_made_is_an_error_with_its_set_up_cause() -> None:
+    setup = Cause(kind="setup", message="chromium: no such file /nonexistent/chromium")
+    v = verdict.case_verdict(verdict.Recorded("add-video", AIORTC, FIREFOX, cause=setup))
+    assert v.judgement.outcome == "error" and "/nonexistent/chromium" in v.judgement.reason and v.cause is setup

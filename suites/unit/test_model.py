@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import compare, config, findings, model
+from rig import compare, config, findings_doc, model
 
 SCHEMA = config.ROOT / "docs" / "results.schema.json"
 
@@ -19,7 +19,7 @@ def test_the_checked_in_schema_is_the_models() -> None:
 
 
 def test_docs_findings_is_generated_from_the_findings_data() -> None:
-    assert (config.ROOT / "docs" / "findings.md").read_text() == findings.markdown(), \
+    assert (config.ROOT / "docs" / "findings.md").read_text() == findings_doc.markdown(), \
         "docs/findings.md is stale: rig findings --markdown > docs/findings.md"
 
 

@@ -1,11 +1,12 @@
-"""The verdict of a case, as a pure function of what was recorded.
+"""The checks: what was recorded, turned into checks with stable ids, and the first failure.
 
 rig.case executes the steps and writes down what it asked for in a :class:`Ledger`
 (changes made, collisions forced, windows armed, gates, faults); the peers and the stub
 record what happened (events, the message log, final snapshots). :func:`checks` turns
-these into checks with stable ids; :func:`first_failure` names the cause. Nothing here
-touches a browser, so every check is unit-tested on recorded data, and a stored case
-can be judged again (rig.findings' evidence tests do).
+these into checks, :func:`run_errors` lists the errors a finding must explain, and
+:func:`first_failed_check` or :func:`cause_of_error` names the cause. Nothing here touches
+a browser, so every check is unit-tested on recorded data, and a stored case can be
+judged again (suites/unit/test_findings.py does, with every finding's kept evidence).
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .config import RECOVER_TIMEOUT as RECOVER_S
-from .findings import ErrorReport
-from .model import Cause, Check, Glare
-from .vocab import ROLES
+from ..config import RECOVER_TIMEOUT as RECOVER_S
+from ..model import Cause, Check, Glare
+from ..vocab import ROLES
 
 
 def other(role: str) -> str:
     return "impolite" if role == "polite" else "polite"
+
+
+@dataclass(frozen=True)
+class ErrorReport:
+    """An error a peer reported during the case (its negotiator logged it, or the page threw)."""
+
+    peer: str
+    operation: str
+    name: str
+    message: str
+    t: float | None = None
 
 
 @dataclass
@@ -214,7 +225,7 @@ def negotiation_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messag
     or a peer never applied a remote description, did not test negotiation at all: an integrity
     failure, never a pass. Dated after the plan's last step: they decide only a case in which
     nothing else failed, and a finding that stopped the negotiation is not blamed twice
-    (rig.findings.unexplained counts an integrity check only at or before the cause's step)."""
+    (rig.verdict.unexplained counts an integrity check only at or before the cause's step)."""
     last = len(ledger.steps) + 1
     delivered = [m for m in messages if m.get("delivered_t") is not None]
     offers = sum(m.get("kind") == "offer" for m in delivered)
@@ -232,6 +243,8 @@ def negotiation_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messag
 
 
 def final_checks(ledger: Ledger, timelines: Mapping[str, Timeline], snaps: Mapping[str, Any]) -> list[Check]:
+    """The end state: the roles the peers computed, then each peer's state, media, channels,
+    changes and errors (in that order: the first failed one is the cause)."""
     checks: list[Check] = []
     for role in ROLES:
         want = role == "polite"
@@ -244,56 +257,62 @@ def final_checks(ledger: Ledger, timelines: Mapping[str, Timeline], snaps: Mappi
                         ok=counts["polite"] == counts["impolite"],
                         detail=f"polite {counts['polite']}, impolite {counts['impolite']}"))
     for role in ROLES:
-        snap = snaps.get(role) or {}
-        checks.append(Check(id=f"{role}.stable", peer=role, name=f"{role} ends stable",
-                            ok=snap.get("signalingState") == "stable",
-                            detail=f"signalingState={snap.get('signalingState')}"))
-        checks.append(Check(id=f"{role}.connected", peer=role, name=f"{role} ends connected",
-                            ok=snap.get("connectionState") == "connected",
-                            detail=f"connectionState={snap.get('connectionState')}" + _dip(ledger, role)))
-        for kind, n in sorted(ledger.expect_media[role].items()):
-            rx = [r for r in snap.get("received", []) if r.get("kind") == kind
-                  and ((r.get("bytesReceived") or 0) > 0 or (r.get("framesDecoded") or 0) > 0)]
-            checks.append(Check(id=f"{role}.media-{kind}", peer=role,
-                                name=f"{role} receives {n} {kind} track(s) with media flowing", ok=len(rx) >= n,
-                                detail=f"{len(rx)} receiving: {rx}"))
-        sending = [t for t in snap.get("transceivers", []) if t.get("sending")]
-        ok_dir = [t for t in sending if t.get("currentDirection") in ("sendonly", "sendrecv")]
-        if ledger.own_media[role]:
-            checks.append(Check(id=f"{role}.sends-own", peer=role,
-                                name=f"{role} sends its {ledger.own_media[role]} own track(s) (currentDirection)",
-                                ok=len(ok_dir) >= ledger.own_media[role],
-                                detail="currentDirection of sending transceivers: "
-                                       f"{[t.get('currentDirection') for t in sending]}"))
-        chans = {c["label"]: c for c in snap.get("channels", [])}
-        for label in sorted(ledger.channels):
-            c = chans.get(label)
-            checks.append(Check(id=f"{role}.channel-{label}", peer=role, name=f"{role} has data channel {label} open",
-                                ok=bool(c and c["readyState"] == "open"),
-                                detail=f"readyState={c['readyState'] if c else 'absent'}"))
-        other_sent = ledger.exchanged[other(role)]
-        if other_sent:
-            got_msgs = [m for c in chans.values() for m in c.get("received", [])]
-            missing = [m for m in other_sent if m not in got_msgs]
-            checks.append(Check(id=f"{role}.messages", peer=role, name=f"{role} received every data-channel message",
-                                ok=not missing, detail=f"missing {missing}" if missing else f"{len(other_sent)} received"))
-        for r in ledger.removed:
-            if r["role"] == role:
-                t = next((t for t in snap.get("transceivers", []) if t.get("mid") == r["mid"]), None)
-                cur = t.get("currentDirection") if t else None
-                checks.append(Check(id=f"{role}.removed-{r['mid']}", peer=role,
-                                    name=f"{role} stopped sending the removed track (mid {r['mid']})",
-                                    ok=cur in ("recvonly", "inactive", "stopped"), detail=f"currentDirection={cur}"))
-        for r in ledger.restarts:
-            if r["role"] == role:
-                now, before = set(snap.get("localUfrags") or []), set(r["before"])
-                checks.append(Check(id=f"{role}.ice-restarted", peer=role, name=f"{role} restarted ICE (new local ufrag)",
-                                    ok=bool(now) and not (now & before),
-                                    detail=f"ufrag before {sorted(before)}, after {sorted(now)}"))
-        errs = timelines[role].of_type("error")
-        checks.append(Check(id=f"{role}.no-error", peer=role, name=f"{role} reported no error", ok=not errs,
-                            detail="; ".join(e.detail.get("text", str(e.detail))[:300] for e in errs[:3])
-                            or "no error"))
+        checks += _peer_end_checks(ledger, role, snaps.get(role) or {}, timelines[role])
+    return checks
+
+
+def _peer_end_checks(ledger: Ledger, role: str, snap: Mapping[str, Any], tl: Timeline) -> list[Check]:
+    """One peer's end state, held to what the ledger says the case asked for."""
+    checks: list[Check] = []
+    checks.append(Check(id=f"{role}.stable", peer=role, name=f"{role} ends stable",
+                        ok=snap.get("signalingState") == "stable",
+                        detail=f"signalingState={snap.get('signalingState')}"))
+    checks.append(Check(id=f"{role}.connected", peer=role, name=f"{role} ends connected",
+                        ok=snap.get("connectionState") == "connected",
+                        detail=f"connectionState={snap.get('connectionState')}" + _dip(ledger, role)))
+    for kind, n in sorted(ledger.expect_media[role].items()):
+        rx = [r for r in snap.get("received", []) if r.get("kind") == kind
+              and ((r.get("bytesReceived") or 0) > 0 or (r.get("framesDecoded") or 0) > 0)]
+        checks.append(Check(id=f"{role}.media-{kind}", peer=role,
+                            name=f"{role} receives {n} {kind} track(s) with media flowing", ok=len(rx) >= n,
+                            detail=f"{len(rx)} receiving: {rx}"))
+    sending = [t for t in snap.get("transceivers", []) if t.get("sending")]
+    ok_dir = [t for t in sending if t.get("currentDirection") in ("sendonly", "sendrecv")]
+    if ledger.own_media[role]:
+        checks.append(Check(id=f"{role}.sends-own", peer=role,
+                            name=f"{role} sends its {ledger.own_media[role]} own track(s) (currentDirection)",
+                            ok=len(ok_dir) >= ledger.own_media[role],
+                            detail="currentDirection of sending transceivers: "
+                                   f"{[t.get('currentDirection') for t in sending]}"))
+    chans = {c["label"]: c for c in snap.get("channels", [])}
+    for label in sorted(ledger.channels):
+        c = chans.get(label)
+        checks.append(Check(id=f"{role}.channel-{label}", peer=role, name=f"{role} has data channel {label} open",
+                            ok=bool(c and c["readyState"] == "open"),
+                            detail=f"readyState={c['readyState'] if c else 'absent'}"))
+    other_sent = ledger.exchanged[other(role)]
+    if other_sent:
+        got_msgs = [m for c in chans.values() for m in c.get("received", [])]
+        missing = [m for m in other_sent if m not in got_msgs]
+        checks.append(Check(id=f"{role}.messages", peer=role, name=f"{role} received every data-channel message",
+                            ok=not missing, detail=f"missing {missing}" if missing else f"{len(other_sent)} received"))
+    for r in ledger.removed:
+        if r["role"] == role:
+            t = next((t for t in snap.get("transceivers", []) if t.get("mid") == r["mid"]), None)
+            cur = t.get("currentDirection") if t else None
+            checks.append(Check(id=f"{role}.removed-{r['mid']}", peer=role,
+                                name=f"{role} stopped sending the removed track (mid {r['mid']})",
+                                ok=cur in ("recvonly", "inactive", "stopped"), detail=f"currentDirection={cur}"))
+    for r in ledger.restarts:
+        if r["role"] == role:
+            now, before = set(snap.get("localUfrags") or []), set(r["before"])
+            checks.append(Check(id=f"{role}.ice-restarted", peer=role, name=f"{role} restarted ICE (new local ufrag)",
+                                ok=bool(now) and not (now & before),
+                                detail=f"ufrag before {sorted(before)}, after {sorted(now)}"))
+    errs = tl.of_type("error")
+    checks.append(Check(id=f"{role}.no-error", peer=role, name=f"{role} reported no error", ok=not errs,
+                        detail="; ".join(e.detail.get("text", str(e.detail))[:300] for e in errs[:3])
+                        or "no error"))
     return checks
 
 

@@ -1,0 +1,198 @@
+"""The outcome: a case's first failure matched against the findings of its cell.
+
+A failed case is a finding (``xfailed``) only if
+
+- its first failure (:class:`rig.model.Cause`) is that finding's error on that peer, on a
+  version the finding was seen on, and
+- nothing else failed that is not explained: every error a peer reported is the cause or
+  another finding of the cell; no role invariant is broken; every integrity check of a
+  step the case reached holds (the collision was forced, the window reached ...).
+
+Anything else is ``failed``, and the reason names both the cause and the finding that did
+not explain it. A cell with a finding that passes is ``xpassed`` (a failure of the run:
+the finding must be narrowed or removed), unless the finding is intermittent there.
+:func:`case_verdict` is what rig.case calls once a case is over: it adds the outcomes that
+are not a finding's (unsupported, an injected fault) to :func:`judge`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import FINDINGS, Cells, Finding
+from ..model import Cause, Check, Glare, PeerInfo
+from ._checks import ErrorReport, Ledger, Timeline, checks, first_failed_check, run_errors
+
+#: The WebRTC operations whose rejections are reported as errors with their operation.
+API_METHODS = ("createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate")
+
+
+@dataclass
+class Judgement:
+    outcome: str
+    expected: str
+    finding: str | None
+    reason: str
+    applying: list[str]
+    #: findings that cover the cell but were not seen on these versions
+    not_seen: list[str] = field(default_factory=list)
+
+
+def applying(scenario: str, polite: PeerInfo, impolite: PeerInfo,
+             catalogue: tuple[Finding, ...] = FINDINGS) -> list[tuple[Finding, Cells]]:
+    """Every finding that applies to this cell on these versions, with its cell group."""
+    out = []
+    for f in catalogue:
+        cells = f.cell(scenario, polite, impolite)
+        if cells is not None:
+            out.append((f, cells))
+    return out
+
+
+def expectation(found: list[tuple[Finding, Cells]]) -> str:
+    """pass, xfail (a deterministic finding), or 'xfail or pass' (only intermittent ones)."""
+    if not found:
+        return "pass"
+    return "xfail" if any(not c.intermittent for _, c in found) else "xfail or pass"
+
+
+def not_seen(scenario: str, polite: PeerInfo, impolite: PeerInfo,
+             catalogue: tuple[Finding, ...] = FINDINGS) -> list[str]:
+    """Findings whose cells cover this cell, on versions outside every range they were seen on."""
+    return [f.id for f in catalogue
+            if f.covers(scenario, polite, impolite) is not None and f.cell(scenario, polite, impolite) is None]
+
+
+def unexplained(cause: Cause, checks: list[Check], errors: list[ErrorReport],
+                found: list[tuple[Finding, Cells]]) -> list[str]:
+    """What failed besides ``cause`` that neither it nor another finding of the cell explains."""
+    out = []
+    for e in errors:
+        if cause.kind == "error" and e.peer == cause.peer and e.name == cause.error_name and e.message == cause.message:
+            continue
+        if any((f.peer is None or f.peer == e.peer) and f.matches_error(e.name, e.message) for f, _ in found):
+            continue
+        if (cause.t is not None and e.t is not None and e.t > cause.t and e.operation in API_METHODS):
+            # after the first failure a peer is no longer in a state the pattern assumes, so a
+            # WebRTC operation rejecting then is its consequence; an error of the code (a
+            # TypeError, the plumbing, the stub) is never excused this way
+            continue
+        out.append(f"{e.peer} peer error in {e.operation or 'an operation'}: {e.name}: {e.message}"[:300])
+    for c in checks:
+        if c.ok or c.id == cause.check:
+            continue
+        if c.kind == "role":
+            out.append(f"check {c.id}: {c.detail}")
+        elif c.kind == "integrity":
+            reached = cause.step_index is None or c.step is None or c.step <= cause.step_index
+            if reached:
+                out.append(f"check {c.id}: {c.detail}")
+    return out
+
+
+def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | None, checks: list[Check],
+          errors: list[ErrorReport], catalogue: tuple[Finding, ...] = FINDINGS) -> Judgement:
+    """The outcome of a case that ran (unsupported cases are decided before they run)."""
+    found = applying(scenario, polite, impolite, catalogue)
+    expected = expectation(found)
+    ids = [f.id for f, _ in found]
+    elsewhere = not_seen(scenario, polite, impolite, catalogue)
+    if cause is None:
+        if expected == "xfail":
+            strict = [f.id for f, c in found if not c.intermittent]
+            return Judgement("xpassed", expected, None,
+                             f"passed although finding {', '.join(strict)} expects this cell to fail: "
+                             "narrow or remove the finding", ids, elsewhere)
+        note = "; ".join(f"finding {f.id} not seen on {_versions(f, polite, impolite)}"
+                         for f in catalogue if f.id in elsewhere)
+        return Judgement("passed", expected, None, note, ids, elsewhere)
+    tail = "".join(f"\n{c.name}: {c.detail}" for c in checks if not c.ok)
+    if cause.kind == "setup":
+        return Judgement("error", expected, None, cause.text() + tail, ids, elsewhere)
+    matching = [f for f, _ in found if f.matches(cause)]
+    for f in matching:
+        rest = unexplained(cause, checks, errors, found)
+        if not rest:
+            return Judgement("xfailed", expected, f.id, f"finding {f.id}: {f.title}\nfirst failure: {cause.text()}"
+                             + tail, ids)
+        return Judgement("failed", expected, None,
+                         f"{cause.text()}\nfinding {f.id} explains the first failure, but not: " + "; ".join(rest)
+                         + tail, ids, elsewhere)
+    why = ""
+    if found:
+        why = "\nnot a known finding of this cell: " + "; ".join(
+            f"{f.id} expects {f.expects()}" for f, _ in found)
+    for f in catalogue:
+        if f.id in elsewhere and f.matches(cause):
+            why += (f"\nfinding {f.id} has this first failure but was seen only on {f.ranges()}, not on "
+                    f"{_versions(f, polite, impolite)}: a new failure on this version (if it is the same bug, "
+                    "widen the finding's range in rig/findings.py with this case as evidence)")
+    return Judgement("failed", expected, None, cause.text() + why + tail, ids, elsewhere)
+
+
+def _versions(f: Finding, polite: PeerInfo, impolite: PeerInfo) -> str:
+    """The versions of the cell's peers that lie outside ``f``'s ranges, e.g. "chromium 147.0.7727.0"."""
+    out = [f"{p.kind} {p.version}" for p in f.dated(polite, impolite) if not f.seen_on(p)]
+    return ", ".join(dict.fromkeys(out))
+
+
+# -- a case, once it is over ----------------------------------------------------------
+@dataclass
+class Recorded:
+    """What a case recorded, as the verdict reads it (rig.case fills it once the peers are
+    closed; a kept case file holds the same)."""
+
+    scenario: str
+    polite: PeerInfo
+    impolite: PeerInfo
+    #: collisions the plan forces (the glare record of a case whose steps never ran)
+    planned: int = 0
+    #: the failure that ended the steps early (None: they all ran, or never started)
+    cause: Cause | None = None
+    #: why the pair cannot run the scenario (capabilities probed at start, or the fault)
+    unsupported: str = ""
+    #: what the case asked for; None: the steps never started (set-up failed or unsupported)
+    ledger: Ledger | None = None
+    #: each peer's events (live PeerEvents or their dicts), the stub's message log, the end states
+    events: Mapping[str, Iterable[Any]] = field(default_factory=dict)
+    messages: list[dict] = field(default_factory=list)
+    snapshots: Mapping[str, Any] = field(default_factory=dict)
+    #: an injected fault's reason (rig.faults.Injection.reason): its case is never a pass
+    fault: Callable[[str], str] | None = None
+
+
+@dataclass
+class CaseVerdict:
+    judgement: Judgement
+    #: the first failure: the one that ended the steps, else the first failed check
+    cause: Cause | None
+    checks: list[Check]
+    glare: Glare
+
+
+def case_verdict(rec: Recorded) -> CaseVerdict:
+    """Recorded events -> checks -> first failure -> finding match -> outcome."""
+    cause = rec.cause
+    found_checks: list[Check] = []
+    glare = Glare(planned=rec.planned)
+    if rec.unsupported:
+        found = applying(rec.scenario, rec.polite, rec.impolite)
+        judgement = Judgement("unsupported", expectation(found), None, rec.unsupported, [f.id for f, _ in found],
+                              not_seen(rec.scenario, rec.polite, rec.impolite))
+    elif rec.ledger is None:
+        judgement = judge(rec.scenario, rec.polite, rec.impolite, cause, [], [])
+    else:
+        timelines = {role: Timeline(evs) for role, evs in rec.events.items()}
+        found_checks, glare = checks(rec.ledger, timelines, rec.messages, rec.snapshots)
+        if cause is None:
+            cause = first_failed_check(found_checks, {"polite": rec.polite.kind, "impolite": rec.impolite.kind},
+                                       rec.snapshots)
+        errors = run_errors(rec.ledger, timelines)
+        judgement = judge(rec.scenario, rec.polite, rec.impolite, cause, found_checks, errors)
+    if rec.fault is not None and not rec.unsupported:  # never a pass: the fault and what the rig saw after it
+        then = judgement.reason if judgement.outcome != "passed" else "the pair still met every check"
+        judgement = dataclasses.replace(judgement, outcome="error", finding=None, reason=rec.fault(then))
+    return CaseVerdict(judgement, cause, found_checks, glare)
