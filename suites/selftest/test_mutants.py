@@ -28,10 +28,11 @@ def test_at_least_ten_mutants_each_saying_what_it_breaks() -> None:
 @pytest.fixture(scope="module")
 def kills_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One ``rig mutants --kills-only``: every mutant form on the scenarios its header names, and
-    the reference on those, in one pytest session (rig.variants); one worker, as the suite
-    already runs two."""
+    the reference on those, in one pytest session (rig.variants). Two workers: the deadlocked
+    mutants' cases wait out their step bound with both browsers idle, and on one worker those
+    waits followed one another (about half of this run's time)."""
     out = tmp_path_factory.mktemp("mutants")
-    proc = runs.run_bounded([sys.executable, "-m", "rig", "mutants", "--kills-only", "--workers", "1",
+    proc = runs.run_bounded([sys.executable, "-m", "rig", "mutants", "--kills-only", "--workers", "2",
                                   "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert (out / "mutants.json").is_file(), f"rig mutants wrote no kill matrix:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
     return out
