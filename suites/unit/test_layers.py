@@ -24,7 +24,7 @@ LAYER = {
     "rig.peers.aiortc_peer": ENGINE, "rig.peers.host": ENGINE, "rig.remote": ENGINE, "rig.drivers": ENGINE,
     "rig.install": ENGINE, "rig.faults": ENGINE, "rig.verdict": ENGINE, "rig.verdict._checks": ENGINE,
     "rig.verdict._judge": ENGINE, "rig.case": ENGINE,
-    "rig.templates": PAGES, "rig.diagram": PAGES, "rig.report": PAGES, "rig.junit": PAGES, "rig.summary": PAGES,
+    "rig.templates": PAGES, "rig.sequence": PAGES, "rig.diagram": PAGES, "rig.report": PAGES, "rig.junit": PAGES, "rig.summary": PAGES,
     "rig.findings_doc": PAGES,
     "rig.results": RUN, "rig.options": RUN, "rig.pytest_plugin": RUN, "rig.bisect": RUN, "rig.mutants": RUN,
     "rig.soak": RUN, "rig.debugging": RUN,
