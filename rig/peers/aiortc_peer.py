@@ -11,60 +11,27 @@ to the negotiator one at a time, in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib.util
 import json
 import re
-import sys
 import traceback
-from collections.abc import Callable
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
-from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcpeerconnection import and_direction
-from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 from yarl import URL
 
 from .. import config, hostnet
 from ..errors import RigError
 from ..peerspec import PeerSpec
-from ..vocab import GATE_METHODS, INJECTED
+from ..vocab import INJECTED
 from ..waits import bounded
+from .aiortc_instrumentation import Instrumentation
+from .aiortc_media import Media
+from .aiortc_signaler import PythonSignaler, candidate_from_wire, load_negotiator
 from .base import Peer
-
-
-def load_negotiator(target: str | Path) -> Callable:
-    """Load ``attach`` from ``path.py[:attr]`` or ``package.module[:attr]``."""
-    text = str(target)
-    where, _, attr = text.rpartition(":") if ":" in text and not text.endswith(".py") else (text, "", "attach")
-    attr = attr or "attach"
-    try:
-        if where.endswith(".py"):
-            path = Path(where)
-            if not path.is_file():
-                raise RigError(f"negotiator {path}: no such file")
-            name = f"rig_negotiator_{abs(hash(str(path.resolve())))}"
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
-    except RigError:
-        raise
-    except Exception as exc:
-        tb = traceback.extract_tb(exc.__traceback__)
-        at = f" ({tb[-1].filename}:{tb[-1].lineno})" if tb else ""
-        raise RigError(f"negotiator {where} failed to load{at}: {type(exc).__name__}: {exc}") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise RigError(f"negotiator {where} has no callable {attr}(pc, signaler, *, polite)")
-    return fn
 
 
 def section_directions(sdp: str) -> dict[str, str]:
@@ -78,46 +45,8 @@ def section_directions(sdp: str) -> dict[str, str]:
     return out
 
 
-def description_to_wire(desc: RTCSessionDescription) -> dict:
-    return {"type": desc.type, "sdp": desc.sdp}
-
-
-def candidate_from_wire(c: dict | None):
-    if not c or not c.get("candidate"):
-        return None  # end of candidates
-    text = c["candidate"]
-    cand = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
-    cand.sdpMid = c.get("sdpMid")
-    cand.sdpMLineIndex = c.get("sdpMLineIndex")
-    return cand
-
-
 class RigInjectedError(Exception):
     """A fault the plan injected into an aiortc call."""
-
-
-class PythonSignaler:
-    """What a Python negotiator sees: ``send(data)`` and ``on_message``."""
-
-    def __init__(self, peer: AiortcPeer) -> None:
-        self._peer = peer
-        self.on_message: Callable[[dict], Any] | None = None
-
-    def send(self, data: dict) -> None:
-        wire: dict[str, Any] = {}
-        kind = "other"
-        if data.get("description") is not None:
-            wire["description"] = description_to_wire(data["description"])
-            kind = data["description"].type
-        elif "candidate" in data:
-            c = data["candidate"]
-            wire["candidate"] = None if c is None else {
-                "candidate": "candidate:" + candidate_to_sdp(c), "sdpMid": c.sdpMid, "sdpMLineIndex": c.sdpMLineIndex}
-            kind = "candidate"
-        else:
-            wire = data
-        self._peer.record("signal-sent", {"kind": kind})
-        self._peer._outbox.put_nowait(json.dumps({"type": "signal", "data": wire}))
 
 
 _PROBED: dict[str, bool] | None = None
@@ -143,21 +72,25 @@ async def probe_aiortc() -> dict[str, bool]:
     return dict(_PROBED)
 
 
-class AiortcPeer(Peer):
+class AiortcPeer(Instrumentation, Media, Peer):
+    """An aiortc RTCPeerConnection run by a Python negotiator: joined to the signaling stub,
+    instrumented (rig.peers.aiortc_instrumentation), its media received and counted
+    (rig.peers.aiortc_media), its incoming messages handed to the negotiator one at a time,
+    under the plan's timing control (armed messages, gates, faults)."""
 
     def __init__(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> None:
         super().__init__(spec, name, user_id, t0)
         self.version = version("aiortc")
         self.pc: RTCPeerConnection | None = None
-        self.signaler = PythonSignaler(self)
         self._outbox: asyncio.Queue = asyncio.Queue()
+        self.signaler = PythonSignaler(self.record, self._outbox)
         self._session: aiohttp.ClientSession | None = None
         self._ws = None
         self._tasks: list[asyncio.Task] = []
         self._remote_offer_sdps: set[str] = set()
-        self._channels: list[dict] = []
+        self._channels: list[dict] = []  # rig.peers.aiortc_media
         self._received: list[dict] = []
-        self._flow_epoch = 0  # returns to "stable"; see _consume
+        self._flow_epoch = 0  # returns to "stable"; see Media._consume
         self._negotiation_pending = False
         self._nn_fired = False
         self._changes = 0
@@ -170,7 +103,7 @@ class AiortcPeer(Peer):
         self._wake_dispatch = asyncio.Event()
         self._faults: dict[str, int] = {}
         self._gates: list[dict] = []
-        self._ops = 0  # description/candidate operations in progress (see _counted)
+        self._ops = 0  # description/candidate operations in progress (see Instrumentation._counted)
         self._raise_next: BaseException | None = None  # rig.faults' aiortc-raise
 
     # -- plumbing ----------------------------------------------------------------
@@ -228,250 +161,10 @@ class AiortcPeer(Peer):
                                      "state": self.pc.signalingState})
         await g["opened"].wait()
 
-    def _gated(self, name: str, inner: Callable) -> Callable:
-        async def call(*args):
-            desc = args[0] if args else None
-            type_ = desc.type if isinstance(desc, RTCSessionDescription) else ""
-            before = self._take_gate(name, "before", type_)
-            if before is not None:
-                await self._pause(before, type_)
-            after = self._take_gate(name, "after", type_)
-            try:
-                result = await inner(*args)
-            except Exception:
-                if after is not None:
-                    await self._pause(after, type_)
-                raise
-            if after is not None:
-                await self._pause(after, type_)
-            return result
-        return call
-
-    def _counted(self, inner: Callable) -> Callable:
-        """Counts operations in progress: the browsers' rule fires negotiationneeded only
-        once the operations chain is empty, and aiortc changes signalingState before its
-        setLocalDescription() is done (it still gathers and starts transports)."""
-        async def call(*args):
-            self._ops += 1
-            try:
-                return await inner(*args)
-            finally:
-                self._ops -= 1
-                if self._ops == 0:
-                    asyncio.get_running_loop().call_soon(self._maybe_negotiationneeded)
-        return call
-
     async def _emit_negotiationneeded_later(self, g: dict) -> None:
         await self._pause(g, "")
         self.record("negotiationneeded-delivered", {"state": self.pc.signalingState})
         self.pc.emit("negotiationneeded")
-
-    def _instrument(self, pc: RTCPeerConnection) -> None:
-        """Wrap the instance's methods: call the original, then record. The wrappers also
-        host the timing control: planned faults, and triggers that fire once the
-        original operation has started (aiortc runs it as a task, so the armed message
-        is handled while it is in progress)."""
-        orig_sld, orig_srd, orig_add = pc.setLocalDescription, pc.setRemoteDescription, pc.addIceCandidate
-        orig_create_offer, orig_create_answer = pc.createOffer, pc.createAnswer
-
-        async def createOffer():
-            self._fault("createOffer")
-            offer = await orig_create_offer()
-            if self._fire("offer-start"):
-                # one scheduler pass, not a delay: the handler task _fire just created runs its
-                # first step (FIFO) before createOffer returns, as a browser runs it synchronously
-                await asyncio.sleep(0)
-            return offer
-
-        async def createAnswer():
-            self._fault("createAnswer")
-            return await orig_create_answer()
-
-        async def implicit_sld() -> None:
-            # aiortc's own implicit path calls self.createOffer()/createAnswer(), i.e. the
-            # wrappers (gates, faults, offer-start); a browser's implicit
-            # setLocalDescription() calls neither method of the page.
-            made = await (orig_create_answer() if pc.signalingState == "have-remote-offer" else orig_create_offer())
-            await orig_sld(made)
-
-        async def setLocalDescription(desc=None):
-            self._fault("setLocalDescription")
-            before = pc.signalingState
-            if (desc is None or desc.type == "offer") and before in ("stable", "have-local-offer"):
-                self._fire("sld")
-                self._fire("offer-start")
-            task = asyncio.ensure_future(orig_sld(desc) if desc is not None else implicit_sld())
-            try:
-                await task
-            except Exception as exc:
-                self.record("api-error", {"method": "setLocalDescription", "name": type(exc).__name__,
-                                          "message": str(exc), "state_before": before})
-                raise
-            local = pc.localDescription
-            self.record("sdp", {"op": "local", "type": desc.type if desc is not None and desc.type == "rollback"
-                                else (local.type if local else "?"), "sdp": local.sdp if local else ""})
-            if desc is not None and desc.type == "rollback":
-                self.record("rollback", {"how": "setLocalDescription(rollback)", "state_before": before})
-            elif pc.localDescription is not None:
-                ufrags = sorted(set(re.findall(r"a=ice-ufrag:(\S+)", pc.localDescription.sdp)))
-                if pc.localDescription.type == "offer":
-                    self.record("offer-made", {"state_before": before, "implicit": desc is None, "ufrags": ufrags})
-                else:
-                    self.record("answer-made", {"state_before": before, "ufrags": ufrags})
-
-        async def setRemoteDescription(desc):
-            self._fault("setRemoteDescription")
-            before = pc.signalingState
-            if desc.type == "offer":
-                self._remote_offer_sdps.add(desc.sdp)
-            if desc.type == "answer":
-                self._fire("srd-answer")
-            elif desc.type == "offer":
-                self._fire("srd-offer")
-            task = asyncio.ensure_future(orig_srd(desc))
-            try:
-                await task
-            except Exception as exc:
-                self.record("api-error", {"method": "setRemoteDescription", "name": type(exc).__name__,
-                                          "message": str(exc), "type": desc.type, "state_before": before})
-                raise
-            self.record("sdp", {"op": "remote", "type": desc.type, "sdp": desc.sdp})
-            if desc.type == "offer" and before == "have-local-offer":
-                self.record("rollback", {"how": "implicit, setRemoteDescription(offer) in have-local-offer"})
-            self.record("remote-description-set", {"type": desc.type, "state_before": before})
-
-        async def addIceCandidate(candidate):
-            self._fault("addIceCandidate")
-            self._fire("aic")
-            task = asyncio.ensure_future(orig_add(candidate))
-            try:
-                await task
-            except Exception as exc:
-                self.record("api-error", {"method": "addIceCandidate", "name": type(exc).__name__, "message": str(exc)})
-                raise
-
-        pc.createOffer = createOffer
-        pc.createAnswer = createAnswer
-        pc.setLocalDescription = setLocalDescription
-        pc.setRemoteDescription = setRemoteDescription
-        pc.addIceCandidate = addIceCandidate
-        for name in ("setLocalDescription", "setRemoteDescription", "addIceCandidate"):
-            setattr(pc, name, self._counted(getattr(pc, name)))
-        for name in GATE_METHODS:  # gates wrap everything above (see rig-peer.js)
-            setattr(pc, name, self._gated(name, getattr(pc, name)))
-
-        @pc.on("signalingstatechange")
-        def _on_signaling() -> None:
-            self.record("signalingstatechange", {"state": pc.signalingState})
-            if pc.signalingState == "stable":
-                self._flow_epoch += 1
-                self._spawn(self._mark_packets(self._flow_epoch), "counting received packets")
-            if pc.signalingState != "stable":
-                self._nn_fired = False
-            # As a browser queues a task for it: the code awaiting the operation that changed the
-            # state (e.g. the negotiator sending its answer) runs first. Fired synchronously, the
-            # event let a new offer overtake the answer it came after.
-            asyncio.get_running_loop().call_soon(self._maybe_negotiationneeded)
-
-        @pc.on("connectionstatechange")
-        def _on_connection() -> None:
-            self.record("connectionstatechange", {"state": pc.connectionState})
-
-        @pc.on("iceconnectionstatechange")
-        def _on_ice() -> None:
-            self.record("iceconnectionstatechange", {"state": pc.iceConnectionState})
-
-        @pc.on("track")
-        def _on_track(track) -> None:
-            mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
-            entry = {"kind": track.kind, "mid": mid, "frames": 0, "track": track, "epoch": None}
-            self._received.append(entry)
-            self.record("track", {"kind": track.kind, "mid": mid})
-            self._spawn(self._consume(entry), f"receiving {track.kind}")
-
-        @pc.on("datachannel")
-        def _on_datachannel(channel) -> None:
-            self._watch_channel(channel, "remote")
-            self.record("datachannel", {"label": channel.label})
-
-        @pc.on("error")
-        def _on_error(exc) -> None:  # pyee reports exceptions of coroutine handlers here
-            self.record("error", {"source": "negotiator handler", "text": f"{type(exc).__name__}: {exc}",
-                                  "errors": [{"name": type(exc).__name__, "message": str(exc),
-                                              "stack": "".join(traceback.format_exception(exc))}]})
-
-    async def _consume(self, entry: dict) -> None:
-        track = entry["track"]
-        while True:
-            try:
-                await track.recv()
-            except MediaStreamError:
-                return
-            entry["frames"] += 1
-            # Once per return to "stable" (as rig-peer.js does): media must flow after each
-            # negotiation, not only once.
-            if entry["epoch"] != self._flow_epoch:
-                again = entry["epoch"] is not None
-                entry["epoch"] = self._flow_epoch
-                self.record("media-flowing", {"kind": entry["kind"], "mid": entry["mid"], "frames": entry["frames"],
-                                              "epoch": self._flow_epoch, **({"again": True} if again else {})})
-
-    async def _packets(self, entry: dict) -> int | None:
-        """RTP packets the receiver of ``entry``'s track has counted (its inbound-rtp stats:
-        routed to it, before its jitter buffer), or None when that cannot be read."""
-        pc = self.pc
-        for t in pc.getTransceivers() if pc is not None else ():
-            if t.receiver.track is entry["track"]:
-                try:
-                    stats = (await t.receiver.getStats()).values()
-                except Exception:
-                    return None
-                return max((s.packetsReceived for s in stats if s.type == "inbound-rtp"), default=0)
-        return None
-
-    async def _mark_packets(self, epoch: int) -> None:
-        """At a return to "stable": each receiver's packet count, so that a stalled track can
-        be told apart (receive_detail)."""
-        for entry in list(self._received):
-            with contextlib.suppress(Exception):
-                entry.setdefault("packets_at", {})[epoch] = await self._packets(entry)
-
-    async def receive_detail(self, kind: str) -> str:
-        """For each ``kind`` track with no frame since the last negotiation: whether its packets
-        still arrive (a receive pipeline that stalled) or not (nothing routed to it)."""
-        out = []
-        for entry in self._received:
-            if entry["kind"] != kind or entry["epoch"] == self._flow_epoch:
-                continue
-            now = await self._packets(entry)
-            before = entry.get("packets_at", {}).get(self._flow_epoch)
-            if now is None:
-                out.append(f"mid {entry['mid']}: packets unknown")
-            elif before is None:
-                out.append(f"mid {entry['mid']}: {now} packets received in all, {entry['frames']} frames decoded, "
-                           "none since its last negotiation")
-            elif now > before:
-                out.append(f"mid {entry['mid']}: {now - before} packets received since its last negotiation, "
-                           f"no frame decoded ({entry['frames']} before)")
-            else:
-                out.append(f"mid {entry['mid']}: no packet received since its last negotiation")
-        return "; ".join(out)
-
-    def _watch_channel(self, channel, origin: str) -> None:
-        entry = {"channel": channel, "origin": origin, "sent": [], "received": []}
-        self._channels.append(entry)
-
-        @channel.on("open")
-        def _open() -> None:
-            self.record("channel-open", {"label": channel.label, "origin": origin})
-
-        if channel.readyState == "open":
-            self.record("channel-open", {"label": channel.label, "origin": origin})
-
-        @channel.on("message")
-        def _message(msg) -> None:
-            entry["received"].append(str(msg))
-            self.record("channel-message", {"label": channel.label, "data": str(msg)})
 
     def _needs_negotiation(self) -> bool:
         pc = self.pc
@@ -740,10 +433,7 @@ class AiortcPeer(Peer):
         pc = self.pc
         if pc is None:
             return {"signalingState": "new", "connectionState": "new", "transceivers": [], "received": [], "channels": []}
-        received = []
-        for r in self._received:
-            received.append({"kind": r["kind"], "mid": r["mid"], "framesDecoded": r["frames"],
-                             "packetsReceived": await self._packets(r) or 0, "bytesReceived": None})
+        received = await self._received_snapshot()
         return {
             "signalingState": pc.signalingState, "connectionState": pc.connectionState,
             "iceConnectionState": pc.iceConnectionState,
@@ -753,45 +443,9 @@ class AiortcPeer(Peer):
                               "currentDirection": t.currentDirection, "sending": t.sender.track is not None}
                              for t in pc.getTransceivers()],
             "received": received,
-            "channels": [{"label": c["channel"].label, "origin": c["origin"], "readyState": c["channel"].readyState,
-                          "sent": c["sent"], "received": c["received"]} for c in self._channels],
+            "channels": self._channels_snapshot(),
             "stats": await self._stats(),
         }
-
-    async def _stats(self) -> dict:
-        """getStats() reduced like the browsers' (rig-peer.js); aiortc reports no mid and no
-        candidate-pair stats, so the mid comes from the transceiver and the pair from aioice."""
-        pc = self.pc
-        out: dict[str, Any] = {"pair": None, "inbound": [], "outbound": [], "channels": [],
-                               "note": "aiortc has no candidate-pair or data-channel stats: the pair is read "
-                                       "from aioice, channel counts are the rig's own"}
-        for t in pc.getTransceivers():
-            try:
-                for st in (await t.receiver.getStats()).values():
-                    if st.type == "inbound-rtp":
-                        out["inbound"].append({"mid": t.mid, "kind": t.kind, "packetsReceived": st.packetsReceived,
-                                               "bytesReceived": getattr(st, "bytesReceived", None)})
-                for st in (await t.sender.getStats()).values():
-                    if st.type == "outbound-rtp":
-                        out["outbound"].append({"mid": t.mid, "kind": t.kind, "packetsSent": st.packetsSent,
-                                                "bytesSent": st.bytesSent})
-            except Exception:
-                continue
-        try:
-            ice = (pc.sctp.transport.transport if pc.sctp else pc.getTransceivers()[0].receiver.transport.transport)
-            nominated = getattr(ice._connection, "_nominated", {})
-            pair = nominated.get(1) if nominated else None
-            if pair is not None:
-                def cand(c) -> dict:
-                    return {"type": c.type, "protocol": c.transport, "address": c.host, "port": c.port}
-                out["pair"] = {"local": cand(pair.local_candidate), "remote": cand(pair.remote_candidate),
-                               "state": getattr(pair.state, "name", str(pair.state)).lower()}
-        except Exception:
-            pass
-        out["channels"] = [{"label": c["channel"].label, "state": c["channel"].readyState,
-                            "messagesSent": len(c["sent"]), "messagesReceived": len(c["received"])}
-                           for c in self._channels]
-        return out
 
     async def close(self) -> None:
         """Every step bounded: aiortc's teardown has been seen to swallow cancellation."""
