@@ -14,6 +14,9 @@ import pytest
 
 from rig import mutants, runs
 
+# scheduled first (suites/conftest.py); one worker runs the module, so its kill run is made once
+pytestmark = [pytest.mark.long, pytest.mark.xdist_group("mutants")]
+
 MUTANTS = mutants.discover()
 
 

@@ -14,6 +14,7 @@ from rig import config, runs
 pytestmark = pytest.mark.network
 
 
+@pytest.mark.long
 def test_bisect_names_the_last_good_and_the_first_bad_chromium(tmp_path):
     out = tmp_path / "bisect"
     got = runs.run_bounded([sys.executable, "-m", "rig", "bisect", "glare-add-media", "--polite",

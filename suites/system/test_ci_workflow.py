@@ -17,6 +17,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from workflow_steps import DEBIAN_ROOT, HERE, PLACES, WORKFLOW, bash_argv, expand, step, workflow, workflow_env
 
 from rig import runs
@@ -130,6 +131,7 @@ def test_every_action_is_pinned_to_a_commit_with_its_tag() -> None:
         assert tag and re.fullmatch(r"v\d+(\.\d+)*", tag), f"{action}@{ref}: say its tag in a comment (# v1.2.3)"
 
 
+@pytest.mark.long
 def test_the_workflows_steps_run_here(tmp_path: Path) -> None:
     wf = workflow()
     shard_job, merge_job = wf["jobs"]["shard"], wf["jobs"]["merge"]

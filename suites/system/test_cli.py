@@ -12,6 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from rig import config, processes, runs
 
 RIG = [sys.executable, "-m", "rig"]
@@ -146,6 +148,7 @@ export default function attach(pc, signaler, { polite }) {
 """
 
 
+@pytest.mark.long
 def test_a_users_negotiator_gets_a_verdict_per_cell_naming_the_race_that_breaks_it(tmp_path: Path) -> None:
     mine = tmp_path / "mdn.js"
     mine.write_text(MDN_FORM)

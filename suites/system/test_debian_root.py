@@ -245,6 +245,7 @@ class DebianRoot:
             os.close(fd)
 
 
+@pytest.mark.long
 @pytest.mark.timeout(BASE_BUILD_TIMEOUT + 300 + 2 * sum(STEP_TIMEOUTS.values()))
 def test_the_workflows_set_up_and_a_shard_run_in_a_bare_debian_12_root(tmp_path: Path) -> None:
     why = _why_not_here()

@@ -36,6 +36,9 @@ from rig.peerspec import PeerSpec
 from rig.pytest_plugin import RigSession
 from rig.versions import Installation
 
+# scheduled first (suites/conftest.py); one worker runs the module, so each older driver is set up once
+pytestmark = [pytest.mark.long, pytest.mark.xdist_group("drivers")]
+
 RIG = [sys.executable, "-m", "rig"]
 
 

@@ -16,8 +16,9 @@ import pytest
 
 from rig import config
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
-                                reason="needs root with unshare and ip to make a network namespace")
+pytestmark = [pytest.mark.long,
+              pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
+                                 reason="needs root with unshare and ip to make a network namespace")]
 
 
 def test_the_matrix_in_a_loopback_only_namespace(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from rig import config, runs
 from rig.peers.browser import binary_for
 from rig.peerspec import PeerSpec
 
+pytestmark = pytest.mark.long  # scheduled first (suites/conftest.py)
+
 RIG = [sys.executable, "-m", "rig"]
 #: Fails every run of glare-initial on Firefox x Firefox (the collision is forced, and with the roles
 #: swapped the polite peer never rolls back: a proof check fails, no timeout) and leaves

@@ -24,6 +24,8 @@ import pytest
 
 from rig import config, processes, runs
 
+pytestmark = pytest.mark.long  # scheduled first (suites/conftest.py)
+
 RIG = [sys.executable, "-m", "rig"]
 #: a case result from a browser peer: launches and the first cases, on a loaded 2-core machine
 FIRST_RESULT_WITHIN = 120.0
