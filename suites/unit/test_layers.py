@@ -17,7 +17,7 @@ NAMES = ("floor", "data", "host", "engine", "pages", "run", "tools", "cli")
 LAYER = {
     "rig": FLOOR, "rig.errors": FLOOR, "rig.vocab": FLOOR, "rig.config": FLOOR, "rig.waits": FLOOR,
     "rig.peerspec": DATA, "rig.model": DATA, "rig.versions": DATA, "rig.evidence": DATA, "rig.roles": DATA,
-    "rig.scenarios": DATA, "rig.capabilities": DATA, "rig.delivery": DATA, "rig.variants": DATA,
+    "rig.scenarios": DATA, "rig.steps": DATA, "rig.capabilities": DATA, "rig.delivery": DATA, "rig.variants": DATA,
     "rig.findings": DATA, "rig.shards": DATA,
     "rig.hostnet": HOST, "rig.processes": HOST, "rig.runs": HOST, "rig.usage": HOST,
     "rig.signaling": ENGINE, "rig.signaling.messages": ENGINE, "rig.signaling.room": ENGINE,
