@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from ..versions import line, matches, version_key
 
+#: The kinds of browser rig browsers installs, in the order listings show them.
 BROWSERS = ("chromium", "firefox")
 
 
 def first_line(exc: BaseException | str) -> str:
+    """The first line of an error (a tool's or a library's are long), for one-line messages."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -22,11 +22,15 @@ This package imports nothing but the standard library and the rig's stdlib-only 
 the top: a host's environment has Playwright or aiortc (and aiohttp), nothing else.
 
 The package: ``protocol`` (what both sides agree on), ``server`` (the host process) and
-``client`` (the rig's side, re-exported here: ``from rig.peers.host import PeerHost``);
-``python -m rig.peers.host`` runs the host (``__main__``).
+``client`` (the rig's side); their public names are re-exported here (``from rig.peers.host
+import PeerHost``), and ``python -m rig.peers.host`` runs the host (``__main__``).
 """
 
 from .client import HostGone, HostPeer, PeerHost
-from .protocol import PROTOCOL, bounds
+from .protocol import LINE_LIMIT, MARGIN, PARENT_ENV, PROTOCOL, bounds, exit_text, first_line
+from .server import Host, main
 
-__all__ = ["PROTOCOL", "HostGone", "HostPeer", "PeerHost", "bounds"]
+__all__ = [
+    "LINE_LIMIT", "MARGIN", "PARENT_ENV", "PROTOCOL", "Host", "HostGone", "HostPeer", "PeerHost", "bounds",
+    "exit_text", "first_line", "main",
+]
