@@ -23,7 +23,7 @@ RIG = [sys.executable, "-m", "rig"]
 @pytest.fixture
 def downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    monkeypatch.setattr(install, "DOWNLOAD_HOOKS", [seen.append])
+    monkeypatch.setattr(install.cache, "DOWNLOAD_HOOKS", [seen.append])
     return seen
 
 
@@ -85,7 +85,7 @@ def test_firefox_140_from_debian(downloads: list[str]) -> None:
     with a driver environment, without it the install fails in one line naming why."""
     spec = PeerSpec.parse("firefox@140")
     _need_debian(spec, "firefox-esr", "140.12.0esr-1~deb12u1")
-    if install._drivers() is not None or [i for i in install.cached("firefox") if i.version.startswith("140.")]:
+    if install.launch.rig_drivers() is not None or [i for i in install.cached("firefox") if i.version.startswith("140.")]:
         inst = _installed_twice(spec, downloads).installation
         assert inst.version.startswith("140.") and inst.driver and inst.driver_label
         return

@@ -99,7 +99,7 @@ def test_upstream_version_drops_epoch_and_debian_revision() -> None:
 def test_debian_offers_only_versions_whose_companion_package_exists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()  # the real debian_available, over canned apt-cache output
     outputs = {"chromium": MADISON_CHROMIUM, "chromium-common": MADISON_COMMON}
-    monkeypatch.setattr(install, "_run", lambda cmd, **kw: types.SimpleNamespace(stdout=outputs[cmd[-1]]))
+    monkeypatch.setattr(install.debian, "_run", lambda cmd, **kw: types.SimpleNamespace(stdout=outputs[cmd[-1]]))
     got = install.debian_available("chromium")
     assert [(a.version, a.package_version, a.exact) for a in got] == [
         ("150.0.7871.100", "150.0.7871.100-1~deb12u1", True)]
@@ -130,14 +130,14 @@ def test_npm_fixed_releases_carry_their_chromium_major() -> None:
 def test_available_is_newest_first_and_offline_npm_is_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
     deb = [install.Available("chromium", "150.0.7871.100", "debian", "chromium", "150.0.7871.100-1~deb12u1")]
     monkeypatch.setattr(install, "debian_available", lambda kind, notes=None: list(deb))
-    monkeypatch.setattr(install, "npm_metadata", lambda p: SPARTICUZ if p == "@sparticuz/chromium" else LAMBDA)
+    monkeypatch.setattr(install.npm, "npm_metadata", lambda p: SPARTICUZ if p == "@sparticuz/chromium" else LAMBDA)
     assert [a.version for a in install.available("chromium")] == ["150.0.7871.100", "147", "119", "92", "88"]
     calls = []
 
     def offline(package: str) -> dict:
         calls.append(package)
         raise RigError("cannot reach registry.example (timed out)")
-    monkeypatch.setattr(install, "npm_metadata", offline)
+    monkeypatch.setattr(install.npm, "npm_metadata", offline)
     notes: list[str] = []
     assert [a.version for a in install.available("chromium", notes)] == ["150.0.7871.100"]
     assert notes == ["npm versions not listed: cannot reach registry.example (timed out)"]
@@ -204,7 +204,7 @@ def test_binary_spec_is_probed_once_per_mtime(monkeypatch: pytest.MonkeyPatch, t
     def check(kind: str, path: str) -> dict:
         calls.append(path)
         return {"version": "121.0.6167.0"}
-    monkeypatch.setattr(install, "_launch_check", check)
+    monkeypatch.setattr(install.launch, "_launch_check", check)
     spec = PeerSpec.parse(f"chromium@{exe}")
     assert install.resolve(spec) == Installation("chromium", "121.0.6167.0", str(exe), "path")
     assert install.resolve(spec).version == "121.0.6167.0"
@@ -215,7 +215,7 @@ def test_binary_spec_is_probed_once_per_mtime(monkeypatch: pytest.MonkeyPatch, t
 
 
 def test_aiortc_without_rig_drivers_is_the_rigs_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(install, "_drivers", lambda: None)
+    monkeypatch.setattr(install.launch, "rig_drivers", lambda: None)
     own = install.resolve(PeerSpec.parse("aiortc"))
     assert own.kind == "aiortc" and own.source == "rig" and own.in_process
     with pytest.raises(RigError, match=r"^aiortc@1\.14: only the rig's own aiortc .* is here"):
@@ -226,7 +226,7 @@ def test_aiortc_goes_to_rig_drivers_when_there(monkeypatch: pytest.MonkeyPatch) 
     seen = []
     fake = types.SimpleNamespace(resolve_aiortc=lambda spec, install: seen.append((str(spec), install)) or
                                  Installation("aiortc", "1.14.0", "/venv/bin/python", "pypi", "/venv/bin/python"))
-    monkeypatch.setattr(install, "_drivers", lambda: fake)
+    monkeypatch.setattr(install.launch, "rig_drivers", lambda: fake)
     assert install.resolve(PeerSpec.parse("aiortc@1.14"), install=True).version == "1.14.0"
     assert seen == [("aiortc@1.14", True)]
 
@@ -286,7 +286,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     reg = Registry()
     monkeypatch.setattr(config, "NPM_REGISTRY", reg.url)
     monkeypatch.setattr(config, "NPM_CHROMIUM", {"@sparticuz/chromium": {}})
-    monkeypatch.setattr(install, "_drivers", lambda: None)
+    monkeypatch.setattr(install.launch, "rig_drivers", lambda: None)
     yield reg
     reg.server.shutdown()
     reg.server.server_close()
@@ -296,7 +296,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
 @pytest.fixture
 def downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    monkeypatch.setattr(install, "DOWNLOAD_HOOKS", [seen.append])
+    monkeypatch.setattr(install.cache, "DOWNLOAD_HOOKS", [seen.append])
     return seen
 
 
@@ -310,7 +310,7 @@ def test_install_unpacks_checks_and_installs_once(registry: Registry, downloads:
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     registry.publish("147.0.2", GOOD)
     checked = []
-    monkeypatch.setattr(install, "_launch_check", lambda kind, exe: checked.append(exe) or {"version": "147.0.7727.0"})
+    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: checked.append(exe) or {"version": "147.0.7727.0"})
     done = install.install(PeerSpec.parse("chromium@147"))
     final = cache / "browsers/chromium/147.0.7727.0"
     assert not done.already and done.downloaded == len(GOOD) and len(downloads) == 1
@@ -330,7 +330,7 @@ def test_install_unpacks_checks_and_installs_once(registry: Registry, downloads:
 def test_corrupt_download_is_deleted_and_says_run_again(registry: Registry, cache: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     registry.publish("147.0.2", GOOD, integrity=_sri(b"something else"))
-    monkeypatch.setattr(install, "_launch_check", lambda kind, exe: pytest.fail("a corrupt download was launched"))
+    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: pytest.fail("a corrupt download was launched"))
     with pytest.raises(RigError) as err:
         install.install(PeerSpec.parse("chromium@147"))
     msg = str(err.value)
@@ -344,7 +344,7 @@ def test_broken_archive_is_corrupt_too(registry: Registry, cache: Path, monkeypa
     junk = b"\x1f\x8b not really gzip"
     registry.publish("147.0.2", junk)
     registry.publish("148.0.0", _tgz({"package/bin/chromium.br": brotli.compress(b"x" * 1000)[:-4]}))
-    monkeypatch.setattr(install, "_launch_check", lambda kind, exe: pytest.fail("a corrupt download was launched"))
+    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: pytest.fail("a corrupt download was launched"))
     with pytest.raises(RigError, match=r"^chromium@147: the download is corrupt \(.*is not a readable package"):
         install.install(PeerSpec.parse("chromium@147"))
     with pytest.raises(RigError, match=r"^chromium@148: the download is corrupt \(.*chromium.br is truncated\)"):
@@ -371,9 +371,9 @@ def test_unreachable_registry_names_host_and_fix(monkeypatch: pytest.MonkeyPatch
 def test_undrivable_version_names_the_playwright_and_its_error(registry: Registry, cache: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     registry.publish("147.0.2", GOOD)
-    monkeypatch.setattr(install, "_launch_check", lambda kind, exe: {
+    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: {
         "error": "BrowserType.launch: Protocol error (network.addDataCollector): unknown command"})
-    monkeypatch.setattr(install, "_playwright_version", lambda: "1.64.1")
+    monkeypatch.setattr(install.launch, "playwright_version", lambda: "1.64.1")
     with pytest.raises(RigError) as err:
         install.install(PeerSpec.parse("chromium@147"))
     assert str(err.value) == (
@@ -384,7 +384,7 @@ def test_undrivable_version_names_the_playwright_and_its_error(registry: Registr
 
     def refuse(kind: str, exe: str) -> Installation:
         raise RigError("Playwright 1.55.0: Target closed\nmore")
-    monkeypatch.setattr(install, "_drivers", lambda: types.SimpleNamespace(verify_browser=refuse))
+    monkeypatch.setattr(install.launch, "rig_drivers", lambda: types.SimpleNamespace(verify_browser=refuse))
     with pytest.raises(RigError, match=r"\(Playwright 1\.64\.1: .*unknown command; then Playwright 1\.55\.0: "
                                        r"Target closed\); its archive"):
         install.install(PeerSpec.parse("chromium@147"))
@@ -393,10 +393,10 @@ def test_undrivable_version_names_the_playwright_and_its_error(registry: Registr
 def test_a_driver_environment_is_recorded(registry: Registry, downloads: list[str], cache: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     registry.publish("147.0.2", GOOD)
-    monkeypatch.setattr(install, "_launch_check", lambda kind, exe: {"error": "unknown command"})
+    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: {"error": "unknown command"})
     fake = types.SimpleNamespace(verify_browser=lambda kind, exe: Installation(
         kind, "147.0.7727.0", exe, "path", "/drivers/pw155/bin/python", "playwright 1.55.0"))
-    monkeypatch.setattr(install, "_drivers", lambda: fake)
+    monkeypatch.setattr(install.launch, "rig_drivers", lambda: fake)
     inst = install.install(PeerSpec.parse("chromium@147")).installation
     assert (inst.driver, inst.driver_label, inst.source) == ("/drivers/pw155/bin/python", "playwright 1.55.0", "npm")
     assert install.cached() == [inst]
@@ -405,7 +405,7 @@ def test_a_driver_environment_is_recorded(registry: Registry, downloads: list[st
 def test_exact_version_that_turns_out_different_is_refused(registry: Registry, cache: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     registry.publish("147.0.2", GOOD)
-    monkeypatch.setattr(install, "_launch_check", lambda kind, exe: {"version": "147.0.7727.0"})
+    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: {"version": "147.0.7727.0"})
     with pytest.raises(RigError, match=r"^chromium@147\.0\.1: npm @sparticuz/chromium 147\.0\.2 is chromium "
                                        r"147\.0\.7727\.0, which does not match; installable: 147$"):
         install.install(PeerSpec.parse("chromium@147.0.1"))
@@ -416,7 +416,7 @@ def test_cli_install_reports_each_spec_and_fails_if_any_did(registry: Registry, 
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture) -> None:
     registry.publish("147.0.2", GOOD)
-    monkeypatch.setattr(install, "_launch_check", lambda kind, exe: {"version": "147.0.7727.0"})
+    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: {"version": "147.0.7727.0"})
     # a spec that is not one is a usage error: nothing is installed
     assert cli.main(["browsers", "install", "chromium@147", "netscape"]) == 2
     assert capsys.readouterr() == ("", "rig: error: unknown peer kind 'netscape' (known: chromium, firefox, aiortc)\n")
