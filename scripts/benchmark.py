@@ -9,7 +9,7 @@ folder and prints, as Markdown for docs/measurements.md:
 
 - one row per run: cases, wall time (start-up and report included), wall time per case, median
   and p95 case time, browser launches (browser main processes seen), peak memory of the run's
-  processes (the sum of their resident sets, sampled every 0.25 s), output size, outcomes;
+  processes (the sum of their resident sets, sampled every SAMPLE_EVERY s), output size, outcomes;
 - median and p95 case time by pair kind (browser x browser, browser x aiortc, aiortc x aiortc);
 - the phase table: median and p95 seconds per phase (results.json ``phases``: setup, join,
   steps, settle, snapshot, teardown, verdict, evidence) by pair kind;
@@ -54,8 +54,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 #: Seconds between samples of the run's processes. Each sample reads every process's environment
-#: (to find the run's) and its memory map summary; at 0.25 s that cost the run it measured about a
-#: sixth of a core (docs/measurements.md, "2026-12-06, evening").
+#: (to find the run's) and its memory map summary; sampled every 0.25 s, that cost the run it
+#: measured about a sixth of a core.
 SAMPLE_EVERY = 1.0
 
 
