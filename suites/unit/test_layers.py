@@ -16,14 +16,14 @@ NAMES = ("floor", "data", "host", "engine", "pages", "run", "tools", "cli")
 #: Every module of rig/ and its layer; a new module fails the test until it is placed here.
 LAYER = {
     "rig": FLOOR, "rig.errors": FLOOR, "rig.vocab": FLOOR, "rig.config": FLOOR, "rig.waits": FLOOR,
-    "rig.peerspec": DATA, "rig.model": DATA, "rig.versions": DATA, "rig.evidence": DATA, "rig.roles": DATA,
+    "rig.peerspec": DATA, "rig.events": DATA, "rig.model": DATA, "rig.versions": DATA, "rig.evidence": DATA, "rig.roles": DATA,
     "rig.scenarios": DATA, "rig.capabilities": DATA, "rig.delivery": DATA, "rig.variants": DATA,
     "rig.findings": DATA, "rig.shards": DATA,
     "rig.hostnet": HOST, "rig.processes": HOST, "rig.runs": HOST, "rig.usage": HOST,
     "rig.signaling": ENGINE, "rig.peers": ENGINE, "rig.peers.base": ENGINE, "rig.peers.browser": ENGINE,
     "rig.peers.aiortc_peer": ENGINE, "rig.peers.host": ENGINE, "rig.remote": ENGINE, "rig.drivers": ENGINE,
     "rig.install": ENGINE, "rig.faults": ENGINE, "rig.verdict": ENGINE, "rig.verdict._checks": ENGINE,
-    "rig.verdict._judge": ENGINE, "rig.case": ENGINE,
+    "rig.verdict._judge": ENGINE, "rig.steps": ENGINE, "rig.case": ENGINE,
     "rig.templates": PAGES, "rig.diagram": PAGES, "rig.report": PAGES, "rig.junit": PAGES, "rig.summary": PAGES,
     "rig.findings_doc": PAGES,
     "rig.results": RUN, "rig.options": RUN, "rig.pytest_plugin": RUN, "rig.bisect": RUN, "rig.mutants": RUN,
