@@ -162,6 +162,8 @@ class FindingInfo(Model):
 
     id: str
     title: str
+    #: what it is and its evidence, as the index footnotes it (the catalogue's text when the run was judged)
+    detail: str = ""
     intermittent: bool = False
     upstream: str = ""
     #: engine -> the ranges of exact builds it was seen on ("156.0.8078.108 .. 156.0.8078.114")

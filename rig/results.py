@@ -200,13 +200,18 @@ def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: l
         versions={"aiortc": package_version("aiortc"), **versions, "playwright": package_version("playwright"),
                   "python": platform.python_version()},
         scenarios=scenarios,
-        findings=[FindingInfo(id=f.id, title=f.title, upstream=f.upstream,
-                              intermittent=all(c.intermittent for c in f.cells),
-                              seen={k: [str(r) for r in v] for k, v in f.seen.items()})
-                  for f in findings.FINDINGS if f.id in seen],
+        findings=finding_infos(seen),
         summary=_summary(cases),
         cases=cases,
     )
+
+
+def finding_infos(ids: set[str]) -> list[FindingInfo]:
+    """The catalogue's findings among ``ids``, as the run records them (its findings list)."""
+    return [FindingInfo(id=f.id, title=f.title, detail=f.detail, upstream=f.upstream,
+                        intermittent=all(c.intermittent for c in f.cells),
+                        seen={k: [str(r) for r in v] for k, v in f.seen.items()})
+            for f in findings.FINDINGS if f.id in ids]
 
 
 def _summary(cases: list[CaseSummary]) -> dict[str, int]:

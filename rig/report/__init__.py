@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rig import model
-from rig.report._view import _cases, _list, _peers, environment
+from rig.report._view import _cases, _list, _peers, environment, known_findings
 from rig.report.case_page import load_detail
 from rig.report.index import INTERMITTENT_UNHIT, finding_note, write_index
 from rig.vocab import RESULTS_FILE
@@ -48,7 +48,7 @@ def write_report(out_dir: pathlib.Path, run: model.RunRecord | Mapping) -> pathl
     cases_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
 
-    cases = _cases(run.get("cases"))
+    cases = _cases(run.get("cases"), known_findings(run))
     peers = _peers(run, cases)
     case_tpl = env.get_template("case.html")
     for i, case in enumerate(cases):
@@ -68,5 +68,5 @@ def write_report(out_dir: pathlib.Path, run: model.RunRecord | Mapping) -> pathl
 def case_pages(raw_cases: Any) -> list[str]:
     """Each case's page as write_report names it, relative to the report folder (cases/...)."""
     return [c["href"] for c in _cases([c.model_dump(mode="json") if isinstance(c, model.Model) else c
-                                       for c in _list(raw_cases)])]
+                                       for c in _list(raw_cases)], {})]
 

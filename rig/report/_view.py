@@ -12,7 +12,7 @@ from typing import Any
 
 import jinja2
 
-from rig import diagram, findings, model
+from rig import diagram, model
 from rig.versions import version_key
 from rig.vocab import ROLES
 
@@ -218,7 +218,21 @@ def _page_name(slug: str, taken: set[str]) -> str:
     return name + ".html"
 
 
-def _cases(raw_cases: Any) -> list[dict]:
+def known_findings(run: Mapping) -> dict[str, model.FindingInfo]:
+    """The findings the run itself recorded (results.json ``findings``), by id: the report writes
+    a finding's title and explanation from these, as they were when the run was judged, not from
+    this rig's catalogue."""
+    out = {}
+    for raw in _list(run.get("findings")):
+        try:
+            f = model.FindingInfo.model_validate(raw)
+        except ValueError:  # pydantic's ValidationError: an entry the pages cannot use
+            continue
+        out[f.id] = f
+    return out
+
+
+def _cases(raw_cases: Any, known: Mapping[str, model.FindingInfo]) -> list[dict]:
     taken: set[str] = set()
     out = []
     for i, raw in enumerate(_list(raw_cases)):
@@ -248,8 +262,7 @@ def _cases(raw_cases: Any) -> list[dict]:
             "not_seen": [_text(f) for f in _list(raw.get("not_seen")) if _text(f)],
             "cause": _mapping(raw.get("cause")),
             "cause_text": _cause_text(raw.get("cause")),
-            "finding_title": findings.BY_ID[_text(raw.get("finding"))].title
-            if _text(raw.get("finding")) in findings.BY_ID else "",
+            "finding_title": known[_text(raw.get("finding"))].title if _text(raw.get("finding")) in known else "",
         })
     return out
 
@@ -257,7 +270,7 @@ def _cases(raw_cases: Any) -> list[dict]:
 def case_pages(raw_cases: Any) -> list[str]:
     """Each case's page as write_report names it, relative to the report folder (cases/...)."""
     return [c["href"] for c in _cases([c.model_dump(mode="json") if isinstance(c, model.Model) else c
-                                       for c in _list(raw_cases)])]
+                                       for c in _list(raw_cases)], {})]
 
 
 def _cause_text(raw: Any) -> str:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import jinja2
 
-from rig import findings
+from rig import model
 from rig.report._view import (
     _NOT_ATTEMPTED,
     _SEVERITY,
@@ -26,6 +26,7 @@ from rig.report._view import (
     _summary,
     _text,
     _versions,
+    known_findings,
 )
 from rig.vocab import INDEX_FILE, MUTANTS_HTML, MUTANTS_JSON, ROLES
 
@@ -40,7 +41,7 @@ def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: Mapping, ca
                  peers: list[dict]) -> pathlib.Path:
     scenarios = _scenarios(run, cases)
     columns = _columns(peers, cases)
-    notes: dict[str, int] = {}
+    notes = _Notes(known_findings(run))
     rows = _matrix(scenarios, columns, cases, notes)
     by_version = _version_view(scenarios, peers, cases, notes)
     script = (_TEMPLATES / _FILTERS_JS).read_text(encoding="utf-8")
@@ -60,7 +61,7 @@ def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: Mapping, ca
             rows=rows,
             peers=peers,
             by_version=by_version,
-            notes=[{"n": n, "text": text} for text, n in notes.items()],
+            notes=[{"n": n, "text": text} for text, n in notes.numbers.items()],
             kinds=sorted({c[r]["kind"] or c[r]["label"] for c in cases for r in ROLES}),
             outcomes=outcomes,
             problems=sorted(
@@ -91,18 +92,71 @@ def _columns(peers: list[dict], cases: list[dict]) -> list[dict]:
     return out
 
 
-def finding_note(fid: str) -> str:
-    """A finding's footnote: its id, title and explanation (rig.findings), or the bare id of
-    a finding this rig does not know (a report of another version's run)."""
-    f = findings.BY_ID.get(fid)
-    return f"{fid}: {f.title}. {f.detail}" if f else fid
+def finding_note(fid: str, known: Mapping[str, model.FindingInfo]) -> str:
+    """A finding's footnote: its id, title and explanation as the run recorded them (``known``:
+    the run's findings by id), or the bare id of a finding the run does not describe."""
+    f = known.get(fid)
+    if f is None:
+        return fid
+    return f"{fid}: {f.title}. {f.detail}" if f.detail else f"{fid}: {f.title}"
+
+
+class _Notes:
+    """The footnotes under the matrix: each distinct text numbered once, in order of first use,
+    with the run's own findings to write them from."""
+
+    def __init__(self, known: Mapping[str, model.FindingInfo]) -> None:
+        self.known = known
+        self.numbers: dict[str, int] = {}
+
+    def mark(self, text: str) -> int:
+        return self.numbers.setdefault(text, len(self.numbers) + 1)
+
+    def finding(self, fid: str) -> str:
+        return finding_note(fid, self.known)
+
+    def unhit(self, fid: str) -> str:
+        f = self.known.get(fid)
+        return INTERMITTENT_UNHIT.format(id=fid, title=f.title if f else "")
 
 
 def _others_order(item: tuple[str, int]) -> int:
     return _SEVERITY.get(item[0], _SEVERITY["unknown"])
 
 
-def _cell(group: list[dict], notes: dict[str, int]) -> dict:
+def _reasons(group: list[dict], notes: _Notes) -> list[str]:
+    """The footnote texts of a cell's runs, each once: the finding a run hit, why it is
+    unsupported, the findings an xpassed run contradicts, a finding not seen on these versions,
+    an intermittent finding no run hit."""
+    reasons: list[str] = []
+    hit_ids = {c["finding"] for c in group if c["finding"]}
+    for c in group:
+        if c["finding"]:
+            texts = [notes.finding(c["finding"])]
+        elif c["outcome"] == "unsupported":
+            texts = [f"unsupported: {c['reason']}"]
+        elif c["outcome"] == "xpassed":  # the findings that expected a failure: narrow or remove them
+            texts = [notes.finding(f) for f in c["findings"]]
+        elif c["outcome"] == "passed" and c["not_seen"]:  # a finding of the cell, not on this version
+            texts = [c["reason"]] if c["reason"] else []
+        elif c["expected"] == "xfail or pass":
+            texts = [notes.unhit(f) for f in c["findings"] if f not in hit_ids]
+        else:
+            texts = []
+        reasons += [text for text in texts if text not in reasons]
+    return reasons
+
+
+def _glare_summary(group: list[dict], attempted: int) -> tuple[str, int, int]:
+    """A cell's glare mark, and how many of its runs forced a collision and proved it."""
+    forced = sum(1 for c in group if c["glare"].get("forced"))
+    observed = sum(1 for c in group if c["glare"].get("forced") and c["glare"].get("observed"))
+    if attempted == 1:
+        return group[0]["glare_mark"], forced, observed
+    return (f"⚡ forced, observed {observed}/{forced}" if forced else ""), forced, observed
+
+
+def _cell(group: list[dict], notes: _Notes) -> dict:
     """A cell keeps every repeat: its pass rate, one link per repeat, and the worst outcome's colour."""
     group = sorted(group, key=lambda c: (c["repeat"], c["id"]))
     n = sum(1 for c in group if c["outcome"] not in _NOT_ATTEMPTED)  # never attempted: not in pass rates
@@ -115,43 +169,17 @@ def _cell(group: list[dict], notes: dict[str, int]) -> dict:
         if c["outcome"] != "passed":
             others[c["outcome"]] = others.get(c["outcome"], 0) + 1
     durations = [c["duration_s"] for c in group if c["duration_s"] is not None]
-    forced = sum(1 for c in group if c["glare"].get("forced"))
-    observed = sum(1 for c in group if c["glare"].get("forced") and c["glare"].get("observed"))
-    if n == 1:
-        mark = group[0]["glare_mark"]
-    elif forced:
-        mark = f"⚡ forced, observed {observed}/{forced}"
-    else:
-        mark = ""
+    mark, forced, observed = _glare_summary(group, n)
     cls = min((c["cls"] for c in group), key=_SEVERITY.__getitem__)
-    worst = next(c for c in group if c["cls"] == cls)
     expected = sorted({c["expected"] for c in group})
     intermittent = "xfail or pass" in expected
-    reasons: list[str] = []
-    hit_ids = {c["finding"] for c in group if c["finding"]}
-    for c in group:
-        if c["finding"]:
-            texts = [finding_note(c["finding"])]
-        elif c["outcome"] == "unsupported":
-            texts = [f"unsupported: {c['reason']}"]
-        elif c["outcome"] == "xpassed":  # the findings that expected a failure: narrow or remove them
-            texts = [finding_note(f) for f in c["findings"]]
-        elif c["outcome"] == "passed" and c["not_seen"]:  # a finding of the cell, not on this version
-            texts = [c["reason"]] if c["reason"] else []
-        elif c["expected"] == "xfail or pass":
-            texts = [INTERMITTENT_UNHIT.format(id=f, title=findings.BY_ID[f].title if f in findings.BY_ID else "")
-                     for f in c["findings"] if f not in hit_ids]
-        else:
-            texts = []
-        for text in texts:
-            if text not in reasons:
-                reasons.append(text)
-    marks = [notes.setdefault(text, len(notes) + 1) for text in reasons]
+    reasons = _reasons(group, notes)
+    marks = [notes.mark(text) for text in reasons]
     others_text = ", ".join(f"{v} {k}" for k, v in sorted(others.items(), key=_others_order))
+    rate = f"{passed}/{n}" if n else "not run" if not_run and not unsupported else "unsupported"
     first = group[0]
     title = [f"{first['scenario']}: {first['polite']['label']} polite → {first['impolite']['label']} impolite",
-             (f"{passed}/{n} passed" if n else "not run" if not_run and not unsupported
-              else "unsupported: not attempted")
+             (f"{passed}/{n} passed" if n else "not run" if rate == "not run" else "unsupported: not attempted")
              + (f"; {others_text}" if others_text else ""),
              "expected: " + " / ".join(expected) + (" (intermittent finding)" if intermittent else "")]
     if durations:
@@ -162,28 +190,16 @@ def _cell(group: list[dict], notes: dict[str, int]) -> dict:
         title.append(f"intermittent finding hit in {hits} of {n} run(s)")
     title += [f"[{m}] {text}" for m, text in zip(marks, reasons, strict=True)]
     return {
-        "cases": group,
-        "n": n,
-        "passed": passed,
-        "rate": f"{passed}/{n}" if n else "not run" if not_run and not unsupported else "unsupported",
-        "hits": hits,
-        "unsupported": unsupported,
-        "not_run": not_run,
-        "others": others_text,
-        "cls": cls,
-        "worst": worst,
+        "cases": group, "n": n, "passed": passed, "rate": rate, "hits": hits, "unsupported": unsupported,
+        "not_run": not_run, "others": others_text, "cls": cls, "worst": next(c for c in group if c["cls"] == cls),
         "outcomes": " ".join(sorted({c["cls"] for c in group}, key=_SEVERITY.__getitem__)),
-        "expected": expected,
-        "intermittent": intermittent,
-        "notes": marks,
-        "title": "\n".join(title),
+        "expected": expected, "intermittent": intermittent, "notes": marks, "title": "\n".join(title),
         "mean_duration": sum(durations) / len(durations) if durations else None,
-        "glare_mark": mark,
-        "glare_missed": forced > observed,
+        "glare_mark": mark, "glare_missed": forced > observed,
     }
 
 
-def _matrix(scenarios: list[dict], columns: list[dict], cases: list[dict], notes: dict[str, int]) -> list[dict]:
+def _matrix(scenarios: list[dict], columns: list[dict], cases: list[dict], notes: _Notes) -> list[dict]:
     """Rows are scenarios, columns pairs; `notes` collects each distinct expected-failure reason once."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for c in cases:
@@ -199,7 +215,7 @@ def _matrix(scenarios: list[dict], columns: list[dict], cases: list[dict], notes
 
 
 def _version_view(scenarios: list[dict], peers: list[dict], cases: list[dict],
-                  notes: dict[str, int]) -> list[dict] | None:
+                  notes: _Notes) -> list[dict] | None:
     """Per scenario, polite version x impolite version (rows x columns, each axis grouped by
     kind and sorted by version), so "this cell turned red between 147 and 150" reads off a
     column. None unless the run has more than one version of some kind."""
