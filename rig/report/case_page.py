@@ -58,74 +58,65 @@ def _diagram(raw: Mapping) -> tuple[markupsafe.Markup | None, str]:
         return None, f"The sequence diagram could not be drawn: {type(exc).__name__}: {exc}"
 
 
-def _detail(raw: Mapping) -> dict:
-    checks = []
-    for ch in _list(raw.get("checks")):
-        ch = _mapping(ch)
-        checks.append({
-            "id": _text(ch.get("id")),
-            "kind": _text(ch.get("kind")),
-            "name": _text(ch.get("name")),
-            "ok": bool(ch.get("ok")),
-            "detail": _text(ch.get("detail")),
-        })
+def _checks(raw: Any) -> list[dict]:
+    return [{"id": _text(ch.get("id")), "kind": _text(ch.get("kind")), "name": _text(ch.get("name")),
+             "ok": bool(ch.get("ok")), "detail": _text(ch.get("detail"))}
+            for ch in map(_mapping, _list(raw))]
 
-    messages = []
-    for m in _list(raw.get("messages")):
-        m = _mapping(m)
+
+def _messages(raw: Any) -> list[dict]:
+    """The signaling log's rows, each coloured by its kind."""
+    out = []
+    for m in map(_mapping, _list(raw)):
         kind = _text(m.get("kind")) or "other"
-        messages.append({
-            "seq": _text(m.get("seq")),
-            "t": _number(m.get("t")),
-            "from": _text(m.get("from")),
-            "to": _text(m.get("to")),
-            "kind": kind,
-            "cls": kind if kind in STUB_MESSAGE_KINDS else "other",
-            "size": _text(m.get("size")),
-            "held": bool(m.get("held")),
-            "released_t": _number(m.get("released_t")),
-            "delivered_t": _number(m.get("delivered_t")),
-            "note": _text(m.get("note")),
+        out.append({
+            "seq": _text(m.get("seq")), "t": _number(m.get("t")), "from": _text(m.get("from")),
+            "to": _text(m.get("to")), "kind": kind, "cls": kind if kind in STUB_MESSAGE_KINDS else "other",
+            "size": _text(m.get("size")), "held": bool(m.get("held")), "released_t": _number(m.get("released_t")),
+            "delivered_t": _number(m.get("delivered_t")), "note": _text(m.get("note")),
         })
+    return out
 
-    events = _mapping(raw.get("events"))
-    roles = [r for r in ROLES if r in events] + [str(r) for r in events if r not in ROLES]
-    if not roles:
-        roles = list(ROLES)
+
+def _event_class(etype: str) -> str:
+    if "error" in etype:
+        return "error"
+    if etype in _HIGHLIGHT_EVENTS:
+        return "highlight"
+    return "console" if etype == "console" else ""
+
+
+def _roles(raw: Mapping) -> list[str]:
+    """The roles of a per-role mapping: polite and impolite first, then any other."""
+    return [r for r in ROLES if r in raw] + [str(r) for r in raw if r not in ROLES]
+
+
+def _timeline(events: Mapping, roles: list[str]) -> list[dict]:
+    """Both peers' events in one list, a column per role, merged by time."""
     timeline = []
     for col, role in enumerate(roles):
-        for n, ev in enumerate(_list(events.get(role))):
-            ev = _mapping(ev)
+        for n, ev in enumerate(map(_mapping, _list(events.get(role)))):
             etype = _text(ev.get("type")) or "?"
-            if etype == "error" or "error" in etype:
-                cls = "error"
-            elif etype in _HIGHLIGHT_EVENTS:
-                cls = "highlight"
-            elif etype == "console":
-                cls = "console"
-            else:
-                cls = ""
-            timeline.append({
-                "t": _number(ev.get("t")),
-                "col": col,
-                "n": n,
-                "type": etype,
-                "detail": _compact(ev.get("detail")),
-                "cls": cls,
-            })
+            timeline.append({"t": _number(ev.get("t")), "col": col, "n": n, "type": etype,
+                             "detail": _compact(ev.get("detail")), "cls": _event_class(etype)})
     # Stable merge by time; events without a time go last rather than being dropped.
     timeline.sort(key=lambda e: (e["t"] is None, e["t"] or 0.0, e["col"], e["n"]))
+    return timeline
 
+
+def _detail(raw: Mapping) -> dict:
+    checks = _checks(raw.get("checks"))
+    events = _mapping(raw.get("events"))
+    roles = _roles(events) or list(ROLES)
     snapshots = _mapping(raw.get("snapshots"))
-    snap_roles = [r for r in ROLES if r in snapshots] + [str(r) for r in snapshots if r not in ROLES]
     return {
         "plan": [_text(p) for p in _list(raw.get("plan"))],
         "checks": checks,
         "checks_ok": sum(1 for c in checks if c["ok"]),
-        "messages": messages,
+        "messages": _messages(raw.get("messages")),
         "roles": roles,
-        "timeline": timeline,
-        "snapshots": [{"role": r, "json": _json(snapshots.get(r), indent=2)} for r in snap_roles],
+        "timeline": _timeline(events, roles),
+        "snapshots": [{"role": r, "json": _json(snapshots.get(r), indent=2)} for r in _roles(snapshots)],
     }
 
 
@@ -256,7 +247,7 @@ CHANNEL_KEYS = ("label", "state", "messagesSent", "messagesReceived", "bytesSent
 def _stats(snapshots: Any) -> list[dict]:
     """Each peer's final transport stats (snapshots[role]["stats"]), for the roles that have them."""
     snapshots = _mapping(snapshots)
-    roles = [r for r in ROLES if r in snapshots] + [str(r) for r in snapshots if r not in ROLES]
+    roles = _roles(snapshots)
     out = []
     for role in roles:
         raw = _mapping(snapshots.get(role)).get("stats")
