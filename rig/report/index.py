@@ -199,11 +199,17 @@ def _cell(group: list[dict], notes: _Notes) -> dict:
     }
 
 
-def _matrix(scenarios: list[dict], columns: list[dict], cases: list[dict], notes: _Notes) -> list[dict]:
-    """Rows are scenarios, columns pairs; `notes` collects each distinct expected-failure reason once."""
+def _by_cell(cases: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
+    """The runs of each cell: (scenario, polite label, impolite label) -> its cases."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for c in cases:
         groups.setdefault((c["scenario"], c["polite"]["label"], c["impolite"]["label"]), []).append(c)
+    return groups
+
+
+def _matrix(scenarios: list[dict], columns: list[dict], cases: list[dict], notes: _Notes) -> list[dict]:
+    """Rows are scenarios, columns pairs; `notes` collects each distinct expected-failure reason once."""
+    groups = _by_cell(cases)
     rows = []
     for s in scenarios:
         cells = []
@@ -225,9 +231,7 @@ def _version_view(scenarios: list[dict], peers: list[dict], cases: list[dict],
             versions.setdefault(c[r]["kind"], set()).add(c[r]["version"])
     if not any(len(v) > 1 for v in versions.values()):
         return None
-    groups: dict[tuple[str, str, str], list[dict]] = {}
-    for c in cases:
-        groups.setdefault((c["scenario"], c["polite"]["label"], c["impolite"]["label"]), []).append(c)
+    groups = _by_cell(cases)
     out = []
     for s in scenarios:
         rows = []
