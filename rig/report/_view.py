@@ -83,7 +83,8 @@ def _fmt_flag(value: Any) -> str:
     return "✔ yes" if value else "✘ no"
 
 
-# --- normalisation of untrusted input ---------------------------------------------
+# --- what peers and other tools wrote: detail files' snapshots, stats, SDPs, evidence lists,
+# and rig mutants' kill matrix, read as they come (the run's own record is typed) --------------
 
 
 def _text(value: Any) -> str:
@@ -91,11 +92,6 @@ def _text(value: Any) -> str:
 
 
 _number = diagram.finite_number  # one rule for numbers read from recorded data
-
-
-def _int(value: Any, default: int = 0) -> int:
-    n = _number(value)
-    return default if n is None else int(n)
 
 
 def _mapping(value: Any) -> Mapping:
@@ -121,20 +117,12 @@ def _compact(value: Any) -> str:
     return _json(value)
 
 
-def _run_header(run: Mapping) -> dict:
+def _run_header(run: model.RunRecord, links: list[dict]) -> dict:
     return {
-        "rig_version": _text(run.get("rig_version")),
-        "started": _text(run.get("started")),
-        "finished": _text(run.get("finished")),
-        "duration_s": _number(run.get("duration_s")),
-        "command": _text(run.get("command")),
-        "repeat": _text(run.get("repeat")),
-        "links": [{"href": _text(link.get("href")), "text": _text(link.get("text"))}
-                  for link in (run.get("links") or []) if isinstance(link, Mapping)],
-        "shard": _text(run.get("shard")),
-        "catalogue_digest": _text(run.get("catalogue_digest")),
-        "merged": _merged(run.get("merged")),
-        "interrupted": _text(run.get("interrupted")),
+        "rig_version": run.rig_version, "started": run.started, "finished": run.finished,
+        "duration_s": _number(run.duration_s), "command": run.command, "repeat": str(run.repeat),
+        "links": links, "shard": run.shard, "catalogue_digest": run.catalogue_digest,
+        "merged": _merged(run.merged), "interrupted": run.interrupted,
     }
 
 
@@ -142,62 +130,46 @@ def _run_header(run: Mapping) -> dict:
 MERGE_NOTES_SHOWN = 20
 
 
-def _merged(raw: Any) -> dict | None:
+def _merged(merged: model.MergeInfo | None) -> dict | None:
     """What rig merge read and noticed: its inputs, missing shards or cells, duplicates."""
-    if not isinstance(raw, Mapping):
+    if merged is None:
         return None
-    inputs = [{"path": _text(i.get("path")), "shard": _text(i.get("shard")), "cases": _int(i.get("cases")),
-               "started": _text(i.get("started"))} for i in _list(raw.get("inputs")) if isinstance(i, Mapping)]
-    dups = [_text(d) for d in _list(raw.get("duplicates"))]
-    return {"inputs": inputs, "missing": [_text(m) for m in _list(raw.get("missing"))],
+    inputs = [{"path": i.path, "shard": i.shard, "cases": i.cases, "started": i.started} for i in merged.inputs]
+    dups = merged.duplicates
+    return {"inputs": inputs, "missing": list(merged.missing),
             "duplicates": dups[:MERGE_NOTES_SHOWN], "more_duplicates": max(0, len(dups) - MERGE_NOTES_SHOWN)}
 
 
-def _versions(raw: Any) -> list[dict]:
-    raw = _mapping(raw)
-    names = list(VERSION_KEYS) + [k for k in raw if k not in VERSION_KEYS]
+def _versions(versions: Mapping[str, str]) -> list[dict]:
+    names = list(VERSION_KEYS) + [k for k in versions if k not in VERSION_KEYS]
     out = []
     for name in names:
-        value = raw.get(name)
-        text = _text(value)
-        out.append({
-            "name": str(name),
-            "text": text or "unknown",
-            "missing": not text or text.startswith("unavailable"),
-        })
+        text = versions.get(name) or ""
+        out.append({"name": name, "text": text or "unknown", "missing": not text or text.startswith("unavailable")})
     return out
 
 
-def _summary(raw: Any, cases: list[dict]) -> dict:
+def _summary(summary: Mapping[str, int], cases: list[dict]) -> dict:
     """Counts as the run reported them, falling back to counting the cases."""
-    raw = _mapping(raw)
     counted = {o: sum(1 for c in cases if c["outcome"] == o) for o in OUTCOMES}
-    return {o: _int(raw.get(o), counted[o]) for o in OUTCOMES}
+    return {o: summary.get(o, counted[o]) for o in OUTCOMES}
 
 
-def _peer(raw: Any) -> dict:
-    raw = _mapping(raw)
-    spec, kind = _text(raw.get("spec")), _text(raw.get("kind"))
-    version = _text(raw.get("version"))
+def _peer(p: model.PeerInfo) -> dict:
     return {
-        "label": spec or kind or "?",
-        "spec": spec,
-        "kind": kind,
-        "version": version,
-        "user_id": _text(raw.get("user_id")),
-        "source": _text(raw.get("source")),
-        "driver": _text(raw.get("driver")),
+        "label": p.spec or p.kind or "?", "spec": p.spec, "kind": p.kind, "version": p.version,
+        "user_id": "" if p.user_id is None else str(p.user_id), "source": p.source, "driver": p.driver,
         # "chromium 147.0.7727.0": what a version-matrix axis shows
-        "name": f"{kind or spec} {version}" if version and version != "unavailable" else (spec or kind or "?"),
+        "name": f"{p.kind or p.spec} {p.version}" if p.version and p.version != "unavailable"
+        else (p.spec or p.kind or "?"),
     }
 
 
-def _glare(raw: Any) -> dict:
-    raw = _mapping(raw)
-    keys = list(GLARE_KEYS) + [k for k in raw if k not in GLARE_KEYS]
-    # counts (collisions, planned) stay numbers: as flags, 0 would read as a failed proof
-    return {str(k): raw.get(k) if type(raw.get(k)) is int else None if raw.get(k) is None else bool(raw.get(k))
-            for k in keys}
+def _glare(glare: model.Glare) -> dict:
+    """The proof first, then the counts (collisions, planned), which stay numbers: as flags, 0
+    would read as a failed proof."""
+    raw = glare.model_dump()
+    return {k: raw[k] for k in (*GLARE_KEYS, *(k for k in raw if k not in GLARE_KEYS))}
 
 
 def _glare_mark(glare: Mapping) -> str:
@@ -218,83 +190,50 @@ def _page_name(slug: str, taken: set[str]) -> str:
     return name + ".html"
 
 
-def known_findings(run: Mapping) -> dict[str, model.FindingInfo]:
+def known_findings(run: model.RunRecord) -> dict[str, model.FindingInfo]:
     """The findings the run itself recorded (results.json ``findings``), by id: the report writes
     a finding's title and explanation from these, as they were when the run was judged, not from
     this rig's catalogue."""
-    out = {}
-    for raw in _list(run.get("findings")):
-        try:
-            f = model.FindingInfo.model_validate(raw)
-        except ValueError:  # pydantic's ValidationError: an entry the pages cannot use
-            continue
-        out[f.id] = f
-    return out
+    return {f.id: f for f in run.findings}
 
 
-def _cases(raw_cases: Any, known: Mapping[str, model.FindingInfo]) -> list[dict]:
+def _cases(cases: list[model.CaseSummary], known: Mapping[str, model.FindingInfo]) -> list[dict]:
     taken: set[str] = set()
     out = []
-    for i, raw in enumerate(_list(raw_cases)):
-        raw = _mapping(raw)
-        outcome = _text(raw.get("outcome")).lower() or "unknown"
-        glare = _glare(raw.get("glare"))
-        case_id = _text(raw.get("id")) or _text(raw.get("slug")) or f"case-{i}"
-        page = _page_name(_text(raw.get("slug")) or case_id, taken)
+    for i, c in enumerate(cases):
+        glare = _glare(c.glare)
+        case_id = c.id or c.slug or f"case-{i}"
+        page = _page_name(c.slug or case_id, taken)
         out.append({
-            "id": case_id,
-            "page": page,
-            "href": "cases/" + urllib.parse.quote(page),
-            "scenario": _text(raw.get("scenario")) or "?",
-            "polite": _peer(raw.get("polite")),
-            "impolite": _peer(raw.get("impolite")),
-            "repeat": _int(raw.get("repeat")),
-            "outcome": outcome,
-            "cls": outcome if outcome in OUTCOMES else "unknown",
-            "expected": _text(raw.get("expected")) or "pass",
-            "duration_s": _number(raw.get("duration_s")),
-            "glare": glare,
-            "glare_mark": _glare_mark(glare),
-            "reason": _text(raw.get("reason")).strip("\n"),
-            "details": _text(raw.get("details")),
-            "finding": _text(raw.get("finding")),
-            "findings": [_text(f) for f in _list(raw.get("findings")) if _text(f)],
-            "not_seen": [_text(f) for f in _list(raw.get("not_seen")) if _text(f)],
-            "cause": _mapping(raw.get("cause")),
-            "cause_text": _cause_text(raw.get("cause")),
-            "finding_title": known[_text(raw.get("finding"))].title if _text(raw.get("finding")) in known else "",
+            "id": case_id, "page": page, "href": "cases/" + urllib.parse.quote(page),
+            "scenario": c.scenario or "?", "polite": _peer(c.polite), "impolite": _peer(c.impolite),
+            "repeat": c.repeat, "outcome": c.outcome, "cls": c.outcome, "expected": c.expected,
+            "duration_s": _number(c.duration_s), "glare": glare, "glare_mark": _glare_mark(glare),
+            "reason": c.reason.strip("\n"), "details": c.details, "finding": c.finding or "",
+            "findings": [f for f in c.findings if f], "not_seen": [f for f in c.not_seen if f],
+            "cause": c.cause.model_dump() if c.cause else {}, "cause_text": c.cause.text() if c.cause else "",
+            "finding_title": known[c.finding].title if c.finding in known else "",
         })
     return out
 
 
-def case_pages(raw_cases: Any) -> list[str]:
+def case_pages(cases: list[model.CaseSummary]) -> list[str]:
     """Each case's page as write_report names it, relative to the report folder (cases/...)."""
-    return [c["href"] for c in _cases([c.model_dump(mode="json") if isinstance(c, model.Model) else c
-                                       for c in _list(raw_cases)], {})]
+    return [c["href"] for c in _cases(cases, {})]
 
 
-def _cause_text(raw: Any) -> str:
-    if not isinstance(raw, Mapping):
-        return ""
-    try:
-        return model.Cause.model_validate(raw).text()
-    except Exception:  # noqa: BLE001 - an odd cause in an old file: show it as data
-        return _compact(raw)
-
-
-def _peers(run: Mapping, cases: list[dict]) -> list[dict]:
+def _peers(run: model.RunRecord, cases: list[dict]) -> list[dict]:
     """Matrix axes: the run's declared peers first, then any that only the cases mention."""
-    labels = [str(p) for p in _list(run.get("peers"))]
+    labels = list(run.peers)
     for c in cases:
         for role in ROLES:
             if c[role]["label"] not in labels:
                 labels.append(c[role]["label"])
-    versions = _mapping(run.get("versions"))
     out = []
     for label in labels:
         peer = next((c[r] for c in cases for r in ROLES if c[r]["label"] == label and c[r]["version"]), {})
         kind = peer.get("kind") or label.partition("@")[0]
-        out.append({"label": label, "kind": kind, "version": peer.get("version") or _text(versions.get(label)),
+        out.append({"label": label, "kind": kind, "version": peer.get("version") or run.versions.get(label, ""),
                     "source": peer.get("source", ""), "driver": peer.get("driver", "")})
     # grouped by kind (in the order the run named them), then by version: a version matrix
     # reads left to right from the oldest to the newest build of each engine
@@ -303,15 +242,11 @@ def _peers(run: Mapping, cases: list[dict]) -> list[dict]:
     return out
 
 
-def _scenarios(run: Mapping, cases: list[dict]) -> list[dict]:
+def _scenarios(run: model.RunRecord, cases: list[dict]) -> list[dict]:
     out: dict[str, dict] = {}
-    for raw in _list(run.get("scenarios")):
-        if isinstance(raw, Mapping):
-            name, desc = _text(raw.get("name")), _text(raw.get("description"))
-        else:
-            name, desc = _text(raw), ""
-        if name and name not in out:
-            out[name] = {"name": name, "description": desc}
+    for s in run.scenarios:
+        if s.name and s.name not in out:
+            out[s.name] = {"name": s.name, "description": s.description}
     for c in cases:
         out.setdefault(c["scenario"], {"name": c["scenario"], "description": ""})
     for s in out.values():

@@ -37,25 +37,24 @@ INTERMITTENT_UNHIT = "intermittent finding {id}: not hit in this run ({title})"
 _FILTERS_JS = "_filters.js"
 
 
-def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: Mapping, cases: list[dict],
-                 peers: list[dict]) -> pathlib.Path:
+def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: model.RunRecord, cases: list[dict],
+                peers: list[dict], links: list[dict]) -> pathlib.Path:
     scenarios = _scenarios(run, cases)
     columns = _columns(peers, cases)
     notes = _Notes(known_findings(run))
     rows = _matrix(scenarios, columns, cases, notes)
     by_version = _version_view(scenarios, peers, cases, notes)
     script = (_TEMPLATES / _FILTERS_JS).read_text(encoding="utf-8")
-    header = _run_header(run)
+    header = _run_header(run, links)
     mutants = _mutants(out_dir)
     if mutants and not any(link["href"] == MUTANTS_HTML for link in header["links"]):
         header["links"].append({"href": MUTANTS_HTML, "text": "mutant kill matrix"})
-    outcomes = list(OUTCOMES) + (["unknown"] if any(c["cls"] == "unknown" for c in cases) else [])
     index = out_dir / INDEX_FILE
     index.write_text(
         env.get_template("index.html").render(
             run=header,
-            versions=_versions(run.get("versions")),
-            summary=_summary(run.get("summary"), cases),
+            versions=_versions(run.versions),
+            summary=_summary(run.summary, cases),
             total=len(cases),
             columns=columns,
             rows=rows,
@@ -63,7 +62,7 @@ def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: Mapping, ca
             by_version=by_version,
             notes=[{"n": n, "text": text} for text, n in notes.numbers.items()],
             kinds=sorted({c[r]["kind"] or c[r]["label"] for c in cases for r in ROLES}),
-            outcomes=outcomes,
+            outcomes=list(OUTCOMES),
             problems=sorted(
                 (c for c in cases if c["outcome"] != "passed"),
                 key=lambda c: (_SEVERITY[c["cls"]], c["scenario"], c["id"]),

@@ -84,6 +84,7 @@ def _render(tmp_path, detail, *, slug: str = SLUG, files: dict[str, str] | None 
         (cases / slug).mkdir(exist_ok=True)
         (cases / slug / name).write_text(text, encoding="utf-8")
     run = {"cases": [{"id": slug, "slug": slug, "scenario": "glare-add-media", "outcome": "failed",
+                      "polite": {"spec": "chromium", "kind": "chromium"}, "impolite": {"spec": "aiortc", "kind": "aiortc"},
                       "details": f"cases/{slug}.json"}]}
     write_report(tmp_path, run)
     return (cases / f"{slug}.html").read_text(encoding="utf-8")
