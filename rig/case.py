@@ -1,6 +1,6 @@
 """Runs one case: two peers, one scenario, every step bounded, evidence kept.
 
-It makes the peers, runs the plan (rig.steps: each step executed and written down in a
+It makes the peers, runs the plan (rig.execute: each step executed and written down in a
 :class:`rig.model.Ledger`), closes the peers, and hands the ledger and what the peers and the
 stub recorded to :func:`rig.verdict.case_verdict`, which computes the outcome from the record
 (never from what was intended) and matches it against the known findings (rig.findings).
@@ -19,12 +19,12 @@ from typing import Any
 from . import capabilities, config, faults, roles, verdict
 from .errors import RigError
 from .evidence import AiortcLog
+from .execute import CaseRun
 from .model import CaseDetail, CaseSummary, Cause, PeerInfo, StubMessage
 from .peers.base import Peer
 from .peerspec import PeerSpec
 from .scenarios import Scenario
 from .signaling import SignalingStub
-from .steps import CaseRun
 from .waits import bounded
 
 PeerFactory = Callable[[PeerSpec, str, int, float], Awaitable[Peer]]

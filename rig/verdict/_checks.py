@@ -293,7 +293,7 @@ def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Messages
 
 
 def _dip(ledger: Ledger, role: str) -> str:
-    """What the end state's recovery wait saw of this peer (rig.steps CaseRun._recover)."""
+    """What the end state's recovery wait saw of this peer (rig.execute CaseRun._recover)."""
     for d in ledger.dips:
         if d.get("role") == role:
             if d.get("recovered_t") is None:

@@ -10,9 +10,9 @@ import asyncio
 import pytest
 
 from rig import scenarios, verdict
+from rig.execute import CaseFailure, CaseRun
 from rig.peers.base import Peer
 from rig.peerspec import PeerSpec
-from rig.steps import CaseFailure, CaseRun
 
 
 class FakePeer(Peer):

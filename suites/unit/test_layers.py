@@ -23,7 +23,7 @@ LAYER = {
     "rig.signaling": ENGINE, "rig.peers": ENGINE, "rig.peers.base": ENGINE, "rig.peers.browser": ENGINE,
     "rig.peers.aiortc_peer": ENGINE, "rig.peers.host": ENGINE, "rig.remote": ENGINE, "rig.drivers": ENGINE,
     "rig.install": ENGINE, "rig.faults": ENGINE, "rig.verdict": ENGINE, "rig.verdict._checks": ENGINE,
-    "rig.verdict._judge": ENGINE, "rig.steps": ENGINE, "rig.case": ENGINE,
+    "rig.verdict._judge": ENGINE, "rig.execute": ENGINE, "rig.case": ENGINE,
     "rig.templates": PAGES, "rig.diagram": PAGES, "rig.report": PAGES, "rig.report._view": PAGES,
     "rig.report.index": PAGES, "rig.report.case_page": PAGES, "rig.junit": PAGES, "rig.summary": PAGES,
     "rig.findings_doc": PAGES,
