@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
+from .events import PeerEvent
 from .vocab import RESULTS_FILE, Role
 
 #: Bumped when a field changes meaning or disappears; readers refuse other versions
@@ -121,6 +122,7 @@ class Glare(Model):
 class CaseSummary(Model):
     """One case as results.json lists it."""
 
+    #: the case's identity in its run (rig.case leaves it empty; rig.results sets it)
     id: str
     slug: str
     nodeid: str = ""
@@ -160,6 +162,8 @@ class FindingInfo(Model):
 
     id: str
     title: str
+    #: what it is and its evidence, as the index footnotes it (the catalogue's text when the run was judged)
+    detail: str = ""
     intermittent: bool = False
     upstream: str = ""
     #: engine -> the ranges of exact builds it was seen on ("156.0.8078.108 .. 156.0.8078.114")
@@ -221,27 +225,110 @@ class RunRecord(Model):
     cases: list[CaseSummary] = Field(default_factory=list)
 
 
-class PeerEventRecord(Model):
-    t: float
-    type: str
-    detail: dict[str, Any] = Field(default_factory=dict)
+class StubMessage(Model):
+    """One frame the signaling stub saw (rig.signaling's MessageRecord as written); times are
+    seconds since the room was created. ``from`` is the sender (``sender`` in Python)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True)
+
+    seq: int
+    t: float = 0.0
+    room: str = ""
+    to: str = ""
+    kind: str = "other"
+    size: int = 0
+    held: bool = False
+    released_t: float | None = None
+    delivered_t: float | None = None
+    note: str = ""
+    #: the frame's payload; a passing case's descriptions keep only type and size (sdp_omitted)
+    data: Any = None
+    dropped: bool = False
+    sender: str = Field("", alias="from")
+
+
+class Ledger(Model):
+    """What the case asked for, step by step (the intent the checks hold the outcome to).
+    rig.case fills it while it runs the steps; rig.verdict reads it."""
+
+    scenario: str = ""
+    glare: bool = False
+    steps: list[str] = Field(default_factory=list)
+    #: 1-based index of the last step started (len(steps) once all ran)
+    reached: int = 0
+    completed: bool = False
+    #: when the rig stopped driving the case (seconds since it started; None: still running).
+    #: Errors after it are the failed case's aftermath, kept as evidence but not judged.
+    ended_t: float | None = None
+    #: step index of every planned collision (Collide/Race)
+    planned_collisions: list[int] = Field(default_factory=list)
+    expect_media: dict[str, dict[str, int]] = Field(default_factory=lambda: {"polite": {}, "impolite": {}})
+    own_media: dict[str, int] = Field(default_factory=lambda: {"polite": 0, "impolite": 0})
+    channels: list[str] = Field(default_factory=list)
+    exchanged: dict[str, list[str]] = Field(default_factory=lambda: {"polite": [], "impolite": []})
+    #: {index, step, held: [seq], released_t, reoffer, window: {peer, trigger, seq} | None}
+    collisions: list[dict[str, Any]] = Field(default_factory=list)
+    removed: list[dict[str, Any]] = Field(default_factory=list)  # {role, mid}
+    restarts: list[dict[str, Any]] = Field(default_factory=list)  # {role, before: [ufrag]}
+    faults: list[dict[str, Any]] = Field(default_factory=list)  # {who, method, step}
+    gates: list[dict[str, Any]] = Field(default_factory=list)  # {id, who, what, open_on, step}
+    message_faults: list[dict[str, Any]] = Field(default_factory=list)  # {what, sender, kind, step}
+    #: a fault injected by rig matrix --fault (rig.faults): {name, done, t}
+    fault: dict[str, Any] = Field(default_factory=dict)
+    #: peers that said "disconnected" after the last step, and how that ended (rig.case, the
+    #: end state's recovery wait): {role, t, recovered_t | None}
+    dips: list[dict[str, Any]] = Field(default_factory=list)
+    #: politeness each peer computed from the user ids (None: it never joined)
+    computed_polite: dict[str, bool | None] = Field(default_factory=lambda: {"polite": None, "impolite": None})
 
 
 class CaseDetail(Model):
-    """cases/<slug>.json: the summary plus everything the verdict was computed from
-    (``ledger``, ``events``, ``messages``, ``snapshots``), so it can be computed again."""
+    """cases/<slug>.json, and what rig.case returns: the summary plus everything the verdict
+    was computed from (``ledger``, ``events``, ``messages``, ``snapshots``), so it can be
+    computed again. The case fills ``case`` except its identity in the run (id, slug, nodeid,
+    repeat, details, negotiators), which rig.results adds when it writes the file."""
 
     schema_version: int = SCHEMA_VERSION
     case: CaseSummary
     plan: list[str] = Field(default_factory=list)
+    #: the plan as data, replayable with rig matrix --plan
     plan_data: dict[str, Any] | None = None
-    ledger: dict[str, Any] = Field(default_factory=dict)
-    messages: list[dict[str, Any]] = Field(default_factory=list)
-    events: dict[str, list[PeerEventRecord]] = Field(default_factory=dict)
+    #: None: the steps never started (set-up failed, or the pair was unsupported); written as {}
+    ledger: Ledger | None = None
+    messages: list[StubMessage] = Field(default_factory=list)
+    events: dict[str, list[PeerEvent]] = Field(default_factory=dict)
     sdps: list[dict[str, Any]] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)
-    snapshots: dict[str, Any] = Field(default_factory=dict)
+    #: each peer's end state as the peer reported it (peer.snapshot(): states, transceivers,
+    #: received media, channels, local ufrags, stats), or {"error": ...} when it could not
+    snapshots: dict[str, dict[str, Any]] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _failed_checks(self) -> CaseDetail:
+        """The summary's failed_checks are read off the checks, so the two cannot disagree."""
+        if self.checks:
+            self.case.failed_checks = [c.id for c in self.checks if not c.ok]
+        return self
+
+    @field_validator("ledger", mode="before")
+    @classmethod
+    def _no_ledger(cls, v: Any) -> Any:
+        return None if v == {} else v
+
+    @field_serializer("ledger")
+    def _ledger_out(self, v: Ledger | None) -> dict[str, Any]:
+        return {} if v is None else v.model_dump(mode="json")
+
+    @field_serializer("events")
+    def _events_out(self, v: dict[str, list[PeerEvent]]) -> dict[str, list[dict[str, Any]]]:
+        """Times to 0.1 ms (the live events keep the clock's full precision)."""
+        return {role: [{"t": round(e.t, 4), "type": e.type, "detail": e.detail} for e in evs]
+                for role, evs in v.items()}
+
+    @property
+    def passed(self) -> bool:
+        return self.case.outcome == "passed"
 
 
 class SchemaError(ValueError):

@@ -34,9 +34,9 @@ from typing import Any
 import pytest
 
 from . import config, install, options, processes, results, runs, scenarios, shards, variants
-from .case import CaseResult, run_case
+from .case import run_case
 from .errors import RigError
-from .model import PeerInfo
+from .model import CaseDetail, PeerInfo
 from .peers.base import Peer
 from .peers.host import PeerHost
 from .peerspec import PeerSpec
@@ -568,7 +568,7 @@ class RigSession:
 
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
                   slug: str | None = None, fault: str | None = None,
-                  variant: variants.Variant | None = None, last: bool = False) -> CaseResult:
+                  variant: variants.Variant | None = None, last: bool = False) -> CaseDetail:
         """The case, with a last bound over everything it does (set-up and teardown too).
         ``last``: no case follows on this worker, so no pages are prepared for one."""
         capture = variant is None or variant.capture
@@ -685,7 +685,7 @@ class CaseHandle:
         self._node, self._session = node, session
         self.scenario, self.polite, self.impolite, self.repeat, self.variant = cell
 
-    def run(self) -> CaseResult:
+    def run(self) -> CaseDetail:
         if _SIG.signum is not None:
             raise _SIG.interrupted
         try:
@@ -698,14 +698,15 @@ class CaseHandle:
         self._node._rig_result = result  # type: ignore[attr-defined]
         return result
 
-    def judge(self, result: CaseResult) -> None:
+    def judge(self, record: CaseDetail) -> None:
+        result = record.case
         if result.outcome == "passed":
             return
         if result.outcome == "xfailed":
             pytest.xfail(result.reason)
         if result.outcome == "unsupported":
             pytest.skip(f"unsupported: {result.reason}")
-        plan = "\n".join(f"  {line}" for line in result.plan)
+        plan = "\n".join(f"  {line}" for line in record.plan)
         detail = _out(self._node.config) / "cases" / f"{results.slug(self._node.callspec.id)}.json"
         pytest.fail(f"{result.outcome}: {result.reason}\nplan:\n{plan}\nreplay: rig matrix --plan {detail} "
                     f"--peers {self.polite},{self.impolite} --pairs {self.polite}:{self.impolite}", pytrace=False)
@@ -726,7 +727,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
         scen, polite, impolite, r, var = cell
-        result: CaseResult | None = getattr(item, "_rig_result", None)
+        result: CaseDetail | None = getattr(item, "_rig_result", None)
         error = ""
         if result is None:  # the case never ran: a fixture or the rig itself failed
             error = (str(report.longrepr).strip().splitlines() or ["unknown error"])[-1] if report.longrepr \

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import evidence, findings
-from .case import CaseResult
+from .events import PeerEvent
 from .model import (
     OUTCOMES,
     CaseDetail,
@@ -23,6 +23,7 @@ from .model import (
     PeerInfo,
     RunRecord,
     SchemaError,
+    StubMessage,
     parse_detail,
 )
 from .versions import version_key
@@ -48,16 +49,16 @@ def package_version(name: str) -> str:
         return "not installed"
 
 
-def _split_sdps(events: dict[str, list[dict]]) -> tuple[dict[str, list[dict]], list[dict]]:
+def _split_sdps(events: dict[str, list[PeerEvent]]) -> tuple[dict[str, list[PeerEvent]], list[dict]]:
     """Every description a peer set is an "sdp" event; they go to their own list."""
-    rest: dict[str, list[dict]] = {}
+    rest: dict[str, list[PeerEvent]] = {}
     sdps: list[dict] = []
     for role, evs in events.items():
         rest[role] = []
         for e in evs:
-            if e.get("type") == "sdp":
-                d = e.get("detail") or {}
-                sdps.append({"role": role, "t": e.get("t"), "op": d.get("op"), "type": d.get("type"),
+            if e.type == "sdp":
+                d = e.detail
+                sdps.append({"role": role, "t": round(e.t, 4), "op": d.get("op"), "type": d.get("type"),
                              "sdp": d.get("sdp", "")})
             else:
                 rest[role].append(e)
@@ -65,45 +66,46 @@ def _split_sdps(events: dict[str, list[dict]]) -> tuple[dict[str, list[dict]], l
     return rest, sdps
 
 
-def _lean_messages(messages: list[dict]) -> list[dict]:
+def _lean_messages(messages: list[StubMessage]) -> list[StubMessage]:
     """The signaling log without SDP bodies (kept: type and size)."""
     out = []
     for m in messages:
-        data = m.get("data")
+        data = m.data
         if isinstance(data, dict) and isinstance(data.get("description"), dict):
             desc = data["description"]
-            m = {**m, "data": {"description": {"type": desc.get("type"), "sdp_omitted": len(desc.get("sdp") or "")}}}
+            m = m.model_copy(update={"data": {"description": {"type": desc.get("type"),
+                                                              "sdp_omitted": len(desc.get("sdp") or "")}}})
         out.append(m)
     return out
 
 
-def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseResult | None = None,
+def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseDetail | None = None,
                scenario: str = "", polite: PeerInfo | None = None, impolite: PeerInfo | None = None,
                error: str = "", duration_s: float = 0.0, keep: str = "failed",
                negotiators: dict | None = None, outcome: str = "error") -> CaseSummary:
-    """Write cases/<slug>.json (a CaseDetail: the summary and the evidence) and return the summary.
+    """Write cases/<slug>.json (the case's record, a CaseDetail, with its identity in the run)
+    and return its summary.
 
     Without ``result`` (the case could not run at all), the case is ``outcome`` (``error``, or
-    ``not-run`` for a case the run ended before) with ``error`` as its reason. The evidence of a case (every SDP set, the SDP bodies of the signaling
-    log, the files in cases/<slug>/) is kept when it did not pass, or for all with keep="all"."""
+    ``not-run`` for a case the run ended before) with ``error`` as its reason. The evidence of a
+    case (every SDP set, the SDP bodies of the signaling log, the files in cases/<slug>/) is kept
+    when it did not pass, or for all with keep="all"."""
     s = slug(cid)
     began = time.monotonic()
+    identity = {"id": cid, "slug": s, "nodeid": nodeid, "repeat": repeat, "details": f"cases/{s}.json",
+                "negotiators": negotiators or {}}
     if result is not None:
-        outcome = result.outcome
-        summary = CaseSummary(
-            id=cid, slug=s, nodeid=nodeid, scenario=result.scenario, polite=result.polite, impolite=result.impolite,
-            repeat=repeat, outcome=result.outcome, expected=result.expected, finding=result.finding,
-            findings=result.findings, not_seen=result.not_seen, cause=result.cause, reason=result.reason, failed_checks=result.failed_checks,
-            duration_s=round(result.duration_s, 3), phases=dict(result.phases), glare=result.glare, details=f"cases/{s}.json",
-            negotiators=negotiators or {})
+        summary = result.case.model_copy(update=identity)
+        detail = result.model_copy(update={"case": summary})
     else:
         summary = CaseSummary(
-            id=cid, slug=s, nodeid=nodeid, scenario=scenario, polite=polite, impolite=impolite, repeat=repeat,
-            outcome=outcome, cause=Cause(kind="rig", message=error) if outcome == "error" else None, reason=error,
-            duration_s=round(duration_s, 3), details=f"cases/{s}.json", negotiators=negotiators or {})
-    kept = keep == "all" or outcome != "passed"
-    events, sdps = _split_sdps(result.events if result else {})
-    messages = result.messages if result else []
+            scenario=scenario, polite=polite, impolite=impolite, outcome=outcome,
+            cause=Cause(kind="rig", message=error) if outcome == "error" else None, reason=error,
+            duration_s=round(duration_s, 3), **identity)
+        detail = CaseDetail(case=summary)
+    kept = keep == "all" or summary.outcome != "passed"
+    events, sdps = _split_sdps(detail.events)
+    messages = detail.messages
     ev_dir = out / "cases" / s
     if kept:
         ev = evidence.list_files(ev_dir, out)
@@ -111,10 +113,7 @@ def write_case(out: Path, *, cid: str, repeat: int, nodeid: str, result: CaseRes
         evidence.discard(ev_dir)
         ev = {"kept": False, "dir": "", "files": []}
         sdps, messages = [], _lean_messages(messages)
-    detail = CaseDetail(
-        case=summary, plan=result.plan if result else [], plan_data=result.plan_data if result else None,
-        ledger=result.ledger if result else {}, messages=messages, events=events, sdps=sdps, evidence=ev,
-        snapshots=result.snapshots if result else {}, checks=result.checks if result else [])
+    detail = detail.model_copy(update={"events": events, "sdps": sdps, "messages": messages, "evidence": ev})
     (out / "cases").mkdir(parents=True, exist_ok=True)
     data = detail.model_dump(mode="json")
     if result is not None:  # writing the evidence is the case's last phase (up to the dump)
@@ -201,13 +200,18 @@ def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: l
         versions={"aiortc": package_version("aiortc"), **versions, "playwright": package_version("playwright"),
                   "python": platform.python_version()},
         scenarios=scenarios,
-        findings=[FindingInfo(id=f.id, title=f.title, upstream=f.upstream,
-                              intermittent=all(c.intermittent for c in f.cells),
-                              seen={k: [str(r) for r in v] for k, v in f.seen.items()})
-                  for f in findings.FINDINGS if f.id in seen],
+        findings=finding_infos(seen),
         summary=_summary(cases),
         cases=cases,
     )
+
+
+def finding_infos(ids: set[str]) -> list[FindingInfo]:
+    """The catalogue's findings among ``ids``, as the run records them (its findings list)."""
+    return [FindingInfo(id=f.id, title=f.title, detail=f.detail, upstream=f.upstream,
+                        intermittent=all(c.intermittent for c in f.cells),
+                        seen={k: [str(r) for r in v] for k, v in f.seen.items()})
+            for f in findings.FINDINGS if f.id in ids]
 
 
 def _summary(cases: list[CaseSummary]) -> dict[str, int]:

@@ -1,32 +1,23 @@
-"""What every peer kind shares: its event timeline, its interface, its timeout error."""
+"""What every peer kind shares: its event timeline (rig.events.PeerEvent, the one event type),
+its interface, its timeout error."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import RigError
+from ..events import PeerEvent
 from ..peerspec import PeerSpec
 from ..vocab import INJECTED
+
+__all__ = ["Peer", "PeerEvent", "PeerTimeout"]
 
 
 class PeerTimeout(RigError):
     """A bounded wait ran out; the message names the peer, the step and its states."""
-
-
-@dataclass
-class PeerEvent:
-    """One thing a peer did; ``t`` is seconds since the case started."""
-
-    t: float
-    type: str
-    detail: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"t": round(self.t, 4), "type": self.type, "detail": self.detail}
 
 
 class Peer:

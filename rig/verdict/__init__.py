@@ -38,6 +38,7 @@ from ._checks import (
     plan_checks,
     role_checks,
     run_errors,
+    stub_messages,
 )
 from ._judge import (
     API_METHODS,
@@ -56,5 +57,5 @@ __all__ = [
     "API_METHODS", "ROLES", "CaseVerdict", "ErrorReport", "Event", "Glare", "Judgement", "Ledger", "Recorded",
     "Timeline", "applying", "case_verdict", "cause_of_error", "checks", "error_reports", "expectation",
     "final_checks", "first_failed_check", "glare_checks", "judge", "negotiation_checks", "not_seen", "other",
-    "plan_checks", "role_checks", "run_errors", "unexplained",
+    "plan_checks", "role_checks", "run_errors", "stub_messages", "unexplained",
 ]

@@ -12,11 +12,12 @@ judged again (suites/unit/test_findings.py does, with every finding's kept evide
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..config import RECOVER_TIMEOUT as RECOVER_S
-from ..model import Cause, Check, Glare
+from ..events import PeerEvent
+from ..model import Cause, Check, Glare, Ledger, StubMessage
 from ..vocab import ROLES
 
 
@@ -35,68 +36,28 @@ class ErrorReport:
     t: float | None = None
 
 
-@dataclass
-class Event:
-    """A recorded peer event, as the verdict reads it (live PeerEvent or one loaded from JSON)."""
-
-    t: float
-    type: str
-    detail: dict = field(default_factory=dict)
+#: the verdict reads the peers' own event type
+Event = PeerEvent
 
 
 class Timeline:
-    """One peer's events."""
+    """One peer's events (PeerEvents, or their dicts as a test or an old file has them)."""
 
-    def __init__(self, events: Iterable[Any]) -> None:
-        self.events = [e if isinstance(e, Event) else
-                       Event(float(e["t"]), str(e["type"]), dict(e.get("detail") or {})) if isinstance(e, Mapping) else
-                       Event(float(e.t), str(e.type), dict(e.detail or {})) for e in events]
+    def __init__(self, events: Iterable[PeerEvent | Mapping[str, Any]]) -> None:
+        self.events = [e if isinstance(e, PeerEvent) else
+                       PeerEvent(float(e["t"]), str(e["type"]), dict(e.get("detail") or {})) for e in events]
 
-    def of_type(self, *types: str) -> list[Event]:
+    def of_type(self, *types: str) -> list[PeerEvent]:
         return [e for e in self.events if e.type in types]
 
 
-@dataclass
-class Ledger:
-    """What the case asked for, step by step (the intent the checks hold the outcome to)."""
+#: the stub's message log: StubMessages, or their dicts as a test writes them
+Messages = Iterable[StubMessage | Mapping[str, Any]]
 
-    scenario: str = ""
-    glare: bool = False
-    steps: list[str] = field(default_factory=list)
-    #: 1-based index of the last step started (len(steps) once all ran)
-    reached: int = 0
-    completed: bool = False
-    #: when the rig stopped driving the case (seconds since it started; None: still running).
-    #: Errors after it are the failed case's aftermath, kept as evidence but not judged.
-    ended_t: float | None = None
-    #: step index of every planned collision (Collide/Race)
-    planned_collisions: list[int] = field(default_factory=list)
-    expect_media: dict[str, dict[str, int]] = field(default_factory=lambda: {"polite": {}, "impolite": {}})
-    own_media: dict[str, int] = field(default_factory=lambda: {"polite": 0, "impolite": 0})
-    channels: list[str] = field(default_factory=list)
-    exchanged: dict[str, list[str]] = field(default_factory=lambda: {"polite": [], "impolite": []})
-    #: {index, step, held: [seq], released_t, reoffer, window: {peer, trigger, seq} | None}
-    collisions: list[dict] = field(default_factory=list)
-    removed: list[dict] = field(default_factory=list)  # {role, mid}
-    restarts: list[dict] = field(default_factory=list)  # {role, before: [ufrag]}
-    faults: list[dict] = field(default_factory=list)  # {who, method, step}
-    gates: list[dict] = field(default_factory=list)  # {id, who, what, open_on, step}
-    message_faults: list[dict] = field(default_factory=list)  # {what, sender, kind, step}
-    #: a fault injected by rig matrix --fault (rig.faults): {name, done, t}
-    fault: dict = field(default_factory=dict)
-    #: peers that said "disconnected" after the last step, and how that ended (rig.case, the
-    #: end state's recovery wait): {role, t, recovered_t | None}
-    dips: list[dict] = field(default_factory=list)
-    #: politeness each peer computed from the user ids (None: it never joined)
-    computed_polite: dict[str, bool | None] = field(default_factory=lambda: {"polite": None, "impolite": None})
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> Ledger:
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in d.items() if k in known})
+def stub_messages(messages: Messages) -> list[StubMessage]:
+    """The stub's message log as the checks read it (dicts, as a test writes them, validated once)."""
+    return [m if isinstance(m, StubMessage) else StubMessage.model_validate(m) for m in messages]
 
 
 # -- role invariants (also what ends a case early) ------------------------------------
@@ -127,17 +88,17 @@ def role_checks(timelines: Mapping[str, Timeline]) -> list[tuple[Check, str]]:
 
 
 # -- the checks -----------------------------------------------------------------------
-def glare_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict]) -> tuple[list[Check], Glare]:
+def glare_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Messages) -> tuple[list[Check], Glare]:
+    messages = stub_messages(messages)
     checks: list[Check] = []
     polite, impolite = timelines["polite"], timelines["impolite"]
-    by_seq = {m.get("seq"): m for m in messages}
+    by_seq = {m.seq: m for m in messages}
     bounds = [c["released_t"] for c in ledger.collisions] + [float("inf")]
     proven = []
     for c, end in zip(ledger.collisions, bounds[1:], strict=True):
         k, start, step = c["index"], c["released_t"], c.get("step")
         held = [by_seq[s] for s in c["held"] if s in by_seq]
-        senders = {m.get("from") for m in held if m.get("kind") == "offer" and m.get("held")
-                   and m.get("released_t") is not None}
+        senders = {m.sender for m in held if m.kind == "offer" and m.held and m.released_t is not None}
         want = {c["race_first"]} if c.get("race_first") else set(ROLES)
         checks.append(Check(
             id=f"collision-{k}.held", kind="integrity", step=step,
@@ -188,8 +149,9 @@ def glare_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: li
     return checks, glare
 
 
-def plan_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict]) -> list[Check]:
+def plan_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Messages) -> list[Check]:
     """Gates, faults and message faults the plan set up: did each happen?"""
+    messages = stub_messages(messages)
     checks: list[Check] = []
     for g in ledger.gates:
         tl = timelines[g["who"]]
@@ -212,24 +174,24 @@ def plan_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: lis
                             detail=f"{len(seen)} of {len(mine)} injected"))
     for n, mf in enumerate(ledger.message_faults, 1):
         mark = "duplicate of" if mf["what"] == "duplicate" else "dropped by plan"
-        hit = [m for m in messages if m.get("from") == mf["sender"] and mark in (m.get("note") or "")]
+        hit = [m for m in messages if m.sender == mf["sender"] and mark in m.note]
         checks.append(Check(id=f"message-fault-{n}.happened", kind="integrity", step=mf.get("step"),
                             name=f"planned {mf['what']} of {mf['sender']}'s {mf['kind']} happened", ok=bool(hit),
-                            detail=f"message #{hit[0].get('seq')}: {hit[0].get('note')}" if hit else
+                            detail=f"message #{hit[0].seq}: {hit[0].note}" if hit else
                             f"no {mf['kind']} from the {mf['sender']} peer passed the stub"))
     return checks
 
 
-def negotiation_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict]) -> list[Check]:
+def negotiation_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Messages) -> list[Check]:
     """Every scenario changes something, so a case in which no offer and answer crossed the stub,
     or a peer never applied a remote description, did not test negotiation at all: an integrity
     failure, never a pass. Dated after the plan's last step: they decide only a case in which
     nothing else failed, and a finding that stopped the negotiation is not blamed twice
     (rig.verdict.unexplained counts an integrity check only at or before the cause's step)."""
     last = len(ledger.steps) + 1
-    delivered = [m for m in messages if m.get("delivered_t") is not None]
-    offers = sum(m.get("kind") == "offer" for m in delivered)
-    answers = sum(m.get("kind") == "answer" for m in delivered)
+    delivered = [m for m in stub_messages(messages) if m.delivered_t is not None]
+    offers = sum(m.kind == "offer" for m in delivered)
+    answers = sum(m.kind == "answer" for m in delivered)
     out = [Check(id="negotiation.exchanged", kind="integrity", step=last,
                  name="an offer and an answer crossed the stub", ok=offers > 0 and answers > 0,
                  detail=f"{offers} offer(s) and {answers} answer(s) delivered"
@@ -316,10 +278,11 @@ def _peer_end_checks(ledger: Ledger, role: str, snap: Mapping[str, Any], tl: Tim
     return checks
 
 
-def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dict],
+def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Messages,
            snaps: Mapping[str, Any]) -> tuple[list[Check], Glare]:
     """Every check of the case: integrity first, then roles, then outcomes. The
     negotiationneeded and role invariants are in every scenario's verdict, glare or not."""
+    messages = stub_messages(messages)
     gchecks, glare = glare_checks(ledger, timelines, messages)
     if not ledger.glare:
         gchecks = [c for c in gchecks if c.kind == "integrity"]
@@ -330,7 +293,7 @@ def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: list[dic
 
 
 def _dip(ledger: Ledger, role: str) -> str:
-    """What the end state's recovery wait saw of this peer (rig.case CaseRun._recover)."""
+    """What the end state's recovery wait saw of this peer (rig.execute CaseRun._recover)."""
     for d in ledger.dips:
         if d.get("role") == role:
             if d.get("recovered_t") is None:

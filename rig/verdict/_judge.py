@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..events import PeerEvent
 from ..findings import FINDINGS, Cells, Finding
-from ..model import Cause, Check, Glare, PeerInfo
-from ._checks import ErrorReport, Ledger, Timeline, checks, first_failed_check, run_errors
+from ..model import Cause, Check, Glare, Ledger, PeerInfo
+from ._checks import ErrorReport, Messages, Timeline, checks, first_failed_check, run_errors
 
 #: The WebRTC operations whose rejections are reported as errors with their operation.
 API_METHODS = ("createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate")
@@ -156,9 +157,9 @@ class Recorded:
     unsupported: str = ""
     #: what the case asked for; None: the steps never started (set-up failed or unsupported)
     ledger: Ledger | None = None
-    #: each peer's events (live PeerEvents or their dicts), the stub's message log, the end states
-    events: Mapping[str, Iterable[Any]] = field(default_factory=dict)
-    messages: list[dict] = field(default_factory=list)
+    #: each peer's events, the stub's message log, the end states
+    events: Mapping[str, Iterable[PeerEvent | Mapping[str, Any]]] = field(default_factory=dict)
+    messages: Messages = field(default_factory=list)
     snapshots: Mapping[str, Any] = field(default_factory=dict)
     #: an injected fault's reason (rig.faults.Injection.reason): its case is never a pass
     fault: Callable[[str], str] | None = None

@@ -164,7 +164,7 @@ def test_firefox_140_on_playwright_155_meets_firefox_153_in_process(firefox_140:
     for (r, took), (scen, polite, impolite) in zip(results, cells, strict=True):
         versions = {r.polite.spec: r.polite.version, r.impolite.spec: r.impolite.version}
         assert versions["firefox@140"].startswith("140.") and versions["firefox"].startswith("153."), versions
-        assert r.outcome == "passed", f"{scen} {polite}-polite {impolite}-impolite ({took} s): {r.reason}"
+        assert r.case.outcome == "passed", f"{scen} {polite}-polite {impolite}-impolite ({took} s): {r.case.reason}"
 
 
 def test_a_host_that_cannot_start_is_a_one_line_error_and_the_run_goes_on(tmp_path: Path, firefox_140: Installation,
@@ -176,8 +176,8 @@ def test_a_host_that_cannot_start_is_a_one_line_error_and_the_run_goes_on(tmp_pa
              ("add-video", "aiortc@1.13", "aiortc"), ("add-video", "firefox@140", "aiortc")]
     results, _, left = run_cases(cells, {"firefox@140": pinned, "firefox@1": no_env}, monkeypatch)
     assert not left, f"processes outlived the session: {left}"
-    reasons = [r.reason for r, _ in results]
-    assert [r.outcome for r, _ in results] == ["error"] * 4, reasons
+    reasons = [r.case.reason for r, _ in results]
+    assert [r.case.outcome for r, _ in results] == ["error"] * 4, reasons
     assert all("\n" not in why for why in reasons), reasons
     assert "could not start: BrowserType.launch: Protocol error (network.addDataCollector): unknown command" in reasons[0]
     assert "could not start" in reasons[1] and "No such file or directory" in reasons[1]

@@ -14,8 +14,7 @@ import re
 
 import pytest
 
-from rig import report
-from rig.report import write_report
+from rig.report import case_page, write_report
 
 EVIL = "<script>alert(1)</script>"
 SLUG = "glare-add-media__chromium-polite--aiortc-impolite__r0"
@@ -85,6 +84,7 @@ def _render(tmp_path, detail, *, slug: str = SLUG, files: dict[str, str] | None 
         (cases / slug).mkdir(exist_ok=True)
         (cases / slug / name).write_text(text, encoding="utf-8")
     run = {"cases": [{"id": slug, "slug": slug, "scenario": "glare-add-media", "outcome": "failed",
+                      "polite": {"spec": "chromium", "kind": "chromium"}, "impolite": {"spec": "aiortc", "kind": "aiortc"},
                       "details": f"cases/{slug}.json"}]}
     write_report(tmp_path, run)
     return (cases / f"{slug}.html").read_text(encoding="utf-8")
@@ -166,7 +166,7 @@ def test_evidence_links_sizes_trace_command_and_log_tail(page):
 
 
 def test_trace_command_from_the_checkout_when_the_report_is_in_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(report.config, "ROOT", tmp_path)
+    monkeypatch.setattr(case_page.config, "ROOT", tmp_path)
     out = tmp_path / "reports"
     out.mkdir()
     html = _render(out, _full_detail(), files={"trace-polite.zip": "PK"})
@@ -228,7 +228,7 @@ def test_hostile_text_is_escaped(page):
 
 
 def test_sdp_text_budget(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "SDP_TEXT_BUDGET", 100)
+    monkeypatch.setattr(case_page, "SDP_TEXT_BUDGET", 100)
     html = _render(tmp_path, _full_detail())
     assert "(text in the detail JSON)" in html and "left out of this page" in html
     assert '<span class="d-add">+m=video 9 UDP/TLS/RTP/SAVPF 96</span>' in html  # diffs stay

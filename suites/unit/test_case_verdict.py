@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from rig import scenarios, verdict
-from rig.case import CaseFailure, CaseRun
+from rig.execute import CaseFailure, CaseRun
 from rig.peers.base import Peer
 from rig.peerspec import PeerSpec
 

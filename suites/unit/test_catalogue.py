@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from rig import config, findings, results, scenarios, verdict
-from rig.case import CaseResult
 from rig.errors import RigError
-from rig.model import Cause, Check, Glare, PeerInfo
+from rig.model import CaseDetail, CaseSummary, Cause, Check, Glare, PeerInfo
 from rig.peerspec import PeerSpec
 
 
@@ -123,10 +122,13 @@ def test_every_finding_has_a_detail_and_a_signature() -> None:
         assert bool(f.error or f.message) != bool(f.end_state), f.id
 
 
-def _result(outcome: str, **kw) -> CaseResult:
-    return CaseResult(scenario="glare-initial", polite=AIORTC, impolite=FIREFOX, outcome=outcome,
-                      expected=kw.pop("expected", "xfail"), reason=kw.pop("reason", ""), duration_s=1.5,
-                      glare=Glare(planned=1), **kw)
+def _result(outcome: str, **kw) -> CaseDetail:
+    """A case's record as rig.case returns it (its identity in the run left to rig.results)."""
+    checks = kw.pop("checks", [])
+    return CaseDetail(case=CaseSummary(id="", slug="", scenario="glare-initial", polite=AIORTC, impolite=FIREFOX,
+                                       outcome=outcome, expected=kw.pop("expected", "xfail"),
+                                       reason=kw.pop("reason", ""), duration_s=1.5, glare=Glare(planned=1), **kw),
+                      checks=checks)
 
 
 def test_case_files_are_collected_into_results(tmp_path: Path) -> None:
@@ -140,7 +142,7 @@ def test_case_files_are_collected_into_results(tmp_path: Path) -> None:
     for i, result in enumerate(made):
         cid = results.case_id("glare-initial", "aiortc", "firefox", i, 2)
         summary = results.write_case(tmp_path, cid=cid, repeat=i, nodeid="n", result=result)
-        assert summary.outcome == result.outcome and summary.details == f"cases/{results.slug(cid)}.json"
+        assert summary.outcome == result.case.outcome and summary.details == f"cases/{results.slug(cid)}.json"
     # a case that could not run at all is an error, with the rig's message as its cause
     results.write_case(tmp_path, cid=results.case_id("add-video", "aiortc", "firefox", 0, 1), repeat=0, nodeid="n",
                        scenario="add-video", polite=AIORTC, impolite=FIREFOX, error="fixture exploded",

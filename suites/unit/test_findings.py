@@ -158,9 +158,8 @@ def _rejudge(path: Path) -> tuple[verdict.Judgement, Cause]:
     detail = parse_detail(json.loads(path.read_text()), str(path))
     case = detail.case
     judged = verdict.case_verdict(verdict.Recorded(
-        case.scenario, case.polite, case.impolite, cause=case.cause, ledger=verdict.Ledger.from_dict(detail.ledger),
-        events={r: [e.model_dump() for e in evs] for r, evs in detail.events.items()},
-        messages=detail.messages, snapshots=detail.snapshots))
+        case.scenario, case.polite, case.impolite, cause=case.cause, ledger=detail.ledger,
+        events=detail.events, messages=detail.messages, snapshots=detail.snapshots))
     return judged.judgement, judged.cause
 
 

@@ -105,7 +105,7 @@ def test_a_case_through_a_host_keeps_the_hosts_times_and_states(tmp_path: Path) 
             await stub.stop()
 
     result, made, took = run(scenario())
-    assert result.outcome == "passed", result.reason
+    assert result.case.outcome == "passed", result.case.reason
     hosted = next(p for p in made if p.name == "polite")  # the peers are made at once, in any order
     assert isinstance(hosted, HostPeer) and hosted.version == OWN.version and hosted.polite is True
     times = [e.t for e in hosted.events]

@@ -16,7 +16,7 @@ NAMES = ("floor", "data", "host", "engine", "pages", "run", "tools", "cli")
 #: Every module of rig/ and its layer; a new module fails the test until it is placed here.
 LAYER = {
     "rig": FLOOR, "rig.errors": FLOOR, "rig.vocab": FLOOR, "rig.config": FLOOR, "rig.waits": FLOOR,
-    "rig.peerspec": DATA, "rig.model": DATA, "rig.versions": DATA, "rig.evidence": DATA, "rig.roles": DATA,
+    "rig.peerspec": DATA, "rig.events": DATA, "rig.model": DATA, "rig.versions": DATA, "rig.evidence": DATA, "rig.roles": DATA,
     "rig.scenarios": DATA, "rig.capabilities": DATA, "rig.delivery": DATA, "rig.variants": DATA,
     "rig.steps": DATA,
     "rig.findings": DATA, "rig.shards": DATA,
@@ -31,8 +31,9 @@ LAYER = {
     "rig.install.npm": ENGINE, "rig.install.cache": ENGINE, "rig.install.launch": ENGINE,
     "rig.peers.host.__main__": ENGINE, "rig.peers.host.protocol": ENGINE, "rig.peers.host.server": ENGINE,
     "rig.peers.host.client": ENGINE,
-    "rig.verdict._judge": ENGINE, "rig.case": ENGINE,
-    "rig.templates": PAGES, "rig.sequence": PAGES, "rig.diagram": PAGES, "rig.report": PAGES, "rig.junit": PAGES,
+    "rig.verdict._judge": ENGINE, "rig.execute": ENGINE, "rig.case": ENGINE,
+    "rig.templates": PAGES, "rig.sequence": PAGES, "rig.diagram": PAGES, "rig.report": PAGES,
+    "rig.report._view": PAGES, "rig.report.index": PAGES, "rig.report.case_page": PAGES, "rig.junit": PAGES,
     "rig.summary": PAGES, "rig.findings_doc": PAGES,
     "rig.results": RUN, "rig.options": RUN, "rig.pytest_plugin": RUN, "rig.bisect": RUN, "rig.mutants": RUN,
     "rig.soak": RUN, "rig.debugging": RUN,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rig import compare, config, findings_doc, model
+from rig.events import PeerEvent
 
 SCHEMA = config.ROOT / "docs" / "results.schema.json"
 
@@ -91,3 +92,30 @@ def test_only_a_run_that_wrote_cases_drops_the_earlier_ones(tmp_path: Path) -> N
     new.write_text("{}")
     assert _stale_cases(tmp_path, {"new"}) == ([new], [old])
     assert _stale_cases(tmp_path, set())[0] == []  # nothing of this run: nothing is removed
+
+
+def _record(**kw) -> model.CaseDetail:
+    summary = model.CaseSummary(id="", slug="", scenario="add-video", outcome="failed",
+                                polite=model.PeerInfo(spec="aiortc", kind="aiortc"),
+                                impolite=model.PeerInfo(spec="aiortc", kind="aiortc"))
+    return model.CaseDetail(case=summary, **kw)
+
+
+def test_the_case_record_is_written_as_the_detail_file_was_and_reads_back_typed() -> None:
+    record = _record(
+        events={"polite": [PeerEvent(1.23456789, "rollback", {"how": "explicit"})]},
+        messages=[{"seq": 3, "t": 0.5, "from": "polite", "to": "impolite", "kind": "offer", "size": 10}],
+        checks=[model.Check(id="polite.stable", name="polite ends stable", ok=False),
+                model.Check(id="impolite.stable", name="impolite ends stable", ok=True)])
+    data = record.model_dump(mode="json")
+    # no ledger (the steps never started) is written as {}; times to 0.1 ms; the sender as "from"
+    assert data["ledger"] == {}
+    assert data["events"]["polite"] == [{"t": 1.2346, "type": "rollback", "detail": {"how": "explicit"}}]
+    assert data["messages"][0]["from"] == "polite" and "sender" not in data["messages"][0]
+    # the summary's failed checks are read off the checks
+    assert data["case"]["failed_checks"] == ["polite.stable"]
+    back = model.parse_detail(json.loads(json.dumps(data)))
+    assert back.ledger is None and isinstance(back.events["polite"][0], PeerEvent)
+    assert back.messages[0].sender == "polite" and back.events["polite"][0].detail == {"how": "explicit"}
+    ledger = model.Ledger(scenario="add-video", reached=2)
+    assert model.parse_detail(_record(ledger=ledger).model_dump(mode="json")).ledger == ledger

@@ -203,13 +203,22 @@ def test_failed_check_is_highlighted(tmp_path, run):
     assert "<tr><th>planned</th><td>0</td></tr>" in no_glare.read_text(encoding="utf-8")
 
 
+def _sparse(cid: str, **kw) -> dict:
+    """A case with only the fields its record requires, each as empty as the record allows."""
+    nobody = {"spec": "", "kind": ""}
+    return {"id": cid, "slug": "", "scenario": "", "outcome": "passed", "polite": nobody, "impolite": nobody, **kw}
+
+
 def test_sparse_and_odd_input_still_renders(tmp_path):
+    # the report reads the run's record: a value the record cannot hold is refused, naming the field
+    with pytest.raises(ValueError, match="outcome"):
+        write_report(tmp_path, {"cases": [_sparse("odd", outcome="weird")]})
     run = {"cases": [
-        {"id": "bare"},
-        {"id": "sneaky", "slug": "../../escape", "outcome": "weird", "details": "cases/nope.json",
-         "polite": {"spec": "aiortc"}, "impolite": None, "duration_s": "n/a"},
+        _sparse("bare"),
+        _sparse("sneaky", slug="../../escape", outcome="failed", details="cases/nope.json",
+                polite={"spec": "aiortc", "kind": ""}),
     ]}
-    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases").mkdir(exist_ok=True)
     (tmp_path / "cases" / "nope.json").write_text("[1, 2]", encoding="utf-8")
     html = write_report(tmp_path, run).read_text(encoding="utf-8")
     pages = sorted(p.name for p in (tmp_path / "cases").glob("*.html"))
@@ -220,6 +229,6 @@ def test_sparse_and_odd_input_still_renders(tmp_path):
 
 
 def test_duplicate_slugs_get_distinct_pages(tmp_path):
-    run = {"cases": [{"id": "a", "slug": "same"}, {"id": "b", "slug": "same"}]}
+    run = {"cases": [_sparse("a", slug="same"), _sparse("b", slug="same")]}
     html = write_report(tmp_path, run).read_text(encoding="utf-8")
     assert 'href="cases/same.html"' in html and 'href="cases/same-2.html"' in html

@@ -11,7 +11,7 @@ import re
 
 from markupsafe import escape
 
-from rig import findings
+from rig import findings, results
 from rig.model import OUTCOMES
 from rig.report import INTERMITTENT_UNHIT, finding_note, write_report
 
@@ -43,7 +43,18 @@ def _cell(html: str, key: str) -> str:
 
 
 def _render(tmp_path, cases: list[dict], **extra) -> str:
-    return write_report(tmp_path, {"cases": cases, **extra}).read_text(encoding="utf-8")
+    """The index of a run of ``cases``, its findings recorded as rig.results records them."""
+    named = {f for c in cases for f in (c.get("finding"), *c.get("findings", ())) if f}
+    run = {"cases": cases, "findings": [f.model_dump() for f in results.finding_infos(named)], **extra}
+    return write_report(tmp_path, run).read_text(encoding="utf-8")
+
+
+#: every finding of the catalogue as a run records it
+KNOWN = {f.id: f for f in results.finding_infos(set(findings.BY_ID))}
+
+
+def _note(fid: str) -> str:
+    return finding_note(fid, KNOWN)
 
 
 def test_a_cell_shows_its_pass_rate_over_repeats_coloured_by_the_worst_and_links_every_run(tmp_path):
@@ -92,14 +103,14 @@ def test_expected_failures_footnote_the_finding_that_explained_them_once_and_in_
     assert {FINDING, RESTART, CANDIDATES} <= set(findings.BY_ID), "known findings are footnoted with their text"
     html = _render(tmp_path, cases)
     notes = _notes(html)
-    assert sorted(notes) == sorted(str(escape(finding_note(f))) for f in (FINDING, RESTART, CANDIDATES, UNKNOWN))
+    assert sorted(notes) == sorted(str(escape(_note(f))) for f in (FINDING, RESTART, CANDIDATES, UNKNOWN))
     assert sorted(notes.values(), key=int) == ["1", "2", "3", "4"]
     known = findings.BY_ID[FINDING]
-    assert finding_note(FINDING) == f"{FINDING}: {known.title}. {known.detail}"  # id, title, evidence
-    assert finding_note(UNKNOWN) == UNKNOWN and UNKNOWN not in html and str(escape(UNKNOWN)) in html
+    assert _note(FINDING) == f"{FINDING}: {known.title}. {known.detail}"  # id, title, evidence
+    assert _note(UNKNOWN) == UNKNOWN and UNKNOWN not in html and str(escape(UNKNOWN)) in html
 
     def mark(fid: str) -> str:
-        n = notes[str(escape(finding_note(fid)))]
+        n = notes[str(escape(_note(fid)))]
         return f'href="#note-{n}">[{n}]'
     assert mark(FINDING) in _cell(html, "glare-initial|aiortc|firefox")
     assert mark(FINDING) in _cell(html, "glare-initial|aiortc|aiortc")  # the same finding: the same note
@@ -107,8 +118,8 @@ def test_expected_failures_footnote_the_finding_that_explained_them_once_and_in_
     assert mark(RESTART) in both and mark(CANDIDATES) in both and mark(FINDING) not in both
     assert mark(FINDING) in _cell(html, "glare-add-media|aiortc|firefox")  # xpassed: the finding to narrow
     assert mark(UNKNOWN) in _cell(html, "add-video|aiortc|firefox")
-    n = notes[str(escape(finding_note(RESTART)))]
-    assert f"[{n}] {escape(finding_note(RESTART))}" in both  # tooltip
+    n = notes[str(escape(_note(RESTART)))]
+    assert f"[{n}] {escape(_note(RESTART))}" in both  # tooltip
     assert "stuck at step 2" not in html.split('<ol class="notes')[1].split("</ol>")[0]
 
 
@@ -138,7 +149,7 @@ def test_intermittent_cells_are_marked_whether_or_not_they_hit_the_finding(tmp_p
 
     def note(text: str) -> str:
         return notes[str(escape(text))]
-    assert f'href="#note-{note(finding_note(hit_finding))}"' in hit_cell
+    assert f'href="#note-{note(_note(hit_finding))}"' in hit_cell
     assert f'href="#note-{note(unhit_note)}"' in unhit
     # a repeat hit the finding, so the passing repeat adds no "not hit" note
     hit_unhit_note = INTERMITTENT_UNHIT.format(id=hit_finding, title=findings.BY_ID[hit_finding].title)
@@ -153,7 +164,7 @@ def test_notes_come_from_the_finding_ids_not_from_the_reason_text(tmp_path):
                    reason="whatever the text says")]
     html = _render(tmp_path, cases)
     notes = _notes(html)
-    assert list(notes) == [str(escape(finding_note(FINDING)))]
+    assert list(notes) == [str(escape(_note(FINDING)))]
     assert "href=\"#note-" not in _cell(html, "add-video|firefox|firefox")
     assert "R (x)" not in html.split('<ol class="notes')[1].split("</ol>")[0]
 
@@ -227,3 +238,14 @@ def test_a_version_matrix_groups_columns_by_kind_and_version_and_has_a_view_per_
 def test_a_run_of_one_version_per_kind_has_no_version_view(tmp_path):
     html = _render(tmp_path, [_case("add-video", "firefox", "aiortc")])
     assert 'id="versions"' not in html
+
+
+def test_finding_titles_come_from_the_runs_own_record(tmp_path):
+    # the run recorded the finding as it was when the run was judged: the index writes that,
+    # whatever this rig's catalogue says now
+    cases = [_case("add-video", "firefox", "aiortc", "xfailed", expected="xfail", finding=FINDING)]
+    recorded = [{"id": FINDING, "title": "as the run saw it", "detail": "then"}]
+    notes = _notes(_render(tmp_path, cases, findings=recorded))
+    assert list(notes) == [f"{FINDING}: as the run saw it. then"]
+    page = (tmp_path / "cases" / "add-video_firefox-polite--aiortc-impolite-r0.html").read_text(encoding="utf-8")
+    assert f"<code>{FINDING}</code>: as the run saw it" in page
