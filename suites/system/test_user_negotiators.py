@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from rig import config
+from rig import config, runs
 
 RIG = [sys.executable, "-m", "rig"]
 
@@ -23,13 +23,13 @@ def test_a_prefixed_console_error_keeps_the_finding_explained(tmp_path: Path) ->
     prefixed = tmp_path / "prefixed.js"
     prefixed.write_text(reference.replace("console.error(err);", 'console.error("negotiation failed:", err);'))
     assert prefixed.read_text().count('"negotiation failed:"') == 2
-    runs = {}
+    outcomes = {}
     for name, negotiator in (("reference", []), ("prefixed", ["--negotiator-js", str(prefixed)])):
         out = tmp_path / name
         runs.run_bounded([*RIG, "matrix", "--peers", "chromium,aiortc", "--pairs", "chromium:chromium,chromium:aiortc",
                                "--scenarios", "glare-add-media", "--workers", "1", "--capture", "off",
                                "--out", str(out), *negotiator], timeout=180, cwd=config.ROOT)
-        runs[name] = _outcomes(out)
-    assert runs["reference"] == runs["prefixed"], runs
-    assert {o for o, _ in runs["prefixed"].values()} == {"xfailed"}, runs
-    assert {f for _, f in runs["prefixed"].values()} == {"chromium-rollback-extmap"}, runs
+        outcomes[name] = _outcomes(out)
+    assert outcomes["reference"] == outcomes["prefixed"], outcomes
+    assert {o for o, _ in outcomes["prefixed"].values()} == {"xfailed"}, outcomes
+    assert {f for _, f in outcomes["prefixed"].values()} == {"chromium-rollback-extmap"}, outcomes
