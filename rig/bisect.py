@@ -31,9 +31,11 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from . import config, install, results, runs
 from .errors import RigError
@@ -181,20 +183,28 @@ def bisect(versions: list[str], evaluate: Callable[[str], Step], on_step: Callab
 
 
 def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec, repeat: int, out: Path,
-                extra: list[str]) -> Callable[[str], Step]:
-    """An ``evaluate`` for :func:`bisect` that runs the cell with ``rig matrix`` in a subprocess."""
+                base: Any) -> Callable[[str], Step]:
+    """An ``evaluate`` for :func:`bisect` that runs the cell's request (``base``, a
+    rig.request.MatrixRequest, on the step's pair) with ``python -m rig.matrix`` in a subprocess."""
 
     def evaluate(version: str) -> Step:
         spec = PeerSpec(range_spec.kind, version)
         polite, impolite = (spec, other) if side == "polite" else (other, spec)
         folder = out / f"step-{range_spec.kind}-{version}"
-        pair = f"{polite}:{impolite}"
-        peers = str(polite) if str(polite) == str(impolite) else f"{polite},{impolite}"
-        cmd = [sys.executable, "-m", "rig", "matrix", "--peers", peers, "--pairs", pair, "--scenarios", scenario,
-               "--repeat", str(repeat), "--out", str(folder), "--workers", "1", "--keep", "all", *extra]
+        folder.mkdir(parents=True, exist_ok=True)
+        request = replace(base, peers=tuple(dict.fromkeys([str(polite), str(impolite)])),
+                          pairs=((str(polite), str(impolite)),), out=str(folder),
+                          command=f"rig matrix --peers {','.join(dict.fromkeys([str(polite), str(impolite)]))} "
+                                  f"--pairs {polite}:{impolite} --scenarios {scenario} --repeat {repeat} "
+                                  f"--out {folder} --workers 1 --keep all")
+        # a process of its own per step: a hard bound on the step (a hung install or browser is
+        # ended with it), and its run's processes swept at its end, whatever the step did
+        fd, name = tempfile.mkstemp(prefix="glare-rig-request-", suffix=".json")
+        os.close(fd)
+        cmd = [sys.executable, "-m", "rig.matrix", str(request.dump(Path(name)))]
         step = Step(version=version, spec=str(spec), out=str(folder.relative_to(out)))
         timeout = repeat * (config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT) + 600  # installs included
-        env = dict(os.environ, RIG_COMMAND="rig " + " ".join(cmd[3:]))
+        env = dict(os.environ)
         try:
             if runs.Run.current is None:
                 proc = subprocess.run(cmd, cwd=config.ROOT, capture_output=True, text=True, timeout=timeout, env=env)
@@ -206,6 +216,8 @@ def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec,
         except subprocess.TimeoutExpired:
             step.reason = f"rig matrix did not finish within {timeout:.0f} s"
             return step
+        finally:
+            Path(name).unlink(missing_ok=True)
         try:
             raw = json.loads((folder / RESULTS_FILE).read_text())
         except (OSError, ValueError):

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import json
 import os
 import shutil
 import signal
@@ -40,6 +39,7 @@ from .model import PeerInfo
 from .peers.base import Peer
 from .peers.host import PeerHost
 from .peerspec import PeerSpec
+from .request import MatrixRequest, cases
 from .signaling import LOOPBACK, STUB_HOST_ENV, SignalingStub, check_stub_host
 from .versions import Installation
 from .vocab import JUNIT_FILE
@@ -47,33 +47,29 @@ from .waits import bounded
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    options.add_to_pytest(parser.getgroup("glare-rig", "glare-rig interop matrix"))
+    group = parser.getgroup("glare-rig", "glare-rig interop matrix")
+    options.add_to_pytest(group)
+    group.addoption("--rig-request", dest="rig_request", default=None,
+                    help="a run's request file (rig.request, written by rig matrix): the run's every option, and "
+                         "its peers as resolved once; the other --rig-* options are then not read")
 
 
-def _peers(config_: pytest.Config) -> list[PeerSpec]:
-    return [PeerSpec.parse(p) for p in config_.getoption("--rig-peers").split(",") if p.strip()]
-
-
-def _scenarios(config_: pytest.Config) -> list[scenarios.Scenario]:
-    if config_.getoption("--rig-plan"):
-        return [scenarios.load_plan(Path(config_.getoption("--rig-plan")))]
-    names = config_.getoption("--rig-scenarios")
-    if names == "all":
-        return list(scenarios.CATALOGUE.values())
-    return [scenarios.get(n.strip()) for n in names.split(",") if n.strip()]
-
-
-def _cells(config_: pytest.Config) -> tuple[list[shards.Cell], list[shards.Cell]]:
-    """The catalogue's cells (--rig-scenarios x ordered pairs of --rig-peers, or --rig-pairs),
-    and the ones this run runs: all, or the --rig-shard slice (rig.shards)."""
-    pairs = options.parse_pairs(config_.getoption("--rig-pairs"))
-    every = shards.catalogue([s.name for s in _scenarios(config_)], _peers(config_), pairs)
-    text = config_.getoption("--rig-shard")
-    return every, (shards.select(every, shards.Shard.parse(text)) if text else every)
+def _request(config_: pytest.Config) -> MatrixRequest:
+    """The run's request: the file ``rig`` wrote, or one made from this pytest's own options."""
+    got = getattr(config_, "_rig_request", None)
+    if got is None:
+        path = config_.getoption("rig_request")
+        if path:
+            got = MatrixRequest.load(path)
+        else:
+            values = {o.dest: config_.getoption(f"rig_{o.dest}") for o in options.MATRIX}
+            got = MatrixRequest.from_options(values, command="pytest " + " ".join(config_.invocation_params.args))
+        config_._rig_request = got  # type: ignore[attr-defined]
+    return got
 
 
 def _out(config_: pytest.Config) -> Path:
-    return Path(config_.getoption("--rig-out") or Path(config_.rootpath) / "reports")
+    return Path(_request(config_).out or Path(config_.rootpath) / "reports")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,11 +83,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config._rig_cases = 0  # type: ignore[attr-defined]
     _install_signal_handlers(config)
     _limit_arenas()
-    if config.getoption("--rig-shard"):  # a bad slice is one line, before anything is collected
-        try:
-            _cells(config)
-        except RigError as exc:
-            raise pytest.UsageError(str(exc)) from None
+    try:  # a bad request (a bad slice, say) is one line, before anything is collected
+        req = _request(config)
+        if req.shard:
+            req.cells()
+    except RigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     # The case folder is not emptied here: a pytest run that collects no interop case (the
     # unit tests, say) must leave the last matrix's report alone, even one still being
     # written. A run that wrote cases drops the older ones when it ends (pytest_sessionfinish).
@@ -339,62 +336,28 @@ def _stale_cases(cases: Path, written: set[str]) -> tuple[list[Path], list[Path]
     return mine, old
 
 
-def _variants(config_: pytest.Config) -> list[variants.Variant]:
-    path = config_.getoption("--rig-variants")
-    if not path:
-        return [variants.Variant("")]
-    if config_.getoption("--rig-shard") or config_.getoption("--rig-plan"):
-        raise RigError("--rig-variants cannot be combined with --rig-shard or --rig-plan")
-    return variants.load(path)
-
-
-def _params(config_: pytest.Config) -> list[tuple[tuple, str]]:
-    """Every case of the run: ((scenario, polite, impolite, repeat, variant), case id), in order."""
-    peers, scens = _peers(config_), _scenarios(config_)
-    mine = set(_cells(config_)[1])
-    repeat = config_.getoption("--rig-repeat")
-    pairs = options.parse_pairs(config_.getoption("--rig-pairs"))
-    plain = not config_.getoption("--rig-variants")
-    cells = []
-    for var in _variants(config_):
-        for scen in scens if var.scenarios is None else [scenarios.get(n) for n in var.scenarios]:
-            for polite in peers:
-                for impolite in peers:
-                    if plain and shards.Cell(scen.name, str(polite), str(impolite)) not in mine:
-                        continue  # --rig-pairs, --rig-shard
-                    if not plain and pairs is not None and (str(polite), str(impolite)) not in pairs:
-                        continue
-                    if var.allows(str(polite), str(impolite), scen.name):
-                        cells.append((scen, polite, impolite, var))
-    # Repeat-major: each round runs every cell once, so any stretch of a long run (rig soak's first
-    # and last tenth, compared for memory growth) has the same mix of cases, and the repeats of a
-    # cell are spread over the run rather than back to back.
-    return [((scen, polite, impolite, r, var),
-             var.case_id(results.case_id(scen.name, polite.label, impolite.label, r, repeat)))
-            for r in range(repeat) for scen, polite, impolite, var in cells]
-
-
 def _negotiators(config_: pytest.Config, var: variants.Variant | None) -> dict[str, str]:
     """The negotiators a case ran with, as the results record them."""
-    return {"js": (var and var.js) or config_.getoption("--negotiator-js") or str(config.REFERENCE_NEGOTIATOR_JS),
-            "py": (var and var.py) or config_.getoption("--negotiator-py") or str(config.REFERENCE_NEGOTIATOR_PY)}
+    req = _request(config_)
+    return {"js": (var and var.js) or req.negotiator_js or str(config.REFERENCE_NEGOTIATOR_JS),
+            "py": (var and var.py) or req.negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "rig_cell" not in metafunc.fixturenames:
         return
     try:
-        params = _params(metafunc.config)
+        params = cases(_request(metafunc.config))
     except RigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    metafunc.parametrize("rig_cell", [pytest.param(cell, id=cid, marks=[pytest.mark.interop]) for cell, cid in params])
+    metafunc.parametrize("rig_cell", [pytest.param(c.cell, id=c.id, marks=[pytest.mark.interop]) for c in params])
 
 
 def _collected_cases(config_: pytest.Config) -> dict[str, tuple[str, str, tuple]]:
     """slug -> (node id, case id, cell) of every interop case the session collected (after -k,
     --deselect and the like), read back from the node ids: under xdist the controller has only
     those."""
-    by_id = dict((cid, cell) for cell, cid in _params(config_))
+    by_id = {c.id: c.cell for c in cases(_request(config_))}
     out = {}
     for nodeid in _COLLECTED:
         name = nodeid.rsplit("::", 1)[-1]
@@ -424,8 +387,9 @@ class RigSession:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, negotiator_js: str | None, negotiator_py: str | None,
                  *, out: Path | None = None, full_capture: bool = False, headed: bool = False,
-                 stub_host: str | None = None) -> None:
+                 stub_host: str | None = None, request: MatrixRequest | None = None) -> None:
         self.loop = loop
+        self.request = request  # what the controller resolved each peer spec to (rig.request)
         self.out = out  # evidence goes to out/cases/<slug>/ (none without it)
         self.full_capture = full_capture
         self.headed = headed
@@ -487,16 +451,14 @@ class RigSession:
         return {"js": (url, str(path)), "py": (variant and variant.py) or self.negotiator_py}
 
     def installation(self, spec: PeerSpec) -> Installation:
-        """What ``spec`` resolved to here (rig.install; ``rig matrix`` installed missing
-        versions before the workers started). A spec that cannot be resolved raises the same
+        """What ``spec`` resolved to (the run's request, resolved by ``rig matrix`` before the
+        workers started; else rig.install here). A spec that cannot be resolved raises the same
         one-line RigError for every case that needs it: those cells say why, the rest run."""
         key = str(spec)
         if key not in self._installs:
-            known = json.loads(os.environ.get(config.UNRESOLVED_ENV) or "{}")
             try:
-                if key in known:
-                    raise RigError(known[key])
-                self._installs[key] = install.resolve(spec)
+                got = self.request.installation(spec) if self.request is not None else None
+                self._installs[key] = got if got is not None else install.resolve(spec)
             except RigError as exc:
                 self._installs[key] = exc
         got = self._installs[key]
@@ -654,15 +616,19 @@ class RigSession:
 
 def _stub_host(config_: pytest.Config) -> str | None:
     """--rig-stub-host, else $RIG_STUB_HOST (one per worker host: docs/remote.md), else None."""
-    return config_.getoption("--rig-stub-host") or os.environ.get(STUB_HOST_ENV) or None
+    try:
+        own = _request(config_).stub_host
+    except RigError:  # said once, by pytest_configure
+        own = config_.getoption("rig_stub_host")
+    return own or os.environ.get(STUB_HOST_ENV) or None
 
 
 @pytest.fixture(scope="session")
 def rig_session(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config) -> Iterator[RigSession]:
-    s = RigSession(rig_loop, pytestconfig.getoption("--negotiator-js"), pytestconfig.getoption("--negotiator-py"),
-                   out=None if pytestconfig.getoption("--rig-capture") == "off" else _out(pytestconfig),
-                   full_capture=pytestconfig.getoption("--rig-capture") == "full",
-                   headed=pytestconfig.getoption("--rig-headed"), stub_host=_stub_host(pytestconfig))
+    req = _request(pytestconfig)
+    s = RigSession(rig_loop, req.negotiator_js, req.negotiator_py,
+                   out=None if req.capture == "off" else _out(pytestconfig), full_capture=req.capture == "full",
+                   headed=req.headed, stub_host=_stub_host(pytestconfig), request=req)
     rig_loop.run_until_complete(s.start())
     _SIG.session = s
     try:
@@ -691,7 +657,7 @@ class CaseHandle:
         try:
             result = self._session.loop.run_until_complete(
                 self._session.run(self.scenario, self.polite, self.impolite, slug=results.slug(self._node.callspec.id),
-                                  fault=self._node.config.getoption("--rig-fault") if self.repeat == 0 else None,
+                                  fault=_request(self._node.config).fault if self.repeat == 0 else None,
                                   variant=self.variant, last=getattr(self._node, "_rig_last", False)))
         except CaseInterrupted:
             raise _SIG.interrupted or runs.Interrupted(signal.SIGINT) from None
@@ -731,12 +697,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if result is None:  # the case never ran: a fixture or the rig itself failed
             error = (str(report.longrepr).strip().splitlines() or ["unknown error"])[-1] if report.longrepr \
                 else "the case did not run"
-        repeats = item.config.getoption("--rig-repeat")
+        repeats = _request(item.config).repeat
         summary = results.write_case(
             _out(item.config), cid=var.case_id(results.case_id(scen.name, polite.label, impolite.label, r, repeats)),
             repeat=r, nodeid=item.nodeid, result=result, scenario=scen.name,
             polite=PeerInfo(spec=str(polite), kind=polite.kind), impolite=PeerInfo(spec=str(impolite), kind=impolite.kind),
-            error=error, duration_s=report.duration, keep=item.config.getoption("--rig-keep"),
+            error=error, duration_s=report.duration, keep=_request(item.config).keep,
             negotiators=_negotiators(item.config, var))
         item.config._rig_cases += 1  # type: ignore[attr-defined]
         # written: the worker's items live for the whole session, so keeping the result here
@@ -798,7 +764,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         results.write_case(
             out, cid=cid, repeat=r, nodeid=nodeid, scenario=scen.name, outcome=outcome, error=reason,
             polite=PeerInfo(spec=str(polite), kind=polite.kind), impolite=PeerInfo(spec=str(impolite), kind=impolite.kind),
-            keep=cfg.getoption("--rig-keep"), negotiators=_negotiators(cfg, var))
+            keep=_request(cfg).keep, negotiators=_negotiators(cfg, var))
         finished.add(slug_)
     if _SIG.signum is not None:
         session.exitstatus = 128 + _SIG.signum  # rig exits with it too: 130, 143, 129
@@ -815,17 +781,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         f.unlink(missing_ok=True)
     from . import junit, report  # jinja2: only the controller writes the report, not the workers
     try:
-        peers = [str(p) for p in _peers(cfg)]
-        scens = [{"name": s.name, "description": s.description} for s in _scenarios(cfg)]
-        every = _cells(cfg)[0]
+        req = _request(cfg)
+        peers = list(req.peers)
+        scens = [{"name": s.name, "description": s.description} for s in req.scenario_objects()]
+        every = req.catalogue()
     except RigError:
         return
     run = results.collect(out, started=cfg._rig_started,  # type: ignore[attr-defined]
-                          command=os.environ.get("RIG_COMMAND", "pytest " + " ".join(cfg.invocation_params.args)),
-                          repeat=cfg.getoption("--rig-repeat"), peers=peers, scenarios=scens, versions={})
-    for p in _peers(cfg):
+                          command=req.command, repeat=req.repeat, peers=peers, scenarios=scens, versions={})
+    for p in req.specs():
         run.versions.setdefault(p.kind, "unavailable")
-    shard = cfg.getoption("--rig-shard")
+    shard = req.shard
     run.shard = str(shards.Shard.parse(shard)) if shard else ""
     run.catalogue = [c.as_list() for c in every]
     run.catalogue_digest = shards.digest(every, run.repeat)
