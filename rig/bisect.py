@@ -24,6 +24,7 @@ skipped), 2 bad input.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import html
 import json
@@ -37,7 +38,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import config, install, results, runs
+from . import config, install, results, runs, scenarios
 from .errors import RigError
 from .peerspec import PeerSpec
 from .versions import in_range, line, version_key
@@ -330,3 +331,57 @@ def parse_sides(polite: str, impolite: str) -> tuple[str, PeerSpec, PeerSpec]:
         raise RigError("give a range (kind@first..last, e.g. chromium@110..156) on exactly one side: "
                        f"--polite {p} --impolite {i}")
     return ("polite", p, i) if p.range else ("impolite", i, p)
+
+
+# --- rig bisect ------------------------------------------------------------------------
+
+def _error(msg: str) -> None:
+    print(f"rig: error: {msg}", file=sys.stderr)
+
+
+def run_bisect(args: argparse.Namespace, base: Any) -> int:
+    """``rig bisect``: the steps, their pages, and the boundary said in a few lines. ``base``: the
+    rig.request.MatrixRequest each step runs on its own pair."""
+    try:
+        side, rng, other = parse_sides(args.polite, args.impolite)
+        scenarios.get(args.scenario)
+    except RigError as exc:
+        _error(str(exc))
+        return 2
+    first, last = rng.range
+    try:
+        listing = installable(rng.kind)
+    except RigError as exc:
+        _error(f"{rng}: {exc}")
+        return 2
+    versions = candidates(rng.kind, first, last, listing)
+    if len(versions) < 2:
+        _error(f"{rng}: {len(versions)} installable version(s) in that range ({', '.join(versions) or 'none'}); "
+             f"installable {rng.kind} versions: {', '.join(sorted({line(rng.kind, v) for v in listing}, key=version_key))}")
+        return 2
+    out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} versions "
+          f"({', '.join(line(rng.kind, v) for v in versions)}) against {other}, {args.repeat} run(s) each "
+          f"-> {out}", flush=True)
+    evaluate = matrix_step(args.scenario, side, rng, other, args.repeat, out, base)
+    # each step asks for one release line: the newest installable build of it
+    lines = [line(rng.kind, v) for v in versions]
+    steps, lo, hi, message = bisect(lines, evaluate, on_step=lambda s: print(f"  {s.text()}", flush=True))
+    b = Bisection(args.scenario, side, str(other), rng.kind, versions, steps, lo, hi, message)
+    write_json(out, b)
+    page = write_html(out, b)
+    for wide in b.too_wide():
+        print(f"rig bisect: {wide}")
+    if not b.found:
+        print(f"rig bisect: no boundary: {message}\n  steps: {page}")
+        return 1
+    print(f"rig bisect: {message}")
+    print(f"  last {lo.verdict}:  {lo.text()}\n    {out / lo.pages[0] if lo.pages else '-'}")
+    print(f"  first {hi.verdict}: {hi.text()}\n    {out / hi.pages[0] if hi.pages else '-'}")
+    if lo.details and hi.details:
+        print("  SDP differences (the " + side + " peer's local descriptions):")
+        for ln in sdp_differences(out / lo.details[0], out / hi.details[0], side, limit=30).splitlines():
+            print(f"    {ln}")
+    print(f"  side by side: {page}")
+    return 0

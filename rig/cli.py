@@ -4,21 +4,17 @@ xdist workers) and writes the report; ``rig doctor`` says which peers can be dri
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shlex
 import signal
-import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NoReturn
 
-from . import config, drivers, install, mutants, options, processes, runs, scenarios, shards
+from . import config, doctor, mutants, options, processes, runs, scenarios, shards
 from .errors import RigError
-from .peerspec import PeerSpec
-from .vocab import PEER_KINDS
 
 
 def _err(msg: str) -> None:
@@ -68,32 +64,6 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return matrix.run(req)
 
 
-async def _probe_browser(spec: PeerSpec) -> str:
-    # Playwright only for `rig doctor`'s probe
-    from playwright.async_api import async_playwright
-
-    from .peers.browser import BrowserPool
-    async with async_playwright() as pw:
-        pool = BrowserPool(pw)
-        try:
-            browser = await pool.get(spec)
-            page = await browser.new_page()
-            ok = await page.evaluate("() => typeof RTCPeerConnection === 'function' && new RTCPeerConnection().signalingState")
-            await page.close()
-            return f"drivable (Playwright {pool.playwright_version()}, signalingState={ok}, version {browser.version})"
-        finally:
-            await pool.close()
-
-
-async def _probe_aiortc() -> str:
-    from aiortc import RTCConfiguration, RTCPeerConnection  # only for `rig doctor`'s probe
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.createDataChannel("doctor")
-    await pc.setLocalDescription(await pc.createOffer())
-    await pc.close()
-    return "drivable (offer created with iceServers=[])"
-
-
 def cmd_soak(args: argparse.Namespace) -> int:
     from . import soak  # pydantic, jinja2, the case engine: kept out of `rig --help`
     try:
@@ -102,112 +72,6 @@ def cmd_soak(args: argparse.Namespace) -> int:
     except RigError as exc:
         _err(str(exc))
         return 2
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-
-    from .peers.browser import binary_for  # imports Playwright: only `rig doctor` needs it
-    bad = 0
-    for kind in PEER_KINDS:
-        spec = PeerSpec(kind)
-        if kind == "aiortc":
-            where, ver = "(Python package)", version("aiortc")
-            try:
-                status = asyncio.run(asyncio.wait_for(_probe_aiortc(), config.LAUNCH_TIMEOUT))
-            except Exception as exc:
-                status, bad = f"NOT drivable: {exc}; fix: pip install 'aiortc>=1.16,<1.17'", bad + 1
-            print(f"{kind:9} {where:28} {ver:18} {status}")
-            continue
-        try:
-            where = binary_for(spec)
-        except RigError as exc:
-            print(f"{kind:9} {'-':28} {'-':18} MISSING: {exc}")
-            bad += 1
-            continue
-        try:
-            ver = subprocess.run([where, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
-            ver = ver.split()[-1] if kind == "firefox" else ver.split()[1]
-        except Exception as exc:
-            ver = f"? ({exc})"
-        try:
-            status = asyncio.run(asyncio.wait_for(_probe_browser(spec), config.LAUNCH_TIMEOUT + 10))
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            fix = (f"fix: pip install 'playwright{config.PLAYWRIGHT_PIN}'" if kind == "firefox"
-                   else f"fix: apt-get install -y {config.BINARIES[kind][1]}")
-            status, bad = f"NOT drivable: {first}; {fix}", bad + 1
-        print(f"{kind:9} {where:28} {ver:18} {status}")
-        if kind == "chromium" and config.HEADLESS_SHELL:
-            from .peers.browser import headless_shell  # imports Playwright (see above)
-            shell = headless_shell(where)
-            print(f"{'':9} headless runs use {shell} (the same build's headless shell)" if shell else
-                  f"{'':9} headless runs use the full browser (no headless shell of {ver} beside it; "
-                  "on Debian: apt-get install -y chromium-headless-shell)")
-    notes: list[str] = []
-    have = install.installed(notes=notes)
-    print("\nbrowser versions installed (rig browsers list; more: rig browsers install KIND@VERSION):")
-    print("\n".join(_installed_rows(have)) or "(none)")
-    for n in notes:
-        print(f"note: {n}")
-    return 1 if bad else 0
-
-
-def _driver_text(inst) -> str:
-    if inst.driver_label:
-        return inst.driver_label
-    return "in the rig's process" if inst.kind == "aiortc" else f"playwright {version('playwright')} (the rig's)"
-
-
-def _installed_rows(insts: list) -> list[str]:
-    return [f"{i.kind:9} {i.version:18} {i.source:7} {_driver_text(i):32} {i.path}" for i in insts]
-
-
-def cmd_browsers(args: argparse.Namespace) -> int:
-    if args.action == "list":
-        notes: list[str] = []
-        have = install.installed(notes=notes) + [drivers.own_aiortc()] + drivers.installed_aiortc()
-        print(f"{'kind':9} {'version':18} {'source':7} {'driver':32} path")
-        print("\n".join(_installed_rows(have)))
-        if args.available:
-            print(f"\n{'kind':9} {'installable':18} {'source':7} {'package':35} installed")
-            for kind in install.BROWSERS:
-                for a in install.available(kind, notes):
-                    there = [i.version for i in have if i.kind == kind and a.matches(i.version if a.exact else i.line)]
-                    print(f"{kind:9} {a.version:18} {a.source:7} {a.package + ' ' + a.package_version:35} "
-                          f"{', '.join(there)}")
-            try:
-                releases = drivers.available_aiortc()
-                print(f"aiortc    {', '.join(releases[:12])}{' ...' if len(releases) > 12 else ''} (pypi; "
-                      "each release in its own environment: rig browsers install aiortc@VERSION)")
-            except RigError as exc:
-                notes.append(str(exc))
-        for n in dict.fromkeys(notes):
-            print(f"note: {n}", file=sys.stderr)
-        return 0
-    if args.action == "path":
-        try:
-            print(install.resolve(options.peer(args.specs[0])).path)
-        except RigError as exc:
-            _err(str(exc))
-            return 1
-        return 0
-    failed = 0
-    for text in args.specs:
-        spec = options.peer(text)
-        try:
-            done = install.install(spec, progress=lambda m: print(f"rig: {m}", file=sys.stderr, flush=True))
-        except RigError as exc:
-            _err(str(exc))
-            failed += 1
-            continue
-        i = done.installation
-        what = i.source + (f", driven by {i.driver_label}" if i.driver_label else "")
-        if done.already:
-            print(f"{spec}: already installed: {i.kind} {i.version} ({what}) at {i.path}", flush=True)
-        else:
-            got = f", {done.downloaded / 1e6:.0f} MB downloaded" if done.downloaded else ""
-            print(f"{spec}: installed {i.kind} {i.version} ({what}{got}) at {i.path}", flush=True)
-    return 1 if failed else 0
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
@@ -287,62 +151,17 @@ def cmd_costs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def cmd_debug(args: argparse.Namespace) -> int:
-    """Re-run one case with full capture and print a one-screen summary per run."""
-    from . import debugging, matrix, report, request  # pydantic, jinja2, the case engine: kept out of `rig --help`
-    try:
-        polite, impolite = options.parse_pair(args.pair)
-        if args.plan:
-            scen = scenarios.load_plan(Path(args.plan))
-        elif args.scenario:
-            scen = scenarios.get(args.scenario)
-        else:
-            raise RigError("name a SCENARIO or give --plan FILE")
-    except RigError as exc:
-        _err(str(exc))
-        return 2
-    headed = args.headed
-    if headed and not _has_display():
-        print("rig debug: --headed needs a display and none is set (DISPLAY and WAYLAND_DISPLAY are empty), so "
-              "the browsers run headless. To watch them: run on a desktop session, or under a virtual display "
-              "you can view (e.g. `xvfb-run -a rig debug ...` with x11vnc). The evidence below is the same.",
-              flush=True)
-        headed = False
-    label = f"{polite.label}-polite--{impolite.label}-impolite"
-    out = Path(args.out or config.ROOT / "reports" / "debug" / f"{scen.name}_{label}").resolve()
-    req = request.MatrixRequest.from_options(request.user_paths({
-        "peers": ",".join(dict.fromkeys([str(polite), str(impolite)])), "pairs": f"{polite}:{impolite}",
-        "repeat": args.repeat, "out": str(out), "keep": "all", "plan": args.plan,
-        "scenarios": None if args.plan else scen.name, "negotiator_js": args.negotiator_js,
-        "negotiator_py": args.negotiator_py, "capture": "full", "headed": headed}), command=request.command_line())
-    print(f"rig debug: {scen.name} with {polite} polite x {impolite} impolite, {args.repeat} run(s), full capture "
-          f"-> {out}", flush=True)
-    rc = matrix.run(req)
-    try:
-        run = report.load_run(out).model_dump(mode="json")
-    except (OSError, ValueError):
-        _err(f"the run wrote no results (rig matrix exit status {rc})")
-        return 2
-    cases = [c for c in run["cases"] if label in c["id"]]
-    if not cases:
-        _err(f"no case of {label} ran (rig matrix exit status {rc})")
-        return 2
-    for c in cases:
-        path = out / c.get("details", f"cases/{c['slug']}.json")
-        try:
-            detail = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            _err(f"{c['id']}: its detail file is unreadable ({exc})")
-            continue
-        print()
-        print(debugging.summarize(detail, path))
-    met = [c for c in cases if c["outcome"] in ("passed", "xfailed")]
-    print(f"\nrig debug: {len(met)} of {len(cases)} run(s) met their expectation; report {out / 'index.html'}")
-    return 0 if len(met) == len(cases) else 1
+    from . import debugging  # pydantic, jinja2, the case engine: kept out of `rig --help`
+    return debugging.run_debug(args)
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from . import bisect, request  # pydantic, jinja2, the case engine: kept out of `rig --help`
+    paths = request.user_paths({"negotiator_js": args.negotiator_js, "negotiator_py": args.negotiator_py})
+    return bisect.run_bisect(args, request.MatrixRequest(
+        peers=(), scenarios=(args.scenario,), repeat=args.repeat, workers=1, keep="all",
+        negotiator_js=paths["negotiator_js"], negotiator_py=paths["negotiator_py"]))
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
@@ -369,56 +188,6 @@ def _matrix_options(m: argparse.ArgumentParser) -> None:
     options.add_to_argparse(m)
     m.add_argument("--workers", type=int, default=None, help=f"pytest-xdist workers (default: 2; 1 for fewer than {options.SMALL_RUN_CASES} cases)")
     m.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
-
-
-def cmd_bisect(args: argparse.Namespace) -> int:
-    from . import bisect, request  # pydantic, jinja2, the case engine: kept out of `rig --help`
-    try:
-        side, rng, other = bisect.parse_sides(args.polite, args.impolite)
-        scenarios.get(args.scenario)
-    except RigError as exc:
-        _err(str(exc))
-        return 2
-    first, last = rng.range
-    try:
-        listing = bisect.installable(rng.kind)
-    except RigError as exc:
-        _err(f"{rng}: {exc}")
-        return 2
-    versions = bisect.candidates(rng.kind, first, last, listing)
-    if len(versions) < 2:
-        _err(f"{rng}: {len(versions)} installable version(s) in that range ({', '.join(versions) or 'none'}); "
-             f"installable {rng.kind} versions: {', '.join(sorted({bisect.line(rng.kind, v) for v in listing}, key=bisect.version_key))}")
-        return 2
-    out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} versions "
-          f"({', '.join(bisect.line(rng.kind, v) for v in versions)}) against {other}, {args.repeat} run(s) each "
-          f"-> {out}", flush=True)
-    paths = request.user_paths({"negotiator_js": args.negotiator_js, "negotiator_py": args.negotiator_py})
-    base = request.MatrixRequest(peers=(), scenarios=(args.scenario,), repeat=args.repeat, workers=1, keep="all",
-                                 negotiator_js=paths["negotiator_js"], negotiator_py=paths["negotiator_py"])
-    evaluate = bisect.matrix_step(args.scenario, side, rng, other, args.repeat, out, base)
-    # each step asks for one release line: the newest installable build of it
-    lines = [bisect.line(rng.kind, v) for v in versions]
-    steps, lo, hi, message = bisect.bisect(lines, evaluate, on_step=lambda s: print(f"  {s.text()}", flush=True))
-    b = bisect.Bisection(args.scenario, side, str(other), rng.kind, versions, steps, lo, hi, message)
-    bisect.write_json(out, b)
-    page = bisect.write_html(out, b)
-    for wide in b.too_wide():
-        print(f"rig bisect: {wide}")
-    if not b.found:
-        print(f"rig bisect: no boundary: {message}\n  steps: {page}")
-        return 1
-    print(f"rig bisect: {message}")
-    print(f"  last {lo.verdict}:  {lo.text()}\n    {out / lo.pages[0] if lo.pages else '-'}")
-    print(f"  first {hi.verdict}: {hi.text()}\n    {out / hi.pages[0] if hi.pages else '-'}")
-    if lo.details and hi.details:
-        print("  SDP differences (the " + side + " peer's local descriptions):")
-        for ln in bisect.sdp_differences(out / lo.details[0], out / hi.details[0], side, limit=30).splitlines():
-            print(f"    {ln}")
-    print(f"  side by side: {page}")
-    return 0
 
 
 class UsageError(Exception):
@@ -455,10 +224,8 @@ class _Version(argparse.Action):
         parser.exit(0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
-    parser.add_argument("--version", action=_Version)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_case_commands(sub) -> None:
+    """matrix, debug, repro, mutants: the commands that run or replay cases."""
     m = sub.add_parser("matrix", help="run every ordered (polite, impolite) pair x scenario; write the report")
     _matrix_options(m)
     m.set_defaults(func=cmd_matrix)
@@ -494,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="print the kill table (as in docs/measurements.md) from an earlier run's DIR/mutants.json, "
                          "run nothing")
     mu.set_defaults(func=cmd_mutants)
+
+
+def _add_host_commands(sub) -> None:
+    """soak, bisect, browsers, doctor: long runs, and what this host has."""
     so = sub.add_parser("soak", help="the glare catalogue on every pair, N cases in all: pass rate, case times, "
                                      "memory at start and end (exit 1 on a failure or a memory growth trend)")
     so.add_argument("--cases", type=int, default=1000, help="cases in all, rounded up to whole repeats of the cells "
@@ -521,9 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     bi.add_argument("specs", metavar="SPEC", nargs="+", help="e.g. chromium@147 firefox@140")
     bp = brs.add_parser("path", help="the executable a spec resolves to (nothing is installed)")
     bp.add_argument("specs", metavar="SPEC", nargs=1, help="e.g. chromium@150")
-    br.set_defaults(func=cmd_browsers)
+    br.set_defaults(func=doctor.cmd_browsers)
     d = sub.add_parser("doctor", help="list each peer kind, its binary and version, and whether it can be driven")
-    d.set_defaults(func=cmd_doctor)
+    d.set_defaults(func=doctor.cmd_doctor)
+
+
+def _add_report_commands(sub) -> None:
+    """scenarios, findings, compare, merge, report, costs: the catalogues and finished runs."""
     sc = sub.add_parser("scenarios", help="list the scenario catalogue")
     sc.add_argument("--markdown", action="store_true", help="the table and timing plans of docs/scenarios.md")
     sc.add_argument("--plan", metavar="NAME", dest="show_plan",
@@ -560,6 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     cs = sub.add_parser("costs", help="print the cost table --shard balances with (rig/costs.json), from real runs")
     cs.add_argument("results", metavar="RESULTS", nargs="+", help="results.json files (or report folders)")
     cs.set_defaults(func=cmd_costs)
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="rig", description="glare-rig: WebRTC perfect-negotiation interop rig")
+    parser.add_argument("--version", action=_Version)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_case_commands, _add_host_commands, _add_report_commands):
+        add(sub)
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:
