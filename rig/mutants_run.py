@@ -9,8 +9,11 @@ from pathlib import Path
 
 from . import junit, matrix, mutants, report, results, variants
 from .errors import RigError
-from .options import DEFAULT_PEERS, peer_list, scenario_list
+from .options import peer_list, scenario_list
 from .request import MatrixRequest, command_line
+
+#: the peers of a run without --peers (its pairs are narrowed by ``forms``)
+PEERS = "firefox,chromium,aiortc"
 
 
 def forms(found: list[mutants.Mutant], peers: str | None,
@@ -48,7 +51,7 @@ def forms(found: list[mutants.Mutant], peers: str | None,
     ref_pairs = None if peers else ("firefox:chromium", "firefox:aiortc")
     ref_cells = None
     if kills_only:
-        every = peer_list(peers or DEFAULT_PEERS)
+        every = peer_list(peers or PEERS)
         ref_cells = tuple(dict.fromkeys(variants.cell(s, p, i) for v in vs for s in v.scenarios or ()
                                         for p in every for i in every if v.allows(p, i, s)))
     vs.insert(0, variants.Variant("", pairs=ref_pairs, cells=ref_cells))
@@ -61,7 +64,7 @@ def run(found: list[mutants.Mutant], peers: str | None, scenarios_text: str, out
     scen_text = ",".join(dict.fromkeys(s for v in vs for s in v.scenarios or ())) if kills_only else scenarios_text
     out.mkdir(parents=True, exist_ok=True)
     vfile = variants.dump(vs, out / "variants.json")
-    peers = peers or DEFAULT_PEERS
+    peers = peers or PEERS
     print(f"rig mutants: the reference and {len(by_name)} mutant forms ({len(found)} mutants) in one run on {peers} "
           f"-> {out}", flush=True)
     matrix.run(MatrixRequest(peers=tuple(peer_list(peers)), scenarios=tuple(scenario_list(scen_text)),
