@@ -109,17 +109,22 @@ class CaseInterrupted(Exception):
 
 
 class RigSession:
-    """The per-worker infrastructure: the signaling stub, Playwright, the browser pool."""
+    """The per-worker infrastructure around the signaling stub (the ``rig_stub`` fixture):
+    Playwright and the browser pool, the peer hosts, the peers, and each case's bounds."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, negotiator_js: str | None, negotiator_py: str | None,
                  *, out: Path | None = None, full_capture: bool = False, headed: bool = False,
-                 stub_host: str | None = None, request: MatrixRequest | None = None) -> None:
+                 stub_host: str | None = None, request: MatrixRequest | None = None,
+                 stub: SignalingStub | None = None) -> None:
         self.loop = loop
         self.request = request  # what the controller resolved each peer spec to (rig.request)
         self.out = out  # evidence goes to out/cases/<slug>/ (none without it)
         self.full_capture = full_capture
         self.headed = headed
-        self.stub = SignalingStub(host=stub_host or LOOPBACK)  # stub_host: for remote browsers (rig.remote)
+        # a stub given is started and stopped by its owner (the rig_stub fixture); stub_host: for
+        # remote browsers (rig.remote)
+        self.stub = stub or SignalingStub(host=stub_host or LOOPBACK)
+        self._own_stub = stub is None
         self._pw_cm = None
         self.pool = None
         self._pool_lock = asyncio.Lock()
@@ -137,7 +142,8 @@ class RigSession:
         os.environ[config.OWNER_ENV] = str(os.getpid())  # every process started from here on (stop())
 
     async def start(self) -> None:
-        await self.stub.start()
+        if self._own_stub:
+            await self.stub.start()
 
     def interrupt_case(self) -> bool:
         """From a signal handler: end the case in progress (cancelled, its peers closed by its own
@@ -320,7 +326,8 @@ class RigSession:
                 await asyncio.wait_for(self._pw_cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
             except Exception:
                 pass
-        await self.stub.stop()
+        if self._own_stub:
+            await self.stub.stop()
         await self._wait_exited(before)
         if self._owner_before is None:
             os.environ.pop(config.OWNER_ENV, None)
@@ -350,11 +357,24 @@ def _stub_host(config_: pytest.Config) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def rig_session(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config) -> Iterator[RigSession]:
+def rig_stub(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config) -> Iterator[SignalingStub]:
+    """The worker's signaling stub (rig.signaling): on loopback, and with a stub host on that
+    address too. A conftest may override it (a stub elsewhere, one that misbehaves)."""
+    stub = SignalingStub(host=_stub_host(pytestconfig) or LOOPBACK)
+    rig_loop.run_until_complete(stub.start())
+    try:
+        yield stub
+    finally:
+        rig_loop.run_until_complete(stub.stop())
+
+
+@pytest.fixture(scope="session")
+def rig_session(rig_loop: asyncio.AbstractEventLoop, rig_stub: SignalingStub,
+                pytestconfig: pytest.Config) -> Iterator[RigSession]:
     req = request_of(pytestconfig)
     s = RigSession(rig_loop, req.negotiator_js, req.negotiator_py,
                    out=None if req.capture == "off" else out_of(pytestconfig), full_capture=req.capture == "full",
-                   headed=req.headed, stub_host=_stub_host(pytestconfig), request=req)
+                   headed=req.headed, request=req, stub=rig_stub)
     rig_loop.run_until_complete(s.start())
     signals.SIG.session = s
     try:
