@@ -189,6 +189,30 @@ def _transcript(messages: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _copy_negotiators(case: dict, out: Path) -> tuple[list[str], list[str]]:
+    """The case's negotiators copied into ``out`` (a module is named, not copied): the replay's
+    flags, and a line per negotiator for the README."""
+    neg = case.get("negotiators") or {"js": str(config.REFERENCE_NEGOTIATOR_JS), "py": str(config.REFERENCE_NEGOTIATOR_PY)}
+    kinds = {(case.get("polite") or {}).get("kind"), (case.get("impolite") or {}).get("kind")}
+    flags: list[str] = []
+    copied = []
+    if kinds & {"chromium", "firefox"} and neg.get("js") and Path(neg["js"]).is_file():
+        shutil.copy(neg["js"], out / "negotiator.js")
+        flags += ["--negotiator-js", "negotiator.js"]
+        copied.append(f"negotiator.js (copy of {neg['js']})")
+    if "aiortc" in kinds and neg.get("py"):
+        head, dot_py, attr = neg["py"].partition(".py")  # "path.py[:attr]" or "module:attr"
+        src = Path(head + dot_py) if dot_py else None
+        if src is not None and src.is_file():
+            shutil.copy(src, out / "negotiator.py")
+            flags += ["--negotiator-py", "negotiator.py" + attr]
+            copied.append(f"negotiator.py (copy of {src})")
+        else:
+            flags += ["--negotiator-py", neg["py"]]
+            copied.append(f"Python negotiator {neg['py']} (a module: not copied)")
+    return flags, copied
+
+
 def write_repro(detail_path: Path, out: Path) -> Path:
     """A standalone folder for a bug report: plan, negotiators, versions, transcript, replay."""
     detail = json.loads(detail_path.read_text())
@@ -213,24 +237,7 @@ def write_repro(detail_path: Path, out: Path) -> Path:
         versions["run"] = run.get("versions")
         versions["rig_version"] = run.get("rig_version")
     (out / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
-    neg = case.get("negotiators") or {"js": str(config.REFERENCE_NEGOTIATOR_JS), "py": str(config.REFERENCE_NEGOTIATOR_PY)}
-    kinds = {(case.get("polite") or {}).get("kind"), (case.get("impolite") or {}).get("kind")}
-    flags: list[str] = []
-    copied = []
-    if kinds & {"chromium", "firefox"} and neg.get("js") and Path(neg["js"]).is_file():
-        shutil.copy(neg["js"], out / "negotiator.js")
-        flags += ["--negotiator-js", "negotiator.js"]
-        copied.append(f"negotiator.js (copy of {neg['js']})")
-    if "aiortc" in kinds and neg.get("py"):
-        head, dot_py, attr = neg["py"].partition(".py")  # "path.py[:attr]" or "module:attr"
-        src = Path(head + dot_py) if dot_py else None
-        if src is not None and src.is_file():
-            shutil.copy(src, out / "negotiator.py")
-            flags += ["--negotiator-py", "negotiator.py" + attr]
-            copied.append(f"negotiator.py (copy of {src})")
-        else:
-            flags += ["--negotiator-py", neg["py"]]
-            copied.append(f"Python negotiator {neg['py']} (a module: not copied)")
+    flags, copied = _copy_negotiators(case, out)
     ev_dir = detail_path.parent / detail_path.stem
     if ev_dir.is_dir():
         shutil.copytree(ev_dir, out / "evidence")
