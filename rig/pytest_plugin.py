@@ -108,14 +108,66 @@ class CaseInterrupted(Exception):
     rig.runs.Interrupted, outside the event loop."""
 
 
+class DriverPool:
+    """Playwright's driver and the browser pool of one worker: started when a case first needs a
+    browser in process (a worker of aiortc peers only never starts one), restarted between cases
+    every config.RECYCLE_DRIVER_PAGES pages."""
+
+    def __init__(self, headed: bool = False) -> None:
+        self.headed = headed
+        self.pool: Any = None  # rig.peers.browser.BrowserPool
+        self._cm: Any = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Any:
+        # One Playwright per worker. Both peers of a case are made at once, so without the lock
+        # a first case of two browser peers started two drivers and kept only the second: the
+        # other (and its browser) outlived the worker, and the run's sweep ended it ("ended 4
+        # process(es) the run left behind" after every run).
+        async with self._lock:
+            if self.pool is None:
+                # Playwright only in a worker that runs browsers in process
+                from playwright.async_api import async_playwright
+
+                from .peers.browser import BrowserPool
+                self._cm = async_playwright()
+                pw = await asyncio.wait_for(self._cm.__aenter__(), config.LAUNCH_TIMEOUT)
+                self.pool = BrowserPool(pw, headed=self.headed)
+        return self.pool
+
+    async def restart(self) -> None:
+        """Between cases: close the browsers and Playwright's driver; the next case that needs a
+        browser starts a new driver (config.RECYCLE_DRIVER_PAGES)."""
+        async with self._lock:
+            pool, cm = self.pool, self._cm
+            self.pool, self._cm = None, None
+            if pool is not None:
+                await bounded(pool.close(), config.CLOSE_TIMEOUT * 2)
+            if cm is not None:
+                await bounded(cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
+
+    async def close(self) -> None:
+        """At the worker's end (RigSession.stop); a second call does nothing."""
+        pool, cm = self.pool, self._cm
+        self.pool, self._cm = None, None
+        if pool is not None:
+            await pool.close()
+        if cm is not None:
+            try:
+                await asyncio.wait_for(cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
+            except Exception:
+                pass
+
+
 class RigSession:
-    """The per-worker infrastructure around the signaling stub (the ``rig_stub`` fixture):
-    Playwright and the browser pool, the peer hosts, the peers, and each case's bounds."""
+    """The per-worker infrastructure around the signaling stub and the driver pool (the
+    ``rig_stub`` and ``rig_driver_pool`` fixtures): the peer hosts, the peers, each case's bounds,
+    and the ordered stop of all of it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, negotiator_js: str | None, negotiator_py: str | None,
                  *, out: Path | None = None, full_capture: bool = False, headed: bool = False,
                  stub_host: str | None = None, request: MatrixRequest | None = None,
-                 stub: SignalingStub | None = None) -> None:
+                 stub: SignalingStub | None = None, drivers: DriverPool | None = None) -> None:
         self.loop = loop
         self.request = request  # what the controller resolved each peer spec to (rig.request)
         self.out = out  # evidence goes to out/cases/<slug>/ (none without it)
@@ -125,9 +177,7 @@ class RigSession:
         # remote browsers (rig.remote)
         self.stub = stub or SignalingStub(host=stub_host or LOOPBACK)
         self._own_stub = stub is None
-        self._pw_cm = None
-        self.pool = None
-        self._pool_lock = asyncio.Lock()
+        self.drivers = drivers or DriverPool(headed)  # closed by stop(), before it waits for the exits
         self.negotiator_js = negotiator_js
         self.negotiator_py = negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)
         #: spec -> what it resolved to (or why it cannot be used), once per worker
@@ -156,22 +206,6 @@ class RigSession:
     def _on_interrupt(self) -> None:
         if self._interrupt is not None and not self._interrupt.done():
             self._interrupt.set_result(True)
-
-    async def _pool(self):
-        # One Playwright per worker. Both peers of a case are made at once, so without the lock
-        # a first case of two browser peers started two drivers and kept only the second: the
-        # other (and its browser) outlived the worker, and the run's sweep ended it ("ended 4
-        # process(es) the run left behind" after every run).
-        async with self._pool_lock:
-            if self.pool is None:
-                # Playwright only in a worker that runs browsers in process
-                from playwright.async_api import async_playwright
-
-                from .peers.browser import BrowserPool
-                self._pw_cm = async_playwright()
-                pw = await asyncio.wait_for(self._pw_cm.__aenter__(), config.LAUNCH_TIMEOUT)
-                self.pool = BrowserPool(pw, headed=self.headed)
-        return self.pool
 
     def negotiators(self, variant: variants.Variant | None = None) -> dict[str, Any]:
         """The JS negotiator as (URL the pages load, name shown in messages); the Python one as a
@@ -242,7 +276,7 @@ class RigSession:
             from .peers.aiortc_peer import AiortcPeer  # aiortc: only in a worker that runs aiortc peers
             return AiortcPeer(spec, name, user_id, t0)
         from .peers.browser import BrowserPeer  # imports Playwright (see _pool)
-        pool = await self._pool()
+        pool = await self.drivers.get()
         browser = await pool.get(spec, inst.path)
         base = self.stub.remote_url if spec.endpoint else self.stub.http_url
         peer = BrowserPeer(spec, name, user_id, t0, browser, base)
@@ -287,22 +321,12 @@ class RigSession:
                            f"{limit:.0f} s (set-up and teardown included); its peers were abandoned")
         finally:
             self._interrupt = None
-            if self.pool is not None and not self.stopping and signals.SIG.signum is None and not last:
-                if self.pool.pages >= config.RECYCLE_DRIVER_PAGES:
-                    await self._restart_driver()
+            pool = self.drivers.pool
+            if pool is not None and not self.stopping and signals.SIG.signum is None and not last:
+                if pool.pages >= config.RECYCLE_DRIVER_PAGES:
+                    await self.drivers.restart()
                 else:  # the next case's pages, made while this one's verdict is written
-                    await bounded(self.pool.refill(), config.CLOSE_TIMEOUT * 2)
-
-    async def _restart_driver(self) -> None:
-        """Between cases: close the browsers and Playwright's driver; the next case that needs a
-        browser starts a new driver (config.RECYCLE_DRIVER_PAGES)."""
-        async with self._pool_lock:
-            pool, cm = self.pool, self._pw_cm
-            self.pool, self._pw_cm = None, None
-            if pool is not None:
-                await bounded(pool.close(), config.CLOSE_TIMEOUT * 2)
-            if cm is not None:
-                await bounded(cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
+                    await bounded(pool.refill(), config.CLOSE_TIMEOUT * 2)
 
     async def stop(self) -> None:
         """Close everything the worker started, then wait (bounded) until those processes have
@@ -319,13 +343,7 @@ class RigSession:
             if not isinstance(host, RigError):
                 await host.close()  # bounded inside
         self._hosts.clear()
-        if self.pool is not None:
-            await self.pool.close()
-        if self._pw_cm is not None:
-            try:
-                await asyncio.wait_for(self._pw_cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
-            except Exception:
-                pass
+        await self.drivers.close()
         if self._own_stub:
             await self.stub.stop()
         await self._wait_exited(before)
@@ -369,12 +387,23 @@ def rig_stub(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config) -
 
 
 @pytest.fixture(scope="session")
-def rig_session(rig_loop: asyncio.AbstractEventLoop, rig_stub: SignalingStub,
+def rig_driver_pool(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Config) -> Iterator[DriverPool]:
+    """Playwright's driver and this worker's browsers. rig_session closes it in its ordered stop
+    (before it waits for the worker's processes to exit); a conftest may override it."""
+    drivers = DriverPool(headed=request_of(pytestconfig).headed)
+    try:
+        yield drivers
+    finally:
+        rig_loop.run_until_complete(drivers.close())
+
+
+@pytest.fixture(scope="session")
+def rig_session(rig_loop: asyncio.AbstractEventLoop, rig_stub: SignalingStub, rig_driver_pool: DriverPool,
                 pytestconfig: pytest.Config) -> Iterator[RigSession]:
     req = request_of(pytestconfig)
     s = RigSession(rig_loop, req.negotiator_js, req.negotiator_py,
                    out=None if req.capture == "off" else out_of(pytestconfig), full_capture=req.capture == "full",
-                   headed=req.headed, request=req, stub=rig_stub)
+                   headed=req.headed, request=req, stub=rig_stub, drivers=rig_driver_pool)
     rig_loop.run_until_complete(s.start())
     signals.SIG.session = s
     try:
