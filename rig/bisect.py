@@ -24,6 +24,7 @@ skipped), 2 bad input.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import html
 import json
@@ -31,11 +32,13 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from . import config, install, results, runs
+from . import config, install, results, runs, scenarios
 from .errors import RigError
 from .peerspec import PeerSpec
 from .versions import in_range, line, version_key
@@ -181,20 +184,28 @@ def bisect(versions: list[str], evaluate: Callable[[str], Step], on_step: Callab
 
 
 def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec, repeat: int, out: Path,
-                extra: list[str]) -> Callable[[str], Step]:
-    """An ``evaluate`` for :func:`bisect` that runs the cell with ``rig matrix`` in a subprocess."""
+                base: Any) -> Callable[[str], Step]:
+    """An ``evaluate`` for :func:`bisect` that runs the cell's request (``base``, a
+    rig.request.MatrixRequest, on the step's pair) with ``python -m rig.matrix`` in a subprocess."""
 
     def evaluate(version: str) -> Step:
         spec = PeerSpec(range_spec.kind, version)
         polite, impolite = (spec, other) if side == "polite" else (other, spec)
         folder = out / f"step-{range_spec.kind}-{version}"
-        pair = f"{polite}:{impolite}"
-        peers = str(polite) if str(polite) == str(impolite) else f"{polite},{impolite}"
-        cmd = [sys.executable, "-m", "rig", "matrix", "--peers", peers, "--pairs", pair, "--scenarios", scenario,
-               "--repeat", str(repeat), "--out", str(folder), "--workers", "1", "--keep", "all", *extra]
+        folder.mkdir(parents=True, exist_ok=True)
+        request = replace(base, peers=tuple(dict.fromkeys([str(polite), str(impolite)])),
+                          pairs=((str(polite), str(impolite)),), out=str(folder),
+                          command=f"rig matrix --peers {','.join(dict.fromkeys([str(polite), str(impolite)]))} "
+                                  f"--pairs {polite}:{impolite} --scenarios {scenario} --repeat {repeat} "
+                                  f"--out {folder} --workers 1 --keep all")
+        # a process of its own per step: a hard bound on the step (a hung install or browser is
+        # ended with it), and its run's processes swept at its end, whatever the step did
+        fd, name = tempfile.mkstemp(prefix="glare-rig-request-", suffix=".json")
+        os.close(fd)
+        cmd = [sys.executable, "-m", "rig.matrix", str(request.dump(Path(name)))]
         step = Step(version=version, spec=str(spec), out=str(folder.relative_to(out)))
         timeout = repeat * (config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT) + 600  # installs included
-        env = dict(os.environ, RIG_COMMAND="rig " + " ".join(cmd[3:]))
+        env = dict(os.environ)
         try:
             if runs.Run.current is None:
                 proc = subprocess.run(cmd, cwd=config.ROOT, capture_output=True, text=True, timeout=timeout, env=env)
@@ -206,6 +217,8 @@ def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec,
         except subprocess.TimeoutExpired:
             step.reason = f"rig matrix did not finish within {timeout:.0f} s"
             return step
+        finally:
+            Path(name).unlink(missing_ok=True)
         try:
             raw = json.loads((folder / RESULTS_FILE).read_text())
         except (OSError, ValueError):
@@ -318,3 +331,57 @@ def parse_sides(polite: str, impolite: str) -> tuple[str, PeerSpec, PeerSpec]:
         raise RigError("give a range (kind@first..last, e.g. chromium@110..156) on exactly one side: "
                        f"--polite {p} --impolite {i}")
     return ("polite", p, i) if p.range else ("impolite", i, p)
+
+
+# --- rig bisect ------------------------------------------------------------------------
+
+def _error(msg: str) -> None:
+    print(f"rig: error: {msg}", file=sys.stderr)
+
+
+def run_bisect(args: argparse.Namespace, base: Any) -> int:
+    """``rig bisect``: the steps, their pages, and the boundary said in a few lines. ``base``: the
+    rig.request.MatrixRequest each step runs on its own pair."""
+    try:
+        side, rng, other = parse_sides(args.polite, args.impolite)
+        scenarios.get(args.scenario)
+    except RigError as exc:
+        _error(str(exc))
+        return 2
+    first, last = rng.range
+    try:
+        listing = installable(rng.kind)
+    except RigError as exc:
+        _error(f"{rng}: {exc}")
+        return 2
+    versions = candidates(rng.kind, first, last, listing)
+    if len(versions) < 2:
+        _error(f"{rng}: {len(versions)} installable version(s) in that range ({', '.join(versions) or 'none'}); "
+             f"installable {rng.kind} versions: {', '.join(sorted({line(rng.kind, v) for v in listing}, key=version_key))}")
+        return 2
+    out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} versions "
+          f"({', '.join(line(rng.kind, v) for v in versions)}) against {other}, {args.repeat} run(s) each "
+          f"-> {out}", flush=True)
+    evaluate = matrix_step(args.scenario, side, rng, other, args.repeat, out, base)
+    # each step asks for one release line: the newest installable build of it
+    lines = [line(rng.kind, v) for v in versions]
+    steps, lo, hi, message = bisect(lines, evaluate, on_step=lambda s: print(f"  {s.text()}", flush=True))
+    b = Bisection(args.scenario, side, str(other), rng.kind, versions, steps, lo, hi, message)
+    write_json(out, b)
+    page = write_html(out, b)
+    for wide in b.too_wide():
+        print(f"rig bisect: {wide}")
+    if not b.found:
+        print(f"rig bisect: no boundary: {message}\n  steps: {page}")
+        return 1
+    print(f"rig bisect: {message}")
+    print(f"  last {lo.verdict}:  {lo.text()}\n    {out / lo.pages[0] if lo.pages else '-'}")
+    print(f"  first {hi.verdict}: {hi.text()}\n    {out / hi.pages[0] if hi.pages else '-'}")
+    if lo.details and hi.details:
+        print("  SDP differences (the " + side + " peer's local descriptions):")
+        for ln in sdp_differences(out / lo.details[0], out / hi.details[0], side, limit=30).splitlines():
+            print(f"    {ln}")
+    print(f"  side by side: {page}")
+    return 0

@@ -198,10 +198,3 @@ RUNS_ENV = "GLARE_RIG_RUNS"
 #: their browsers and write the partial report before it ends what is left (xdist itself waits
 #: 10 s for a worker before killing it; typically all of it takes 2-4 s here).
 INTERRUPT_GRACE = 30.0
-
-#: JSON {spec: one-line reason} of the peer specs ``rig matrix`` could not resolve (or
-#: install) before the workers started; their cells are errors with that reason.
-UNRESOLVED_ENV = "GLARE_RIG_UNRESOLVED"
-#: JSON {spec: exact version} of the remote browsers (rig.remote) ``rig matrix`` checked before
-#: the workers started, so that each worker does not check them again (a few seconds each).
-REMOTE_RESOLVED_ENV = "GLARE_RIG_REMOTE"

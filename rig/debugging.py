@@ -3,16 +3,20 @@ of ``rig repro``. Both read only what a run recorded (cases/<slug>.json)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import shlex
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
-from . import config
+from . import config, matrix, options, report, scenarios
 from .errors import RigError
 from .model import Cause, SchemaError, parse_detail
 from .peerspec import PeerSpec
+from .request import MatrixRequest, command_line, user_paths
 from .results import slug
 from .vocab import RESULTS_FILE, ROLES
 
@@ -185,6 +189,30 @@ def _transcript(messages: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _copy_negotiators(case: dict, out: Path) -> tuple[list[str], list[str]]:
+    """The case's negotiators copied into ``out`` (a module is named, not copied): the replay's
+    flags, and a line per negotiator for the README."""
+    neg = case.get("negotiators") or {"js": str(config.REFERENCE_NEGOTIATOR_JS), "py": str(config.REFERENCE_NEGOTIATOR_PY)}
+    kinds = {(case.get("polite") or {}).get("kind"), (case.get("impolite") or {}).get("kind")}
+    flags: list[str] = []
+    copied = []
+    if kinds & {"chromium", "firefox"} and neg.get("js") and Path(neg["js"]).is_file():
+        shutil.copy(neg["js"], out / "negotiator.js")
+        flags += ["--negotiator-js", "negotiator.js"]
+        copied.append(f"negotiator.js (copy of {neg['js']})")
+    if "aiortc" in kinds and neg.get("py"):
+        head, dot_py, attr = neg["py"].partition(".py")  # "path.py[:attr]" or "module:attr"
+        src = Path(head + dot_py) if dot_py else None
+        if src is not None and src.is_file():
+            shutil.copy(src, out / "negotiator.py")
+            flags += ["--negotiator-py", "negotiator.py" + attr]
+            copied.append(f"negotiator.py (copy of {src})")
+        else:
+            flags += ["--negotiator-py", neg["py"]]
+            copied.append(f"Python negotiator {neg['py']} (a module: not copied)")
+    return flags, copied
+
+
 def write_repro(detail_path: Path, out: Path) -> Path:
     """A standalone folder for a bug report: plan, negotiators, versions, transcript, replay."""
     detail = json.loads(detail_path.read_text())
@@ -209,24 +237,7 @@ def write_repro(detail_path: Path, out: Path) -> Path:
         versions["run"] = run.get("versions")
         versions["rig_version"] = run.get("rig_version")
     (out / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
-    neg = case.get("negotiators") or {"js": str(config.REFERENCE_NEGOTIATOR_JS), "py": str(config.REFERENCE_NEGOTIATOR_PY)}
-    kinds = {(case.get("polite") or {}).get("kind"), (case.get("impolite") or {}).get("kind")}
-    flags: list[str] = []
-    copied = []
-    if kinds & {"chromium", "firefox"} and neg.get("js") and Path(neg["js"]).is_file():
-        shutil.copy(neg["js"], out / "negotiator.js")
-        flags += ["--negotiator-js", "negotiator.js"]
-        copied.append(f"negotiator.js (copy of {neg['js']})")
-    if "aiortc" in kinds and neg.get("py"):
-        head, dot_py, attr = neg["py"].partition(".py")  # "path.py[:attr]" or "module:attr"
-        src = Path(head + dot_py) if dot_py else None
-        if src is not None and src.is_file():
-            shutil.copy(src, out / "negotiator.py")
-            flags += ["--negotiator-py", "negotiator.py" + attr]
-            copied.append(f"negotiator.py (copy of {src})")
-        else:
-            flags += ["--negotiator-py", neg["py"]]
-            copied.append(f"Python negotiator {neg['py']} (a module: not copied)")
+    flags, copied = _copy_negotiators(case, out)
     ev_dir = detail_path.parent / detail_path.stem
     if ev_dir.is_dir():
         shutil.copytree(ev_dir, out / "evidence")
@@ -271,3 +282,66 @@ def _run_record(detail_path: Path) -> dict | None:
         return json.loads(f.read_text())
     except (OSError, ValueError):
         return None
+
+
+# --- rig debug: one case again, with full capture -----------------------------------------
+
+def _error(msg: str) -> None:
+    print(f"rig: error: {msg}", file=sys.stderr)
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_debug(args: argparse.Namespace) -> int:
+    """``rig debug``: re-run one case with full capture and print a one-screen summary per run."""
+    try:
+        polite, impolite = options.parse_pair(args.pair)
+        if args.plan:
+            scen = scenarios.load_plan(Path(args.plan))
+        elif args.scenario:
+            scen = scenarios.get(args.scenario)
+        else:
+            raise RigError("name a SCENARIO or give --plan FILE")
+    except RigError as exc:
+        _error(str(exc))
+        return 2
+    headed = args.headed
+    if headed and not _has_display():
+        print("rig debug: --headed needs a display and none is set (DISPLAY and WAYLAND_DISPLAY are empty), so "
+              "the browsers run headless. To watch them: run on a desktop session, or under a virtual display "
+              "you can view (e.g. `xvfb-run -a rig debug ...` with x11vnc). The evidence below is the same.",
+              flush=True)
+        headed = False
+    label = f"{polite.label}-polite--{impolite.label}-impolite"
+    out = Path(args.out or config.ROOT / "reports" / "debug" / f"{scen.name}_{label}").resolve()
+    req = MatrixRequest.from_options(user_paths({
+        "peers": ",".join(dict.fromkeys([str(polite), str(impolite)])), "pairs": f"{polite}:{impolite}",
+        "repeat": args.repeat, "out": str(out), "keep": "all", "plan": args.plan,
+        "scenarios": None if args.plan else scen.name, "negotiator_js": args.negotiator_js,
+        "negotiator_py": args.negotiator_py, "capture": "full", "headed": headed}), command=command_line())
+    print(f"rig debug: {scen.name} with {polite} polite x {impolite} impolite, {args.repeat} run(s), full capture "
+          f"-> {out}", flush=True)
+    rc = matrix.run(req)
+    try:
+        run = report.load_run(out).model_dump(mode="json")
+    except (OSError, ValueError):
+        _error(f"the run wrote no results (rig matrix exit status {rc})")
+        return 2
+    cases = [c for c in run["cases"] if label in c["id"]]
+    if not cases:
+        _error(f"no case of {label} ran (rig matrix exit status {rc})")
+        return 2
+    for c in cases:
+        path = out / c.get("details", f"cases/{c['slug']}.json")
+        try:
+            detail = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            _error(f"{c['id']}: its detail file is unreadable ({exc})")
+            continue
+        print()
+        print(summarize(detail, path))
+    met = [c for c in cases if c["outcome"] in ("passed", "xfailed")]
+    print(f"\nrig debug: {len(met)} of {len(cases)} run(s) met their expectation; report {out / 'index.html'}")
+    return 0 if len(met) == len(cases) else 1

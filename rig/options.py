@@ -20,6 +20,16 @@ from .versions import version_key
 from .vocab import PEER_KINDS
 
 DEFAULT_PEERS = "chromium,firefox,aiortc"
+#: rig matrix's default is 2 workers, but 1 for a run of fewer cases than this: a second worker is
+#: another pytest process with its own browsers (about 4 CPU s before its first case), and it paid
+#: that back only from about 30 mixed cases on (idle 2 cores: 24 Chromium/aiortc cases 14.7 s on 1
+#: worker, 18.4 s on 2; 16 Chromium/Firefox 30.5 s against 34.7 s; 45 of all three 51.5 s against
+#: 47.8 s, with 8 CPU s more; docs/measurements.md)
+SMALL_RUN_CASES = 30
+#: rig mutants' default workers: one more than rig matrix's 2. A deadlocked mutant's case waits out
+#: its settle bound (10 s) with both peers idle, and in a full run such waits are about 40 % of
+#: the workers' time; a third worker runs cases meanwhile (docs/measurements.md: 1,338 -> 1,170 s).
+MUTANTS_WORKERS = 3
 
 
 @dataclass(frozen=True)

@@ -177,10 +177,6 @@ def resolve(spec: PeerSpec) -> Installation:
     """The Installation of a remote spec: source "remote", path the endpoint, the version the
     browser reports once connected. The check runs in a child process (a hard bound, nothing
     left running, no event loop shared with the caller, which may be inside one)."""
-    known = json.loads(os.environ.get(config.REMOTE_RESOLVED_ENV) or "{}")
-    if isinstance(known, dict) and isinstance(known.get(str(spec)), str):  # rig matrix checked it already
-        assert spec.endpoint
-        return Installation(spec.kind, known[str(spec)], spec.endpoint, "remote")
     bound = config.LAUNCH_TIMEOUT + 4 * config.STEP_TIMEOUT + 20  # + interpreter and Playwright start
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(config.ROOT), os.environ.get("PYTHONPATH")])))
     try:

@@ -385,3 +385,21 @@ class Run:
                     proc.wait(timeout=5)
         finally:
             self._grace = False
+
+
+def run_command(command: str, fn: Callable[[], int]) -> int:
+    """``fn()`` as the run of ``command`` (or inside the run already under way): its exit
+    status, or 128+N when signal N ended it (said in one line unless already said)."""
+    nested = Run.current is not None
+    try:
+        with Run(command) as run:
+            rc = fn()
+    except Interrupted as exc:
+        if nested:
+            raise
+        if not getattr(exc, "reported", False):
+            print(f"rig: {exc.text()}", file=sys.stderr)
+        return exc.status
+    if not nested and run.signals:  # a signal that came while a child's time ran out
+        return 128 + run.signals[0]
+    return rc

@@ -19,10 +19,11 @@ import statistics
 import uuid
 from pathlib import Path
 
-from . import config, scenarios
+from . import config, matrix, runs, scenarios
 from .errors import RigError
 from .options import DEFAULT_PEERS
 from .peerspec import PeerSpec
+from .request import MatrixRequest, command_line
 from .usage import Sample, Sampler, group_trends, trend
 from .vocab import RESULTS_FILE
 
@@ -49,8 +50,8 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else 0.0
 
 
-def run(cases: int, peers_text: str | None, out: Path, workers: int | None, matrix: object) -> int:
-    """Run the soak through ``matrix`` (rig.cli's ``rig matrix`` entry, given argv) and print its
+def run(cases: int, peers_text: str | None, out: Path, workers: int | None) -> int:
+    """Run the soak as one matrix run (rig.matrix) and print its
     figures; write them to OUT/soak.json. Exit status: 0 clean, 1 failures or memory growth,
     2 bad input."""
     peers = [str(PeerSpec.parse(p)) for p in (peers_text or DEFAULT_PEERS).split(",") if p.strip()]
@@ -67,12 +68,10 @@ def run(cases: int, peers_text: str | None, out: Path, workers: int | None, matr
     sampler = Sampler(run_id, every=1.0, progress=lambda: len(set(cases_dir.glob("*.json")) - before)
                       if cases_dir.is_dir() else 0)
     sampler.start()
-    argv = ["matrix", "--peers", ",".join(peers), "--scenarios", ",".join(names), "--repeat", str(repeat),
-            "--out", str(out), "--capture", "off"]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
+    request = MatrixRequest(peers=tuple(peers), scenarios=tuple(names), repeat=repeat, out=str(out), capture="off",
+                            workers=workers, command=command_line())
     try:
-        rc = matrix(argv)
+        rc = runs.run_command(request.command, lambda: matrix.run(request))
     finally:
         sampler.stop.set()
         sampler.join()

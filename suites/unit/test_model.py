@@ -86,7 +86,7 @@ def test_matrix_options_are_declared_once_for_the_cli_and_pytest() -> None:
 def test_only_a_run_that_wrote_cases_drops_the_earlier_ones(tmp_path: Path) -> None:
     """Running the unit tests while (or after) a matrix ran must not empty its report: a run
     keeps the cases it wrote (reported back by its workers) and drops only the others."""
-    from rig.pytest_plugin import _stale_cases
+    from rig.plugin.finish import stale_cases as _stale_cases
     old, new = tmp_path / "old.json", tmp_path / "new.json"
     old.write_text("{}")
     new.write_text("{}")

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rig import bisect, cli, compare, config, junit, model, results, summary
+from rig import bisect, compare, config, junit, matrix, model, results, summary
 from rig.errors import RigError
 from rig.model import PeerInfo
 from rig.report import write_report
+from rig.request import MatrixRequest, cases
 
 NODE = "suites/interop/test_matrix.py::test_interop[{}]"
 PAIRS = (("aiortc", "aiortc"), ("aiortc", "firefox"), ("firefox", "aiortc"), ("firefox", "firefox"))
@@ -119,17 +120,18 @@ def test_the_markdown_summary_and_compare_count_not_run_as_failing(tmp_path):
 def test_rig_matrix_refuses_an_earlier_runs_results_and_names_missing_cases(tmp_path):
     _partial_run(tmp_path)
     with pytest.raises(RigError, match="an earlier run's"):
-        cli._fresh_results(tmp_path, time.time() + 60)
-    run = cli._fresh_results(tmp_path, time.time() - 60)
-    lines = cli._integrity(run, set(IDS) | {"glare-initial[aiortc-polite--aiortc-impolite]"})
+        matrix._fresh_results(tmp_path, time.time() + 60)
+    run = matrix._fresh_results(tmp_path, time.time() - 60)
+    lines = matrix._integrity(run, set(IDS) | {"glare-initial[aiortc-polite--aiortc-impolite]"})
     assert lines == [f"3 case(s) did not run: {', '.join(IDS[1:])}",
                      "results.json lacks 1 case(s) of this run: glare-initial[aiortc-polite--aiortc-impolite]"]
     with pytest.raises(RigError, match="wrote no results"):
-        cli._fresh_results(tmp_path / "nowhere", 0)
+        matrix._fresh_results(tmp_path / "nowhere", 0)
 
 
 def test_rig_matrix_expects_every_cell_and_repeat_it_asked_for():
-    got = cli._expected_cases(["add-video"], ["firefox", "aiortc"], "firefox:aiortc", None, 2)
+    got = {c.id for c in cases(MatrixRequest(peers=("firefox", "aiortc"), scenarios=("add-video",),
+                                             pairs=(("firefox", "aiortc"),), repeat=2))}
     assert got == {"add-video[firefox-polite--aiortc-impolite-r0]", "add-video[firefox-polite--aiortc-impolite-r1]"}
 
 

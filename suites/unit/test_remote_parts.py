@@ -10,6 +10,7 @@ import json
 import socket
 import ssl
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,9 @@ from rig import config, options, remote
 from rig.errors import RigError
 from rig.peers.browser import rebase
 from rig.peerspec import PeerSpec
+from rig.request import MatrixRequest
 from rig.signaling import SignalingStub, check_stub_host, local_addresses
+from rig.versions import Installation
 
 
 @pytest.mark.parametrize("text", ["chromium@ws://10.231.0.2:3000/glare", "firefox@wss://browsers.lan:443/ff",
@@ -207,8 +210,15 @@ def test_connect_errors_are_one_line_naming_the_endpoint_and_the_fix(error: obje
     assert said.format(mine=remote.playwright_version()) in text
 
 
-def test_a_remote_spec_checked_by_rig_matrix_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(config.REMOTE_RESOLVED_ENV, json.dumps({str(SPEC): "156.0.8078.114"}))
-    inst = remote.resolve(SPEC)
+def test_a_remote_spec_checked_by_rig_matrix_is_not_checked_again(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    checked = Installation(SPEC.kind, "156.0.8078.114", SPEC.endpoint or "", "remote")
+    req = MatrixRequest(peers=(str(SPEC),), scenarios=("glare-initial",), installs={str(SPEC): checked.as_dict()})
+    req = MatrixRequest.load(req.dump(tmp_path / "request.json"))  # as a worker reads it
+
+    def check_again(spec: PeerSpec) -> None:
+        raise AssertionError(f"{spec} was checked again")
+    monkeypatch.setattr(remote, "resolve", check_again)
+    inst = req.installation(SPEC)
     assert (inst.kind, inst.version, inst.path, inst.source, inst.in_process) == (
         "chromium", "156.0.8078.114", SPEC.endpoint, "remote", True)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rig import cli, config, variants
+from rig import config, variants
 from rig.errors import RigError
+from rig.request import MatrixRequest, cases
 
 MUTANT = str(config.FIXTURES / "negotiators" / "mutants" / "both-polite.js")
 
@@ -48,15 +49,19 @@ def test_a_bad_variants_file_is_one_line(tmp_path: Path, content: str, says: str
     assert "\n" not in str(info.value)
 
 
+def _ids(scens: list[str], peers: list[str], **kw) -> set[str]:
+    return {c.id for c in cases(MatrixRequest(peers=tuple(peers), scenarios=tuple(scens), **kw))}
+
+
 def test_the_run_expects_each_variants_cases_on_its_own_pairs_and_scenarios(tmp_path: Path) -> None:
     path = variants.dump([variants.Variant("", pairs=("firefox:aiortc",)),
                           variants.Variant("m.js", js=MUTANT, pairs=("firefox:firefox",),
                                            scenarios=("glare-initial",))], tmp_path / "v.json")
-    got = cli._expected_cases(["add-video"], ["firefox", "aiortc"], None, None, 1, str(path))
+    got = _ids(["add-video"], ["firefox", "aiortc"], variants=str(path))
     assert got == {"add-video[firefox-polite--aiortc-impolite]",
                    "m.js/glare-initial[firefox-polite--firefox-impolite]"}
     with pytest.raises(RigError, match="--shard"):
-        cli._expected_cases(["add-video"], ["firefox"], None, "1/2", 1, str(path))
+        _ids(["add-video"], ["firefox"], shard="1/2", variants=str(path))
     assert json.loads(path.read_text())[1]["scenarios"] == ["glare-initial"]
 
 
@@ -64,6 +69,6 @@ def test_a_variants_cells_narrow_its_scenarios_and_pairs(tmp_path: Path) -> None
     path = variants.dump([variants.Variant("", cells=("add-video firefox:aiortc", "glare-initial aiortc:aiortc")),
                           variants.Variant("m.js", js=MUTANT, pairs=("firefox:firefox",),
                                            scenarios=("glare-initial",))], tmp_path / "v.json")
-    got = cli._expected_cases(["add-video", "glare-initial"], ["firefox", "aiortc"], None, None, 1, str(path))
+    got = _ids(["add-video", "glare-initial"], ["firefox", "aiortc"], variants=str(path))
     assert got == {"add-video[firefox-polite--aiortc-impolite]", "glare-initial[aiortc-polite--aiortc-impolite]",
                    "m.js/glare-initial[firefox-polite--firefox-impolite]"}

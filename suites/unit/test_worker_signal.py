@@ -18,10 +18,11 @@ from rig import config
 PRELUDE = textwrap.dedent("""
     import json, os, signal, sys, tempfile
     from pathlib import Path
-    from rig import pytest_plugin as pp, runs
+    from rig import runs
+    from rig.plugin import signals as pp
     got = []
     forwarded = []
-    pp._forward_to_workers = lambda signum, but=None: forwarded.append((signum, but))
+    pp.forward_to_workers = lambda signum, but=None: forwarded.append((signum, but))
 """)
 
 
@@ -35,11 +36,11 @@ def _run(body: str) -> dict:
 def test_a_signalled_worker_leaves_a_note_and_wakes_its_controller() -> None:
     out = _run("""
         signal.pthread_sigmask(signal.SIG_BLOCK, {pp.WORKER_SIGNALLED})  # kept pending, then taken below
-        pp._SIG.parent = os.getpid()  # this process plays the controller as well
-        pp._tell_controller(signal.SIGTERM, "gw3")
+        pp.SIG.parent = os.getpid()  # this process plays the controller as well
+        pp.tell_controller(signal.SIGTERM, "gw3")
         info = signal.sigtimedwait({pp.WORKER_SIGNALLED}, 5)
         got.append(info.si_signo if info else None)
-        note = pp._note_path(os.getpid(), os.getpid())
+        note = pp.note_path(os.getpid(), os.getpid())
         print(json.dumps({"got": got, "note": note.read_text(), "tmp_left": note.with_name(note.name + ".tmp").exists()}))
         note.unlink()
     """)
@@ -48,13 +49,13 @@ def test_a_signalled_worker_leaves_a_note_and_wakes_its_controller() -> None:
 
 def test_the_controller_ends_the_run_naming_the_worker_and_spares_it_the_echo() -> None:
     out = _run("""
-        pp._note_path(os.getpid(), 4242).write_text("15 gw1")
+        pp.note_path(os.getpid(), 4242).write_text("15 gw1")
         try:
-            pp._on_worker_signalled(pp.WORKER_SIGNALLED, None)
+            pp.on_worker_signalled(pp.WORKER_SIGNALLED, None)
             raised = None
         except runs.Interrupted as exc:
             raised = exc.what()
-        print(json.dumps({"raised": raised, "forwarded": forwarded, "status": pp._SIG.interrupted.status,
+        print(json.dumps({"raised": raised, "forwarded": forwarded, "status": pp.SIG.interrupted.status,
                           "notes_left": [p.name for p in Path(tempfile.gettempdir()).glob(f"glare-rig-signal-{os.getpid()}-*")]}))
     """)
     assert out == {"raised": "SIGTERM (to worker gw1)", "forwarded": [[15, 4242]], "status": 143, "notes_left": []}
@@ -62,10 +63,10 @@ def test_the_controller_ends_the_run_naming_the_worker_and_spares_it_the_echo() 
 
 def test_a_note_while_the_run_already_ends_is_an_echo() -> None:
     out = _run("""
-        pp._SIG.signum = signal.SIGINT  # the controller had the signal itself and forwarded it
-        pp._note_path(os.getpid(), 4243).write_text("2 gw0")
-        pp._on_worker_signalled(pp.WORKER_SIGNALLED, None)
-        print(json.dumps({"forwarded": forwarded, "origin": pp._SIG.origin,
+        pp.SIG.signum = signal.SIGINT  # the controller had the signal itself and forwarded it
+        pp.note_path(os.getpid(), 4243).write_text("2 gw0")
+        pp.on_worker_signalled(pp.WORKER_SIGNALLED, None)
+        print(json.dumps({"forwarded": forwarded, "origin": pp.SIG.origin,
                           "notes_left": [p.name for p in Path(tempfile.gettempdir()).glob(f"glare-rig-signal-{os.getpid()}-*")]}))
     """)
     assert out == {"forwarded": [], "origin": "", "notes_left": []}
@@ -74,7 +75,7 @@ def test_a_note_while_the_run_already_ends_is_an_echo() -> None:
 def test_no_note_no_interruption() -> None:
     """A SIGUSR1 from anyone else, with no worker's note: nothing happens."""
     out = _run("""
-        pp._on_worker_signalled(pp.WORKER_SIGNALLED, None)
-        print(json.dumps({"forwarded": forwarded, "signum": pp._SIG.signum}))
+        pp.on_worker_signalled(pp.WORKER_SIGNALLED, None)
+        print(json.dumps({"forwarded": forwarded, "signum": pp.SIG.signum}))
     """)
     assert out == {"forwarded": [], "signum": None}

@@ -1,0 +1,1 @@
+"""The pieces of the pytest plugin (rig.pytest_plugin): the signal protocol, the end-of-run writing."""
