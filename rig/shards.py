@@ -32,8 +32,8 @@ COSTS_FILE = Path(__file__).resolve().with_name("costs.json")
 #: A floor, so a cell measured at 0 ms (an aiortc x aiortc cell that is unsupported) still
 #: spreads over shards instead of piling onto the first.
 MIN_COST_MS = 20
-#: Costs of a pair of kinds the table has never seen, by what the peers are (measured
-#: 2026-11-30, median per case): two browsers, a browser and aiortc, two aiortc peers.
+#: Costs of a pair of kinds the table has never seen, by what the peers are (a measured median
+#: per case): two browsers, a browser and aiortc, two aiortc peers.
 BROWSER_PAIR_MS, MIXED_PAIR_MS, AIORTC_PAIR_MS = 3000, 1500, 300
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 

@@ -1,10 +1,10 @@
 """Negotiator variants: several negotiators in one run (``rig matrix --variants FILE``).
 
-``rig mutants`` runs the reference negotiator and every shipped mutant. It used to start one
-``rig matrix`` per mutant: 23 pytest sessions, each paying for its own start-up, browser
-launches and report before its first case. A variants file puts them in one session: each
-variant runs the catalogue (or its own scenarios) on its own pairs with its own negotiators,
-on the same workers and browsers.
+``rig mutants`` runs the reference negotiator and every shipped mutant in one pytest session
+through a variants file, rather than one ``rig matrix`` per mutant, each paying for its own
+start-up, browser launches and report before its first case: each variant runs the catalogue
+(or its own scenarios) on its own pairs with its own negotiators, on the same workers and
+browsers.
 
 A variant's cases carry its name before their case id (``both-polite.js/glare-initial[...]``);
 the variant named "" is the run's own negotiators (``--negotiator-js``/``--negotiator-py``, or
