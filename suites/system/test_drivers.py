@@ -36,8 +36,7 @@ from rig.peerspec import PeerSpec
 from rig.pytest_plugin import RigSession
 from rig.versions import Installation
 
-# scheduled first (suites/conftest.py); one worker runs the module, so each older driver is set up once
-pytestmark = [pytest.mark.long, pytest.mark.xdist_group("drivers")]
+pytestmark = pytest.mark.long  # scheduled first (suites/conftest.py)
 
 RIG = [sys.executable, "-m", "rig"]
 
