@@ -161,7 +161,7 @@ def test_firefox_140_on_playwright_155_meets_firefox_153_in_process(firefox_140:
     assert hosts, "Firefox 140 did not run in a peer host"
     assert not left, f"processes outlived the session: {left}"
     for (r, took), (scen, polite, impolite) in zip(results, cells, strict=True):
-        versions = {r.polite.spec: r.polite.version, r.impolite.spec: r.impolite.version}
+        versions = {r.case.polite.spec: r.case.polite.version, r.case.impolite.spec: r.case.impolite.version}
         assert versions["firefox@140"].startswith("140.") and versions["firefox"].startswith("153."), versions
         assert r.case.outcome == "passed", f"{scen} {polite}-polite {impolite}-impolite ({took} s): {r.case.reason}"
 
