@@ -10,9 +10,12 @@ Recorded events -> checks -> first failure -> finding match -> outcome:
 3. The first failure is the one that ended the steps (an error, a timeout, a broken
    invariant), else the first failed check (:func:`first_failed_check`).
 4. :func:`judge` matches it against the findings of the cell (rig.findings): explained,
-   it is ``xfailed``; with anything else unexplained (:func:`unexplained`), ``failed``; a
-   pass where a strict finding expects a failure, ``xpassed``; a passed cell notes the
-   findings not seen on its versions (_judge.py).
+   it is ``xfailed``; a first failure that is no finding's is read against the rig's own
+   record of the API calls that rejected before it (:func:`run_rejections`), since a
+   negotiator that drops its errors leaves the browser's error only there; with anything
+   else unexplained (:func:`unexplained`), ``failed``; a pass where a strict finding
+   expects a failure, ``xpassed``; a passed cell notes the findings not seen on its
+   versions (_judge.py).
 5. :func:`case_verdict` is the whole path for a finished case, with the outcomes no finding
    decides: ``unsupported`` before it ran, ``error`` for a case with an injected fault.
 
@@ -36,8 +39,10 @@ from ._checks import (
     negotiation_checks,
     other,
     plan_checks,
+    rejections,
     role_checks,
     run_errors,
+    run_rejections,
     stub_messages,
 )
 from ._judge import (
@@ -57,5 +62,5 @@ __all__ = [
     "API_METHODS", "ROLES", "CaseVerdict", "ErrorReport", "Event", "Glare", "Judgement", "Ledger", "Recorded",
     "Timeline", "applying", "case_verdict", "cause_of_error", "checks", "error_reports", "expectation",
     "final_checks", "first_failed_check", "glare_checks", "judge", "negotiation_checks", "not_seen", "other",
-    "plan_checks", "role_checks", "run_errors", "stub_messages", "unexplained",
+    "plan_checks", "rejections", "role_checks", "run_errors", "run_rejections", "stub_messages", "unexplained",
 ]

@@ -3,7 +3,8 @@
 rig.case executes the steps and writes down what it asked for in a :class:`Ledger`
 (changes made, collisions forced, windows armed, gates, faults); the peers and the stub
 record what happened (events, the message log, final snapshots). :func:`checks` turns
-these into checks, :func:`run_errors` lists the errors a finding must explain, and
+these into checks, :func:`run_errors` lists the errors a finding must explain,
+:func:`run_rejections` the API calls the rig itself saw reject, and
 :func:`first_failed_check` or :func:`cause_of_error` names the cause. Nothing here touches
 a browser, so every check is unit-tested on recorded data, and a stored case can be
 judged again (suites/unit/test_findings.py does, with every finding's kept evidence).
@@ -18,7 +19,7 @@ from typing import Any
 from ..config import RECOVER_TIMEOUT as RECOVER_S
 from ..events import PeerEvent
 from ..model import Cause, Check, Glare, Ledger, StubMessage
-from ..vocab import ROLES
+from ..vocab import INJECTED, ROLES
 
 
 def other(role: str) -> str:
@@ -27,13 +28,17 @@ def other(role: str) -> str:
 
 @dataclass(frozen=True)
 class ErrorReport:
-    """An error a peer reported during the case (its negotiator logged it, or the page threw)."""
+    """An error a peer reported during the case (its negotiator logged it, or the page threw),
+    or an API call the rig saw reject (:func:`rejections`)."""
 
     peer: str
     operation: str
     name: str
     message: str
     t: float | None = None
+    #: for a rejection the rig recorded (:func:`rejections`), the call as it was made,
+    #: e.g. "setRemoteDescription(offer)"
+    call: str = ""
 
 
 #: the verdict reads the peers' own event type
@@ -321,6 +326,40 @@ def error_reports(role: str, tl: Timeline, until: float | None = None) -> list[E
         name = str(err.get("name") or "")
         message = str(err.get("message") or e.detail.get("text") or "")
         out.append(ErrorReport(role, op or str(e.detail.get("source", "")), name, message, e.t))
+    return out
+
+
+def run_rejections(ledger: Ledger, timelines: Mapping[str, Timeline], until: float | None) -> list[ErrorReport]:
+    """The API calls either peer saw reject up to ``until`` (the first failure), earliest first."""
+    out = [r for role in ROLES if role in timelines for r in rejections(role, timelines[role], until)]
+    return sorted(out, key=lambda r: r.t if r.t is not None else float("inf"))
+
+
+def rejections(role: str, tl: Timeline, until: float | None = None) -> list[ErrorReport]:
+    """The peer's API calls that rejected (up to ``until``), from the rig's own record of each
+    call (``api-error``, by rig-peer.js's and aiortc_instrumentation's wrappers), whether or
+    not the negotiator reported the error: a negotiator that catches and drops errors leaves
+    them here only. Left out are the rig's planned faults and the rejections the pattern itself
+    drops: addIceCandidate while the peer ignores an offer (from its ``offer-ignored`` to the
+    next remote description it applies), as the reference negotiator does."""
+    out = []
+    ignoring = False
+    for e in tl.events:
+        if e.type == "offer-ignored":
+            ignoring = True
+        elif e.type == "remote-description-set":
+            ignoring = False
+        if e.type != "api-error":
+            continue
+        method, message = str(e.detail.get("method", "")), str(e.detail.get("message", ""))
+        dropped = ignoring and method == "addIceCandidate"
+        if method == "setRemoteDescription":
+            ignoring = False
+        if dropped or message.startswith(INJECTED) or (until is not None and e.t > until):
+            continue
+        what = e.detail.get("type")
+        out.append(ErrorReport(role, method, str(e.detail.get("name") or ""), message, e.t,
+                               call=f"{method}({what if isinstance(what, str) and what != 'implicit' else ''})"))
     return out
 
 

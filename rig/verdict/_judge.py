@@ -8,6 +8,11 @@ A failed case is a finding (``xfailed``) only if
   another finding of the cell; no role invariant is broken; every integrity check of a
   step the case reached holds (the collision was forced, the window reached ...).
 
+When the first failure is no finding's (a negotiator that catches and drops errors turns a
+rejected call into a timeout), the rig's own record of the API calls that rejected before
+it decides: the first such rejection stands for the first failure, held to the same
+standard (:func:`rejected`), and the reason says the negotiator did not report it.
+
 Anything else is ``failed``, and the reason names both the cause and the finding that did
 not explain it. A cell with a finding that passes is ``xpassed`` (a failure of the run:
 the finding must be narrowed or removed), unless the finding is intermittent there.
@@ -18,14 +23,14 @@ are not a finding's (unsupported, an injected fault) to :func:`judge`'s.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import PeerEvent
 from ..findings import FINDINGS, Cells, Finding
 from ..model import Cause, Check, Glare, Ledger, PeerInfo
-from ._checks import ErrorReport, Messages, Timeline, checks, first_failed_check, run_errors
+from ._checks import ErrorReport, Messages, Timeline, checks, first_failed_check, run_errors, run_rejections
 
 #: The WebRTC operations whose rejections are reported as errors with their operation.
 API_METHODS = ("createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate")
@@ -95,8 +100,11 @@ def unexplained(cause: Cause, checks: list[Check], errors: list[ErrorReport],
 
 
 def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | None, checks: list[Check],
-          errors: list[ErrorReport], catalogue: tuple[Finding, ...] = FINDINGS) -> Judgement:
-    """The outcome of a case that ran (unsupported cases are decided before they run)."""
+          errors: list[ErrorReport], catalogue: tuple[Finding, ...] = FINDINGS,
+          rejections: Sequence[ErrorReport] = ()) -> Judgement:
+    """The outcome of a case that ran (unsupported cases are decided before they run).
+    ``rejections``: the API calls the rig saw reject before the first failure, earliest first
+    (:func:`rig.verdict.run_rejections`)."""
     found = applying(scenario, polite, impolite, catalogue)
     expected = expectation(found)
     ids = [f.id for f, _ in found]
@@ -126,12 +134,52 @@ def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | No
     if found:
         why = "\nnot a known finding of this cell: " + "; ".join(
             f"{f.id} expects {f.expects()}" for f, _ in found)
+    why += _elsewhere(cause, catalogue, elsewhere, polite, impolite)
+    if rejections and cause.kind in ("error", "timeout", "check"):
+        first = rejected(cause, rejections[0], polite, impolite)
+        said = recorded(first, rejections[0].call, errors)
+        for f in (f for f, _ in found if f.matches(first)):
+            rest = unexplained(first, checks, errors, found)
+            if not rest:
+                return Judgement("xfailed", expected, f.id, f"finding {f.id}: {f.title}\nfirst failure: {said}"
+                                 f"\nthen: {cause.text()}" + tail, ids)
+            return Judgement("failed", expected, None,
+                             f"{cause.text()}\nfinding {f.id} explains the first rejection ({said}), but not: "
+                             + "; ".join(rest) + tail, ids, elsewhere)
+        if not (cause.kind == "error" and (cause.peer, cause.error_name, cause.message) ==
+                (first.peer, first.error_name, first.message)):
+            why += f"\nthe first rejected call is no finding of this cell either: {said}"
+            why += _elsewhere(first, catalogue, elsewhere, polite, impolite)
+    return Judgement("failed", expected, None, cause.text() + why + tail, ids, elsewhere)
+
+
+def rejected(cause: Cause, r: ErrorReport, polite: PeerInfo, impolite: PeerInfo) -> Cause:
+    """A rejection the rig recorded, as a first failure: the finding must match it as it would
+    match the error reported (its peer, operation, error, the versions of the cell), and every
+    other failure up to the step the case reached must be explained as for that error."""
+    return Cause(kind="error", step=cause.step, step_index=cause.step_index, peer=r.peer,
+                 peer_kind=(polite if r.peer == "polite" else impolite).kind, operation=r.operation,
+                 error_name=r.name, message=r.message, t=r.t)
+
+
+def recorded(first: Cause, call: str, errors: list[ErrorReport]) -> str:
+    """How the reason names a rejection the rig recorded, and whether the negotiator reported it."""
+    when = f" at t={first.t:.3f} s" if first.t is not None else ""
+    told = any((e.peer, e.name, e.message) == (first.peer, first.error_name, first.message) for e in errors)
+    return (f"{first.peer} peer ({first.peer_kind}) rejected {call or first.operation}: "
+            f"{first.error_name + ': ' if first.error_name else ''}{first.message}, recorded by the rig{when}; "
+            + ("the negotiator reported it later" if told else "the negotiator did not report it"))
+
+
+def _elsewhere(cause: Cause, catalogue: tuple[Finding, ...], elsewhere: list[str], polite: PeerInfo,
+               impolite: PeerInfo) -> str:
+    out = ""
     for f in catalogue:
         if f.id in elsewhere and f.matches(cause):
-            why += (f"\nfinding {f.id} has this first failure but was seen only on {f.ranges()}, not on "
+            out += (f"\nfinding {f.id} has this first failure but was seen only on {f.ranges()}, not on "
                     f"{_versions(f, polite, impolite)}: a new failure on this version (if it is the same bug, "
                     "widen the finding's range in rig/findings.py with this case as evidence)")
-    return Judgement("failed", expected, None, cause.text() + why + tail, ids, elsewhere)
+    return out
 
 
 def _versions(f: Finding, polite: PeerInfo, impolite: PeerInfo) -> str:
@@ -192,7 +240,11 @@ def case_verdict(rec: Recorded) -> CaseVerdict:
             cause = first_failed_check(found_checks, {"polite": rec.polite.kind, "impolite": rec.impolite.kind},
                                        rec.snapshots)
         errors = run_errors(rec.ledger, timelines)
-        judgement = judge(rec.scenario, rec.polite, rec.impolite, cause, found_checks, errors)
+        # rejections up to the first failure: an error's time, else when the rig stopped (a
+        # timeout, a broken invariant or a failed final check is known only then)
+        until = cause.t if cause is not None and cause.t is not None else rec.ledger.ended_t
+        judgement = judge(rec.scenario, rec.polite, rec.impolite, cause, found_checks, errors,
+                          rejections=run_rejections(rec.ledger, timelines, until))
     if rec.fault is not None and not rec.unsupported:  # never a pass: the fault and what the rig saw after it
         then = judgement.reason if judgement.outcome != "passed" else "the pair still met every check"
         judgement = dataclasses.replace(judgement, outcome="error", finding=None, reason=rec.fault(then))

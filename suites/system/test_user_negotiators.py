@@ -1,5 +1,6 @@
 """A user's negotiator is judged by what its peer did, not by how it words its logs: known browser
-findings stay explained when it logs ``console.error("prefix:", err)``. Real peers."""
+findings stay explained when it logs ``console.error("prefix:", err)``, and when it reports no
+error at all (the rig's own record of the rejected call names the finding). Real peers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ RIG = [sys.executable, "-m", "rig"]
 
 def _outcomes(out: Path) -> dict[str, tuple[str, str | None]]:
     return {c["id"]: (c["outcome"], c.get("finding")) for c in json.loads((out / "results.json").read_text())["cases"]}
+
+
+def _reasons(out: Path) -> dict[str, str]:
+    return {c["id"]: c.get("reason", "") for c in json.loads((out / "results.json").read_text())["cases"]}
 
 
 def test_a_prefixed_console_error_keeps_the_finding_explained(tmp_path: Path) -> None:
@@ -33,3 +38,32 @@ def test_a_prefixed_console_error_keeps_the_finding_explained(tmp_path: Path) ->
     assert outcomes["reference"] == outcomes["prefixed"], outcomes
     assert {o for o, _ in outcomes["prefixed"].values()} == {"xfailed"}, outcomes
     assert {f for _, f in outcomes["prefixed"].values()} == {"chromium-rollback-extmap"}, outcomes
+
+
+def test_a_negotiator_that_swallows_every_error_keeps_the_findings_explained(tmp_path: Path) -> None:
+    """A negotiator that catches and drops every error (as Unity Render Streaming's does) never
+    reports the rejected call, so its case ends stuck at a settle; the rig's own record of the
+    rejection still names the finding, and the reason says the negotiator did not report it.
+    glare-initial also has the impolite Chromium's rejected candidates of the ignored offer
+    before it, which the pattern drops and the verdict passes over."""
+    reference = (config.ROOT / "fixtures" / "negotiators" / "perfect.js").read_text()
+    assert reference.count("console.error(err);") == 2 and reference.count("throw err;") == 1
+    swallowing = tmp_path / "swallowing.js"
+    swallowing.write_text(reference.replace("console.error(err);", "/* dropped */")
+                          .replace("throw err;", "/* dropped */"))
+    text = swallowing.read_text()
+    assert text.count("/* dropped */") == 3 and "console.error" not in text and "throw" not in text
+    outcomes, reasons = {}, {}
+    for name, negotiator in (("reference", []), ("swallowing", ["--negotiator-js", str(swallowing)])):
+        out = tmp_path / name
+        runs.run_bounded([*RIG, "matrix", "--peers", "chromium,aiortc", "--pairs", "chromium:chromium,chromium:aiortc",
+                               "--scenarios", "glare-add-media,glare-initial", "--workers", "1", "--capture", "off",
+                               "--out", str(out), *negotiator], timeout=300, cwd=config.ROOT)
+        outcomes[name], reasons[name] = _outcomes(out), _reasons(out)
+    assert len(outcomes["reference"]) == 4, outcomes
+    assert outcomes["reference"] == outcomes["swallowing"], (outcomes, reasons["swallowing"])
+    assert {o for o, _ in outcomes["swallowing"].values()} == {"xfailed"}, outcomes
+    assert {f for _, f in outcomes["swallowing"].values()} == {"chromium-rollback-extmap"}, outcomes
+    for case, reason in reasons["swallowing"].items():
+        assert "recorded by the rig" in reason and "the negotiator did not report it" in reason, (case, reason)
+        assert "recorded by the rig" not in reasons["reference"][case], (case, reasons["reference"][case])

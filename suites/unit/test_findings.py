@@ -241,3 +241,98 @@ def test_a_case_whose_peers_were_never_made_is_an_error_with_its_set_up_cause() 
     setup = Cause(kind="setup", message="chromium: no such file /nonexistent/chromium")
     v = verdict.case_verdict(verdict.Recorded("add-video", AIORTC, FIREFOX, cause=setup))
     assert v.judgement.outcome == "error" and "/nonexistent/chromium" in v.judgement.reason and v.cause is setup
+
+
+# -- the rig's own record of rejections: a negotiator that drops its errors ---------------
+EXTMAP = ("Failed to execute 'setRemoteDescription' on 'RTCPeerConnection': Failed to set remote offer sdp: RTP "
+          "extension ID reassignment not supported (collision on active MID 1)")
+SETTLE = Cause(kind="timeout", step="3. settle", step_index=3, peer="impolite", peer_kind="chromium",
+               operation="settle", message="stuck at step 'settle' after 10 s: impolite not stable",
+               signaling_state="have-local-offer", connection_state="connected")
+
+
+def _api_error(t: float, method: str, name: str, message: str, **detail: object) -> dict:
+    return {"t": t, "type": "api-error", "detail": {"method": method, "name": name, "message": message, **detail}}
+
+
+def _swallowed(events: dict[str, list[dict]], cause: Cause = SETTLE, scenario: str = "glare-add-media",
+               ended_t: float = 10.4) -> verdict.Judgement:
+    """A case of a negotiator that caught and dropped every error: no error event, the case
+    stuck at its settle (or ``cause``), the rejections in the rig's own record only."""
+    ledger = verdict.Ledger(scenario=scenario, steps=["1. connect", "2. collide", "3. settle"], reached=3,
+                            ended_t=ended_t, computed_polite={"polite": True, "impolite": False})
+    return verdict.case_verdict(verdict.Recorded(scenario, CHROMIUM, CHROMIUM, cause=cause, ledger=ledger,
+                                                 events={"polite": [], "impolite": [], **events})).judgement
+
+
+def test_a_rejection_only_the_rig_recorded_is_the_finding_and_says_so() -> None:
+    srd = _api_error(0.4, "setRemoteDescription", "InvalidAccessError", EXTMAP, type="offer")
+    j = _swallowed({"polite": [srd]})
+    assert (j.outcome, j.finding) == ("xfailed", "chromium-rollback-extmap"), j.reason
+    first, then = j.reason.split("\n")[1:3]
+    assert first == (f"first failure: polite peer (chromium) rejected setRemoteDescription(offer): InvalidAccessError: "
+                     f"{EXTMAP}, recorded by the rig at t=0.400 s; the negotiator did not report it")
+    assert then == f"then: {SETTLE.text()}"
+    # the rejection of a planned fault is the rig's, and a candidate while an offer is ignored the
+    # pattern drops: neither is a first failure
+    fault = _api_error(0.1, "setLocalDescription", "OperationError", "injected by glare-rig: setLocalDescription fails once")
+    ignored = [{"t": 0.2, "type": "offer-ignored", "detail": {"seq": 3}},
+               _api_error(0.3, "addIceCandidate", "InvalidStateError", "The remote description was null")]
+    j = _swallowed({"polite": [fault, srd], "impolite": ignored})
+    assert (j.outcome, j.finding) == ("xfailed", "chromium-rollback-extmap"), j.reason
+
+
+def test_a_first_rejection_that_is_no_finding_leaves_the_case_failed() -> None:
+    srd = _api_error(0.4, "setRemoteDescription", "InvalidAccessError", EXTMAP, type="offer")
+    other = _api_error(0.3, "setRemoteDescription", "InvalidStateError", "Called in wrong state: stable", type="answer")
+    for events in ({"polite": [other]}, {"impolite": [other], "polite": [srd]}):
+        j = _swallowed(events)
+        assert (j.outcome, j.finding) == ("failed", None), j.reason
+        assert "the first rejected call is no finding of this cell either: " in j.reason
+        assert "Called in wrong state: stable, recorded by the rig at t=0.300 s" in j.reason
+    # the finding's error on the other peer is not the finding
+    assert _swallowed({"impolite": [srd]}).outcome == "failed"
+    # a candidate rejected once the ignored offer's answer has been applied is not dropped by the pattern
+    late = [{"t": 0.2, "type": "offer-ignored", "detail": {}}, {"t": 0.25, "type": "remote-description-set", "detail": {}},
+            _api_error(0.3, "addIceCandidate", "InvalidStateError", "The remote description was null")]
+    assert _swallowed({"impolite": late, "polite": [srd]}).outcome == "failed"
+
+
+def test_a_rejection_after_the_first_failure_is_not_used() -> None:
+    srd = _api_error(10.5, "setRemoteDescription", "InvalidAccessError", EXTMAP, type="offer")
+    assert _swallowed({"polite": [srd]}, ended_t=10.4).outcome == "failed"
+    # a reported error is the first failure at its own time, even when the case ran on after it
+    code = Cause(kind="error", step="2. collide", step_index=2, peer="impolite", peer_kind="chromium",
+                 operation="console.error", error_name="TypeError", message="x is undefined", t=0.2)
+    reported = {"t": 0.2, "type": "error", "detail": {"source": "console.error", "text": "TypeError: x is undefined",
+                                                      "errors": [{"name": "TypeError", "message": "x is undefined"}]}}
+    srd = {**srd, "t": 0.4}
+    j = _swallowed({"polite": [srd], "impolite": [reported]}, cause=code)
+    assert j.outcome == "failed" and "rejected setRemoteDescription" not in j.reason, j.reason
+    # before it, the rejection is the first failure, and the reported error still has to be explained
+    j = _swallowed({"polite": [{**srd, "t": 0.1}], "impolite": [reported]}, cause=code)
+    assert j.outcome == "failed" and "finding chromium-rollback-extmap explains the first rejection" in j.reason
+    assert "TypeError: x is undefined" in j.reason
+
+
+def _error_findings_evidence() -> list[Path]:
+    return [p for p in _evidence() if findings.BY_ID[json.loads(p.read_text())["case"]["finding"]].error
+            or findings.BY_ID[json.loads(p.read_text())["case"]["finding"]].message]
+
+
+@pytest.mark.parametrize("path", _error_findings_evidence(), ids=lambda p: p.name.removesuffix(".case.json"))
+def test_evidence_of_a_negotiator_that_swallowed_its_errors_is_still_its_finding(path: Path, tmp_path: Path) -> None:
+    """Every kept case of an error finding, with the negotiator's reports taken out and the case
+    stuck at a settle instead: the rig's own record of the rejection still names the finding."""
+    raw = json.loads(path.read_text())
+    fid, cause = raw["case"]["finding"], raw["case"]["cause"]
+    for role in raw["events"]:
+        raw["events"][role] = [e for e in raw["events"][role] if e["type"] != "error"]
+    raw["case"]["cause"] = {"kind": "timeout", "step": cause.get("step", ""), "step_index": cause.get("step_index"),
+                            "peer": cause.get("peer"), "peer_kind": cause.get("peer_kind", ""), "operation": "settle",
+                            "message": "stuck at step 'settle' after 10 s"}
+    swallowed = tmp_path / path.name
+    swallowed.write_text(json.dumps(raw))
+    judgement, _ = _rejudge(swallowed)
+    assert (judgement.outcome, judgement.finding) == ("xfailed", fid), judgement.reason
+    assert "recorded by the rig" in judgement.reason and "the negotiator did not report it" in judgement.reason
