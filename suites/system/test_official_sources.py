@@ -28,7 +28,7 @@ import pytest
 
 from rig import config, runs
 
-pytestmark = pytest.mark.long
+pytestmark = [pytest.mark.long, pytest.mark.timeout(900)]  # packing and unpacking 800 MB: more than the default bound
 RIG = [sys.executable, "-m", "rig"]
 CHROMIUM = Path("/usr/lib/chromium")  # Debian's chromium package: the binary is chromium
 FIREFOX = Path("/usr/lib/firefox-esr")  # Debian's firefox-esr package: the binary is firefox-esr
