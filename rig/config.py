@@ -48,6 +48,13 @@ NPM_CHROMIUM = {
     "chrome-aws-lambda": {"5.5.0": "88"},
 }
 NPM_REGISTRY = os.environ.get("RIG_NPM_REGISTRY", "https://registry.npmjs.org")
+#: The official feeds (rig.install.cft, rig.install.mozilla), each overridable with a mirror's
+#: address: Chrome for Testing's JSON feeds (the archives are where the feeds say), Mozilla's
+#: archive (``/pub``: firefox/releases, devedition/releases, firefox/nightly) and its
+#: product-details (``firefox_versions.json``, the channels' versions).
+CFT_URL = os.environ.get("RIG_CFT_URL", "https://googlechromelabs.github.io/chrome-for-testing")
+MOZILLA_ARCHIVE_URL = os.environ.get("RIG_MOZILLA_ARCHIVE_URL", "https://archive.mozilla.org/pub")
+MOZILLA_PRODUCT_DETAILS_URL = os.environ.get("RIG_MOZILLA_PRODUCT_DETAILS_URL", "https://product-details.mozilla.org/1.0")
 
 #: Chromium honours only the last --disable-features switch, so the rig passes one
 #: merged list: Playwright 1.64's own list plus what WebRTC tests need.

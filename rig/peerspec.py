@@ -1,7 +1,8 @@
-"""A peer as the user names it: ``kind[@version|@/binary|@first..last|@ws://endpoint]``."""
+"""A peer as the user names it: ``kind[@version|@channel|@cft:version|@/binary|@first..last|@ws://endpoint]``."""
 
 from __future__ import annotations
 
+import difflib
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -11,14 +12,33 @@ from .vocab import PEER_KINDS
 
 #: A spec variant with one of these prefixes is a Playwright server's address (a remote browser).
 ENDPOINT_SCHEMES = ("ws://", "wss://")
+#: Release channels, as the official feeds name them (rig.install.cft: Chrome for Testing's
+#: last-known-good versions; rig.install.mozilla: product-details' firefox_versions.json). A
+#: channel resolves at run time to one exact version.
+CHANNELS = {
+    "chromium": ("stable", "beta", "dev", "canary"),
+    "firefox": ("release", "beta", "devedition", "esr", "nightly"),
+}
+#: ``chromium@cft:130``: a version from Chrome for Testing only (the newest of milestone 130,
+#: or an exact build such as ``cft:130.0.6723.58``), whatever other sources have.
+CFT = "cft:"
+#: Examples of each kind's version forms (a line, an exact version, a range), for messages.
+FORMS = {
+    "chromium": ("147", "147.0.7727.0", "110..156"),
+    "firefox": ("153", "128.0.3", "140..153"),
+    "aiortc": ("1.14", "1.16.0"),
+}
+VERSION_RE = r"\d+(\.\d+)*(esr|[ab]\d*)?"  # 147.0.7727.0, 153.8.0esr, Firefox's 134.0b5 and 135.0a1
 
 
 @dataclass(frozen=True)
 class PeerSpec:
-    """A peer as the user names it: ``kind[@version|@/binary|@first..last|@ws://endpoint]``.
+    """A peer as the user names it: ``kind[@version|@channel|@cft:version|@/binary|@first..last|@ws://endpoint]``.
 
     ``chromium`` (whatever is installed), ``chromium@147`` (a version: a prefix of an exact
     one, resolved by rig.install to the newest installed or installable match),
+    ``chromium@beta`` / ``firefox@nightly`` (a release channel, resolved at run time to one exact
+    version from the official feed), ``chromium@cft:130`` (from Chrome for Testing only),
     ``chromium@/opt/c/chrome`` (a binary), ``chromium@110..156`` (a range, for ``rig
     bisect`` only), ``chromium@ws://host:3000/path`` (a browser on another host, behind a
     Playwright server: docs/remote.md). Specs stay one short string in ids and reports; the
@@ -39,13 +59,39 @@ class PeerSpec:
                            f"{self.kind}@ws://HOST:PORT/PATH (or wss://), the address the server printed")
         if self.variant and not re.fullmatch(r"[\w./:=+-]+", self.variant):
             raise RigError(f"bad peer variant {self.variant!r} in {self}")
-        if self.variant and not self.binary:
-            bad = [v for v in (self.range or (self.variant,)) if not re.fullmatch(r"\d+(\.\d+)*(esr)?", v)]
+        if self.variant and not self.binary and not self.channel:
+            if self.variant.startswith(CFT):
+                self._check_cft()
+                return
+            bad = [v for v in (self.range or (self.variant,)) if not re.fullmatch(VERSION_RE, v)]
             if bad:
-                raise RigError(f"{self}: {bad[0]!r} is not a version (write {self.kind}@147, "
-                               f"{self.kind}@147.0.7727.0, {self.kind}@110..156 or {self.kind}@/path/to/binary)")
+                close = difflib.get_close_matches(bad[0], CHANNELS.get(self.kind, ()), n=1)
+                hint = f" or a channel; did you mean {self.kind}@{close[0]}?" if close else ""
+                raise RigError(f"{self}: {bad[0]!r} is not a version{hint} (write {self._forms()})")
         if self.kind == "aiortc" and self.binary:
             raise RigError(f"{self}: aiortc is chosen by version (aiortc@1.14), not by path")
+
+    def _forms(self) -> str:
+        """The forms a version of this kind takes, for the one line that says a spec is none."""
+        k = self.kind
+        forms = [f"{k}@{v}" for v in FORMS.get(k, FORMS["chromium"])]
+        if k in CHANNELS:
+            forms.append(f"{k}@{'|'.join(CHANNELS[k])}")
+        if k == "chromium":
+            forms.append(f"{k}@{CFT}130")
+        if k != "aiortc":  # aiortc is chosen by version, never by path
+            forms.append(f"{k}@/path/to/binary")
+        return ", ".join(forms[:-1]) + f" or {forms[-1]}"
+
+    def _check_cft(self) -> None:
+        """``chromium@cft:130`` or ``chromium@cft:130.0.6723.58``: Chrome for Testing has Chromium only."""
+        if self.kind != "chromium":
+            raise RigError(f"{self}: Chrome for Testing has Chromium only; write chromium@{self.variant}")
+        rest = self.variant[len(CFT):]
+        if not re.fullmatch(r"\d+(\.\d+)*", rest):
+            what = f"{rest!r} is not a Chrome for Testing version" if rest else f"no version after {CFT}"
+            raise RigError(f"{self}: {what} (write chromium@{CFT}130 for the newest build of milestone 130, "
+                           f"or chromium@{CFT}130.0.6723.58 for that build)")
 
     def _check_endpoint(self) -> None:
         """A Playwright server's address: ws:// or wss://, a host, a valid port; no spaces and no
@@ -92,9 +138,22 @@ class PeerSpec:
         return None
 
     @property
+    def channel(self) -> str:
+        """``beta`` for ``chromium@beta``: a release channel of the official feeds; "" otherwise."""
+        return self.variant if self.variant in CHANNELS.get(self.kind, ()) else ""
+
+    @property
+    def source(self) -> str:
+        """The source a spec insists on: ``cft`` for ``chromium@cft:130``; "" (any source) otherwise."""
+        return CFT[:-1] if self.variant.startswith(CFT) else ""
+
+    @property
     def version(self) -> str:
-        """The version asked for (a prefix of an exact version); "" for any, a binary, a range or an endpoint."""
-        return "" if self.binary or self.range or self.endpoint else self.variant
+        """The version asked for (a prefix of an exact version: ``130`` for ``chromium@cft:130``); "" for
+        any, a channel (its version is known only once its feed is read), a binary, a range or an endpoint."""
+        if self.binary or self.range or self.endpoint or self.channel:
+            return ""
+        return self.variant.removeprefix(CFT)
 
     def __str__(self) -> str:
         return f"{self.kind}@{self.variant}" if self.variant else self.kind

@@ -2,9 +2,13 @@
 installed, and which one a peer spec means.
 
 Sources: the system browsers (rig.config.BINARIES), Debian's archive (rig.install.debian) and
-npm packages that ship a whole Chromium (rig.install.npm). A new source is one more module
-beside those two, giving ``<source>_available(kind, notes)`` and ``fetch(item, spec, tmp)``
-(rig.install.source), named in :func:`available` and ``FETCH`` here.
+npm packages that ship a whole Chromium (rig.install.npm), listed by :func:`available`; and the
+official feeds, Chrome for Testing (rig.install.cft) and Mozilla's archive (rig.install.mozilla),
+asked only for the specs that name them (:func:`official`: a channel such as ``chromium@beta``,
+``chromium@cft:130``; an exact Firefox release no other source has), so that a machine that
+cannot reach them never waits on them for anything else. A new source is one more module giving
+``fetch(item, spec, tmp)`` and either ``<source>_available(kind, notes)`` or ``pick(spec)``
+(rig.install.source), named in ``FETCH`` here.
 
 Installed versions live in the per-user cache (rig.install.cache), one directory per exact
 version. A version is listed only once the rig's own Playwright (or, failing that, a driver
@@ -28,24 +32,37 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from .. import config, remote
 from ..errors import RigError
 from ..peerspec import PeerSpec
 from ..versions import Installation, line, matches, version_key
-from . import debian, launch, npm
-from .cache import DOWNLOAD_HOOKS, browsers_dir, cached, downloads_dir, install_lock, ordered, read_manifest
+from . import cft, debian, launch, mozilla, npm
+from .cache import (
+    DOWNLOAD_HOOKS,
+    Unreachable,
+    browsers_dir,
+    cached,
+    downloads_dir,
+    install_lock,
+    ordered,
+    read_manifest,
+)
 from .debian import debian_available, parse_apt_show, parse_madison, upstream
 from .launch import playwright_version, probe, verify
 from .npm import UNLISTED, npm_available, npm_host, npm_metadata, parse_npm
 from .source import BROWSERS, Available, Corrupt
 
 #: Each source's fetch, by the name an Available gives as its ``source``.
-FETCH = {"debian": debian.fetch, "npm": npm.fetch}
+FETCH = {"debian": debian.fetch, "npm": npm.fetch, "cft": cft.fetch, "mozilla": mozilla.fetch}
+#: How messages name each source of an installation.
+SOURCE_NAMES = {"system": "the system browser", "debian": "Debian", "npm": "npm", "cft": cft.NAME,
+                "mozilla": mozilla.NAME, "path": "a binary"}
 
 __all__ = [
     "BROWSERS", "DOWNLOAD_HOOKS", "FETCH", "Available", "Outcome", "available", "browsers_dir", "cached",
-    "debian_available", "install", "installed", "npm_available", "npm_host", "npm_metadata", "parse_apt_show",
+    "debian_available", "install", "installed", "npm_available", "npm_host", "npm_metadata", "official", "parse_apt_show",
     "parse_madison", "parse_npm", "probe", "read_manifest", "resolve", "system", "system_binary", "upstream",
     "verify",
 ]
@@ -121,13 +138,95 @@ def _pick(spec: PeerSpec) -> Available:
     found = [a for a in offer if a.matches(spec.version)]
     if found:
         return found[0]
+    if spec.kind == "firefox" and mozilla.is_release(spec.version):
+        return _ask(spec, mozilla)
     unreachable = [n for n in notes if n.startswith(UNLISTED)]
     if unreachable:
         reason = unreachable[0].removeprefix(UNLISTED)
         raise RigError(f"{spec}: {reason}; install it on a machine that can, or copy {browsers_dir(spec.kind)} here")
+    hint = ("; Mozilla's archive has every Firefox release by its exact number (firefox@128.0.3) and the channels "
+            "(firefox@release|beta|devedition|esr|nightly)") if spec.kind == "firefox" else ""
     if not offer:
-        raise RigError(f"{spec}: no installable version here ({'; '.join(notes) or 'no source listed any'})")
-    raise RigError(f"{spec}: no installable version matches; installable: {_lines(offer)}")
+        raise RigError(f"{spec}: no installable version here ({'; '.join(notes) or 'no source listed any'}){hint}")
+    raise RigError(f"{spec}: no installable version matches; installable: {_lines(offer)}{hint}")
+
+
+def official_source(source: str) -> bool:
+    return source in (cft.SOURCE, mozilla.SOURCE)
+
+
+def official(spec: PeerSpec) -> ModuleType | None:
+    """The official feed a spec names (rig.install.cft or rig.install.mozilla), or None: Chrome
+    for Testing for ``chromium@cft:...`` and Chromium's channels, Mozilla's archive for Firefox's
+    channels. (An exact Firefox release goes to Mozilla's archive only when no listed source has
+    it: :func:`_pick`.)"""
+    if spec.kind == "chromium" and (spec.channel or spec.source == cft.SOURCE):
+        return cft
+    if spec.kind == "firefox" and spec.channel:
+        return mozilla
+    return None
+
+
+def _ask(spec: PeerSpec, src: ModuleType) -> Available:
+    """``src.pick(spec)``, its errors as one line that starts with the spec; an unreachable host
+    is named, with what to use instead: the newest version installed here from elsewhere, and
+    the variable that points the source at a mirror."""
+    try:
+        return src.pick(spec)
+    except Unreachable as exc:
+        raise RigError(f"{spec}: cannot reach {exc.host} ({src.NAME}: {exc.reason}); {_instead(spec, src)} "
+                       f"or set {src.mirror_env(exc.url)} to a mirror") from None
+    except RigError as exc:
+        raise RigError(f"{spec}: {exc}") from None
+
+
+def _instead(spec: PeerSpec, src: ModuleType) -> str:
+    try:
+        others = [i for i in installed(spec.kind) if i.source != src.SOURCE]
+    except RigError:
+        others = []
+    if not others:
+        return f"use a {spec.kind} version from Debian or npm (rig browsers list --available)"
+    best = others[0]
+    return f"use {spec.kind}@{best.line} ({SOURCE_NAMES.get(best.source, best.source)})"
+
+
+def _same(installed_version: str, feed_version: str) -> bool:
+    """Whether a feed's version is an installed one: Mozilla names an ESR ``153.8.0esr``, and the
+    browser reports itself as ``153.8.0``."""
+    return installed_version.removesuffix("esr") == feed_version.removesuffix("esr")
+
+
+def _labelled(spec: PeerSpec, inst: Installation) -> Installation:
+    """A channel's installation says which channel it came from: its source reads ``cft, beta channel``."""
+    return dataclasses.replace(inst, source=f"{inst.source}, {spec.channel} channel") if spec.channel else inst
+
+
+def _official(spec: PeerSpec, src: ModuleType, *, install: bool, progress: Callable[[str], None] | None) -> Outcome:
+    """A spec an official feed resolves, to a build from that source only (another source's build
+    of the same version is another binary). ``cft:VERSION``: an installed Chrome for Testing build
+    that matches needs no feed. Otherwise the feed names one exact build (a channel's moves, so it
+    is asked every run); an installation of exactly that version from that source serves, else it
+    is installed (with ``install``) or the one-line error says how."""
+    def mine() -> list[Installation]:  # Debian's Chromium 156 is not Chrome for Testing's 156
+        return [i for i in cached(spec.kind) if i.source == src.SOURCE]
+
+    if not spec.channel:
+        have = _best(mine(), spec.version)
+        if have is not None:
+            return Outcome(have, already=True)
+    item = _ask(spec, src)
+    have = next((i for i in mine() if _same(i.version, item.version)), None)
+    if have is None and install:
+        with install_lock(spec):
+            have = next((i for i in mine() if _same(i.version, item.version)), None)
+            if have is None:
+                done = _install_item(spec, item, progress or (lambda _: None))
+                return dataclasses.replace(done, installation=_labelled(spec, done.installation))
+    if have is None:
+        raise RigError(f"{spec} ({spec.kind} {item.version} from {src.NAME}) is not installed here; "
+                       f"run: rig browsers install {spec}")
+    return Outcome(_labelled(spec, have), already=True)
 
 
 def install(spec: PeerSpec, *, progress: Callable[[str], None] | None = None) -> Outcome:
@@ -143,6 +242,9 @@ def _install_spec(spec: PeerSpec, progress: Callable[[str], None] | None) -> Out
         return Outcome(inst, already=False)
     if spec.range:
         raise RigError(f"{spec}: install one version, not a range (e.g. {spec.kind}@{spec.range[1]})")
+    src = official(spec)
+    if src is not None:
+        return _official(spec, src, install=True, progress=progress)
     if not spec.version:
         return Outcome(resolve(spec), already=True)
     have = _best(installed(spec.kind), spec.version)
@@ -173,20 +275,25 @@ def _install_item(spec: PeerSpec, item: Available, progress: Callable[[str], Non
         except RigError as exc:
             raise RigError(f"{spec}: {item.describe()} unpacks but {exc}; its archive stays in "
                            f"{downloads_dir()} for the next try") from None
-        if not matches(spec.version, inst.version):
+        if not matches(spec.version or item.version, inst.version):
             for a in archives:
                 (downloads_dir() / a["name"]).unlink(missing_ok=True)
             raise RigError(f"{spec}: {item.describe()} is {spec.kind} {inst.version}, which does not match; "
                            f"installable: {_lines(available(spec.kind))}")
         final = base / inst.version
+        existing = read_manifest(final) if final.exists() else None
+        if existing is not None and existing.source != item.source and official_source(item.source):
+            # Chrome for Testing's or Mozilla's build of a version another source has too: another binary
+            final = base / f"{inst.version}+{item.source}"
+            existing = read_manifest(final) if final.exists() else None
         if final.exists():  # the same exact version from another source: keep the first
-            existing = read_manifest(final)
             if existing is not None:
                 return Outcome(existing, already=True)
             shutil.rmtree(final)
         inst = dataclasses.replace(inst, path=str(final / exe.relative_to(tmp)), source=item.source)
         manifest = dict(inst.as_dict(), executable=str(exe.relative_to(tmp)), package=item.package,
                         package_version=item.package_version, archives=archives,
+                        **({"channel": item.channel} if item.channel else {}),
                         verified_with=f"playwright {playwright_version()}",
                         verified_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -228,6 +335,9 @@ def resolve(spec: PeerSpec, *, install: bool = False) -> Installation:
             return dataclasses.replace(probe(spec.kind, spec.binary), source="path")
         except RigError as exc:
             raise RigError(f"{spec}: {exc}") from None
+    src = official(spec)
+    if src is not None:
+        return _official(spec, src, install=install, progress=None).installation
     if not spec.version:
         return system(spec.kind)
     have = _best(installed(spec.kind), spec.version)

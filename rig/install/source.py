@@ -4,7 +4,10 @@ errors a source raises while fetching one.
 A source is a module beside this one (rig.install.debian, rig.install.npm) that gives
 ``<source>_available(kind, notes)``, the versions it lists, and ``fetch(item, spec, tmp)``, which
 downloads one of them (through rig.install.cache), checks it and unpacks it into ``tmp``; the
-package (rig.install) asks every source and installs what it fetched.
+package (rig.install) asks every source and installs what it fetched. The official feeds
+(rig.install.cft, rig.install.mozilla) list nothing up front: they give ``pick(spec)``, the one
+build a spec names, asked only for specs that name them (a channel, ``cft:``, an exact Firefox
+release), so a plain ``chromium@147`` never waits on a host this machine cannot reach.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from ..versions import line, matches, version_key
 
 #: The kinds of browser rig browsers installs, in the order listings show them.
 BROWSERS = ("chromium", "firefox")
+#: Sources that name a browser's exact version before it is downloaded (npm names only its major).
+EXACT_SOURCES = ("debian", "cft", "mozilla")
 
 
 def first_line(exc: BaseException | str) -> str:
@@ -34,15 +39,16 @@ class Available:
 
     kind: str
     version: str
-    source: str  # debian | npm
+    source: str  # debian | npm | cft | mozilla
     package: str
     package_version: str
-    url: str = ""  # npm: the tarball
-    integrity: str = ""  # npm: "sha512-<base64>" (or "sha1-<hex>" when the registry has nothing better)
+    url: str = ""  # npm: the tarball; cft, mozilla: the archive
+    integrity: str = ""  # npm: "sha512-<base64>" (or "sha1-<hex>"); mozilla: "sha256-<hex>" from its SHA256SUMS
+    channel: str = ""  # cft, mozilla: the channel this version was resolved from (beta, nightly...), if any
 
     @property
     def exact(self) -> bool:
-        return self.source == "debian"
+        return self.source in EXACT_SOURCES
 
     @property
     def line(self) -> str:

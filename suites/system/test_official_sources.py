@@ -1,0 +1,183 @@
+"""The official sources end to end, without the internet: real browsers from this machine
+re-packed in the official layouts (Debian's Chromium as Chrome for Testing's
+``chrome-linux64.zip`` with ``chrome-linux64/chrome``; Debian's firefox-esr as Mozilla's
+``firefox-VERSION.tar.xz`` with ``firefox/firefox``), served with the documented feeds
+(Chrome for Testing's three JSON feeds, Mozilla's SHA256SUMS and product-details'
+firefox_versions.json) from a local HTTP server, installed by ``rig browsers install
+chromium@stable firefox@esr`` into a private cache (a second install downloads nothing), and
+run in a small ``rig matrix`` against aiortc. Packing takes most of the time (about 300 MB
+through xz), so it is marked long."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rig import config, runs
+
+pytestmark = [pytest.mark.long, pytest.mark.timeout(900)]  # packing and unpacking 800 MB: more than the default bound
+RIG = [sys.executable, "-m", "rig"]
+CHROMIUM = Path("/usr/lib/chromium")  # Debian's chromium package: the binary is chromium
+FIREFOX = Path("/usr/lib/firefox-esr")  # Debian's firefox-esr package: the binary is firefox-esr
+
+
+def _version(exe: Path) -> str:
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"\d+\.\d+[\w.]*", out)
+    if not m:
+        pytest.skip(f"{exe} --version printed no version: {out!r}")
+    return m.group(0)
+
+
+def _pack_chrome(version: str, dest: Path) -> Path:
+    """/usr/lib/chromium as chrome-linux64/ in a zip (stored, not deflated: the layout is what is
+    tested, and deflating 500 MB costs half a minute), the executable named chrome, without
+    Debian's separate headless shell (Chrome for Testing ships that in its own zip)."""
+    archive = dest / "dl" / version / "linux64" / "chrome-linux64.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+        for path in sorted(CHROMIUM.rglob("*")):
+            rel = path.relative_to(CHROMIUM)
+            if path.is_dir() or rel.name == "chromium-headless-shell":
+                continue
+            name = "chrome" if str(rel) == "chromium" else str(rel)
+            z.write(path, f"chrome-linux64/{name}")
+    return archive
+
+
+def _pack_firefox(version: str, dest: Path) -> Path:
+    """/usr/lib/firefox-esr as firefox/ in a .tar.xz (symlinks into /usr/share followed, so the
+    tarball stands alone), the executable named firefox."""
+    entry = f"linux-x86_64/en-US/firefox-{version}.tar.xz"
+    release = dest / "pub" / "firefox" / "releases" / version
+    archive = release / entry
+    archive.parent.mkdir(parents=True)
+    with tarfile.open(archive, "w:xz", preset=0, dereference=True) as tar:
+        for path in sorted(FIREFOX.iterdir()):
+            name = "firefox" if path.name == "firefox-esr" else path.name
+            tar.add(path, f"firefox/{name}")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (release / "SHA256SUMS").write_text(f"{'0' * 64}  linux-x86_64/de/firefox-{version}.tar.xz\n{digest}  {entry}\n")
+    return archive
+
+
+def _cft_entry(url: str, version: str, **extra: str) -> dict:
+    return dict({"version": version, "revision": "1400000", "downloads": {
+        "chrome": [{"platform": p, "url": f"{url}/dl/{version}/{p}/chrome-{p}.zip"}
+                   for p in ("linux64", "mac-arm64", "win64")]}}, **extra)
+
+
+class Served:
+    """A folder served over HTTP on 127.0.0.1 (port 0), every GET path recorded."""
+
+    def __init__(self, root: Path) -> None:
+        self.gets: list[str] = []
+        gets = self.gets
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                gets.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def official(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, str, str]]:
+    if not (CHROMIUM / "chromium").is_file() or not (FIREFOX / "firefox-esr").is_file():
+        pytest.skip("needs Debian's chromium and firefox-esr (apt-get install -y chromium firefox-esr, as root)")
+    root = tmp_path_factory.mktemp("official")
+    chrome, firefox = _version(CHROMIUM / "chromium"), _version(FIREFOX / "firefox-esr")
+    served = Served(root)
+    _pack_chrome(chrome, root)
+    _pack_firefox(firefox, root)
+    feeds = root / "cft"
+    feeds.mkdir()
+    stamp = "2026-12-07T00:00:00.000Z"
+    (feeds / "known-good-versions-with-downloads.json").write_text(json.dumps(
+        {"timestamp": stamp, "versions": [_cft_entry(served.url, chrome)]}))
+    (feeds / "last-known-good-versions-with-downloads.json").write_text(json.dumps({"timestamp": stamp, "channels": {
+        c: _cft_entry(served.url, chrome, channel=c) for c in ("Stable", "Beta", "Dev", "Canary")}}))
+    major = chrome.split(".")[0]
+    (feeds / "latest-versions-per-milestone-with-downloads.json").write_text(json.dumps(
+        {"timestamp": stamp, "milestones": {major: _cft_entry(served.url, chrome, milestone=major)}}))
+    details = root / "pd" / "1.0"
+    details.mkdir(parents=True)
+    (details / "firefox_versions.json").write_text(json.dumps({
+        "FIREFOX_ESR": firefox, "FIREFOX_DEVEDITION": "", "FIREFOX_NIGHTLY": "",
+        "LATEST_FIREFOX_DEVEL_VERSION": "", "LATEST_FIREFOX_VERSION": ""}))
+    yield served, chrome, firefox
+    served.close()
+
+
+@pytest.fixture
+def env(official: tuple[Served, str, str], tmp_path: Path) -> dict:
+    served = official[0]
+    return dict(os.environ, GLARE_RIG_CACHE=str(tmp_path / "cache"), RIG_CFT_URL=f"{served.url}/cft",
+                RIG_MOZILLA_ARCHIVE_URL=f"{served.url}/pub", RIG_MOZILLA_PRODUCT_DETAILS_URL=f"{served.url}/pd/1.0")
+
+
+def test_repacked_browsers_install_from_the_official_layouts_and_run(
+        official: tuple[Served, str, str], env: dict, tmp_path: Path) -> None:
+    served, chrome, firefox_esr = official
+    firefox = firefox_esr.removesuffix("esr")  # Mozilla's name for an ESR; the browser reports 153.8.0
+    cache = Path(env["GLARE_RIG_CACHE"]) / "browsers"
+    r = runs.run_bounded(RIG + ["browsers", "install", "chromium@stable", "firefox@esr"], cwd=config.ROOT, env=env,
+                         timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"chromium@stable: installed chromium {chrome} (cft, stable channel, "), r.stdout
+    assert lines[0].endswith(f"at {cache}/chromium/{chrome}/chrome-linux64/chrome"), r.stdout
+    assert lines[1].startswith(f"firefox@esr: installed firefox {firefox} (mozilla, esr channel"), r.stdout
+    assert lines[1].endswith(f"at {cache}/firefox/{firefox}/firefox/firefox"), r.stdout
+    manifest = json.loads((cache / "chromium" / chrome / "manifest.json").read_text())
+    assert (manifest["source"], manifest["channel"], len(manifest["archives"][0]["sha256"])) == ("cft", "stable", 64)
+    archives = [g for g in served.gets if g.endswith((".zip", ".tar.xz"))]
+    assert len(archives) == 2
+
+    # a cache hit: the feeds are read again (channels move), no archive is downloaded
+    r = runs.run_bounded(RIG + ["browsers", "install", "chromium@stable", "firefox@esr", f"chromium@cft:{chrome}"],
+                         cwd=config.ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = r.stdout.splitlines()
+    assert len(rows) == 3 and all(": already installed: " in row for row in rows), r.stdout
+    assert [g for g in served.gets if g.endswith((".zip", ".tar.xz"))] == archives
+
+    out = tmp_path / "out"
+    r = runs.run_bounded(RIG + ["matrix", "--peers", "chromium@stable,firefox@esr,aiortc", "--pairs",
+                                "chromium@stable:aiortc,aiortc:firefox@esr", "--scenarios", "initial-datachannel",
+                                "--workers", "1", "--out", str(out)], cwd=config.ROOT, env=env, timeout=600)
+    assert f"rig: chromium@stable is chromium {chrome} (cft, stable channel)" in r.stdout + r.stderr
+    assert f"rig: firefox@esr is firefox {firefox} (mozilla, esr channel" in r.stdout + r.stderr
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    cases = json.loads((out / "results.json").read_text())["cases"]
+    assert sorted((c["polite"]["spec"], c["impolite"]["spec"], c["outcome"]) for c in cases) == [
+        ("aiortc", "firefox@esr", "passed"), ("chromium@stable", "aiortc", "passed")]
+    peers = {p["spec"]: p for c in cases for p in (c["polite"], c["impolite"])}
+    assert peers["chromium@stable"]["version"] == chrome
+    assert peers["chromium@stable"]["source"].startswith("cft, stable channel")
+    assert peers["firefox@esr"]["version"] == firefox and peers["firefox@esr"]["source"] == "mozilla, esr channel"
