@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import io
 import json
 import os
 import tarfile
-import threading
 import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import brotli
 import pytest
+from localhttp import Server
 
 from rig import cli, config, install
 from rig.errors import RigError
@@ -250,28 +249,8 @@ def _sri(data: bytes) -> str:
 GOOD = _tgz({"package/package.json": b"{}", "package/bin/chromium.br": brotli.compress(b"#!/bin/sh\necho 147\n")})
 
 
-class Registry:
+class Registry(Server):
     """Files served over HTTP on 127.0.0.1, and the registry metadata that points at them."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        registry = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = registry.files.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
 
     def publish(self, version: str, tarball: bytes, integrity: str | None = None) -> None:
         path = f"/chromium-{version}.tgz"
@@ -288,9 +267,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     monkeypatch.setattr(config, "NPM_CHROMIUM", {"@sparticuz/chromium": {}})
     monkeypatch.setattr(install.launch, "rig_drivers", lambda: None)
     yield reg
-    reg.server.shutdown()
-    reg.server.server_close()
-    reg.thread.join(timeout=5)
+    reg.close()
 
 
 @pytest.fixture

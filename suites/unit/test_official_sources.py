@@ -9,61 +9,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.server
 import io
 import json
 import socket
 import tarfile
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from localhttp import Server
 
 from rig import config, install, options
 from rig.errors import RigError
 from rig.install import cft, mozilla
 from rig.peerspec import PeerSpec
 from rig.versions import Installation
-
-
-class Server:
-    """Files served over HTTP on 127.0.0.1 (path -> bytes), each GET counted."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.gets: list[str] = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.gets.append(self.path)
-                body = server.files.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def put(self, path: str, body: bytes | str | dict) -> str:
-        if isinstance(body, dict):
-            body = json.dumps(body)
-        self.files[path] = body.encode() if isinstance(body, str) else body
-        return self.url + path
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture
