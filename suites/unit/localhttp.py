@@ -1,6 +1,6 @@
 """Files served over HTTP on 127.0.0.1 for the installer's tests: a registry, a feed, an
 archive, each GET counted. Shared by test_install.py (the npm registry) and
-test_official_sources.py (Chrome for Testing and Mozilla's feeds)."""
+test_install_official.py (Chrome for Testing and Mozilla's feeds)."""
 
 from __future__ import annotations
 
