@@ -5,8 +5,10 @@ re-packed in the official layouts (Debian's Chromium as Chrome for Testing's
 (Chrome for Testing's three JSON feeds, Mozilla's SHA256SUMS and product-details'
 firefox_versions.json) from a local HTTP server, installed by ``rig browsers install
 chromium@stable firefox@esr`` into a private cache (a second install downloads nothing), and
-run in a small ``rig matrix`` against aiortc. Packing takes most of the time (about 300 MB
-through xz), so it is marked long."""
+run in a small ``rig matrix`` against aiortc. Packing is most of the work (about 300 MB through
+xz), so the packed archives are kept in the per-user cache, keyed by the two browsers' versions
+and binaries, as the bare Debian root of test_debian_root is: only a machine's first run, or one
+after a browser update, packs them. The test is marked long."""
 
 from __future__ import annotations
 
@@ -16,17 +18,20 @@ import http.server
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rig import config, runs
+from rig import config, runs, versions
 
 pytestmark = [pytest.mark.long, pytest.mark.timeout(900)]  # packing and unpacking 800 MB: more than the default bound
 RIG = [sys.executable, "-m", "rig"]
@@ -74,6 +79,35 @@ def _pack_firefox(version: str, dest: Path) -> Path:
     return archive
 
 
+def _packed(chrome: str, firefox: str, root: Path) -> None:
+    """Both archives (and Firefox's SHA256SUMS) under ``root`` as the server lays them out,
+    linked from the per-user cache; packed there first when no archive of these two browsers
+    (version, binary size and time) is cached. A pack goes to a folder of its own and is renamed
+    into place whole, so two runs at once never see half an archive."""
+    stamp = "-".join(f"{exe.stat().st_size}.{int(exe.stat().st_mtime)}"
+                     for exe in (CHROMIUM / "chromium", FIREFOX / "firefox-esr"))
+    cache = versions.cache_root() / "test-official-archives"
+    packed = cache / f"{chrome}-{firefox}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    if not packed.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        for old in cache.iterdir():  # an earlier browser's pack (hundreds of MB), or a killed run's half
+            packing = old.name.startswith(".packing-") and time.time() - old.stat().st_mtime < 3600
+            if old.name != packed.name and not packing:
+                shutil.rmtree(old, ignore_errors=True)
+        fresh = Path(tempfile.mkdtemp(prefix=".packing-", dir=cache))
+        _pack_chrome(chrome, fresh)
+        _pack_firefox(firefox, fresh)
+        try:
+            fresh.rename(packed)
+        except OSError:  # another run packed the same browsers first
+            shutil.rmtree(fresh, ignore_errors=True)
+    for path in packed.rglob("*"):
+        if path.is_file():
+            link = root / path.relative_to(packed)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+
+
 def _cft_entry(url: str, version: str, **extra: str) -> dict:
     return dict({"version": version, "revision": "1400000", "downloads": {
         "chrome": [{"platform": p, "url": f"{url}/dl/{version}/{p}/chrome-{p}.zip"}
@@ -113,8 +147,7 @@ def official(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served,
     root = tmp_path_factory.mktemp("official")
     chrome, firefox = _version(CHROMIUM / "chromium"), _version(FIREFOX / "firefox-esr")
     served = Served(root)
-    _pack_chrome(chrome, root)
-    _pack_firefox(firefox, root)
+    _packed(chrome, firefox, root)
     feeds = root / "cft"
     feeds.mkdir()
     stamp = "2026-12-07T00:00:00.000Z"
