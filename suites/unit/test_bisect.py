@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from rig import bisect
+from rig import bisect, findings
 from rig.errors import RigError
+from rig.model import PeerInfo
 
 VERSIONS = ["92", "103", "110", "121", "130", "138", "147", "150", "153", "156"]
 
@@ -57,7 +58,7 @@ def test_candidates_are_one_per_release_line_inside_the_range():
         "1.13.0", "1.14.0", "1.16.1"]
 
 
-def test_a_step_verdict_counts_findings_as_failures_and_setup_errors_as_unjudged():
+def test_a_step_verdict_counts_findings_as_failures_and_errors_as_unjudged():
     ok = {"outcome": "passed"}
     xf = {"outcome": "xfailed", "reason": "finding chromium-rollback-extmap: ...\nmore"}
     setup = {"outcome": "error", "cause": {"kind": "setup"}, "reason": "chromium@88: Playwright cannot drive it"}
@@ -67,9 +68,17 @@ def test_a_step_verdict_counts_findings_as_failures_and_setup_errors_as_unjudged
     xp = {"outcome": "xpassed", "reason": "passed although finding chromium-rollback-extmap expects ..."}
     assert bisect.verdict_of([ok, xp, xp]) == ("pass", "")
     assert bisect.verdict_of([xp, xf])[0] == "fail"
-    assert bisect.verdict_of([setup]) == ("skip", "chromium@88: Playwright cannot drive it")
-    assert bisect.verdict_of([{"outcome": "unsupported", "reason": "no restartIce"}])[0] == "skip"
+    assert bisect.verdict_of([setup]) == ("skip", "not judged (error): chromium@88: Playwright cannot drive it")
+    assert bisect.verdict_of([{"outcome": "unsupported", "reason": "no restartIce"}]) == (
+        "skip", "not judged (unsupported): no restartIce")
     assert bisect.verdict_of([])[0] == "skip"
+    # an error is the rig's or the set-up's, never the cell's behaviour, whatever its cause
+    fault = {"outcome": "error", "cause": {"kind": "error"}, "reason": "injected fault in setLocalDescription"}
+    assert bisect.verdict_of([fault])[0] == "skip"
+    # the runs that were judged decide, and the verdict says how many were not
+    assert bisect.verdict_of([ok, fault, xp]) == ("pass", "1 of 3 runs not judged: injected fault in setLocalDescription")
+    verdict, reason = bisect.verdict_of([fault, xf])
+    assert verdict == "fail" and reason.endswith("(1 of 2 runs not judged: injected fault in setLocalDescription)")
 
 
 def test_a_version_that_passed_against_a_finding_says_the_range_is_too_wide():
@@ -85,7 +94,53 @@ def test_a_version_that_passed_against_a_finding_says_the_range_is_too_wide():
     b = bisect.Bisection("glare-initial", "polite", "firefox@153", "chromium", [], steps, lo, hi, msg)
     (wide,) = b.too_wide()
     assert wide.startswith("finding chromium-rollback-extmap expects glare-initial to fail on chromium@148, but")
-    assert "too wide" in wide and "--repeat" in wide
+    assert "too wide for glare-initial" in wide and "--repeat" in wide
+
+
+def _steps(verdicts: dict[str, str], passed_against: str = "chromium-rollback-extmap") -> list[bisect.Step]:
+    return [bisect.Step(version=v.split(".")[0], spec=f"chromium@{v.split('.')[0]}", verdict=verdict, exact=v,
+                        passed_against=[passed_against] if verdict == "pass" else [])
+            for v, verdict in verdicts.items()]
+
+
+def test_a_range_too_wide_names_the_range_to_write_for_the_scenario(monkeypatch):
+    """The finding's general range starts at 148.0.7778.0 (a bisect of glare-add-media); a scenario
+    that passes on 148 and fails from 149 gets the range from the first failing build to the old end."""
+    f = findings.Finding("fake-extmap", "t", "chromium", (findings.Cells(("glare-*",), "chromium", "*"),),
+                         peer="polite", operation="setRemoteDescription", detail="d", message="x",
+                         seen={"chromium": (findings.Seen("148.0.7778.0", "156.0.8078.114"),)})
+    monkeypatch.setitem(bisect.BY_ID, f.id, f)
+    steps = _steps({"147.0.7727.0": "pass", "148.0.7778.0": "pass", "149.0.7827.0": "fail", "156.0.8078.114": "fail"},
+                   f.id)
+    steps[0].passed_against = []  # 147 lies outside the finding's range
+    b = bisect.Bisection("glare-initial", "polite", "firefox@153", "chromium", [], steps, steps[1], steps[2], "")
+    (wide,) = b.too_wide()
+    assert ('seen_in={"glare-initial": {"chromium": (Seen("149.0.7827.0", "156.0.8078.114"),)}} '
+            '(was 148.0.7778.0 .. 156.0.8078.114)') in wide
+    # a fix inside the range: the range ends at the last build that failed
+    fixed = _steps({"150.0.1.0": "fail", "152.0.1.0": "fail", "153.0.1.0": "pass", "156.0.8078.114": "pass"}, f.id)
+    (wide,) = bisect.Bisection("glare-initial", "polite", "firefox", "chromium", [], fixed).too_wide()
+    assert 'Seen("148.0.7778.0", "152.0.1.0")' in wide
+    # passes and failures that interleave are no range: rerun or split
+    mixed = _steps({"149.0.1.0": "fail", "150.0.1.0": "pass", "153.0.1.0": "fail"}, f.id)
+    (wide,) = bisect.Bisection("glare-initial", "polite", "firefox", "chromium", [], mixed).too_wide()
+    assert "interleave" in wide and "--repeat" in wide
+
+
+def test_a_scenario_range_overrides_the_general_one_for_that_scenario_only():
+    f = findings.Finding("fake", "t", "chromium", (findings.Cells(("glare-*",), "chromium", "*"),), peer="polite",
+                         operation="x", detail="d", message="x",
+                         seen={"chromium": (findings.Seen("148.0.1.0", "156.0.1.0"),), "firefox": (findings.Seen("153"),)},
+                         seen_in={"glare-initial": {"chromium": (findings.Seen("149.0.1.0", "156.0.1.0"),)}})
+    c148, fx = PeerInfo(spec="chromium", kind="chromium", version="148.0.1.0"), PeerInfo(spec="firefox", kind="firefox", version="153.8.0")
+    assert f.cell("glare-add-media", c148, fx) is not None
+    assert f.cell("glare-initial", c148, fx) is None, "glare-initial's own range starts at 149"
+    assert f.cell("glare-initial", PeerInfo(spec="chromium", kind="chromium", version="149.0.1.0"), fx) is not None
+    assert f.ranges(scenario="glare-initial") == "chromium 149.0.1.0 .. 156.0.1.0; firefox 153"
+    assert f.ranges() == "chromium 148.0.1.0 .. 156.0.1.0; firefox 153"
+    with pytest.raises(ValueError, match="none of its cells covers"):
+        findings.Finding("fake", "t", "chromium", (findings.Cells(("glare-*",)),), peer=None, operation="x",
+                         detail="d", message="x", seen_in={"restart-ice": {}})
 
 
 def test_exactly_one_side_is_a_range():
