@@ -45,7 +45,8 @@ from typing import Any
 from . import config, install, results, runs, scenarios
 from .errors import RigError
 from .findings import BY_ID, Seen
-from .peerspec import PeerSpec
+from .install import cft, mozilla
+from .peerspec import CFT, PeerSpec
 from .versions import in_range, line, version_key
 from .vocab import RESULTS_FILE
 
@@ -213,13 +214,21 @@ def bisect(versions: list[str], evaluate: Callable[[str], Step], on_step: Callab
 # --- running one step -------------------------------------------------------------------
 
 
+def step_spec(kind: str, version: str, source: str = "installable") -> PeerSpec:
+    """The spec a step runs: a release line from what is installable, or the exact build from
+    the official source (Chrome for Testing's for Chromium, Mozilla's archive for Firefox)."""
+    if source == "official" and kind == "chromium":
+        return PeerSpec(kind, f"{CFT}{version}")
+    return PeerSpec(kind, version)
+
+
 def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec, repeat: int, out: Path,
-                base: Any) -> Callable[[str], Step]:
+                base: Any, source: str = "installable") -> Callable[[str], Step]:
     """An ``evaluate`` for :func:`bisect` that runs the cell's request (``base``, a
     rig.request.MatrixRequest, on the step's pair) with ``python -m rig.matrix`` in a subprocess."""
 
     def evaluate(version: str) -> Step:
-        spec = PeerSpec(range_spec.kind, version)
+        spec = step_spec(range_spec.kind, version, source)
         polite, impolite = (spec, other) if side == "polite" else (other, spec)
         folder = out / f"step-{range_spec.kind}-{version}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -347,8 +356,17 @@ def write_json(out: Path, b: Bisection) -> Path:
     return path
 
 
-def installable(kind: str) -> list[str]:
-    """Exact versions (or release lines) of ``kind`` that are installed or installable here."""
+def installable(kind: str, source: str = "installable") -> list[str]:
+    """Exact versions (or release lines) of ``kind`` that are installed or installable here; with
+    ``source="official"``, the builds of its official feed (Chrome for Testing's known-good list,
+    Mozilla's archive's releases)."""
+    if source == "official":
+        if kind == "chromium":
+            return cft.known_versions()
+        if kind == "firefox":
+            return mozilla.releases()
+        raise RigError(f"{kind} has no official feed to bisect over (its versions come from PyPI: "
+                       f"leave out --source official)")
     found = {i.version for i in install.installed(kind)}
     found |= {a.version for a in install.available(kind)}
     return sorted(found, key=version_key)
@@ -379,8 +397,9 @@ def run_bisect(args: argparse.Namespace, base: Any) -> int:
         _error(str(exc))
         return 2
     first, last = rng.range
+    source = getattr(args, "source", "installable")
     try:
-        listing = installable(rng.kind)
+        listing = installable(rng.kind, source)
     except RigError as exc:
         _error(f"{rng}: {exc}")
         return 2
@@ -391,12 +410,14 @@ def run_bisect(args: argparse.Namespace, base: Any) -> int:
         return 2
     out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} versions "
+    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} "
+          f"{'official builds' if source == 'official' else 'versions'} "
           f"({', '.join(line(rng.kind, v) for v in versions)}) against {other}, {args.repeat} run(s) each "
           f"-> {out}", flush=True)
-    evaluate = matrix_step(args.scenario, side, rng, other, args.repeat, out, base)
-    # each step asks for one release line: the newest installable build of it
-    lines = [line(rng.kind, v) for v in versions]
+    evaluate = matrix_step(args.scenario, side, rng, other, args.repeat, out, base, source)
+    # each step asks for one release line (the newest installable build of it), or over the
+    # official feeds for the newest build of the line the feed lists
+    lines = versions if source == "official" else [line(rng.kind, v) for v in versions]
     steps, lo, hi, message = bisect(lines, evaluate, on_step=lambda s: print(f"  {s.text()}", flush=True))
     b = Bisection(args.scenario, side, str(other), rng.kind, versions, steps, lo, hi, message)
     write_json(out, b)

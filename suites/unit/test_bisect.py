@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import socket
 
 import pytest
+from localhttp import Server
 
-from rig import bisect, findings
+from rig import bisect, config, findings
 from rig.errors import RigError
+from rig.install import cache
 from rig.model import PeerInfo
 
 VERSIONS = ["92", "103", "110", "121", "130", "138", "147", "150", "153", "156"]
@@ -163,3 +167,76 @@ def test_sdp_differences_leave_out_what_differs_in_every_run(tmp_path):
     assert "-a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid" in diff and "+a=extmap:9" in diff
     assert "ice-ufrag" not in diff and "o=-" not in diff
     assert "the same" in bisect.sdp_differences(detail("c", 4), detail("d", 4), "polite")
+
+
+# --- over the official feeds (a local HTTP server in their layouts) ------------------------
+
+CFT = ["146.0.7680.0", "147.0.7727.0", "147.0.7727.24", "148.0.7778.0", "149.0.7827.0", "149.0.7827.5", "156.0.8078.1"]
+LISTING = """<html><body><h1>Index of /pub/firefox/releases/</h1>
+<a href="/pub/firefox/releases/">..</a><a href="/pub/firefox/releases/128.0/">128.0/</a>
+<a href="/pub/firefox/releases/128.0.3/">128.0.3/</a><a href="/pub/firefox/releases/128.3.1esr/">128.3.1esr/</a>
+<a href="/pub/firefox/releases/134.0b5/">134.0b5/</a><a href="/pub/firefox/releases/140.0.4/">140.0.4/</a>
+<a href="/pub/firefox/releases/153.0/">153.0/</a><a href="/pub/firefox/releases/latest/">latest/</a></body></html>"""
+
+
+@pytest.fixture
+def feeds(monkeypatch: pytest.MonkeyPatch):
+    server = Server()
+    server.put("/cft/known-good-versions-with-downloads.json", {"timestamp": "2026-12-01T00:00:00.000Z", "versions": [
+        {"version": v, "revision": "1", "downloads": {"chrome": [
+            {"platform": p, "url": f"{server.url}/dl/{v}/{p}/chrome-{p}.zip"} for p in ("linux64", "win64")]}}
+        for v in CFT] + [{"version": "150.0.7871.0", "downloads": {"chrome": [{"platform": "win64", "url": "x"}]}}]})
+    server.put("/pub/firefox/releases/", LISTING)
+    monkeypatch.setattr(config, "CFT_URL", server.url + "/cft")
+    monkeypatch.setattr(config, "MOZILLA_ARCHIVE_URL", server.url + "/pub")
+    monkeypatch.setattr(cache, "_FEEDS", {})
+    yield server
+    server.close()
+
+
+def test_the_official_feeds_list_the_builds_to_walk(feeds):
+    chromium = bisect.installable("chromium", "official")
+    assert chromium == CFT, "linux64 builds only, oldest first"
+    assert bisect.candidates("chromium", "147", "149", chromium) == ["147.0.7727.24", "148.0.7778.0", "149.0.7827.5"]
+    firefox = bisect.installable("firefox", "official")
+    assert firefox == ["128.0", "128.0.3", "140.0.4", "153.0"], "final releases: no ESR build, beta or link"
+    assert bisect.candidates("firefox", "128", "153", firefox) == ["128.0.3", "140.0.4", "153.0"]
+    assert str(bisect.step_spec("chromium", "147.0.7727.24", "official")) == "chromium@cft:147.0.7727.24"
+    assert str(bisect.step_spec("firefox", "140.0.4", "official")) == "firefox@140.0.4"
+    assert str(bisect.step_spec("chromium", "147")) == "chromium@147"
+    with pytest.raises(RigError, match="aiortc has no official feed"):
+        bisect.installable("aiortc", "official")
+
+
+def _args(polite: str, impolite: str, out, source: str = "official") -> argparse.Namespace:
+    return argparse.Namespace(scenario="glare-initial", polite=polite, impolite=impolite, repeat=1, out=str(out),
+                              source=source)
+
+
+def test_a_bisect_over_chrome_for_testing_steps_through_its_exact_builds(feeds, monkeypatch, tmp_path, capsys):
+    asked: list[str] = []
+
+    def matrix_step(scenario, side, rng, other, repeat, out, base, source):
+        def evaluate(v: str) -> bisect.Step:
+            spec = bisect.step_spec(rng.kind, v, source)
+            asked.append(str(spec))
+            return bisect.Step(version=v, spec=str(spec), exact=v, verdict="pass" if int(v.split(".")[0]) < 149 else "fail")
+        return evaluate
+    monkeypatch.setattr(bisect, "matrix_step", matrix_step)
+    assert bisect.run_bisect(_args("chromium@146..156", "firefox@153", tmp_path), base=None) == 0
+    said = capsys.readouterr().out
+    assert "over 5 official builds (146, 147, 148, 149, 156)" in said
+    assert ("pass up to chromium@cft:148.0.7778.0 (148.0.7778.0), fail from chromium@cft:149.0.7827.5 (149.0.7827.5)"
+            in said)
+    assert all(a.startswith("chromium@cft:") for a in asked)
+
+
+def test_an_official_feed_offline_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(config, "MOZILLA_ARCHIVE_URL", f"http://127.0.0.1:{port}/pub")
+    monkeypatch.setattr(cache, "_FEEDS", {})
+    assert bisect.run_bisect(_args("chromium@153", "firefox@128..153", tmp_path), base=None) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"rig: error: firefox@128..153: cannot reach 127.0.0.1:{port}"), err
