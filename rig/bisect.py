@@ -11,9 +11,13 @@ folder; a version that is not installed yet is installed on demand by that run.
 
 A step's verdict is ``pass`` when every run's behaviour passed (``xpassed`` included: a run
 that passed although a finding expected it to fail), ``fail`` when any failed (an expected
-failure included: a finding is a failure of the cell), and ``skip`` when the version could
-not be judged (it could not be installed or driven, or the scenario is unsupported on it):
-a skipped version is dropped from the interval, as ``git bisect skip`` does. The boundary
+failure included: a finding is a failure of the cell), and ``skip`` when no run could be
+judged (the version could not be installed or driven, the scenario is unsupported on it, or
+every run ended in an error, the rig's and not the cell's): a skipped version is dropped from
+the interval, as ``git bisect skip`` does, and the output lists it with its reason. A run that
+passed against a finding whose range covers the version shows the range too wide for the
+scenario: the output names the finding and the range to write for that scenario (its
+``seen_in``, rig.findings). The boundary
 is the last version that agrees with the first end and the first that agrees with the
 other; its two case pages are linked side by side in ``bisect.html``, with the differences
 between the SDPs the bisected peer wrote in them.
@@ -40,7 +44,9 @@ from typing import Any
 
 from . import config, install, results, runs, scenarios
 from .errors import RigError
-from .peerspec import PeerSpec
+from .findings import BY_ID, Seen
+from .install import cft, mozilla
+from .peerspec import CFT, PeerSpec
 from .versions import in_range, line, version_key
 from .vocab import RESULTS_FILE
 
@@ -69,7 +75,7 @@ class Step:
 
     def text(self) -> str:
         runs = ", ".join(f"{n} {o}" for o, n in sorted(self.outcomes.items())) or "no runs"
-        why = f": {self.reason}" if self.reason and self.verdict != "pass" else ""
+        why = f": {self.reason}" if self.reason else ""
         return f"{self.spec} ({self.exact or 'version unknown'}): {self.verdict} [{runs}]{why}"
 
 
@@ -90,15 +96,40 @@ class Bisection:
         return self.last_like_first is not None and self.first_like_last is not None
 
     def too_wide(self) -> list[str]:
-        """One line per finding whose version range the steps show too wide for this cell."""
+        """One line per finding whose version range the steps show too wide for this scenario:
+        a version inside it passed. It names the range to write, from the steps that failed."""
         seen: dict[str, list[Step]] = {}
         for s in self.steps:
             for f in s.passed_against:
                 seen.setdefault(f, []).append(s)
         return [f"finding {f} expects {self.scenario} to fail on {', '.join(s.spec for s in steps)}, but its behaviour "
-                f"passed there: the finding's range is too wide for this scenario; narrow it for these cells in "
-                f"rig/findings.py (a Cells entry of its own with the versions bisected here), after a --repeat run "
-                f"rules out an intermittent pass" for f, steps in seen.items()]
+                f"passed there: its range is too wide for {self.scenario}. {self.narrowing(f, steps)}"
+                for f, steps in seen.items()]
+
+    def narrowing(self, finding: str, passed: list[Step]) -> str:
+        """How to narrow ``finding``'s range for this scenario: the range to write in rig/findings.py."""
+        f = BY_ID.get(finding)
+        ranges = f.seen_for(self.scenario).get(self.kind, ()) if f else ()
+        if len(ranges) != 1:
+            return (f"Narrow its {self.kind} range for {self.scenario} in rig/findings.py (seen_in) to the versions "
+                    f"that failed here")
+        old = ranges[0]
+        key = lambda s: version_key(s.exact or s.version)  # noqa: E731
+        failed = sorted((s for s in self.steps if s.verdict == "fail" and s.exact and old.covers(self.kind, s.exact)),
+                        key=key)
+        high, low = max(map(key, passed)), min(map(key, passed))
+        above = [s for s in failed if key(s) > high]
+        below = [s for s in failed if key(s) < low]
+        if above and not below:
+            new = Seen(above[0].exact, old.last)
+        elif below and not above:
+            new = Seen(old.first, below[-1].exact)
+        else:
+            return (f"Its passes and failures interleave in {old}: rerun with a higher --repeat before narrowing it "
+                    f"(an intermittent pass), or split the range in rig/findings.py (seen_in)")
+        return (f"Narrow it in rig/findings.py, finding {finding}: seen_in={{\"{self.scenario}\": "
+                f"{{\"{self.kind}\": (Seen(\"{new.first}\", \"{new.last}\"),)}}}} (was {old}), after a --repeat "
+                f"run rules out an intermittent pass")
 
 
 def verdict_of(cases: list[dict]) -> tuple[str, str]:
@@ -107,20 +138,20 @@ def verdict_of(cases: list[dict]) -> tuple[str, str]:
         return "skip", "the run wrote no case for the cell"
     judged = [c for c in cases if not _unjudgeable(c)]
     if not judged:
-        return "skip", _line(cases[0].get("reason", ""))
+        return "skip", f"not judged ({cases[0].get('outcome')}): {_line(cases[0].get('reason', ''))}"
+    left = (f" ({len(cases) - len(judged)} of {len(cases)} runs not judged: "
+            f"{_line(next(c for c in cases if _unjudgeable(c)).get('reason', ''))})") if len(judged) < len(cases) else ""
     bad = [c for c in judged if c.get("outcome") not in BEHAVED]
     if bad:
-        return "fail", _line(bad[0].get("reason", "") or bad[0].get("outcome", ""))
-    return "pass", ""
+        return "fail", _line(bad[0].get("reason", "") or bad[0].get("outcome", "")) + left
+    return "pass", left.strip(" ()")
 
 
 def _unjudgeable(case: dict) -> bool:
     """A run that says nothing about the version's behaviour: not attempted (unsupported, or
-    not run because the run ended first), or set-up failed."""
-    if case.get("outcome") in ("unsupported", "not-run"):
-        return True
-    cause = case.get("cause") or {}
-    return case.get("outcome") == "error" and cause.get("kind") in ("setup", "rig")
+    not run because the run ended first), or an error (set-up failed, or the rig's own fault:
+    rig.verdict's ``error`` outcome is never the cell's behaviour)."""
+    return case.get("outcome") in ("unsupported", "not-run", "error")
 
 
 def _line(text: str) -> str:
@@ -183,13 +214,21 @@ def bisect(versions: list[str], evaluate: Callable[[str], Step], on_step: Callab
 # --- running one step -------------------------------------------------------------------
 
 
+def step_spec(kind: str, version: str, source: str = "installable") -> PeerSpec:
+    """The spec a step runs: a release line from what is installable, or the exact build from
+    the official source (Chrome for Testing's for Chromium, Mozilla's archive for Firefox)."""
+    if source == "official" and kind == "chromium":
+        return PeerSpec(kind, f"{CFT}{version}")
+    return PeerSpec(kind, version)
+
+
 def matrix_step(scenario: str, side: str, range_spec: PeerSpec, other: PeerSpec, repeat: int, out: Path,
-                base: Any) -> Callable[[str], Step]:
+                base: Any, source: str = "installable") -> Callable[[str], Step]:
     """An ``evaluate`` for :func:`bisect` that runs the cell's request (``base``, a
     rig.request.MatrixRequest, on the step's pair) with ``python -m rig.matrix`` in a subprocess."""
 
     def evaluate(version: str) -> Step:
-        spec = PeerSpec(range_spec.kind, version)
+        spec = step_spec(range_spec.kind, version, source)
         polite, impolite = (spec, other) if side == "polite" else (other, spec)
         folder = out / f"step-{range_spec.kind}-{version}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -317,8 +356,17 @@ def write_json(out: Path, b: Bisection) -> Path:
     return path
 
 
-def installable(kind: str) -> list[str]:
-    """Exact versions (or release lines) of ``kind`` that are installed or installable here."""
+def installable(kind: str, source: str = "installable") -> list[str]:
+    """Exact versions (or release lines) of ``kind`` that are installed or installable here; with
+    ``source="official"``, the builds of its official feed (Chrome for Testing's known-good list,
+    Mozilla's archive's releases)."""
+    if source == "official":
+        if kind == "chromium":
+            return cft.known_versions()
+        if kind == "firefox":
+            return mozilla.releases()
+        raise RigError(f"{kind} has no official feed to bisect over (its versions come from PyPI: "
+                       f"leave out --source official)")
     found = {i.version for i in install.installed(kind)}
     found |= {a.version for a in install.available(kind)}
     return sorted(found, key=version_key)
@@ -349,8 +397,9 @@ def run_bisect(args: argparse.Namespace, base: Any) -> int:
         _error(str(exc))
         return 2
     first, last = rng.range
+    source = getattr(args, "source", "installable")
     try:
-        listing = installable(rng.kind)
+        listing = installable(rng.kind, source)
     except RigError as exc:
         _error(f"{rng}: {exc}")
         return 2
@@ -361,16 +410,22 @@ def run_bisect(args: argparse.Namespace, base: Any) -> int:
         return 2
     out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} versions "
+    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} "
+          f"{'official builds' if source == 'official' else 'versions'} "
           f"({', '.join(line(rng.kind, v) for v in versions)}) against {other}, {args.repeat} run(s) each "
           f"-> {out}", flush=True)
-    evaluate = matrix_step(args.scenario, side, rng, other, args.repeat, out, base)
-    # each step asks for one release line: the newest installable build of it
-    lines = [line(rng.kind, v) for v in versions]
+    evaluate = matrix_step(args.scenario, side, rng, other, args.repeat, out, base, source)
+    # each step asks for one release line (the newest installable build of it), or over the
+    # official feeds for the newest build of the line the feed lists
+    lines = versions if source == "official" else [line(rng.kind, v) for v in versions]
     steps, lo, hi, message = bisect(lines, evaluate, on_step=lambda s: print(f"  {s.text()}", flush=True))
     b = Bisection(args.scenario, side, str(other), rng.kind, versions, steps, lo, hi, message)
     write_json(out, b)
     page = write_html(out, b)
+    skipped = [st for st in steps if st.verdict == "skip"]
+    if skipped:
+        print("rig bisect: not judged, so left out of the search: "
+              + "; ".join(f"{st.spec}: {st.reason or 'no reason recorded'}" for st in skipped))
     for wide in b.too_wide():
         print(f"rig bisect: {wide}")
     if not b.found:

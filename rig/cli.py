@@ -279,6 +279,9 @@ def _add_host_commands(sub) -> None:
     bs.add_argument("--impolite", required=True, help="a peer spec, e.g. firefox@153")
     bs.add_argument("--repeat", type=int, default=3, help="runs per version, so an intermittent cell is not "
                                                           "misjudged (default: %(default)s)")
+    bs.add_argument("--source", choices=("installable", "official"), default="installable",
+                    help="versions to walk: installable here (default), or the official feeds' builds (Chrome for "
+                         "Testing's known-good list, Mozilla's archive's releases)")
     bs.add_argument("--out", default=None, help="folder (default: reports/bisect/<scenario>_<range>_<other>/)")
     bs.add_argument("--negotiator-js", default=None)
     bs.add_argument("--negotiator-py", default=None)

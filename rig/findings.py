@@ -76,6 +76,10 @@ class Finding:
     #: per engine, the ranges of exact builds the finding was seen on (first, last); it applies on
     #: the release lines from first to last (rig.versions.in_range), elsewhere the cell runs strict
     seen: dict[str, tuple[Seen, ...]] = field(default_factory=dict)
+    #: per scenario, the ranges where that scenario's boundary differs from ``seen``'s (a bisect of
+    #: that scenario measured it): scenario -> engine -> ranges; an engine it does not name keeps
+    #: ``seen``'s
+    seen_in: dict[str, dict[str, tuple[Seen, ...]]] = field(default_factory=dict)
     upstream: str = ""
     #: minimal trigger outside the rig, and kept evidence (paths in the repository)
     trigger: str = ""
@@ -86,6 +90,9 @@ class Finding:
             raise ValueError(f"finding {self.id}: give an error (name/message) or an end state, not both")
         for pattern in (self.operation, self.message, self.end_state):
             re.compile(pattern)
+        for scenario in self.seen_in:
+            if not any(any(fnmatch(scenario, s) for s in c.scenarios) for c in self.cells):
+                raise ValueError(f"finding {self.id}: a range for {scenario}, which none of its cells covers")
 
     def cell(self, scenario: str, polite: PeerInfo, impolite: PeerInfo) -> Cells | None:
         """The group of cells this finding has for the cell, on the versions it was seen on.
@@ -94,7 +101,7 @@ class Finding:
         a pair of one engine (chromium x chromium) the range constrains only the peer the
         finding's failure happens on: the other is the counterpart whose version the finding
         does not state (a polite Chromium 156 fails against an impolite Chromium 110 too)."""
-        if not all(self.seen_on(p) for p in self.dated(polite, impolite)):
+        if not all(self.seen_on(p, scenario) for p in self.dated(polite, impolite)):
             return None
         return self.covers(scenario, polite, impolite)
 
@@ -108,9 +115,15 @@ class Finding:
         """The group of cells this finding has for the cell, whatever the versions."""
         return next((c for c in self.cells if c.covers(scenario, polite.kind, impolite.kind)), None)
 
-    def seen_on(self, peer: PeerInfo) -> bool:
-        """Was the finding seen on this peer's version (true for an engine it states no range for)?"""
-        ranges = self.seen.get(peer.kind)
+    def seen_for(self, scenario: str = "") -> dict[str, tuple[Seen, ...]]:
+        """Per engine, the ranges that hold in ``scenario``: its own where ``seen_in`` gives them,
+        the finding's general ones otherwise."""
+        return {**self.seen, **self.seen_in.get(scenario, {})}
+
+    def seen_on(self, peer: PeerInfo, scenario: str = "") -> bool:
+        """Was the finding seen on this peer's version in ``scenario`` (true for an engine it
+        states no range for)?"""
+        ranges = self.seen_for(scenario).get(peer.kind)
         return not ranges or any(r.covers(peer.kind, peer.version or "") for r in ranges)
 
     def matches(self, cause: Cause) -> bool:
@@ -138,9 +151,10 @@ class Finding:
         err = f"{self.error + ' ' if self.error else ''}/{self.message}/" if self.message else self.error
         return f"{err} from {self.operation} on {who}"
 
-    def ranges(self, sep: str = "; ") -> str:
-        """The versions it was seen on, per engine ("" when it states none)."""
-        return sep.join(f"{k} {', '.join(map(str, v))}" for k, v in sorted(self.seen.items()))
+    def ranges(self, sep: str = "; ", scenario: str = "") -> str:
+        """The versions it was seen on in ``scenario`` (its general ranges without one), per
+        engine ("" when it states none)."""
+        return sep.join(f"{k} {', '.join(map(str, v))}" for k, v in sorted(self.seen_for(scenario).items()))
 
 
 AIORTC = "https://github.com/aiortc/aiortc"
@@ -170,8 +184,14 @@ FINDINGS: tuple[Finding, ...] = (
                "MID 1 ...)') or, on a fresh connection, its own re-offer ('A BUNDLE group contains a codec collision "
                "for header extension id=1'). Firefox 153 accepts both. The collisions are the first on their "
                "connection to carry media; in stress-both-sides both sides add audio in the forced round, and the "
-               "other engine numbers its audio header extensions differently.",
+               "other engine numbers its audio header extensions differently. glare-initial's boundary is one "
+               "version later: a polite Chromium 148.0.7778.0 passes it against Firefox 153.8.0 (3 of 3 runs), "
+               "149.0.7827.0, 150.0.7871.100 and 156.0.8078.129 fail it, each 3 of 3, on their re-offer after the "
+               "rollback ('Failed to set local offer sdp: A BUNDLE group contains a codec collision for header "
+               "extension id=1'), found by rig bisect glare-initial --polite chromium@147..156 --impolite "
+               "firefox@153.",
         seen={"chromium": (Seen("148.0.7778.0", "156.0.8078.114"),)},
+        seen_in={"glare-initial": {"chromium": (Seen("149.0.7827.0", "156.0.8078.129"),)}},
         trigger="fixtures/findings/chromium-rollback-extmap.html",
     ),
     Finding(

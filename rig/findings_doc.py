@@ -32,6 +32,7 @@ def _row(f: Finding) -> str:
     cells = "<br>".join(f"{', '.join(c.scenarios)}: {c.polite} x {c.impolite}"
                         + (" (intermittent)" if c.intermittent else "") for c in f.cells)
     seen = f.ranges(", ") or "any version"
+    seen += "".join(f"<br>{scenario}: {f.ranges(', ', scenario)}" for scenario in f.seen_in)
     return f"| [{f.id}](#{f.id}) | {f.engine} | {_cell(cells)} | {_cell(f.expects())} | {seen} |"
 
 

@@ -168,6 +168,10 @@ class FindingInfo(Model):
     upstream: str = ""
     #: engine -> the ranges of exact builds it was seen on ("156.0.8078.108 .. 156.0.8078.114")
     seen: dict[str, list[str]] = Field(default_factory=dict)
+    #: scenario -> engine -> ranges, for each scenario whose boundary differs from ``seen``'s (the
+    #: finding's ``seen_in``, an engine it does not name filled from ``seen``): the ranges that
+    #: judge that scenario's cells
+    seen_in: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
 
 
 class MergeInput(Model):

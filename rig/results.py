@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -207,10 +208,19 @@ def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: l
 
 
 def finding_infos(ids: set[str]) -> list[FindingInfo]:
-    """The catalogue's findings among ``ids``, as the run records them (its findings list)."""
+    """The catalogue's findings among ``ids``, as the run records them (its findings list).
+
+    Each scenario with a range of its own (``seen_in``) gets it in ``seen_in``, looked up as the
+    verdict looks it up (``Finding.seen_for``), so the record says which versions judged that
+    scenario's cells. Every such scenario, not only the run's: the shards of one run then record
+    the same finding, and ``rig merge``, which keeps one record per finding id, loses none."""
+    def _ranges(ranges: Mapping[str, tuple[findings.Seen, ...]]) -> dict[str, list[str]]:
+        return {k: [str(r) for r in v] for k, v in sorted(ranges.items())}
+
     return [FindingInfo(id=f.id, title=f.title, detail=f.detail, upstream=f.upstream,
                         intermittent=all(c.intermittent for c in f.cells),
-                        seen={k: [str(r) for r in v] for k, v in f.seen.items()})
+                        seen=_ranges(f.seen),
+                        seen_in={s: _ranges(f.seen_for(s)) for s in sorted(f.seen_in)})
             for f in findings.FINDINGS if f.id in ids]
 
 

@@ -130,6 +130,12 @@ def pick(spec: PeerSpec) -> Available:
     raise RigError(f"{NAME} has no {PLATFORM} build matching {want} (its builds: {span}){older}")
 
 
+def known_versions() -> list[str]:
+    """Every build of the known-good list with a linux64 Chrome, oldest first: what ``rig bisect
+    --source official`` walks for Chromium."""
+    return sorted((a.version for a in parse_known(_feed(KNOWN))), key=version_key)
+
+
 def archive_name(item: Available) -> str:
     return f"{PACKAGE}-{item.package_version}-{PLATFORM}.zip"
 

@@ -55,6 +55,17 @@ def mirror_env(url: str) -> str:
     return "RIG_MOZILLA_ARCHIVE_URL"
 
 
+#: A final release's folder in the archive's listing of its releases (no beta, ESR or candidate).
+_RELEASE_HREF = re.compile(r'href="(?:[^"]*/)?(\d+\.\d+(?:\.\d+)*)/"')
+
+
+def releases() -> list[str]:
+    """The final Firefox releases in the archive's release list (the directory listing of
+    ``firefox/releases/``), oldest first: what ``rig bisect --source official`` walks for Firefox."""
+    text = read_feed(f"{config.MOZILLA_ARCHIVE_URL.rstrip('/')}/firefox/releases/").decode(errors="replace")
+    return sorted(set(_RELEASE_HREF.findall(text)), key=version_key)
+
+
 def is_release(version: str) -> bool:
     """Whether ``version`` can name one release in the archive: a major and a minor at least
     (``128.0``, ``128.0.3``, ``128.3.1esr``, ``134.0b5``); a bare major names no one directory."""

@@ -115,7 +115,7 @@ def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | No
             return Judgement("xpassed", expected, None,
                              f"passed although finding {', '.join(strict)} expects this cell to fail: "
                              "narrow or remove the finding", ids, elsewhere)
-        note = "; ".join(f"finding {f.id} not seen on {_versions(f, polite, impolite)}"
+        note = "; ".join(f"finding {f.id} not seen on {_versions(f, scenario, polite, impolite)}"
                          for f in catalogue if f.id in elsewhere)
         return Judgement("passed", expected, None, note, ids, elsewhere)
     tail = "".join(f"\n{c.name}: {c.detail}" for c in checks if not c.ok)
@@ -134,7 +134,7 @@ def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | No
     if found:
         why = "\nnot a known finding of this cell: " + "; ".join(
             f"{f.id} expects {f.expects()}" for f, _ in found)
-    why += _elsewhere(cause, catalogue, elsewhere, polite, impolite)
+    why += _elsewhere(cause, scenario, catalogue, elsewhere, polite, impolite)
     if rejections and cause.kind in ("error", "timeout", "check"):
         first = rejected(cause, rejections[0], polite, impolite)
         said = recorded(first, rejections[0].call, errors)
@@ -149,7 +149,7 @@ def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | No
         if not (cause.kind == "error" and (cause.peer, cause.error_name, cause.message) ==
                 (first.peer, first.error_name, first.message)):
             why += f"\nthe first rejected call is no finding of this cell either: {said}"
-            why += _elsewhere(first, catalogue, elsewhere, polite, impolite)
+            why += _elsewhere(first, scenario, catalogue, elsewhere, polite, impolite)
     return Judgement("failed", expected, None, cause.text() + why + tail, ids, elsewhere)
 
 
@@ -171,20 +171,22 @@ def recorded(first: Cause, call: str, errors: list[ErrorReport]) -> str:
             + ("the negotiator reported it later" if told else "the negotiator did not report it"))
 
 
-def _elsewhere(cause: Cause, catalogue: tuple[Finding, ...], elsewhere: list[str], polite: PeerInfo,
+def _elsewhere(cause: Cause, scenario: str, catalogue: tuple[Finding, ...], elsewhere: list[str], polite: PeerInfo,
                impolite: PeerInfo) -> str:
     out = ""
     for f in catalogue:
         if f.id in elsewhere and f.matches(cause):
-            out += (f"\nfinding {f.id} has this first failure but was seen only on {f.ranges()}, not on "
-                    f"{_versions(f, polite, impolite)}: a new failure on this version (if it is the same bug, "
+            out += (f"\nfinding {f.id} has this first failure but was seen only on {f.ranges(scenario=scenario)}"
+                    f"{' in ' + scenario if scenario in f.seen_in else ''}, not on "
+                    f"{_versions(f, scenario, polite, impolite)}: a new failure on this version (if it is the same bug, "
                     "widen the finding's range in rig/findings.py with this case as evidence)")
     return out
 
 
-def _versions(f: Finding, polite: PeerInfo, impolite: PeerInfo) -> str:
-    """The versions of the cell's peers that lie outside ``f``'s ranges, e.g. "chromium 147.0.7727.0"."""
-    out = [f"{p.kind} {p.version}" for p in f.dated(polite, impolite) if not f.seen_on(p)]
+def _versions(f: Finding, scenario: str, polite: PeerInfo, impolite: PeerInfo) -> str:
+    """The versions of the cell's peers that lie outside ``f``'s ranges for ``scenario``, e.g.
+    "chromium 147.0.7727.0"."""
+    out = [f"{p.kind} {p.version}" for p in f.dated(polite, impolite) if not f.seen_on(p, scenario)]
     return ", ".join(dict.fromkeys(out))
 
 

@@ -8,6 +8,7 @@ and refuse a full matrix that lost cells. About 40 s (three small matrix runs)."
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import json
 import os
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 from workflow_steps import DEBIAN_ROOT, HERE, PLACES, WORKFLOW, bash_argv, expand, step, workflow, workflow_env
 
-from rig import runs
+from rig import options, runs
+from rig.peerspec import PeerSpec
 
 PEERS, SCENARIOS = "chromium,aiortc", "initial-datachannel,glare-datachannel"
 JUNIT_PROPERTIES = {"case_id", "scenario", "polite.spec", "polite.kind", "polite.version", "impolite.spec",
@@ -129,6 +131,68 @@ def test_every_action_is_pinned_to_a_commit_with_its_tag() -> None:
         action, ref, tag = m.groups()
         assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{action}@{ref}: pin a full commit SHA (a tag can be moved)"
         assert tag and re.fullmatch(r"v\d+(\.\d+)*", tag), f"{action}@{ref}: say its tag in a comment (# v1.2.3)"
+
+
+#: the newest channels the workflow runs, and what each is paired with: the versions users run
+CHANNEL_SPECS = {"chromium@beta", "chromium@canary", "firefox@beta", "firefox@nightly"}
+USERS_RUN = {"chromium@stable", "firefox@release", "firefox@esr", "aiortc"}
+
+
+def _sets() -> list[dict]:
+    return workflow()["jobs"]["shard"]["strategy"]["matrix"]["set"]
+
+
+def test_every_version_set_is_a_valid_matrix_of_every_shard() -> None:
+    """Each set's peers, pairs and every shard pass the checks rig matrix makes before it starts
+    (options.check: each spec through the peer-spec parser, each pair's specs among the peers,
+    the shard cut from the whole catalogue); no feed is read, nothing downloaded."""
+    sets = _sets()
+    assert len({s["name"] for s in sets}) == len(sets), "set names key the caches and artifacts"
+    for s in sets:
+        assert set(s) <= {"name", "peers", "pairs"}, f"{s['name']}: the shard step reads name, peers, pairs only"
+        for shard in workflow()["jobs"]["shard"]["strategy"]["matrix"]["shard"]:
+            options.check(argparse.Namespace(peers=s["peers"], pairs=s.get("pairs"), shard=shard, scenarios="all"))
+        for spec in options.peer_list(s["peers"]):
+            assert str(PeerSpec.parse(spec)) == spec
+
+
+def test_channel_sets_pair_each_newest_channel_with_what_users_run_in_both_role_orders() -> None:
+    pairs: set[tuple[str, str]] = set()
+    for s in _sets():
+        got = options.parse_pairs(s.get("pairs"))
+        peers = options.peer_list(s["peers"])
+        pairs |= got if got is not None else {(p, i) for p in peers for i in peers}
+    for channel in CHANNEL_SPECS:
+        assert PeerSpec.parse(channel).channel, f"{channel}: not a channel rig resolves from its official feed"
+        for other in USERS_RUN:
+            assert {(channel, other), (other, channel)} <= pairs, f"{channel} and {other}: both role orders"
+    # a channel meets only what users run: two moving channels would leave no fixed side to blame
+    for p, i in pairs:
+        assert not (p in CHANNEL_SPECS and i in CHANNEL_SPECS), f"{p}:{i} pairs two channels"
+    assert {"chromium@stable", "firefox@release", "firefox@esr"} == {
+        x for x in USERS_RUN if PeerSpec.parse(x).channel}, "what users run comes from the official feeds too"
+
+
+def test_the_shard_step_passes_a_sets_pairs_and_only_then(tmp_path: Path) -> None:
+    """The shard step's bash, with `rig` a stub that prints its arguments: a set without pairs
+    runs every ordered pair of its peers, a set with them passes --pairs as one argument."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "rig").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    (bin_dir / "rig").chmod(0o755)
+    env = {**os.environ, **workflow_env(workflow(), "all"), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    shard = step(workflow()["jobs"]["shard"], "shard")
+    for s in _sets():
+        values = {"matrix.set.peers": s["peers"], "matrix.set.pairs": s.get("pairs", ""), "matrix.shard": "1/2"}
+        step_env = {k: expand(str(v), values) for k, v in shard["env"].items()}
+        got = _bash(expand(shard["run"], values), tmp_path, {**env, **step_env}, timeout=30)
+        assert got.returncode == 0, got.stderr
+        argv = got.stdout.splitlines()
+        assert argv[:3] == ["matrix", "--peers", s["peers"]] and "--shard" in argv
+        if s.get("pairs"):
+            assert argv[argv.index("--pairs") + 1] == s["pairs"]
+        else:
+            assert "--pairs" not in argv
 
 
 @pytest.mark.long

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import socket
 
 import pytest
+from localhttp import Server
 
-from rig import bisect
+from rig import bisect, config, findings
 from rig.errors import RigError
+from rig.install import cache
+from rig.model import PeerInfo
 
 VERSIONS = ["92", "103", "110", "121", "130", "138", "147", "150", "153", "156"]
 
@@ -57,7 +62,7 @@ def test_candidates_are_one_per_release_line_inside_the_range():
         "1.13.0", "1.14.0", "1.16.1"]
 
 
-def test_a_step_verdict_counts_findings_as_failures_and_setup_errors_as_unjudged():
+def test_a_step_verdict_counts_findings_as_failures_and_errors_as_unjudged():
     ok = {"outcome": "passed"}
     xf = {"outcome": "xfailed", "reason": "finding chromium-rollback-extmap: ...\nmore"}
     setup = {"outcome": "error", "cause": {"kind": "setup"}, "reason": "chromium@88: Playwright cannot drive it"}
@@ -67,9 +72,17 @@ def test_a_step_verdict_counts_findings_as_failures_and_setup_errors_as_unjudged
     xp = {"outcome": "xpassed", "reason": "passed although finding chromium-rollback-extmap expects ..."}
     assert bisect.verdict_of([ok, xp, xp]) == ("pass", "")
     assert bisect.verdict_of([xp, xf])[0] == "fail"
-    assert bisect.verdict_of([setup]) == ("skip", "chromium@88: Playwright cannot drive it")
-    assert bisect.verdict_of([{"outcome": "unsupported", "reason": "no restartIce"}])[0] == "skip"
+    assert bisect.verdict_of([setup]) == ("skip", "not judged (error): chromium@88: Playwright cannot drive it")
+    assert bisect.verdict_of([{"outcome": "unsupported", "reason": "no restartIce"}]) == (
+        "skip", "not judged (unsupported): no restartIce")
     assert bisect.verdict_of([])[0] == "skip"
+    # an error is the rig's or the set-up's, never the cell's behaviour, whatever its cause
+    fault = {"outcome": "error", "cause": {"kind": "error"}, "reason": "injected fault in setLocalDescription"}
+    assert bisect.verdict_of([fault])[0] == "skip"
+    # the runs that were judged decide, and the verdict says how many were not
+    assert bisect.verdict_of([ok, fault, xp]) == ("pass", "1 of 3 runs not judged: injected fault in setLocalDescription")
+    verdict, reason = bisect.verdict_of([fault, xf])
+    assert verdict == "fail" and reason.endswith("(1 of 2 runs not judged: injected fault in setLocalDescription)")
 
 
 def test_a_version_that_passed_against_a_finding_says_the_range_is_too_wide():
@@ -85,7 +98,53 @@ def test_a_version_that_passed_against_a_finding_says_the_range_is_too_wide():
     b = bisect.Bisection("glare-initial", "polite", "firefox@153", "chromium", [], steps, lo, hi, msg)
     (wide,) = b.too_wide()
     assert wide.startswith("finding chromium-rollback-extmap expects glare-initial to fail on chromium@148, but")
-    assert "too wide" in wide and "--repeat" in wide
+    assert "too wide for glare-initial" in wide and "--repeat" in wide
+
+
+def _steps(verdicts: dict[str, str], passed_against: str = "chromium-rollback-extmap") -> list[bisect.Step]:
+    return [bisect.Step(version=v.split(".")[0], spec=f"chromium@{v.split('.')[0]}", verdict=verdict, exact=v,
+                        passed_against=[passed_against] if verdict == "pass" else [])
+            for v, verdict in verdicts.items()]
+
+
+def test_a_range_too_wide_names_the_range_to_write_for_the_scenario(monkeypatch):
+    """The finding's general range starts at 148.0.7778.0 (a bisect of glare-add-media); a scenario
+    that passes on 148 and fails from 149 gets the range from the first failing build to the old end."""
+    f = findings.Finding("fake-extmap", "t", "chromium", (findings.Cells(("glare-*",), "chromium", "*"),),
+                         peer="polite", operation="setRemoteDescription", detail="d", message="x",
+                         seen={"chromium": (findings.Seen("148.0.7778.0", "156.0.8078.114"),)})
+    monkeypatch.setitem(bisect.BY_ID, f.id, f)
+    steps = _steps({"147.0.7727.0": "pass", "148.0.7778.0": "pass", "149.0.7827.0": "fail", "156.0.8078.114": "fail"},
+                   f.id)
+    steps[0].passed_against = []  # 147 lies outside the finding's range
+    b = bisect.Bisection("glare-initial", "polite", "firefox@153", "chromium", [], steps, steps[1], steps[2], "")
+    (wide,) = b.too_wide()
+    assert ('seen_in={"glare-initial": {"chromium": (Seen("149.0.7827.0", "156.0.8078.114"),)}} '
+            '(was 148.0.7778.0 .. 156.0.8078.114)') in wide
+    # a fix inside the range: the range ends at the last build that failed
+    fixed = _steps({"150.0.1.0": "fail", "152.0.1.0": "fail", "153.0.1.0": "pass", "156.0.8078.114": "pass"}, f.id)
+    (wide,) = bisect.Bisection("glare-initial", "polite", "firefox", "chromium", [], fixed).too_wide()
+    assert 'Seen("148.0.7778.0", "152.0.1.0")' in wide
+    # passes and failures that interleave are no range: rerun or split
+    mixed = _steps({"149.0.1.0": "fail", "150.0.1.0": "pass", "153.0.1.0": "fail"}, f.id)
+    (wide,) = bisect.Bisection("glare-initial", "polite", "firefox", "chromium", [], mixed).too_wide()
+    assert "interleave" in wide and "--repeat" in wide
+
+
+def test_a_scenario_range_overrides_the_general_one_for_that_scenario_only():
+    f = findings.Finding("fake", "t", "chromium", (findings.Cells(("glare-*",), "chromium", "*"),), peer="polite",
+                         operation="x", detail="d", message="x",
+                         seen={"chromium": (findings.Seen("148.0.1.0", "156.0.1.0"),), "firefox": (findings.Seen("153"),)},
+                         seen_in={"glare-initial": {"chromium": (findings.Seen("149.0.1.0", "156.0.1.0"),)}})
+    c148, fx = PeerInfo(spec="chromium", kind="chromium", version="148.0.1.0"), PeerInfo(spec="firefox", kind="firefox", version="153.8.0")
+    assert f.cell("glare-add-media", c148, fx) is not None
+    assert f.cell("glare-initial", c148, fx) is None, "glare-initial's own range starts at 149"
+    assert f.cell("glare-initial", PeerInfo(spec="chromium", kind="chromium", version="149.0.1.0"), fx) is not None
+    assert f.ranges(scenario="glare-initial") == "chromium 149.0.1.0 .. 156.0.1.0; firefox 153"
+    assert f.ranges() == "chromium 148.0.1.0 .. 156.0.1.0; firefox 153"
+    with pytest.raises(ValueError, match="none of its cells covers"):
+        findings.Finding("fake", "t", "chromium", (findings.Cells(("glare-*",)),), peer=None, operation="x",
+                         detail="d", message="x", seen_in={"restart-ice": {}})
 
 
 def test_exactly_one_side_is_a_range():
@@ -108,3 +167,76 @@ def test_sdp_differences_leave_out_what_differs_in_every_run(tmp_path):
     assert "-a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid" in diff and "+a=extmap:9" in diff
     assert "ice-ufrag" not in diff and "o=-" not in diff
     assert "the same" in bisect.sdp_differences(detail("c", 4), detail("d", 4), "polite")
+
+
+# --- over the official feeds (a local HTTP server in their layouts) ------------------------
+
+CFT = ["146.0.7680.0", "147.0.7727.0", "147.0.7727.24", "148.0.7778.0", "149.0.7827.0", "149.0.7827.5", "156.0.8078.1"]
+LISTING = """<html><body><h1>Index of /pub/firefox/releases/</h1>
+<a href="/pub/firefox/releases/">..</a><a href="/pub/firefox/releases/128.0/">128.0/</a>
+<a href="/pub/firefox/releases/128.0.3/">128.0.3/</a><a href="/pub/firefox/releases/128.3.1esr/">128.3.1esr/</a>
+<a href="/pub/firefox/releases/134.0b5/">134.0b5/</a><a href="/pub/firefox/releases/140.0.4/">140.0.4/</a>
+<a href="/pub/firefox/releases/153.0/">153.0/</a><a href="/pub/firefox/releases/latest/">latest/</a></body></html>"""
+
+
+@pytest.fixture
+def feeds(monkeypatch: pytest.MonkeyPatch):
+    server = Server()
+    server.put("/cft/known-good-versions-with-downloads.json", {"timestamp": "2026-12-01T00:00:00.000Z", "versions": [
+        {"version": v, "revision": "1", "downloads": {"chrome": [
+            {"platform": p, "url": f"{server.url}/dl/{v}/{p}/chrome-{p}.zip"} for p in ("linux64", "win64")]}}
+        for v in CFT] + [{"version": "150.0.7871.0", "downloads": {"chrome": [{"platform": "win64", "url": "x"}]}}]})
+    server.put("/pub/firefox/releases/", LISTING)
+    monkeypatch.setattr(config, "CFT_URL", server.url + "/cft")
+    monkeypatch.setattr(config, "MOZILLA_ARCHIVE_URL", server.url + "/pub")
+    monkeypatch.setattr(cache, "_FEEDS", {})
+    yield server
+    server.close()
+
+
+def test_the_official_feeds_list_the_builds_to_walk(feeds):
+    chromium = bisect.installable("chromium", "official")
+    assert chromium == CFT, "linux64 builds only, oldest first"
+    assert bisect.candidates("chromium", "147", "149", chromium) == ["147.0.7727.24", "148.0.7778.0", "149.0.7827.5"]
+    firefox = bisect.installable("firefox", "official")
+    assert firefox == ["128.0", "128.0.3", "140.0.4", "153.0"], "final releases: no ESR build, beta or link"
+    assert bisect.candidates("firefox", "128", "153", firefox) == ["128.0.3", "140.0.4", "153.0"]
+    assert str(bisect.step_spec("chromium", "147.0.7727.24", "official")) == "chromium@cft:147.0.7727.24"
+    assert str(bisect.step_spec("firefox", "140.0.4", "official")) == "firefox@140.0.4"
+    assert str(bisect.step_spec("chromium", "147")) == "chromium@147"
+    with pytest.raises(RigError, match="aiortc has no official feed"):
+        bisect.installable("aiortc", "official")
+
+
+def _args(polite: str, impolite: str, out, source: str = "official") -> argparse.Namespace:
+    return argparse.Namespace(scenario="glare-initial", polite=polite, impolite=impolite, repeat=1, out=str(out),
+                              source=source)
+
+
+def test_a_bisect_over_chrome_for_testing_steps_through_its_exact_builds(feeds, monkeypatch, tmp_path, capsys):
+    asked: list[str] = []
+
+    def matrix_step(scenario, side, rng, other, repeat, out, base, source):
+        def evaluate(v: str) -> bisect.Step:
+            spec = bisect.step_spec(rng.kind, v, source)
+            asked.append(str(spec))
+            return bisect.Step(version=v, spec=str(spec), exact=v, verdict="pass" if int(v.split(".")[0]) < 149 else "fail")
+        return evaluate
+    monkeypatch.setattr(bisect, "matrix_step", matrix_step)
+    assert bisect.run_bisect(_args("chromium@146..156", "firefox@153", tmp_path), base=None) == 0
+    said = capsys.readouterr().out
+    assert "over 5 official builds (146, 147, 148, 149, 156)" in said
+    assert ("pass up to chromium@cft:148.0.7778.0 (148.0.7778.0), fail from chromium@cft:149.0.7827.5 (149.0.7827.5)"
+            in said)
+    assert all(a.startswith("chromium@cft:") for a in asked)
+
+
+def test_an_official_feed_offline_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(config, "MOZILLA_ARCHIVE_URL", f"http://127.0.0.1:{port}/pub")
+    monkeypatch.setattr(cache, "_FEEDS", {})
+    assert bisect.run_bisect(_args("chromium@153", "firefox@128..153", tmp_path), base=None) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"rig: error: firefox@128..153: cannot reach 127.0.0.1:{port}"), err
