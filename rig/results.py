@@ -208,7 +208,7 @@ def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: l
 
 def finding_infos(ids: set[str]) -> list[FindingInfo]:
     """The catalogue's findings among ``ids``, as the run records them (its findings list)."""
-    return [FindingInfo(id=f.id, title=f.title, detail=f.detail, upstream=f.upstream,
+    return [FindingInfo(id=f.id, title=f.title, detail=f.detail, upstream=f.upstream_text,
                         intermittent=all(c.intermittent for c in f.cells),
                         seen={k: [str(r) for r in v] for k, v in f.seen.items()})
             for f in findings.FINDINGS if f.id in ids]
