@@ -57,6 +57,21 @@ class Seen:
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """A public report of a finding: where it is, and one line saying what it reports."""
+
+    url: str
+    title: str
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith("https://") or not self.title or "\n" in self.title:
+            raise ValueError(f"upstream report {self.url!r}: give an https URL and a one-line title")
+
+    def __str__(self) -> str:
+        return f"{self.url} {self.title}"
+
+
+@dataclass(frozen=True)
 class Finding:
     id: str
     title: str
@@ -80,7 +95,9 @@ class Finding:
     #: that scenario measured it): scenario -> engine -> ranges; an engine it does not name keeps
     #: ``seen``'s
     seen_in: dict[str, dict[str, tuple[Seen, ...]]] = field(default_factory=dict)
-    upstream: str = ""
+    #: public reports of it (a browser's or aiortc's tracker, a library that hit it); () when none
+    #: was found, and then its minimal trigger is what to file
+    upstream: tuple[Upstream, ...] = ()
     #: minimal trigger outside the rig, and kept evidence (paths in the repository)
     trigger: str = ""
     evidence: tuple[str, ...] = ()
@@ -151,6 +168,11 @@ class Finding:
         err = f"{self.error + ' ' if self.error else ''}/{self.message}/" if self.message else self.error
         return f"{err} from {self.operation} on {who}"
 
+    @property
+    def upstream_text(self) -> str:
+        """The upstream reports as a run records them (FindingInfo.upstream): one "URL title" a line."""
+        return "\n".join(map(str, self.upstream))
+
     def ranges(self, sep: str = "; ", scenario: str = "") -> str:
         """The versions it was seen on in ``scenario`` (its general ranges without one), per
         engine ("" when it states none)."""
@@ -170,6 +192,7 @@ FINDINGS: tuple[Finding, ...] = (
                "have-local-offer raises InvalidStateError ('Cannot handle offer in signaling state "
                "\"have-local-offer\"').",
         seen={"aiortc": (Seen("1.14.0", "1.16.0"),)},
+        upstream=(Upstream(f"{AIORTC}/issues/975", "aiortc issue 975: Does aiortc support perfect negotiation? (open)"),),
     ),
     Finding(
         "chromium-rollback-extmap", "Chromium keeps a rolled-back m-line's header-extension ids", "chromium",
@@ -192,6 +215,11 @@ FINDINGS: tuple[Finding, ...] = (
                "firefox@153.",
         seen={"chromium": (Seen("148.0.7778.0", "156.0.8078.114"),)},
         seen_in={"glare-initial": {"chromium": (Seen("149.0.7827.0", "156.0.8078.129"),)}},
+        upstream=(Upstream("https://issues.webrtc.org/issues/503013383",
+                           "libwebrtc issue 503013383: RTP header-extension id reassignment rejected since Chrome 148"),
+                  Upstream("https://github.com/versatica/mediasoup-client/issues/368",
+                           "mediasoup-client issue 368: \"RTP extension ID reassignment not supported\" in Chrome "
+                           "148+, a libwebrtc regression")),
         trigger="fixtures/findings/chromium-rollback-extmap.html",
     ),
     Finding(
@@ -224,6 +252,10 @@ FINDINGS: tuple[Finding, ...] = (
                "answer sdp: Failed to apply the description for m= section with mid='0': Failed to set SSL role for "
                "the transport'). Glare is not needed: the same happens when Chromium restarts ICE alone (ice-restart).",
         seen={"firefox": (Seen("153.7.0", "153.8.0"),), "chromium": (Seen("110.0.5478.0", "156.0.8078.114"),)},
+        upstream=(Upstream("https://bugzilla.mozilla.org/show_bug.cgi?id=1329028",
+                           "Bugzilla 1329028: Firefox's DTLS role (a=setup) in answers to an ICE restart"),
+                  Upstream("https://bugzilla.mozilla.org/show_bug.cgi?id=1240897",
+                           "Bugzilla 1240897: Firefox's DTLS role (a=setup) in a renegotiation's answer")),
     ),
     Finding(
         "pattern-late-ignored-candidates", "Candidates of an ignored offer that arrive after the answer are rejected",
@@ -353,7 +385,8 @@ FINDINGS: tuple[Finding, ...] = (
                "...'). In failed-first-sld-recovers it is aiortc's offer of its data channel, behind which lies "
                "aiortc-channel-before-answer.",
         seen={"aiortc": (Seen("1.16.0"),), "firefox": (Seen("153.7.0", "153.8.0"),)},
-        upstream=f"{AIORTC}/issues/686",
+        upstream=(Upstream(f"{AIORTC}/issues/686",
+                           "aiortc issue 686: header-extension ids remapped in a later offer (closed as stale)"),),
     ),
     Finding(
         "aiortc-payload-type-remap", "aiortc's re-offers renumber payload types its receivers keep: media stops",

@@ -36,10 +36,19 @@ def _row(f: Finding) -> str:
     return f"| [{f.id}](#{f.id}) | {f.engine} | {_cell(cells)} | {_cell(f.expects())} | {seen} |"
 
 
+def _no_upstream(f: Finding) -> str:
+    """What a finding without a public report says: that none was found, and what to file."""
+    if f.trigger:
+        return "Upstream: no upstream report found; its minimal trigger below is what to file."
+    if f.engine == "pattern":
+        return "Upstream: no upstream report found; a limit of the pattern, not a bug of one engine."
+    return "Upstream: no upstream report found, and no minimal trigger outside the rig yet (its cells reproduce it)."
+
+
 def _section(f: Finding) -> list[str]:
     lines = ["", f"## {f.id}", "", f"**{f.title}** ({f.engine}).", "", f.detail]
-    if f.upstream:
-        lines += ["", f"Upstream: <{f.upstream}>"]
+    reports = "; ".join(f"[{u.title}]({u.url})" for u in f.upstream)
+    lines += ["", f"Upstream: {reports}." if reports else _no_upstream(f)]
     if f.trigger:
         lines += ["", f"Minimal trigger: [`{f.trigger}`](../{f.trigger})"]
     kept = f"fixtures/findings/evidence/{f.id}.case.json"

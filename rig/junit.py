@@ -38,6 +38,7 @@ from pathlib import Path
 
 from . import model
 from .report import case_pages
+from .report.reproduce import plan_command
 
 #: Characters XML 1.0 cannot carry; a peer's error text may hold them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -89,8 +90,7 @@ def _body(case: model.CaseSummary, page: str) -> str:
         lines.append(f"failed checks: {', '.join(case.failed_checks)}")
     lines.append(f"case page: {page}")
     if case.details:
-        lines.append(f"replay (in the report folder): rig matrix --plan {case.details} --peers "
-                     f"{case.polite.spec},{case.impolite.spec} --pairs {case.polite.spec}:{case.impolite.spec}")
+        lines.append(f"replay (in the report folder): {plan_command(case)}")
     return "\n".join(lines)
 
 

@@ -217,7 +217,7 @@ def finding_infos(ids: set[str]) -> list[FindingInfo]:
     def _ranges(ranges: Mapping[str, tuple[findings.Seen, ...]]) -> dict[str, list[str]]:
         return {k: [str(r) for r in v] for k, v in sorted(ranges.items())}
 
-    return [FindingInfo(id=f.id, title=f.title, detail=f.detail, upstream=f.upstream,
+    return [FindingInfo(id=f.id, title=f.title, detail=f.detail, upstream=f.upstream_text,
                         intermittent=all(c.intermittent for c in f.cells),
                         seen=_ranges(f.seen),
                         seen_in={s: _ranges(f.seen_for(s)) for s in sorted(f.seen_in)})

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from rig import diagram, model
+from rig.report import reproduce
 from rig.versions import version_key
 from rig.vocab import ROLES
 
@@ -197,6 +198,17 @@ def known_findings(run: model.RunRecord) -> dict[str, model.FindingInfo]:
     return {f.id: f for f in run.findings}
 
 
+def upstream_links(info: model.FindingInfo | None) -> list[dict]:
+    """A recorded finding's public reports, each {"url", "title"}: its ``upstream`` holds one
+    "URL title" a line (rig.findings.Finding.upstream_text); an older run's bare URL is its own title."""
+    out = []
+    for line in (info.upstream if info else "").splitlines():
+        url, _, title = line.strip().partition(" ")
+        if url.startswith(("https://", "http://")):
+            out.append({"url": url, "title": title.strip() or url})
+    return out
+
+
 def _cases(cases: list[model.CaseSummary], known: Mapping[str, model.FindingInfo]) -> list[dict]:
     taken: set[str] = set()
     out = []
@@ -213,6 +225,8 @@ def _cases(cases: list[model.CaseSummary], known: Mapping[str, model.FindingInfo
             "findings": [f for f in c.findings if f], "not_seen": [f for f in c.not_seen if f],
             "cause": c.cause.model_dump() if c.cause else {}, "cause_text": c.cause.text() if c.cause else "",
             "finding_title": known[c.finding].title if c.finding in known else "",
+            "upstream": {f: upstream_links(known.get(f)) for f in dict.fromkeys([c.finding or "", *c.findings]) if f},
+            "reproduce": [{"what": cmd.what, "line": cmd.line} for cmd in reproduce.commands(c)],
         })
     return out
 

@@ -27,6 +27,7 @@ from rig.report._view import (
     _text,
     _versions,
     known_findings,
+    upstream_links,
 )
 from rig.vocab import INDEX_FILE, MUTANTS_HTML, MUTANTS_JSON, ROLES
 
@@ -34,6 +35,8 @@ from rig.vocab import INDEX_FILE, MUTANTS_HTML, MUTANTS_JSON, ROLES
 
 #: Footnote for an intermittent cell that never hit its finding in this run.
 INTERMITTENT_UNHIT = "intermittent finding {id}: not hit in this run ({title})"
+#: Outcomes no finding explains, listed first: each one is news (xfailed and unsupported are not).
+UNEXPECTED = ("error", "failed", "xpassed", "unknown", "not-run")
 _FILTERS_JS = "_filters.js"
 
 
@@ -44,6 +47,7 @@ def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: model.RunRe
     notes = _Notes(known_findings(run))
     rows = _matrix(scenarios, columns, cases, notes)
     by_version = _version_view(scenarios, peers, cases, notes)
+    groups = _by_cell(cases)
     script = (_TEMPLATES / _FILTERS_JS).read_text(encoding="utf-8")
     header = _run_header(run, links)
     mutants = _mutants(out_dir)
@@ -60,13 +64,17 @@ def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: model.RunRe
             rows=rows,
             peers=peers,
             by_version=by_version,
-            notes=[{"n": n, "text": text} for text, n in notes.numbers.items()],
+            # versions are in the run's table, once per engine; a column names its own only when
+            # the run has several of one engine
+            column_versions=by_version is not None,
+            notes=[_finding_group(fid, n, notes, cases, groups) for fid, n in notes.numbers.items()],
             kinds=sorted({c[r]["kind"] or c[r]["label"] for c in cases for r in ROLES}),
             outcomes=list(OUTCOMES),
-            problems=sorted(
-                (c for c in cases if c["outcome"] != "passed"),
+            unexpected=sorted(
+                (c for c in cases if c["outcome"] in UNEXPECTED),
                 key=lambda c: (_SEVERITY[c["cls"]], c["scenario"], c["id"]),
             ),
+            unsupported=[_cell(g, notes) for g in groups.values() if any(c["outcome"] == "unsupported" for c in g)],
             cases=cases,
             scenarios=scenarios,
             mutants=mutants,
@@ -101,15 +109,16 @@ def finding_note(fid: str, known: Mapping[str, model.FindingInfo]) -> str:
 
 
 class _Notes:
-    """The footnotes under the matrix: each distinct text numbered once, in order of first use,
-    with the run's own findings to write them from."""
+    """The footnotes under the matrix: one per finding, numbered in order of first use, with the
+    run's own findings to write them from."""
 
     def __init__(self, known: Mapping[str, model.FindingInfo]) -> None:
         self.known = known
+        #: finding id -> its footnote's number
         self.numbers: dict[str, int] = {}
 
-    def mark(self, text: str) -> int:
-        return self.numbers.setdefault(text, len(self.numbers) + 1)
+    def mark(self, fid: str) -> int:
+        return self.numbers.setdefault(fid, len(self.numbers) + 1)
 
     def finding(self, fid: str) -> str:
         return finding_note(fid, self.known)
@@ -123,27 +132,28 @@ def _others_order(item: tuple[str, int]) -> int:
     return _SEVERITY.get(item[0], _SEVERITY["unknown"])
 
 
-def _reasons(group: list[dict], notes: _Notes) -> list[str]:
-    """The footnote texts of a cell's runs, each once: the finding a run hit, why it is
-    unsupported, the findings an xpassed run contradicts, a finding not seen on these versions,
-    an intermittent finding no run hit."""
-    reasons: list[str] = []
+def _reasons(group: list[dict], notes: _Notes) -> tuple[list[str], list[str]]:
+    """A cell's footnotes and the rest of its tooltip: the findings its runs hit, the findings
+    an xpassed run contradicts and an intermittent finding no run hit (footnoted: each is one
+    finding's entry), then why it is unsupported or a finding not seen on these versions (said
+    in the tooltip only: the unsupported list and the case pages carry them too)."""
+    fids: list[str] = []
+    lines: list[str] = []
     hit_ids = {c["finding"] for c in group if c["finding"]}
     for c in group:
         if c["finding"]:
-            texts = [notes.finding(c["finding"])]
+            fids.append(c["finding"])
         elif c["outcome"] == "unsupported":
-            texts = [f"unsupported: {c['reason']}"]
+            lines.append(f"unsupported: {c['reason']}")
         elif c["outcome"] == "xpassed":  # the findings that expected a failure: narrow or remove them
-            texts = [notes.finding(f) for f in c["findings"]]
+            fids += c["findings"]
         elif c["outcome"] == "passed" and c["not_seen"]:  # a finding of the cell, not on this version
-            texts = [c["reason"]] if c["reason"] else []
+            lines += [c["reason"]] if c["reason"] else []
         elif c["expected"] == "xfail or pass":
-            texts = [notes.unhit(f) for f in c["findings"] if f not in hit_ids]
-        else:
-            texts = []
-        reasons += [text for text in texts if text not in reasons]
-    return reasons
+            unhit = [f for f in c["findings"] if f not in hit_ids]
+            fids += unhit
+            lines += [notes.unhit(f) for f in unhit]
+    return list(dict.fromkeys(fids)), list(dict.fromkeys(lines))
 
 
 def _glare_summary(group: list[dict], attempted: int) -> tuple[str, int, int]:
@@ -172,8 +182,8 @@ def _cell(group: list[dict], notes: _Notes) -> dict:
     cls = min((c["cls"] for c in group), key=_SEVERITY.__getitem__)
     expected = sorted({c["expected"] for c in group})
     intermittent = "xfail or pass" in expected
-    reasons = _reasons(group, notes)
-    marks = [notes.mark(text) for text in reasons]
+    fids, lines = _reasons(group, notes)
+    marks = [notes.mark(fid) for fid in fids]
     others_text = ", ".join(f"{v} {k}" for k, v in sorted(others.items(), key=_others_order))
     rate = f"{passed}/{n}" if n else "not run" if not_run and not unsupported else "unsupported"
     first = group[0]
@@ -187,7 +197,7 @@ def _cell(group: list[dict], notes: _Notes) -> dict:
         title.append(mark)
     if intermittent and n:
         title.append(f"intermittent finding hit in {hits} of {n} run(s)")
-    title += [f"[{m}] {text}" for m, text in zip(marks, reasons, strict=True)]
+    title += [f"[{m}] {notes.finding(fid)}" for m, fid in zip(marks, fids, strict=True)] + lines
     return {
         "cases": group, "n": n, "passed": passed, "rate": rate, "hits": hits, "unsupported": unsupported,
         "not_run": not_run, "others": others_text, "cls": cls, "worst": next(c for c in group if c["cls"] == cls),
@@ -195,7 +205,28 @@ def _cell(group: list[dict], notes: _Notes) -> dict:
         "expected": expected, "intermittent": intermittent, "notes": marks, "title": "\n".join(title),
         "mean_duration": sum(durations) / len(durations) if durations else None,
         "glare_mark": mark, "glare_missed": forced > observed,
+        "label": f"{first['scenario']}: {first['polite']['label']} → {first['impolite']['label']}",
+        "reasons": list(dict.fromkeys(c["reason"] for c in group if c["outcome"] == "unsupported" and c["reason"])),
     }
+
+
+def _finding_group(fid: str, n: int, notes: _Notes, cases: list[dict],
+                   groups: dict[tuple[str, str, str], list[dict]]) -> dict:
+    """A finding's entry under the matrix, its footnote: what it is, its upstream reports, how
+    many of the runs that could hit it did, and each cell it explains (one link per cell)."""
+    runs = [c for c in cases if c["outcome"] not in _NOT_ATTEMPTED and (c["finding"] == fid or fid in c["findings"])]
+    hits = sum(1 for c in runs if c["finding"] == fid)
+    keys = dict.fromkeys((c["scenario"], c["polite"]["label"], c["impolite"]["label"]) for c in runs)
+    cells = []
+    for key in keys:
+        group = [c for c in groups[key] if c["outcome"] not in _NOT_ATTEMPTED]
+        mine = sum(1 for c in group if c["finding"] == fid)
+        worst = min(group, key=lambda c: _SEVERITY[c["cls"]])
+        cells.append({"label": f"{key[0]}: {key[1]} → {key[2]}", "href": worst["href"], "cls": worst["cls"],
+                      "rate": f"{mine}/{len(group)}", "scenario": key[0]})
+    info = notes.known.get(fid)
+    return {"n": n, "id": fid, "text": notes.finding(fid), "title": info.title if info else "",
+            "upstream": upstream_links(info), "hits": hits, "runs": len(runs), "cells": cells}
 
 
 def _by_cell(cases: list[dict]) -> dict[tuple[str, str, str], list[dict]]:

@@ -1,6 +1,8 @@
 // The index's filters. Plain script, no modules and no fetches: the page is opened from disk
 // (file://) and its Content-Security-Policy admits this script only by its hash. Every fact it
-// filters on is a data attribute that report.py wrote, so the table and this code stay in step.
+// filters on is a data attribute that rig.report wrote, so the table and this code stay in step.
+// The filters and the selected view live in the URL query (?peer=aiortc&outcome=failed,xfailed
+// &view=versions): read on load, written back with history.replaceState, so a link shares a view.
 (function () {
   "use strict";
   const form = document.getElementById("filters");
@@ -10,6 +12,42 @@
 
   const field = (name) => form.elements.namedItem(name);
   const kindOk = (want, kind) => want === "" || want === kind;
+
+  const SELECTS = ["peer", "polite", "impolite", "scenario", "view"];
+  const boxes = () => Array.from(form.querySelectorAll("input[name=outcome]"));
+
+  function fromQuery() {
+    const q = new URLSearchParams(window.location.search);
+    SELECTS.forEach((name) => {
+      const el = field(name);
+      if (el && q.has(name) && Array.from(el.options).some((o) => o.value === q.get(name))) el.value = q.get(name);
+    });
+    if (q.has("outcome")) {
+      const shown = new Set(q.get("outcome").split(","));
+      boxes().forEach((box) => { box.checked = shown.has(box.value); });
+    }
+    field("intermittent").checked = q.get("intermittent") === "1";
+  }
+
+  function toQuery() {
+    const q = new URLSearchParams(window.location.search);
+    SELECTS.forEach((name) => {
+      const el = field(name);
+      if (el && el.value !== "" && el.selectedIndex > 0) q.set(name, el.value); else q.delete(name);
+    });
+    const shown = boxes().filter((box) => box.checked).map((box) => box.value);
+    if (shown.length === boxes().length) q.delete("outcome"); else q.set("outcome", shown.join(","));
+    if (field("intermittent").checked) q.set("intermittent", "1"); else q.delete("intermittent");
+    const search = q.toString();
+    try {
+      history.replaceState(null, "", window.location.pathname + (search ? "?" + search : "") + window.location.hash);
+    } catch (e) { /* a browser that refuses to rewrite a file: URL keeps the filters, not the link */ }
+  }
+
+  function showView() {
+    const view = field("view") ? field("view").value : "pairs";
+    document.querySelectorAll(".view[data-view]").forEach((el) => { el.hidden = el.dataset.view !== view; });
+  }
 
   function wanted() {
     const outcomes = new Set();
@@ -69,8 +107,16 @@
     document.getElementById("filter-count").textContent = `${shown} of ${total} cells shown`;
   }
 
-  form.addEventListener("input", apply);
-  form.addEventListener("change", apply);
-  form.addEventListener("reset", () => setTimeout(apply, 0)); // the reset lands after the event
+  function update() {
+    apply();
+    showView();
+    toQuery();
+  }
+
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
+  form.addEventListener("reset", () => setTimeout(update, 0)); // the reset lands after the event
+  fromQuery();
   apply();
+  showView();
 })();

@@ -232,3 +232,58 @@ def test_sdp_text_budget(tmp_path, monkeypatch):
     html = _render(tmp_path, _full_detail())
     assert "(text in the detail JSON)" in html and "left out of this page" in html
     assert '<span class="d-add">+m=video 9 UDP/TLS/RTP/SAVPF 96</span>' in html  # diffs stay
+
+
+def _reproduce(html: str) -> list[str]:
+    box = html[html.index('<section class="reproduce" id="reproduce">'):html.index("</section>")]
+    return [htmllib.unescape(line) for line in re.findall(r'<code class="cmd">(.*?)</code>', box)]
+
+
+def test_reproduce_box_comes_first_with_the_commands_for_this_case(page):
+    assert page.index('id="reproduce"') < page.index('<table class="kv">\n<tr><th>outcome')
+    plan = f"cases/{SLUG}.json"
+    assert _reproduce(page) == [
+        f"rig debug chromium:aiortc --plan {plan}",
+        f"rig repro {SLUG} --from .",
+        f"rig matrix --plan {plan} --peers chromium,aiortc --pairs chromium:aiortc",
+    ]
+    assert f'<a href="../{plan}"><code>{plan}</code></a>' in page  # the plan file, linked from cases/
+
+
+def test_reproduce_commands_quote_the_case_id_and_name_a_negotiator_other_than_the_reference(tmp_path):
+    from rig import model
+    from rig.junit import build
+    from rig.report import reproduce
+    case = model.CaseSummary.model_validate({
+        "id": "glare-initial[firefox-polite--aiortc-impolite]", "slug": "glare-initial_firefox-polite--aiortc-impolite",
+        "scenario": "glare-initial",
+        "polite": {"spec": "firefox", "kind": "firefox"}, "impolite": {"spec": "aiortc", "kind": "aiortc"},
+        "outcome": "failed", "details": "cases/glare-initial_firefox-polite--aiortc-impolite.json",
+        "negotiators": {"js": "/elsewhere/my negotiator.js", "py": "/other/checkout/fixtures/negotiators/perfect.py"}})
+    lines = [c.line for c in reproduce.commands(case)]
+    assert lines[0] == ("rig debug firefox:aiortc --plan cases/glare-initial_firefox-polite--aiortc-impolite.json "
+                        "--negotiator-js '/elsewhere/my negotiator.js'")
+    assert lines[1] == "rig repro 'glare-initial[firefox-polite--aiortc-impolite]' --from ."
+    assert lines[2] == reproduce.plan_command(case)
+    # junit.xml's replay line is the same command, from the same function
+    assert f"replay (in the report folder): {lines[2]}" in "".join(build({"cases": [case.model_dump()]}).itertext())
+    # without a detail file: the scenario by name, nothing to hand on
+    bare = case.model_copy(update={"details": "", "negotiators": {}})
+    assert [c.line for c in reproduce.commands(bare)] == ["rig debug firefox:aiortc glare-initial"]
+
+
+def test_the_finding_links_its_upstream_reports_or_says_none_was_found(tmp_path):
+    from rig import results
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    run = {"cases": [{"id": f"{s}-x", "slug": f"{s}-x", "scenario": "glare-initial", "outcome": "xfailed",
+                      "expected": "xfail", "finding": fid, "findings": [fid],
+                      "polite": {"spec": "chromium", "kind": "chromium"}, "impolite": {"spec": "firefox", "kind": "firefox"}}
+                     for s, fid in (("a", "chromium-rollback-extmap"), ("b", "aiortc-no-operations-chain"))],
+           "findings": [f.model_dump() for f in results.finding_infos({"chromium-rollback-extmap",
+                                                                        "aiortc-no-operations-chain"})]}
+    write_report(tmp_path, run)
+    linked = (cases / "a-x.html").read_text(encoding="utf-8")
+    assert '<a href="https://issues.webrtc.org/issues/503013383">' in linked
+    assert '<a href="https://github.com/versatica/mediasoup-client/issues/368">' in linked
+    assert "no upstream report found" in (cases / "b-x.html").read_text(encoding="utf-8")

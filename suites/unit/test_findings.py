@@ -145,7 +145,7 @@ def test_every_finding_is_complete_and_cites_files_that_exist() -> None:
         assert len(f.detail) > 80 and f.cells and f.operation, f.id
         for path in (f.trigger, *f.evidence):
             assert not path or (config.ROOT / path).exists(), f"{f.id}: {path} is not in the repository"
-    assert findings.BY_ID["aiortc-extmap-remap"].upstream.endswith("/issues/686")
+    assert findings.BY_ID["aiortc-extmap-remap"].upstream[0].url.endswith("/issues/686")
 
 
 # -- kept evidence, judged again -------------------------------------------------------

@@ -80,8 +80,9 @@ def test_matrix_is_scenarios_by_pairs_and_empty_pairs_are_left_out(tmp_path):
 
 
 def _notes(html: str) -> dict[str, str]:
-    """note text (as rendered) -> its number, each listed once under the matrix."""
-    notes = re.findall(r'<li id="note-(\d+)" value="\d+">(.*?)</li>', html, re.S)
+    """note text (as rendered) -> its number: one entry per finding under the matrix."""
+    notes = re.findall(r'<li id="note-(\d+)" value="\d+" data-finding="[^"]*">.*?<p class="note-text">(.*?)</p>',
+                       html, re.S)
     texts = [text for _, text in notes]
     assert len(texts) == len(set(texts)), f"a note is listed twice: {texts}"
     return {text: n for n, text in notes}
@@ -140,8 +141,9 @@ def test_intermittent_cells_are_marked_whether_or_not_they_hit_the_finding(tmp_p
     assert ">hit 0/1</span>" in unhit
     unhit_note = INTERMITTENT_UNHIT.format(id=unhit_finding, title=findings.BY_ID[unhit_finding].title)
     assert unhit_finding in unhit_note and findings.BY_ID[unhit_finding].title in unhit_note
+    assert str(escape(unhit_note)) in unhit  # said in the tooltip; the footnote is the finding's own
     notes = _notes(html)
-    assert str(escape(unhit_note)) in notes
+    assert str(escape(unhit_note)) not in notes
     hit_cell = _cell(html, "glare-candidate-answer|firefox|firefox")
     assert 'class="o-xfailed intermittent"' in hit_cell and ">1/2</a>" in hit_cell
     assert "(intermittent finding)" in hit_cell and ">hit 1/2</span>" in hit_cell
@@ -150,11 +152,14 @@ def test_intermittent_cells_are_marked_whether_or_not_they_hit_the_finding(tmp_p
     def note(text: str) -> str:
         return notes[str(escape(text))]
     assert f'href="#note-{note(_note(hit_finding))}"' in hit_cell
-    assert f'href="#note-{note(unhit_note)}"' in unhit
-    # a repeat hit the finding, so the passing repeat adds no "not hit" note
+    assert f'href="#note-{note(_note(unhit_finding))}"' in unhit
+    # a repeat hit the finding, so the passing repeat adds no "not hit" line
     hit_unhit_note = INTERMITTENT_UNHIT.format(id=hit_finding, title=findings.BY_ID[hit_finding].title)
-    assert str(escape(hit_unhit_note)) not in notes
+    assert str(escape(hit_unhit_note)) not in html
     assert len(notes) == 2
+    # each finding's entry says how many of the runs that could hit it did
+    assert re.search(rf'data-finding="{hit_finding}">.*?hit in 1 of 2 run\(s\), 1 cell\(s\)', html, re.S)
+    assert re.search(rf'data-finding="{unhit_finding}">.*?hit in 0 of 1 run\(s\), 1 cell\(s\)', html, re.S)
 
 
 def test_notes_come_from_the_finding_ids_not_from_the_reason_text(tmp_path):
@@ -231,8 +236,9 @@ def test_a_version_matrix_groups_columns_by_kind_and_version_and_has_a_view_per_
         ["chromium", "110.0.5478.0"], ["chromium", "147.0.7727.0"], ["chromium", "156.0.8078.114"]]
     assert ["o-passed", "o-passed", "o-failed"] == [re.search(r'class="(o-\w+)', r[1]).group(1) for r in rows]
     assert "driven by playwright 1.55.0" in view
-    # a pass on a version the finding was never seen on is said in a note
-    assert f"finding {FINDING} not seen on chromium 147.0.7727.0" in html
+    # a pass on a version the finding was never seen on is said in its tooltip, not footnoted
+    passing = _cell(html, "add-video|chromium@147|firefox@140")
+    assert f"finding {FINDING} not seen on chromium 147.0.7727.0" in passing and "#note-" not in passing
 
 
 def test_a_run_of_one_version_per_kind_has_no_version_view(tmp_path):
