@@ -204,6 +204,12 @@ class CaseRun:
             await self._held(lambda h: self._has(h, "polite", "offer") and self._has(h, "impolite", "offer")
                              and self._has(h, "polite", "candidate"),
                              f"collision {k}: an offer from each side and a candidate of the polite offer")
+        elif step.variant == "ignored-candidate" and self.peers["polite"].capabilities.get("trickle"):
+            # the link is FIFO: a candidate the polite peer sent after its held offer waits behind
+            # it, and is delivered right after it, before any answer the impolite peer could apply
+            await self._held(lambda h: self._has(h, "polite", "offer") and self._has(h, "impolite", "offer")
+                             and self._has(h, "polite", "candidate"),
+                             f"collision {k}: an offer from each side and a candidate behind the polite offer")
         else:
             await self._held(lambda h: self._has(h, "polite", "offer") and self._has(h, "impolite", "offer"),
                              f"collision {k}: an offer from each side")

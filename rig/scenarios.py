@@ -138,8 +138,9 @@ CATALOGUE: dict[str, Scenario] = {s.name: s for s in [
     Scenario(
         "glare-initial",
         "Two fresh peers both make the first offer at once (polite wants video, impolite audio), "
-        "with trickle ICE, so candidates of the ignored offer reach the impolite peer.",
-        (Join(), Collide(polite="add-video", impolite="add-audio"), Settle()),
+        "with trickle ICE; a candidate of the polite offer is sent before the offers cross, so it "
+        "reaches the impolite peer while it ignores that offer.",
+        (Join(), Collide(polite="add-video", impolite="add-audio", variant="ignored-candidate"), Settle()),
         glare=True,
     ),
     Scenario(

@@ -43,6 +43,8 @@ def _check_change(action: str) -> None:
 
 COLLIDE_VARIANTS = {
     "": "release both together",
+    "ignored-candidate": "once a candidate of the polite peer's offer waits behind it (a peer that trickles), "
+                         "release both, so that candidate reaches the impolite peer while it ignores the offer",
     "offer-during-answer": "release both; then hold the polite peer's answer and its re-offer, arm the "
                            "re-offer in the impolite peer for 'srd-answer' and release them",
     "late-candidates": "release both offers but hold the polite peer's candidates; let its answer "
