@@ -7,9 +7,9 @@ one column per run (oldest first), each square the cell's outcome there, and for
 red in the latest run that has it, the run where the red streak began and the last run before
 it where the cell was not red.
 
-Cells are matched across runs as ``rig compare`` matches them (rig.compare.CellKey: the
-scenario and each peer's kind and release line), so a browser update keeps the row and shows as
-a version change. "Red" is compare's ``failing``: a failed, error, xpassed or not-run case.
+Cells are matched across runs by the scenario and each peer's kind, and by its release line
+too where a run has several lines of that kind (a version matrix), so a browser update keeps the
+row and shows as a version change. "Red" is compare's ``failing``: a failed, error, xpassed or not-run case.
 Runs are ordered by their start time; a run names its build when it came from CI
 (RunRecord.build). The page is one file that opens from disk, like every report page.
 """
@@ -110,11 +110,27 @@ def build(paths: list[pathlib.Path]) -> tuple[list[RunInfo], list[Row]]:
     loaded.sort(key=lambda t: (t[0].started, str(t[1])))
     infos = [RunInfo(label=_label(path), started=run.started, build=run.build, versions=run.versions, cases=run.cases)
              for run, path in loaded]
-    keys = sorted({k for run, _ in loaded for k in run.cells})
-    rows = [Row(k, [run.cells.get(k) for run, _ in loaded]) for k in keys]
+    cells = [_by_kind(run) for run, _ in loaded]
+    keys = sorted({k for c in cells for k in c})
+    rows = [Row(k, [c.get(k) for c in cells]) for k in keys]
     for row in rows:
         _streak(row)
     return infos, rows
+
+
+def _by_kind(run: compare.Run) -> dict[compare.CellKey, compare.Cell]:
+    """The run's cells, each peer named by its kind alone where the run has one release line of
+    that kind (a browser update keeps the row; the version change is shown with the run), by
+    kind and line where it has several (a version matrix: a row per version)."""
+    lines: dict[str, set[str]] = {}
+    for k in run.cells:
+        for side in (k.polite, k.impolite):
+            lines.setdefault(side.split(" ", 1)[0], set()).add(side)
+
+    def side(name: str) -> str:
+        kind = name.split(" ", 1)[0]
+        return kind if len(lines[kind]) == 1 else name
+    return {compare.CellKey(k.scenario, side(k.polite), side(k.impolite)): c for k, c in run.cells.items()}
 
 
 def _label(path: pathlib.Path) -> str:
