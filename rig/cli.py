@@ -111,6 +111,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from . import history  # pydantic, jinja2: kept out of `rig --help`
+    try:
+        return history.run(args.runs, args.html)
+    except history.HistoryError as exc:
+        _err(str(exc))
+        return 2
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from . import merge  # pydantic, jinja2, the case engine: kept out of `rig --help`
     command = "rig merge " + " ".join(shlex.quote(a) for a in [*args.inputs, "--out", args.out])
@@ -290,7 +299,7 @@ def _add_host_commands(sub) -> None:
                                          "print one's executable")
     brs = br.add_subparsers(dest="action", required=True)
     bl = brs.add_parser("list", help="installed versions (system and cache): kind, exact version, source, driver, path")
-    bl.add_argument("--available", action="store_true", help="also the installable ones (Debian's archive, npm)")
+    bl.add_argument("--available", action="store_true", help="also the installable ones (Debian's archive, npm, and the official channels today)")
     bi = brs.add_parser("install", help="install versions into the per-user cache, each checked by launching")
     bi.add_argument("specs", metavar="SPEC", nargs="+", help="e.g. chromium@147 firefox@140")
     bp = brs.add_parser("path", help="the executable a spec resolves to (nothing is installed)")
@@ -301,7 +310,7 @@ def _add_host_commands(sub) -> None:
 
 
 def _add_report_commands(sub) -> None:
-    """scenarios, findings, compare, merge, report, costs: the catalogues and finished runs."""
+    """scenarios, findings, compare, history, merge, report, costs: the catalogues and finished runs."""
     sc = sub.add_parser("scenarios", help="list the scenario catalogue")
     sc.add_argument("--markdown", action="store_true", help="the table and timing plans of docs/scenarios.md")
     sc.add_argument("--plan", metavar="NAME", dest="show_plan",
@@ -324,6 +333,14 @@ def _add_report_commands(sub) -> None:
     co.add_argument("--allow-removed", action="store_true",
                     help="NEW may lack cells OLD had (a smaller matrix on purpose); without it that is exit status 3")
     co.set_defaults(func=cmd_compare)
+    hi = sub.add_parser("history", help="each cell's outcome over a series of runs, and the run and build where "
+                                        "a red cell turned red")
+    hi.add_argument("runs", metavar="RUN", nargs="+",
+                    help="results.json files, report folders, or a folder of report folders (oldest to newest by "
+                         "their start time, whatever the order given)")
+    hi.add_argument("--html", default=None,
+                    help="the page (default: history.html in the folder of runs when one is given, else here)")
+    hi.set_defaults(func=cmd_history)
     mg = sub.add_parser("merge", help="one report from several runs (shards, hosts, repeats); exit 1 when a shard "
                                       "or cell is missing")
     mg.add_argument("inputs", metavar="DIR", nargs="+", help="report folders (or their results.json)")

@@ -120,6 +120,7 @@ class Run:
     versions: dict[str, str]
     started: str
     cases: int
+    build: str = ""  # the CI build that made it (RunRecord.build), "" for a local run
 
 
 @dataclass
@@ -203,7 +204,7 @@ def from_results(raw: Mapping, path: pathlib.Path = pathlib.Path(RESULTS_FILE)) 
         cell.pages.append((f"r{case.get('repeat', 0)}", str(page)))
     versions = raw.get("versions") if isinstance(raw.get("versions"), Mapping) else {}
     return Run(path, cells, {str(k): str(v) for k, v in versions.items()}, str(raw.get("started") or ""),
-               len(raw.get("cases") or []))
+               len(raw.get("cases") or []), str(raw.get("build") or ""))
 
 
 def rising(old: Cell, new: Cell) -> tuple[tuple[str, float, float], ...]:

@@ -205,3 +205,17 @@ RUNS_ENV = "GLARE_RIG_RUNS"
 #: their browsers and write the partial report before it ends what is left (xdist itself waits
 #: 10 s for a worker before killing it; typically all of it takes 2-4 s here).
 INTERRUPT_GRACE = 30.0
+
+
+def build_id() -> str:
+    """The CI build a run belongs to, as results.json records it (RunRecord.build): RIG_BUILD
+    when set (any CI), else a GitHub Actions run's address and commit, else "" (a developer's
+    machine). ``rig history`` shows it for the run where a cell turned red."""
+    if os.environ.get("RIG_BUILD"):
+        return os.environ["RIG_BUILD"]
+    env = os.environ
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        url = f"{env.get('GITHUB_SERVER_URL', 'https://github.com')}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+        sha = env.get("GITHUB_SHA", "")[:12]
+        return f"{url}{' (' + sha + ')' if sha else ''}"
+    return ""

@@ -115,6 +115,14 @@ def cmd_browsers(args: argparse.Namespace) -> int:
                     there = [i.version for i in have if i.kind == kind and a.matches(i.version if a.exact else i.line)]
                     print(f"{kind:9} {a.version:18} {a.source:7} {a.package + ' ' + a.package_version:35} "
                           f"{', '.join(there)}")
+            for kind, feed in (("chromium", install.cft), ("firefox", install.mozilla)):
+                try:
+                    now = ", ".join(f"{c} {v}" for c, v in feed.channels().items()) or "none listed"
+                    print(f"{kind:9} {now} ({feed.NAME}: {kind}@CHANNEL, or an exact build: "
+                          f"{'chromium@cft:VERSION' if kind == 'chromium' else 'firefox@VERSION'})")
+                except RigError as exc:
+                    mirror = f"; set {feed.mirror_env(exc.url)} to a mirror" if isinstance(exc, install.Unreachable) else ""
+                    notes.append(f"{feed.NAME}'s channels not listed: {exc}{mirror}")
             try:
                 releases = drivers.available_aiortc()
                 print(f"aiortc    {', '.join(releases[:12])}{' ...' if len(releases) > 12 else ''} (pypi; "

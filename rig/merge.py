@@ -289,7 +289,8 @@ def _run(sources: list[Source], planned: list[Planned], command: str) -> RunReco
         finished=max(ends).isoformat(timespec="seconds") if ends else "",
         duration_s=round((max(ends) - min(starts)).total_seconds(), 1) if starts and ends
         else round(sum(r.duration_s for r in runs), 1),
-        command=command, repeat=max(per_cell.values(), default=1),
+        command=command, build=", ".join(dict.fromkeys(r.build for r in runs if r.build)),
+        repeat=max(per_cell.values(), default=1),
         peers=_union([r.peers for r in runs]),
         versions={k: ", ".join(v) for k, v in versions.items()},
         scenarios=_union_scenarios(runs),

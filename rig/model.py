@@ -209,6 +209,9 @@ class RunRecord(Model):
     finished: str = ""
     duration_s: float = 0.0
     command: str = ""
+    #: the CI build that made the run (config.build_id: RIG_BUILD, or the GitHub Actions run's
+    #: address and commit); "" for a run on a developer's machine. rig history names it.
+    build: str = ""
     repeat: int = 1
     peers: list[str] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)

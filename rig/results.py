@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from . import evidence, findings
+from . import config, evidence, findings
 from .events import PeerEvent
 from .model import (
     OUTCOMES,
@@ -197,7 +197,7 @@ def collect(out: Path, *, started: datetime, command: str, repeat: int, peers: l
         rig_version=package_version("glare-rig"),
         started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
         duration_s=round((finished - started).total_seconds(), 1),
-        command=command, repeat=repeat, peers=peers,
+        command=command, build=config.build_id(), repeat=repeat, peers=peers,
         versions={"aiortc": package_version("aiortc"), **versions, "playwright": package_version("playwright"),
                   "python": platform.python_version()},
         scenarios=scenarios,

@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from typing import Any
 from . import config, processes
 from .errors import RigError
 from .versions import cache_root, locked
+from .vocab import SIGNAL_NOTE_PREFIX
 
 #: The signals that end a run in order (SIGKILL cannot be caught: the registry is for it).
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -220,7 +222,21 @@ def reap(say: Callable[[str], None] | None = None, grace: float = 3.0) -> list[L
                 found.append(left)
     except (RigError, OSError):
         pass  # a registry that cannot be read or locked must not stop the command; the sweep at its end still runs
+    remove_stale_notes()
     return found
+
+
+def remove_stale_notes() -> list[Path]:
+    """The signal notes (vocab.SIGNAL_NOTE_PREFIX) of controllers that are gone: a controller
+    removes its own at its end, so these are a killed run's (a note of a live one is left)."""
+    gone = []
+    for path in Path(tempfile.gettempdir()).glob(f"{SIGNAL_NOTE_PREFIX}*"):
+        controller = path.name[len(SIGNAL_NOTE_PREFIX):].split("-", 1)[0]
+        if controller.isdigit() and not processes.alive(int(controller)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                gone.append(path)
+    return gone
 
 
 # --- the scope of one command ---------------------------------------------------------------

@@ -49,6 +49,9 @@ CHANGES = {
 
 #: The files of a report folder: the run record (rig.model.RunRecord), the index page, the JUnit
 #: XML, rig compare's page, rig mutants' kill matrix (data and page).
+#: a worker's note to its controller of the signal it got (rig.plugin.signals), in the temporary
+#: directory as PREFIX<controller pid>-<worker pid>; runs.reap removes those of dead controllers
+SIGNAL_NOTE_PREFIX = "glare-rig-signal-"
 RESULTS_FILE = "results.json"
 INDEX_FILE = "index.html"
 JUNIT_FILE = "junit.xml"

@@ -130,6 +130,12 @@ def pick(spec: PeerSpec) -> Available:
     raise RigError(f"{NAME} has no {PLATFORM} build matching {want} (its builds: {span}){older}")
 
 
+def channels() -> dict[str, str]:
+    """Each channel's build today, by the spec's name for it: what ``rig browsers list
+    --available`` shows (cache.Unreachable when the feeds' host does not answer)."""
+    return {c: a.version for c, a in parse_channels(_feed(CHANNELS)).items()}
+
+
 def known_versions() -> list[str]:
     """Every build of the known-good list with a linux64 Chrome, oldest first: what ``rig bisect
     --source official`` walks for Chromium."""

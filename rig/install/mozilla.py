@@ -105,6 +105,21 @@ def parse_sums(text: str, entry: str) -> str:
     return f"{algo}-{found[algo]}" if algo else ""
 
 
+def _details_url() -> str:
+    return f"{config.MOZILLA_PRODUCT_DETAILS_URL.rstrip('/')}/{VERSIONS}"
+
+
+def channels() -> dict[str, str]:
+    """Each channel's Firefox version today, from product-details (a channel it gives no release
+    name for is left out): what ``pick`` resolves a channel with and ``rig browsers list
+    --available`` shows (cache.Unreachable when the host does not answer)."""
+    data = read_json(_details_url())
+    if not isinstance(data, dict):
+        return {}
+    found = {c: str(data.get(key, "")) for c, key in CHANNEL_KEYS.items()}
+    return {c: v for c, v in found.items() if is_release(v)}
+
+
 def pick(spec: PeerSpec) -> Available:
     """The one build ``spec`` names: a channel's version from product-details, or the exact
     release ``spec.version``; its hash from the checksum file beside it (read within its bound,
@@ -112,11 +127,9 @@ def pick(spec: PeerSpec) -> Available:
     spec) when the archive has no such release."""
     version = spec.version
     if spec.channel:
-        details = f"{config.MOZILLA_PRODUCT_DETAILS_URL.rstrip('/')}/{VERSIONS}"
-        data = read_json(details)
-        version = str(data.get(CHANNEL_KEYS[spec.channel], "")) if isinstance(data, dict) else ""
-        if not is_release(version):
-            raise RigError(f"{details} gives no {CHANNEL_KEYS[spec.channel]} (a Firefox version) for the "
+        version = channels().get(spec.channel, "")
+        if not version:
+            raise RigError(f"{_details_url()} gives no {CHANNEL_KEYS[spec.channel]} (a Firefox version) for the "
                            f"{spec.channel} channel")
     url, sums_url, entry = locations(version, spec.channel)
     try:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from .. import config, processes, runs
+from ..vocab import SIGNAL_NOTE_PREFIX
 
 
 class _Signals:
@@ -138,12 +139,12 @@ WORKER_SIGNALLED = signal.SIGUSR1
 
 
 def note_path(controller: int, worker: int) -> Path:
-    return Path(tempfile.gettempdir()) / f"glare-rig-signal-{controller}-{worker}"
+    return Path(tempfile.gettempdir()) / f"{SIGNAL_NOTE_PREFIX}{controller}-{worker}"
 
 
 def notes() -> list[Path]:
     """This controller's notes from its workers (and any half-written ``.tmp`` one)."""
-    return list(Path(tempfile.gettempdir()).glob(f"glare-rig-signal-{os.getpid()}-*"))
+    return list(Path(tempfile.gettempdir()).glob(f"{SIGNAL_NOTE_PREFIX}{os.getpid()}-*"))
 
 
 def tell_controller(signum: int, wid: str) -> None:

@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import jinja2
+from markupsafe import Markup
 
 from rig import model
+from rig.report import pass_share
 from rig.report._view import (
     _NOT_ATTEMPTED,
     _SEVERITY,
@@ -78,6 +80,7 @@ def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: model.RunRe
             cases=cases,
             scenarios=scenarios,
             mutants=mutants,
+            pass_share=Markup(pass_share.svg(run.cases)),
             script=script,
             script_hash=base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
         ),

@@ -266,6 +266,23 @@ def test_the_workflows_steps_run_here(tmp_path: Path) -> None:
     got = _bash(gate, nothing, {**env, "GITHUB_STEP_SUMMARY": str(summary)}, timeout=60)
     assert got.returncode == 0 and "gate is skipped" in summary.read_text(), got.stdout + got.stderr
 
+    # the history: what the cache restores (earlier runs' results, one folder each, named by time),
+    # this run added, the oldest beyond HISTORY_KEEP dropped, the page written into the report
+    history = merge_dir / "history"
+    for name in ("20261201T000000Z-1-1", "20261202T000000Z-2-1"):
+        (history / name).mkdir(parents=True)
+        shutil.copy(ref / "results.json", history / name / "results.json")
+    got = _bash(step(merge_job, "history")["run"], merge_dir,
+                {**env, "GITHUB_RUN_ID": "3", "GITHUB_RUN_ATTEMPT": "1", "HISTORY_KEEP": "2"}, timeout=120)
+    assert got.returncode == 0, got.stdout + got.stderr
+    ran.add(("merge", "history"))
+    kept = sorted(p.name for p in history.iterdir())
+    assert len(kept) == 2 and kept[0] == "20261202T000000Z-2-1" and kept[1].endswith("-3-1"), kept
+    assert "rig history: 2 run(s)" in got.stdout and (merged / "history.html").is_file(), got.stdout
+    save, restore = step(merge_job, "history-save"), step(merge_job, "history-restore")
+    assert restore["with"]["restore-keys"] == "history-" and save["with"]["path"] == restore["with"]["path"] == "history"
+    assert "refs/heads/main" in save["if"] and "FULL_MATRIX == 'true'" in save["if"], save["if"]
+
     assert ran == {k for k, place in PLACES.items() if place == HERE}, "every step placed here is run here"
 
     # every link of the merged index opens a page that is there

@@ -5,7 +5,8 @@ re-packed in the official layouts (Debian's Chromium as Chrome for Testing's
 (Chrome for Testing's three JSON feeds, Mozilla's SHA256SUMS and product-details'
 firefox_versions.json) from a local HTTP server, installed by ``rig browsers install
 chromium@stable firefox@esr`` into a private cache (a second install downloads nothing), and
-run in a small ``rig matrix`` against aiortc. Packing is most of the work (about 300 MB through
+run in a small version matrix that mixes the sources: the re-packed builds, Debian's own
+Chromium, an npm Chromium (147) and aiortc. Packing is most of the work (about 300 MB through
 xz), so the packed archives are kept in the per-user cache, keyed by the two browsers' versions
 and binaries, as the bare Debian root of test_debian_root is: only a machine's first run, or one
 after a browser update, packs them. The test is marked long."""
@@ -200,17 +201,31 @@ def test_repacked_browsers_install_from_the_official_layouts_and_run(
     assert len(rows) == 3 and all(": already installed: " in row for row in rows), r.stdout
     assert [g for g in served.gets if g.endswith((".zip", ".tar.xz"))] == archives
 
+    # a version matrix mixing the sources: the re-packed Chrome for Testing build, Debian's own
+    # chromium and an npm build (@sparticuz/chromium 147, from the registry; the user's cache
+    # keeps it), and the re-packed Mozilla Firefox
     out = tmp_path / "out"
-    r = runs.run_bounded(RIG + ["matrix", "--peers", "chromium@stable,firefox@esr,aiortc", "--pairs",
-                                "chromium@stable:aiortc,aiortc:firefox@esr", "--scenarios", "initial-datachannel",
+    r = runs.run_bounded(RIG + ["browsers", "install", "chromium@147"], cwd=config.ROOT, timeout=600)  # user's cache
+    if r.returncode == 2 and "cannot reach" in r.stderr:
+        pytest.skip(r.stderr.strip().splitlines()[-1])
+    assert r.returncode == 0, r.stdout + r.stderr
+    [npm] = [d for d in (versions.cache_root() / "browsers" / "chromium").glob("147.*")
+             if json.loads((d / "manifest.json").read_text())["source"] == "npm"]
+    (cache / "chromium" / npm.name).symlink_to(npm)  # into this test's cache, as installed there
+    r = runs.run_bounded(RIG + ["matrix", "--peers", "chromium@stable,chromium@147,chromium,firefox@esr,aiortc",
+                                "--pairs", "chromium@stable:aiortc,aiortc:firefox@esr,chromium@147:chromium@stable,"
+                                "chromium:chromium@147", "--scenarios", "initial-datachannel",
                                 "--workers", "1", "--out", str(out)], cwd=config.ROOT, env=env, timeout=600)
     assert f"rig: chromium@stable is chromium {chrome} (cft, stable channel)" in r.stdout + r.stderr
     assert f"rig: firefox@esr is firefox {firefox} (mozilla, esr channel" in r.stdout + r.stderr
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     cases = json.loads((out / "results.json").read_text())["cases"]
     assert sorted((c["polite"]["spec"], c["impolite"]["spec"], c["outcome"]) for c in cases) == [
-        ("aiortc", "firefox@esr", "passed"), ("chromium@stable", "aiortc", "passed")]
+        ("aiortc", "firefox@esr", "passed"), ("chromium", "chromium@147", "passed"),
+        ("chromium@147", "chromium@stable", "passed"), ("chromium@stable", "aiortc", "passed")]
     peers = {p["spec"]: p for c in cases for p in (c["polite"], c["impolite"])}
     assert peers["chromium@stable"]["version"] == chrome
     assert peers["chromium@stable"]["source"].startswith("cft, stable channel")
+    assert peers["chromium@147"]["version"].startswith("147.") and "npm" in peers["chromium@147"]["source"]
+    assert peers["chromium"]["version"] == chrome and "npm" not in peers["chromium"]["source"]
     assert peers["firefox@esr"]["version"] == firefox and peers["firefox@esr"]["source"] == "mozilla, esr channel"

@@ -1,10 +1,12 @@
 """The report as people open it: a real matrix run with a failing cell, then index.html from
 disk (file://) in a real Chromium: the cells match results.json, the filters work (so the
 page's Content-Security-Policy admitted its script) and live in the URL query (one set there is
-applied on load), the page keeps within its height goal at 1280 px, and a failing cell leads to
-its case page with the sequence diagram drawn, the first unmet check marked and a Reproduce box.
+applied on load), the page keeps within its height goal at 1280 px and draws its pass share by
+engine version, a history of two runs (``rig history``) outlines where the red cell turned red,
+and a failing cell leads to its case page with the sequence diagram drawn, the first unmet check
+marked and a Reproduce box.
 
-Screenshots of the index and of the case page are kept in the test's tmp dir and copied to
+Screenshots of the index, the history and the case page are kept in the test's tmp dir and copied to
 ``$RIG_ARTIFACTS/report-browser/`` (default ``reports/artifacts/``); their paths are printed
 (shown with ``-rP`` or on failure) and recorded as properties in pytest's JUnit XML.
 """
@@ -30,8 +32,7 @@ pytestmark = pytest.mark.long  # scheduled first (suites/conftest.py)
 RIG = [sys.executable, "-m", "rig"]
 #: Fails every run of glare-initial on Firefox x Firefox (the collision is forced, and with the roles
 #: swapped the polite peer never rolls back: a proof check fails, no timeout) and leaves
-#: initial-datachannel passing: one red cell, one green. (candidate-errors-not-swallowed, which
-#: also kills glare-initial, missed one of two runs here.)
+#: initial-datachannel passing: one red cell, one green.
 MUTANT = config.FIXTURES / "negotiators" / "mutants" / "inverted-politeness.js"
 SCENARIOS = ("glare-initial", "initial-datachannel")
 REPEAT = 2
@@ -134,10 +135,37 @@ def test_report_from_disk_matches_results_filters_and_leads_to_a_failing_cases_d
             assert height <= HEIGHT_GOAL, f"index is {height} px tall at 1280 px wide (goal: {HEIGHT_GOAL})"
             assert page.evaluate("document.documentElement.scrollWidth") <= 1280
 
+            # the pass share by engine version: one Firefox, its cases half green, half red
+            picture = page.locator("#pass-share ~ svg").first
+            assert picture.is_visible() and picture.locator("text").first.text_content() == f"firefox {run['versions']['firefox']}"
+            good = sum(c["outcome"] in ("passed", "xpassed") for c in run["cases"])
+            assert f"passed ({good} of {len(run['cases'])}" in (picture.text_content() or "")
+
             index_shot = tmp_path / "index.png"
             page.screenshot(path=str(index_shot), full_page=True)
             _keep(index_shot, record_property)
             assert not problems, problems
+
+            # since when: this run after an earlier one where every case passed
+            history = tmp_path / "history"
+            earlier = dict(run, started="2026-01-01T00:00:00+00:00",
+                           cases=[dict(c, outcome="passed") for c in run["cases"]])
+            for name, data in (("earlier", earlier), ("this", run)):
+                (history / name).mkdir(parents=True)
+                (history / name / "results.json").write_text(json.dumps(data))
+            r = runs.run_bounded(RIG + ["history", str(history)], capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0 and "red since this" in r.stdout, r.stdout + r.stderr
+            page.goto((history / "history.html").as_uri())
+            red_rows = page.locator("#red ~ table.hist").first.locator("tbody tr")
+            assert red_rows.count() == 1 and red_rows.first.locator("td.cell").inner_text().startswith("glare-initial")
+            assert red_rows.first.locator("td.sq").count() == 2
+            assert "first-red" in (red_rows.first.locator("td.sq").nth(1).get_attribute("class") or "")
+            assert "last not red: #1 earlier" in red_rows.first.locator("td.since").inner_text()
+            history_shot = tmp_path / "history.png"
+            page.screenshot(path=str(history_shot), full_page=True)
+            _keep(history_shot, record_property)
+            assert not problems, problems
+            page.goto((out / "index.html").as_uri())
 
             # a failing cell leads to its case page, where the sequence diagram marks what was unmet
             link = matrix.locator(f'td[data-cell="{failing[0]}"] a.rate')

@@ -44,6 +44,9 @@ PLACES: dict[tuple[str, str], str] = {
     ("merge", "junit"): "an action (a check run, or annotations on a fork's pull request); its inputs are checked",
     ("merge", "baseline"): "an action (the runs API); its filters are checked by test_ci_workflow.py",
     ("merge", "gate"): HERE,
+    ("merge", "history-restore"): "an action (a cache restored by key prefix); test_ci_workflow.py lays out a restored history",
+    ("merge", "history"): HERE,
+    ("merge", "history-save"): "an action; its key and condition are checked by test_ci_workflow.py",
     ("merge", "upload"): "an action; its artifact name, full or partial, is checked by test_ci_workflow.py",
 }
 

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import tarfile
 import types
 from collections.abc import Iterator
@@ -65,11 +66,17 @@ LAMBDA = {"name": "chrome-aws-lambda", "versions": {"5.5.0": {"dist": _dist(6)},
 
 @pytest.fixture(autouse=True)
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private cache, no system browsers, no Debian lists: nothing real is touched."""
+    """A private cache, no system browsers, no Debian lists, the official feeds at a port nothing
+    listens on: nothing real is touched."""
     root = tmp_path / "cache"
     monkeypatch.setenv("GLARE_RIG_CACHE", str(root))
     monkeypatch.setattr(install, "system_binary", lambda kind: None)
     monkeypatch.setattr(install, "debian_available", lambda kind, notes=None: [])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    for name in ("CFT_URL", "MOZILLA_ARCHIVE_URL", "MOZILLA_PRODUCT_DETAILS_URL"):
+        monkeypatch.setattr(config, name, closed)
     return root
 
 
@@ -411,10 +418,14 @@ def test_cli_install_reports_each_spec_and_fails_if_any_did(registry: Registry, 
     assert cli.main(["browsers", "path", "chromium@148"]) == 1
     assert capsys.readouterr().err == "rig: error: chromium@148 is not installed here; run: rig browsers install chromium@148\n"
     assert cli.main(["browsers", "list", "--available"]) == 0
-    listing = capsys.readouterr().out.splitlines()
+    got = capsys.readouterr()
+    listing = got.out.splitlines()
     assert any(row.split()[:3] == ["chromium", "147.0.7727.0", "npm"] for row in listing)
     assert any(row.split()[:5] == ["chromium", "147", "npm", "@sparticuz/chromium", "147.0.2"]
                and row.endswith("147.0.7727.0") for row in listing)
+    # the official feeds did not answer: a note each, and the rest of the listing stands
+    notes = [n for n in got.err.splitlines() if "channels not listed" in n]
+    assert len(notes) == 2 and "set RIG_CFT_URL to a mirror" in notes[0], notes
 
 
 def test_a_held_lock_is_waited_for_within_its_bound(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:

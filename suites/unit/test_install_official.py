@@ -265,6 +265,22 @@ def test_offline_is_one_line_naming_the_host_and_what_to_use(isolated: Path, mon
         install.install(PeerSpec.parse("chromium@cft:130"))
 
 
+def test_the_listing_shows_each_channels_build_today(server: Server, capsys: pytest.CaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from rig import cli, drivers
+    monkeypatch.setattr(drivers, "available_aiortc", lambda: ["1.16.0"])  # PyPI is not under test here
+    publish_cft(server, VERSIONS, CHANNELS)
+    server.put("/pd/1.0/firefox_versions.json", PRODUCT_DETAILS)
+    assert cli.main(["browsers", "list", "--available"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    chromium = next(r for r in rows if r.startswith("chromium ") and "Chrome for Testing" in r)
+    assert "stable 131.0.6778.85, beta 132.0.6834.6, dev 133.0.6876.0, canary 133.0.6876.0" in chromium
+    assert "chromium@cft:VERSION" in chromium
+    firefox = next(r for r in rows if r.startswith("firefox ") and mozilla.NAME in r)
+    for channel in ("release", "beta", "esr", "nightly"):
+        assert f"{channel} {PRODUCT_DETAILS[mozilla.CHANNEL_KEYS[channel]]}" in firefox, firefox
+
+
 def test_a_host_that_never_answers_costs_its_bound_once(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

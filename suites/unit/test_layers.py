@@ -34,13 +34,13 @@ LAYER = {
     "rig.peers.host.client": ENGINE,
     "rig.verdict._judge": ENGINE, "rig.execute": ENGINE, "rig.case": ENGINE,
     "rig.templates": PAGES, "rig.sequence": PAGES, "rig.diagram": PAGES, "rig.report": PAGES,
-    "rig.report._view": PAGES, "rig.report.index": PAGES, "rig.report.case_page": PAGES, "rig.report.reproduce": PAGES, "rig.junit": PAGES,
+    "rig.report._view": PAGES, "rig.report.index": PAGES, "rig.report.case_page": PAGES, "rig.report.reproduce": PAGES, "rig.report.pass_share": PAGES, "rig.junit": PAGES,
     "rig.summary": PAGES, "rig.findings_doc": PAGES,
     "rig.results": RUN, "rig.options": RUN, "rig.pytest_plugin": RUN, "rig.bisect": RUN,
     "rig.request": RUN, "rig.matrix": RUN, "rig.mutants_run": RUN, "rig.mutants": RUN, "rig.plugin": RUN,
     "rig.plugin.signals": RUN, "rig.plugin.run": RUN, "rig.plugin.finish": RUN,
     "rig.soak": RUN, "rig.debugging": RUN, "rig.doctor": RUN,
-    "rig.compare": TOOLS, "rig.merge": TOOLS,
+    "rig.compare": TOOLS, "rig.merge": TOOLS, "rig.history": TOOLS,
     "rig.cli": CLI, "rig.__main__": CLI,
 }
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from rig import config, processes, runs
+from rig.vocab import SIGNAL_NOTE_PREFIX
 
 
 @pytest.fixture(autouse=True)
@@ -132,6 +133,19 @@ def test_an_entry_from_an_earlier_boot_is_removed_without_a_sweep(registry):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_killed_controllers_signal_notes_are_removed_and_a_live_ones_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that ran and is gone (read by its parent: no zombie)
+    stale = tmp_path / f"{SIGNAL_NOTE_PREFIX}{dead.pid}-{dead.pid + 1}"
+    live = tmp_path / f"{SIGNAL_NOTE_PREFIX}{os.getpid()}-{os.getpid() + 1}"
+    other = tmp_path / "glare-rig-signal-notes-are-named-by-pid"
+    for path in (stale, live, other):
+        path.write_text("15 gw0")
+    assert runs.remove_stale_notes() == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
 
 
 def test_exit_statuses_are_128_plus_the_signal():
