@@ -115,7 +115,15 @@
 
   form.addEventListener("input", update);
   form.addEventListener("change", update);
-  form.addEventListener("reset", () => setTimeout(update, 0)); // the reset lands after the event
+  // the browser resets the fields only after the reset event: do it here, then update at once
+  form.addEventListener("reset", (event) => {
+    event.preventDefault();
+    form.querySelectorAll("input").forEach((el) => { el.checked = el.defaultChecked; el.value = el.defaultValue; });
+    form.querySelectorAll("select").forEach((el) => {
+      [...el.options].forEach((o) => { o.selected = o.defaultSelected; });
+    });
+    update();
+  });
   fromQuery();
   apply();
   showView();

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 import tarfile
 import types
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import brotli
 import pytest
-from localhttp import Server
+from localhttp import Server, closed_port
 
 from rig import cli, config, install
 from rig.errors import RigError
@@ -72,9 +71,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GLARE_RIG_CACHE", str(root))
     monkeypatch.setattr(install, "system_binary", lambda kind: None)
     monkeypatch.setattr(install, "debian_available", lambda kind, notes=None: [])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{closed_port()}"
     for name in ("CFT_URL", "MOZILLA_ARCHIVE_URL", "MOZILLA_PRODUCT_DETAILS_URL"):
         monkeypatch.setattr(config, name, closed)
     return root

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from localhttp import Server
+from localhttp import Server, closed_port
 
 from rig import config, install, options
 from rig.errors import RigError
@@ -245,9 +245,7 @@ def test_trust_on_first_download(server: Server, isolated: Path, downloads: list
 
 
 def test_offline_is_one_line_naming_the_host_and_what_to_use(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()  # nothing listens there
     monkeypatch.setattr(config, "CFT_URL", f"http://127.0.0.1:{port}/cft")
     with pytest.raises(RigError) as err:
         install.resolve(PeerSpec.parse("chromium@beta"), install=True)
@@ -431,9 +429,7 @@ def test_a_corrupt_tarball_is_one_line_and_not_installed(server: Server, isolate
 
 
 def test_mozilla_offline_names_the_host_and_its_variable(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()  # nothing listens there
     monkeypatch.setattr(config, "MOZILLA_PRODUCT_DETAILS_URL", f"http://127.0.0.1:{port}/1.0")
     with pytest.raises(RigError) as err:
         install.resolve(PeerSpec.parse("firefox@nightly"), install=True)
