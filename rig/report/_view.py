@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 
 from rig import diagram, model
-from rig.report import reproduce
+from rig.report.reproduce import commands as reproduce_commands
 from rig.versions import version_key
 from rig.vocab import ROLES
 
@@ -226,7 +226,7 @@ def _cases(cases: list[model.CaseSummary], known: Mapping[str, model.FindingInfo
             "cause": c.cause.model_dump() if c.cause else {}, "cause_text": c.cause.text() if c.cause else "",
             "finding_title": known[c.finding].title if c.finding in known else "",
             "upstream": {f: upstream_links(known.get(f)) for f in dict.fromkeys([c.finding or "", *c.findings]) if f},
-            "reproduce": [{"what": cmd.what, "line": cmd.line} for cmd in reproduce.commands(c)],
+            "reproduce": [{"what": cmd.what, "line": cmd.line} for cmd in reproduce_commands(c)],
         })
     return out
 

@@ -14,7 +14,6 @@ import jinja2
 from markupsafe import Markup
 
 from rig import model
-from rig.report import pass_share
 from rig.report._view import (
     _NOT_ATTEMPTED,
     _SEVERITY,
@@ -31,6 +30,7 @@ from rig.report._view import (
     known_findings,
     upstream_links,
 )
+from rig.report.pass_share import svg as pass_share_svg
 from rig.vocab import INDEX_FILE, MUTANTS_HTML, MUTANTS_JSON, ROLES
 
 # --- the index: one matrix, scenarios by pairs ----------------------------------------
@@ -80,7 +80,7 @@ def write_index(out_dir: pathlib.Path, env: jinja2.Environment, run: model.RunRe
             cases=cases,
             scenarios=scenarios,
             mutants=mutants,
-            pass_share=Markup(pass_share.svg(run.cases)),
+            pass_share=Markup(pass_share_svg(run.cases)),
             script=script,
             script_hash=base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii"),
         ),
