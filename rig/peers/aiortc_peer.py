@@ -118,6 +118,10 @@ class AiortcPeer(Instrumentation, Media, Peer):
                                       "errors": [{"name": type(exc).__name__, "message": str(exc),
                                                   "stack": traceback.format_exc()}]})
         task = asyncio.create_task(guarded())
+        # A task cancelled before its first step (close() cancels every task at once) never
+        # runs guarded(), so nothing awaits ``coro``: it is closed when the task is done (a
+        # no-op for a coroutine guarded() ran to its end).
+        task.add_done_callback(lambda _: coro.close())
         self._tasks.append(task)
         return task
 
