@@ -117,6 +117,12 @@ MALLOC_ARENAS = int(os.environ.get("RIG_MALLOC_ARENAS", 2))
 
 #: Bounds (seconds). Every wait in the rig uses one of these.
 LAUNCH_TIMEOUT = float(os.environ.get("RIG_LAUNCH_TIMEOUT", 30))
+#: rig.launchslot: how many browsers (of this user) may start at once on this machine, how long a
+#: launch waits for a slot (beyond LAUNCH_TIMEOUT, which bounds the launch itself), and how often
+#: a waiting launch tries the slots again
+LAUNCH_SLOTS = max(1, int(os.environ.get("RIG_LAUNCH_SLOTS", os.cpu_count() or 2)))
+LAUNCH_SLOT_TIMEOUT = float(os.environ.get("RIG_LAUNCH_SLOT_TIMEOUT", 60))
+LAUNCH_SLOT_POLL = 0.05
 STEP_TIMEOUT = float(os.environ.get("RIG_STEP_TIMEOUT", 10))
 CASE_TIMEOUT = float(os.environ.get("RIG_CASE_TIMEOUT", 45))
 CLOSE_TIMEOUT = 5.0

@@ -305,7 +305,9 @@ class RigSession:
                                               self.negotiators(variant),
                                               evidence_dir=where, full_capture=self.full_capture,
                                               describe=self.describe, fault=fault))
-        limit = config.LAUNCH_TIMEOUT + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT
+        # two browsers may each wait for a launch slot and launch (rig.launchslot)
+        limit = (2 * (config.LAUNCH_SLOT_TIMEOUT + config.LAUNCH_TIMEOUT) + config.CASE_TIMEOUT
+                 + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT)
         self._case, self._interrupt = task, self.loop.create_future()
         try:
             done, _ = await asyncio.wait({task, self._interrupt}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)

@@ -16,7 +16,7 @@ from typing import Any
 
 from playwright.async_api import Browser, Playwright
 
-from .. import config, hostnet
+from .. import config, hostnet, launchslot
 from ..errors import RigError
 from ..peerspec import PeerSpec
 from ..remote import connect
@@ -94,7 +94,20 @@ async def launch(playwright: Playwright, kind: str, executable: str, *, headless
     same call, and a peer host (rig.peers.host) launches with its environment's older one.
     Playwright before 1.56 (config.PLAYWRIGHT_PUBLIC_BIDI) does not route its public ``firefox``
     to a stock Firefox; its BiDi Firefox type is reachable only through a private attribute
-    (FIELD-NOTES)."""
+    (FIELD-NOTES).
+
+    Holds a launch slot of this machine while it starts the browser (rig.launchslot); bounded:
+    config.LAUNCH_SLOT_TIMEOUT for the slot, then config.LAUNCH_TIMEOUT for the launch, a
+    one-line RigError naming the bound it passed."""
+    async with launchslot.slot(kind):
+        try:
+            return await asyncio.wait_for(_launch_now(playwright, kind, executable, headless),
+                                          config.LAUNCH_TIMEOUT)
+        except TimeoutError:
+            raise launchslot.LaunchBound(f"{kind}: launch did not finish within {config.LAUNCH_TIMEOUT:.0f} s") from None
+
+
+async def _launch_now(playwright: Playwright, kind: str, executable: str, headless: bool) -> Browser:
     lo = hostnet.loopback_only()
     if kind == "chromium":
         if headless and config.HEADLESS_SHELL:
@@ -190,8 +203,9 @@ async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title
 
 class BrowserPool:
     """Launches each browser spec once and hands it out; remembers launch failures so
-    every case that needs a broken browser fails fast with the same one-line reason; keeps
-    SPARES pages of each browser prepared ahead (Prepared).
+    every case that needs a broken browser fails fast with the same one-line reason, but not a
+    launch that passed its bound (a slow machine is not a broken browser: the next case that
+    needs it launches it again); keeps SPARES pages of each browser prepared ahead (Prepared).
 
     Spares are made between cases (``refill``, called when a case has ended), not while one
     runs: preparing a page is the browser's heaviest work (Firefox: ~0.4 s of its main thread,
@@ -226,9 +240,11 @@ class BrowserPool:
             got = self._browsers.get(key)
             if got is None or (isinstance(got, Browser) and not got.is_connected()):
                 try:
-                    got = await asyncio.wait_for(self._launch(spec, executable), config.LAUNCH_TIMEOUT)
-                except TimeoutError:
-                    got = RigError(f"{spec}: launch did not finish within {config.LAUNCH_TIMEOUT:.0f} s")
+                    got = await self._launch(spec, executable)
+                except TimeoutError:  # a remote browser's connection
+                    raise RigError(f"{spec}: connection did not finish within {config.LAUNCH_TIMEOUT:.0f} s") from None
+                except launchslot.LaunchBound as exc:  # for this case only (the class's docstring)
+                    raise RigError(f"{spec}: {str(exc).split(': ', 1)[1]}") from None
                 except RigError as exc:
                     got = exc
                 except Exception as exc:  # Playwright's errors are long; keep the first line
@@ -304,7 +320,7 @@ class BrowserPool:
         if spec.kind not in ("chromium", "firefox"):
             raise RigError(f"{spec} is not a browser")
         if spec.endpoint:
-            return await connect(self.playwright, spec)
+            return await asyncio.wait_for(connect(self.playwright, spec), config.LAUNCH_TIMEOUT)
         return await launch(self.playwright, spec.kind, executable or binary_for(spec), headless=not self.headed)
 
     async def close(self) -> None:

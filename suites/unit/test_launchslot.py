@@ -1,0 +1,130 @@
+"""rig.launchslot: a machine-wide cap on browsers starting at once, and BrowserPool's handling
+of a launch that passed its bound (not remembered, unlike a broken browser)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rig import config, launchslot
+from rig.errors import RigError
+from rig.peers import browser
+from rig.peerspec import PeerSpec
+
+
+@pytest.fixture(autouse=True)
+def private_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's own slots: holding the real ones would stall the suite's real launches."""
+    monkeypatch.setattr(launchslot, "slots_dir", lambda: tmp_path)
+    monkeypatch.setattr(config, "LAUNCH_SLOTS", 2)
+    return tmp_path
+
+
+def test_a_third_launch_waits_until_one_of_two_slots_is_released() -> None:
+    async def main() -> list[str]:
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def holder(name: str) -> None:
+            async with launchslot.slot("chromium"):
+                order.append(f"{name} in")
+                await release.wait()
+            order.append(f"{name} out")
+
+        first = [asyncio.create_task(holder(n)) for n in ("a", "b")]
+        while len(order) < 2:  # both hold a slot
+            await asyncio.sleep(0)
+        third = asyncio.create_task(holder("c"))
+        for _ in range(5):  # c tries, finds none free, and waits
+            await asyncio.sleep(0)
+        assert "c in" not in order
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*first, third), 5)
+        return order
+
+    order = asyncio.run(main())
+    assert order.index("c in") > min(order.index("a out"), order.index("b out"))
+
+
+def test_no_slot_within_the_bound_is_a_one_line_launch_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "LAUNCH_SLOTS", 1)
+    monkeypatch.setattr(config, "LAUNCH_SLOT_TIMEOUT", 0.2)
+
+    async def main() -> None:
+        async with launchslot.slot("firefox"):
+            with pytest.raises(launchslot.LaunchBound) as got:
+                async with launchslot.slot("firefox"):
+                    pass
+        msg = str(got.value)
+        assert "\n" not in msg
+        assert msg.startswith("firefox: no launch slot freed within 0 s (1 on this machine")
+        assert "RIG_LAUNCH_SLOTS" in msg
+
+    asyncio.run(main())
+
+
+def test_a_killed_holder_frees_its_slot(private_slots: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel drops a dead process's flock: a run killed mid-launch keeps no slot."""
+    monkeypatch.setattr(config, "LAUNCH_SLOTS", 1)
+    monkeypatch.setattr(config, "LAUNCH_SLOT_TIMEOUT", 0.2)
+    code = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(private_slots / "0.lock")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+
+        async def take() -> float:
+            async with launchslot.slot("chromium") as waited:
+                return waited
+
+        with pytest.raises(launchslot.LaunchBound):
+            asyncio.run(take())
+        holder.kill()
+        holder.wait(5)
+        assert asyncio.run(take()) < 0.2
+    finally:
+        holder.kill()
+        holder.wait(5)
+
+
+class FakeBrowser(browser.Browser):  # type: ignore[misc]
+    def __init__(self) -> None:  # Playwright's own needs a driver connection
+        pass
+
+    def is_connected(self) -> bool:
+        return True
+
+
+def test_a_launch_past_its_bound_is_not_remembered_but_a_broken_browser_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes: list[BaseException | FakeBrowser] = [launchslot.LaunchBound("firefox: launch did not finish within 30 s"),
+                                                   FakeBrowser()]
+    calls: list[str] = []
+
+    async def fake_launch(self, spec, executable=None):  # noqa: ANN001, ANN202
+        calls.append(str(spec))
+        got = outcomes.pop(0)
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    monkeypatch.setattr(browser.BrowserPool, "_launch", fake_launch)
+    pool = browser.BrowserPool(playwright=None)  # type: ignore[arg-type]
+    spec = PeerSpec.parse("firefox")
+
+    async def main() -> None:
+        with pytest.raises(RigError, match=r"^firefox: launch did not finish within 30 s$"):
+            await pool.get(spec, "/usr/bin/firefox-esr")
+        assert isinstance(await pool.get(spec, "/usr/bin/firefox-esr"), FakeBrowser)  # launched again
+        outcomes.append(RigError("firefox: /nowhere is not executable"))
+        with pytest.raises(RigError, match="not executable"):
+            await pool.get(spec, "/nowhere")
+        with pytest.raises(RigError, match="not executable"):
+            await pool.get(spec, "/nowhere")  # remembered: not launched again
+
+    asyncio.run(main())
+    assert calls == ["firefox", "firefox", "firefox"]
