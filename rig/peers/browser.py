@@ -23,6 +23,7 @@ from ..remote import connect
 from ..versions import version_key
 from ..waits import bounded
 from .base import Peer
+from .page_events import EventSink, PageEvents
 
 
 def binary_for(spec: PeerSpec) -> str:
@@ -143,6 +144,10 @@ class Prepared:
         self.tracing = False
         self.peer: BrowserPeer | None = None
         self._backlog: list[tuple[str, tuple]] = []
+        #: the page's events, by its socket to the pool's EventSink or by the binding
+        self.events = PageEvents(lambda batch: self._to_peer("_on_event", batch))
+        self.sink: EventSink | None = None
+        self.sink_url = ""
 
     def _to_peer(self, method: str, *args: Any) -> None:
         if self.peer is None:
@@ -156,7 +161,13 @@ class Prepared:
             getattr(peer, method)(*args)
         self._backlog.clear()
 
+    def release(self) -> None:
+        """The page's socket address is refused from now on (its page is closing)."""
+        if self.sink is not None:
+            self.sink.unregister(self.sink_url)
+
     async def discard(self) -> None:
+        self.release()
         if self.context is not None:
             if self.tracing:
                 await bounded(self.context.tracing.stop(), config.CLOSE_TIMEOUT)
@@ -164,11 +175,12 @@ class Prepared:
 
 
 async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title: str = "",
-                  preload: str = "") -> Prepared:
+                  preload: str = "", sink: EventSink | None = None) -> Prepared:
     """A fresh context and page with the rig's peer page loaded (bounded by the caller).
     ``preload``: the negotiator's URL, imported now so that joining a case does not fetch and
     compile it; a negotiator that fails to load fails the same way at join, where the page's
-    module map hands the same rejection to rig.join's own import()."""
+    module map hands the same rejection to rig.join's own import(). ``sink``: where the page
+    sends its events (rig.peers.page_events); without one, the binding carries them."""
     prep = Prepared()
     # the stub's HTTPS site for remote browsers has a throw-away self-signed certificate
     prep.context = await browser.new_context(ignore_https_errors=base_url.startswith("https:"))
@@ -182,7 +194,7 @@ async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title
             await prep.context.grant_permissions(["camera", "microphone"])
         page = prep.page = await prep.context.new_page()
         page.set_default_timeout(config.STEP_TIMEOUT * 1000)
-        await page.expose_function("__rigEvent", lambda evt: prep._to_peer("_on_event", evt))
+        await page.expose_function("__rigEvent", prep.events.on_batch)
         page.on("console", lambda msg: prep._to_peer("_on_console", msg))
         page.on("pageerror", lambda err: prep._to_peer("record", "error", {"source": "pageerror", "text": str(err)}))
         page.on("crash", lambda *_: prep._to_peer("record", "error", {"source": "crash", "text": "Target crashed"}))
@@ -190,7 +202,11 @@ async def prepare(browser: Browser, kind: str, base_url: str, trace: bool, title
         page.on("close", lambda *_: prep._to_peer("record", "error", {
             "source": "page", "text": "the page closed in the middle of the case: its browser or its page's process "
             "exited or was killed"}))
-        await page.goto(f"{base_url}/fixtures/peer.html")  # waits for load: module scripts have run
+        query = ""
+        if sink is not None:
+            prep.sink, prep.sink_url = sink, await sink.register(prep.events)
+            query = "?" + urllib.parse.urlencode({"events": prep.sink_url})
+        await page.goto(f"{base_url}/fixtures/peer.html{query}")  # waits for load: module scripts have run
         if not await page.evaluate("() => window.rig !== undefined"):
             raise RigError(f"{base_url}/fixtures/peer.html loaded without defining window.rig")
         if preload:
@@ -230,6 +246,8 @@ class BrowserPool:
         self.recycled = 0
         #: pages made in all (config.RECYCLE_DRIVER_PAGES: the worker restarts its driver)
         self.pages = 0
+        #: the pages' event sockets (rig.peers.page_events), for every browser but a remote one
+        self.sink = EventSink()
 
     async def get(self, spec: PeerSpec, executable: str | None = None) -> Browser:
         """The browser for ``spec`` (launched from ``executable`` when given: the binary the
@@ -277,8 +295,8 @@ class BrowserPool:
             elif not spare.done():
                 spare.cancel()
         if prep is None:
-            prep = await asyncio.wait_for(prepare(browser, spec.kind, base_url, trace, str(spec), preload),
-                                          config.LAUNCH_TIMEOUT)
+            prep = await asyncio.wait_for(prepare(browser, spec.kind, base_url, trace, str(spec), preload,
+                                                  self._sink(spec)), config.LAUNCH_TIMEOUT)
         return prep
 
     async def refill(self) -> None:
@@ -293,7 +311,12 @@ class BrowserPool:
             if not browser.is_connected():
                 continue
             while len(spares) < self.SPARES:
-                spares.append(asyncio.ensure_future(prepare(browser, spec.kind, base_url, trace, str(spec), preload)))
+                spares.append(asyncio.ensure_future(prepare(browser, spec.kind, base_url, trace, str(spec), preload,
+                                                            self._sink(spec))))
+
+    def _sink(self, spec: PeerSpec) -> EventSink | None:
+        """A remote browser's page cannot reach this worker's loopback: its events take the binding."""
+        return None if spec.endpoint else self.sink
 
     async def _recycle(self, key: str, browser: Browser) -> None:
         await self._discard_spares(self._spares.pop(key, []))
@@ -334,6 +357,7 @@ class BrowserPool:
                 except Exception:
                     pass
         self._browsers.clear()
+        await bounded(self.sink.close(), config.CLOSE_TIMEOUT)
 
 
 def rebase(url: str, base: str) -> str:
@@ -362,16 +386,18 @@ class BrowserPeer(Peer):
         self.page = None
         self._negotiator: tuple[str, str] = ("", "")  # (URL served, name shown in messages)
         self._tracing = False
+        self._prep: Prepared | None = None
 
     async def open(self, trace: bool = False, prepared: Prepared | None = None) -> None:
         """Take ``prepared`` (a page the pool made ahead) or prepare one now, and adopt it."""
         prep = prepared or await prepare(self.browser, self.spec.kind, self.base_url, trace, f"{self.name} {self.spec}")
         self.context, self.page, self._tracing = prep.context, prep.page, prep.tracing
+        self._prep = prep
         prep.adopt(self)
 
-    def _on_event(self, batch: list | dict) -> None:
+    def _on_event(self, batch: list) -> None:
         """The page's events, a batch of one task's events in order (rig-peer.js)."""
-        for evt in batch if isinstance(batch, list) else [batch]:
+        for evt in batch:
             detail = dict(evt.get("detail") or {})
             detail["pt"] = evt.get("pt")
             self.record(evt.get("type", "unknown"), detail)
@@ -391,8 +417,11 @@ class BrowserPeer(Peer):
             self.record("console", {"level": msg.type, "text": msg.text[:500], "url": where})
 
     async def _call(self, step: str, expr: str, arg: Any = None) -> Any:
+        """``expr`` (a function of ``arg``) evaluated in the page; returns once every event the
+        page emitted until then has arrived too (rig.peers.page_events), bounded."""
+        counted = f"async (arg) => {{ const value = await ({expr})(arg); return [value, rig.emitted()]; }}"
         try:
-            return await asyncio.wait_for(self.page.evaluate(expr, arg), config.STEP_TIMEOUT)
+            value, emitted = await asyncio.wait_for(self.page.evaluate(counted, arg), config.STEP_TIMEOUT)
         except TimeoutError:
             raise RigError(f"{self} stuck at step '{step}' after {config.STEP_TIMEOUT:.0f} s: {self.state_text()}") from None
         except Exception as exc:
@@ -402,6 +431,11 @@ class BrowserPeer(Peer):
             if url and name:
                 first = first.replace(url, name)
             raise RigError(f"{self} failed at step '{step}': {first.removeprefix('Page.evaluate: ')}") from None
+        events = self._prep.events if self._prep is not None else None
+        if events is not None and not await events.caught_up(emitted, config.STEP_TIMEOUT):
+            raise RigError(f"{self} at step '{step}': the page had emitted {emitted} events, {events.received} "
+                           f"arrived within {config.STEP_TIMEOUT:.0f} s (its event socket to the rig stalled)")
+        return value
 
     async def join(self, *, ws_url: str, room: str, negotiator: Any) -> None:
         negotiator = (rebase(negotiator[0], self.base_url), negotiator[1])  # (URL served, name shown)
@@ -450,7 +484,14 @@ class BrowserPeer(Peer):
 
     async def close(self) -> None:
         if self.page is not None and not self.page.is_closed():
-            await bounded(self.page.evaluate("() => window.rig && rig.close()"), config.CLOSE_TIMEOUT)
+            # what closing the connection made the page record is in the ledger before the page goes
+            closing = asyncio.ensure_future(self.page.evaluate(
+                "async () => window.rig ? [await rig.close(), rig.emitted()] : [null, 0]"))
+            if await bounded(closing, config.CLOSE_TIMEOUT) and not closing.cancelled() \
+                    and closing.exception() is None and self._prep is not None:
+                await self._prep.events.caught_up(closing.result()[1], config.CLOSE_TIMEOUT)
+        if self._prep is not None:
+            self._prep.release()
         if self._tracing and self.context is not None:
             path = str(self.evidence_dir / f"trace-{self.name}.zip") if self.evidence_dir else None
             if self.evidence_dir:

@@ -74,7 +74,8 @@ class Env:
 
             def to_owner(method: str):
                 return lambda *a: self.owner.get(kind) and getattr(self.owner[kind], method)(*a)
-            await page.expose_function("__rigEvent", to_owner("_on_event"))
+            # the binding's messages, {"n": emitted so far, "events": [...]} (rig.peers.page_events)
+            await page.expose_function("__rigEvent", lambda msg: to_owner("_on_event")(msg["events"]))
             page.on("console", to_owner("_on_console"))
             page.on("pageerror", lambda err: to_owner("record")("error", {"source": "pageerror", "text": str(err)}))
             page.on("crash", lambda *_: to_owner("record")("error", {"source": "crash", "text": "Target crashed"}))

@@ -23,7 +23,7 @@ LAYER = {
     "rig.hostnet": HOST, "rig.launchslot": HOST, "rig.processes": HOST, "rig.runs": HOST, "rig.usage": HOST,
     "rig.signaling": ENGINE, "rig.peers": ENGINE, "rig.peers.base": ENGINE, "rig.peers.browser": ENGINE,
     "rig.peers.aiortc_peer": ENGINE, "rig.peers.aiortc_signaler": ENGINE, "rig.peers.aiortc_instrumentation": ENGINE,
-    "rig.peers.aiortc_media": ENGINE, "rig.peers.host": ENGINE, "rig.remote": ENGINE, "rig.drivers": ENGINE,
+    "rig.peers.aiortc_media": ENGINE, "rig.peers.page_events": ENGINE, "rig.peers.host": ENGINE, "rig.remote": ENGINE, "rig.drivers": ENGINE,
     "rig.install": ENGINE, "rig.faults": ENGINE, "rig.verdict": ENGINE, "rig.verdict._checks": ENGINE,
     "rig.signaling.messages": ENGINE, "rig.signaling.room": ENGINE, "rig.signaling.stub": ENGINE,
     "rig.signaling.stub_host": ENGINE,
