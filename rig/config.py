@@ -123,6 +123,12 @@ LAUNCH_TIMEOUT = float(os.environ.get("RIG_LAUNCH_TIMEOUT", 30))
 LAUNCH_SLOTS = max(1, int(os.environ.get("RIG_LAUNCH_SLOTS", os.cpu_count() or 2)))
 LAUNCH_SLOT_TIMEOUT = float(os.environ.get("RIG_LAUNCH_SLOT_TIMEOUT", 60))
 LAUNCH_SLOT_POLL = 0.05
+#: rig.launchslot: how many cases (of this user) may run at once on this machine, across every run
+#: and worker, and how long a case waits for a slot before it is an error. A case's bounds
+#: (STEP_TIMEOUT above all) measure its peers' progress; on a machine running more cases than it
+#: has cores for, every case slows until those bounds pass for no fault of its peers.
+CASE_SLOTS = max(1, int(os.environ.get("RIG_CASE_SLOTS", os.cpu_count() or 2)))
+CASE_SLOT_TIMEOUT = float(os.environ.get("RIG_CASE_SLOT_TIMEOUT", 90))
 STEP_TIMEOUT = float(os.environ.get("RIG_STEP_TIMEOUT", 10))
 CASE_TIMEOUT = float(os.environ.get("RIG_CASE_TIMEOUT", 45))
 CLOSE_TIMEOUT = 5.0

@@ -22,7 +22,7 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from . import config
@@ -34,14 +34,14 @@ class LaunchBound(RigError):
     machine, not a broken browser, so BrowserPool does not remember it."""
 
 
-def slots_dir() -> Path:
+def slots_dir(kind: str = "launch") -> Path:
     """Per user and machine-wide: the same for every run, worker and peer host of this user."""
-    return Path(tempfile.gettempdir()) / f"glare-rig-{os.getuid()}" / "launch-slots"
+    return Path(tempfile.gettempdir()) / f"glare-rig-{os.getuid()}" / f"{kind}-slots"
 
 
-def _try_take(count: int) -> int | None:
+def _try_take(count: int, kind: str) -> int | None:
     """An open fd holding one free slot, else None."""
-    where = slots_dir()
+    where = slots_dir(kind)
     where.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         fd = os.open(where / f"{i}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -54,21 +54,42 @@ def _try_take(count: int) -> int | None:
     return None
 
 
+async def _hold(kind: str, count: int, timeout: float, refused: Callable[[], RigError]) -> int:
+    """Wait (bounded) for one of ``count`` slots of ``kind``; the fd that holds it."""
+    deadline = time.monotonic() + timeout
+    fd = _try_take(count, kind)
+    while fd is None:
+        if time.monotonic() >= deadline:
+            raise refused()
+        await asyncio.sleep(config.LAUNCH_SLOT_POLL)
+        fd = _try_take(count, kind)
+    return fd
+
+
 @contextlib.asynccontextmanager
 async def slot(what: str) -> AsyncIterator[float]:
     """Hold a launch slot for the body; yields the seconds waited for it. ``what`` names the
     browser for the one-line error when no slot frees within config.LAUNCH_SLOT_TIMEOUT."""
-    count = config.LAUNCH_SLOTS
     start = time.monotonic()
-    deadline = start + config.LAUNCH_SLOT_TIMEOUT
-    fd = _try_take(count)
-    while fd is None:
-        if time.monotonic() >= deadline:
-            raise LaunchBound(f"{what}: no launch slot freed within {config.LAUNCH_SLOT_TIMEOUT:.0f} s "
-                           f"({count} on this machine, all held by other launches; RIG_LAUNCH_SLOTS sets how many)")
-        await asyncio.sleep(config.LAUNCH_SLOT_POLL)
-        fd = _try_take(count)
+    fd = await _hold("launch", config.LAUNCH_SLOTS, config.LAUNCH_SLOT_TIMEOUT, lambda: LaunchBound(
+        f"{what}: no launch slot freed within {config.LAUNCH_SLOT_TIMEOUT:.0f} s ({config.LAUNCH_SLOTS} on this "
+        "machine, all held by other launches; RIG_LAUNCH_SLOTS sets how many)"))
     try:
         yield time.monotonic() - start
     finally:
         os.close(fd)  # closing the only fd of the open file releases its flock
+
+
+@contextlib.asynccontextmanager
+async def case_slot(what: str) -> AsyncIterator[float]:
+    """Hold a case slot for the body (a case from its peers' making to their closing); yields
+    the seconds waited for it. ``what`` names the case for the one-line error when no slot frees
+    within config.CASE_SLOT_TIMEOUT."""
+    start = time.monotonic()
+    fd = await _hold("case", config.CASE_SLOTS, config.CASE_SLOT_TIMEOUT, lambda: RigError(
+        f"{what}: no case slot freed within {config.CASE_SLOT_TIMEOUT:.0f} s ({config.CASE_SLOTS} on this machine, "
+        "all held by other cases; RIG_CASE_SLOTS sets how many)"))
+    try:
+        yield time.monotonic() - start
+    finally:
+        os.close(fd)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from . import config, install, options, processes, results, runs, scenarios, variants
+from . import config, install, launchslot, options, processes, results, runs, scenarios, variants
 from .case import run_case
 from .errors import RigError
 from .model import CaseDetail, PeerInfo
@@ -301,13 +301,16 @@ class RigSession:
         ``last``: no case follows on this worker, so no pages are prepared for one."""
         capture = variant is None or variant.capture
         where = self.out / "cases" / slug if self.out is not None and slug and capture else None
-        task = asyncio.ensure_future(run_case(self.stub, scen, polite, impolite, self.make_peer,
-                                              self.negotiators(variant),
-                                              evidence_dir=where, full_capture=self.full_capture,
-                                              describe=self.describe, fault=fault))
-        # two browsers may each wait for a launch slot and launch (rig.launchslot)
-        limit = (2 * (config.LAUNCH_SLOT_TIMEOUT + config.LAUNCH_TIMEOUT) + config.CASE_TIMEOUT
-                 + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT)
+        async def slotted() -> CaseDetail:
+            # one of the machine's case slots first (rig.launchslot): the case's bounds count from there
+            async with launchslot.case_slot(f"{scen.name} {polite}-polite--{impolite}-impolite"):
+                return await run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators(variant),
+                                      evidence_dir=where, full_capture=self.full_capture, describe=self.describe,
+                                      fault=fault)
+        task = asyncio.ensure_future(slotted())
+        # the wait for a case slot, then a browser's wait for a launch slot and both launches
+        limit = (config.CASE_SLOT_TIMEOUT + config.LAUNCH_SLOT_TIMEOUT + 2 * config.LAUNCH_TIMEOUT
+                 + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT)
         self._case, self._interrupt = task, self.loop.create_future()
         try:
             done, _ = await asyncio.wait({task, self._interrupt}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)

@@ -19,7 +19,7 @@ from rig.peerspec import PeerSpec
 @pytest.fixture(autouse=True)
 def private_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test's own slots: holding the real ones would stall the suite's real launches."""
-    monkeypatch.setattr(launchslot, "slots_dir", lambda: tmp_path)
+    monkeypatch.setattr(launchslot, "slots_dir", lambda kind="launch": tmp_path / kind)
     monkeypatch.setattr(config, "LAUNCH_SLOTS", 2)
     return tmp_path
 
@@ -73,7 +73,8 @@ def test_a_killed_holder_frees_its_slot(private_slots: Path, monkeypatch: pytest
     monkeypatch.setattr(config, "LAUNCH_SLOT_TIMEOUT", 0.2)
     code = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
             "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(private_slots / "0.lock")],
+    (private_slots / "launch").mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", code, str(private_slots / "launch" / "0.lock")],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -90,6 +91,28 @@ def test_a_killed_holder_frees_its_slot(private_slots: Path, monkeypatch: pytest
     finally:
         holder.kill()
         holder.wait(5)
+
+
+def test_case_slots_are_their_own_pool_with_their_own_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A case holds a case slot while its browsers take launch slots: the two never share."""
+    monkeypatch.setattr(config, "LAUNCH_SLOTS", 1)
+    monkeypatch.setattr(config, "CASE_SLOTS", 1)
+    monkeypatch.setattr(config, "CASE_SLOT_TIMEOUT", 0.2)
+
+    async def main() -> None:
+        async with launchslot.case_slot("add-video aiortc-polite--aiortc-impolite"):
+            async with launchslot.slot("chromium"):  # a launch inside the case: free
+                pass
+            with pytest.raises(RigError) as got:
+                async with launchslot.case_slot("glare-initial chromium-polite--aiortc-impolite"):
+                    pass
+        assert str(got.value).startswith("glare-initial chromium-polite--aiortc-impolite: no case slot freed within "
+                                         "0 s (1 on this machine")
+        assert not isinstance(got.value, launchslot.LaunchBound)
+        async with launchslot.case_slot("glare-initial chromium-polite--aiortc-impolite") as waited:
+            assert waited < 0.2  # released by the first
+
+    asyncio.run(main())
 
 
 class FakeBrowser(browser.Browser):  # type: ignore[misc]
