@@ -117,13 +117,13 @@ MALLOC_ARENAS = int(os.environ.get("RIG_MALLOC_ARENAS", 2))
 
 #: Bounds (seconds). Every wait in the rig uses one of these.
 LAUNCH_TIMEOUT = float(os.environ.get("RIG_LAUNCH_TIMEOUT", 30))
-#: rig.launchslot: how many browsers (of this user) may start at once on this machine, how long a
+#: rig.slots: how many browsers (of this user) may start at once on this machine, how long a
 #: launch waits for a slot (beyond LAUNCH_TIMEOUT, which bounds the launch itself), and how often
 #: a waiting launch tries the slots again
 LAUNCH_SLOTS = max(1, int(os.environ.get("RIG_LAUNCH_SLOTS", os.cpu_count() or 2)))
 LAUNCH_SLOT_TIMEOUT = float(os.environ.get("RIG_LAUNCH_SLOT_TIMEOUT", 60))
 LAUNCH_SLOT_POLL = 0.05
-#: rig.launchslot: how many cases (of this user) may run at once on this machine, across every run
+#: rig.slots: how many cases (of this user) may run at once on this machine, across every run
 #: and worker, and how long a case waits for a slot before it is an error. A case's bounds
 #: (STEP_TIMEOUT above all) measure its peers' progress; on a machine running more cases than it
 #: has cores for, every case slows until those bounds pass for no fault of its peers.

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from . import config, install, launchslot, options, processes, results, runs, scenarios, variants
+from . import config, install, options, processes, results, runs, scenarios, slots, variants
 from .case import run_case
 from .errors import RigError
 from .model import CaseDetail, PeerInfo
@@ -302,8 +302,8 @@ class RigSession:
         capture = variant is None or variant.capture
         where = self.out / "cases" / slug if self.out is not None and slug and capture else None
         async def slotted() -> CaseDetail:
-            # one of the machine's case slots first (rig.launchslot): the case's bounds count from there
-            async with launchslot.case_slot(f"{scen.name} {polite}-polite--{impolite}-impolite"):
+            # one of the machine's case slots first (rig.slots): the case's bounds count from there
+            async with slots.case_slot(f"{scen.name} {polite}-polite--{impolite}-impolite"):
                 return await run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators(variant),
                                       evidence_dir=where, full_capture=self.full_capture, describe=self.describe,
                                       fault=fault)

@@ -16,7 +16,7 @@ from typing import Any
 
 from playwright.async_api import Browser, Playwright
 
-from .. import config, hostnet, launchslot
+from .. import config, hostnet, slots
 from ..errors import RigError
 from ..peerspec import PeerSpec
 from ..remote import connect
@@ -97,15 +97,15 @@ async def launch(playwright: Playwright, kind: str, executable: str, *, headless
     to a stock Firefox; its BiDi Firefox type is reachable only through a private attribute
     (FIELD-NOTES).
 
-    Holds a launch slot of this machine while it starts the browser (rig.launchslot); bounded:
+    Holds a launch slot of this machine while it starts the browser (rig.slots); bounded:
     config.LAUNCH_SLOT_TIMEOUT for the slot, then config.LAUNCH_TIMEOUT for the launch, a
     one-line RigError naming the bound it passed."""
-    async with launchslot.slot(kind):
+    async with slots.launch_slot(kind):
         try:
             return await asyncio.wait_for(_launch_now(playwright, kind, executable, headless),
                                           config.LAUNCH_TIMEOUT)
         except TimeoutError:
-            raise launchslot.LaunchBound(f"{kind}: launch did not finish within {config.LAUNCH_TIMEOUT:.0f} s") from None
+            raise slots.LaunchBound(f"{kind}: launch did not finish within {config.LAUNCH_TIMEOUT:.0f} s") from None
 
 
 async def _launch_now(playwright: Playwright, kind: str, executable: str, headless: bool) -> Browser:
@@ -261,7 +261,7 @@ class BrowserPool:
                     got = await self._launch(spec, executable)
                 except TimeoutError:  # a remote browser's connection
                     raise RigError(f"{spec}: connection did not finish within {config.LAUNCH_TIMEOUT:.0f} s") from None
-                except launchslot.LaunchBound as exc:  # for this case only (the class's docstring)
+                except slots.LaunchBound as exc:  # for this case only (the class's docstring)
                     raise RigError(f"{spec}: {str(exc).split(': ', 1)[1]}") from None
                 except RigError as exc:
                     got = exc

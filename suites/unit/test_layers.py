@@ -20,7 +20,7 @@ LAYER = {
     "rig.scenarios": DATA, "rig.capabilities": DATA, "rig.delivery": DATA, "rig.variants": DATA,
     "rig.steps": DATA,
     "rig.findings": DATA, "rig.shards": DATA,
-    "rig.hostnet": HOST, "rig.launchslot": HOST, "rig.processes": HOST, "rig.runs": HOST, "rig.usage": HOST,
+    "rig.hostnet": HOST, "rig.slots": HOST, "rig.processes": HOST, "rig.runs": HOST, "rig.usage": HOST,
     "rig.signaling": ENGINE, "rig.peers": ENGINE, "rig.peers.base": ENGINE, "rig.peers.browser": ENGINE,
     "rig.peers.aiortc_peer": ENGINE, "rig.peers.aiortc_signaler": ENGINE, "rig.peers.aiortc_instrumentation": ENGINE,
     "rig.peers.aiortc_media": ENGINE, "rig.peers.page_events": ENGINE, "rig.peers.host": ENGINE, "rig.remote": ENGINE, "rig.drivers": ENGINE,

@@ -31,7 +31,7 @@ def bounds() -> dict[str, float]:
     """How long each operation may take in the host (seconds). The peers bound their own
     steps (config.STEP_TIMEOUT); these are outer bounds a little above theirs."""
     step, close = config.STEP_TIMEOUT + 1, 4 * config.CLOSE_TIMEOUT
-    # launch: the wait for a launch slot (rig.launchslot), the launch, then its first page
+    # launch: the wait for a launch slot (rig.slots), the launch, then its first page
     return {"hello": step, "launch": config.LAUNCH_SLOT_TIMEOUT + 2 * config.LAUNCH_TIMEOUT, "open": config.LAUNCH_TIMEOUT, "probe": step,
             "join": 2 * config.STEP_TIMEOUT + 1, "change": step, "send": step, "arm": step, "fail_next": step,
             "gate": step, "open_gate": step, "snapshot": step, "receive_detail": step, "close": close,

@@ -1,5 +1,5 @@
-"""rig.launchslot: a machine-wide cap on browsers starting at once, and BrowserPool's handling
-of a launch that passed its bound (not remembered, unlike a broken browser)."""
+"""rig.slots: machine-wide caps on cases running and browsers starting at once, and BrowserPool's
+handling of a launch that passed its bound (not remembered, unlike a broken browser)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, launchslot
+from rig import config, slots
 from rig.errors import RigError
 from rig.peers import browser
 from rig.peerspec import PeerSpec
@@ -19,7 +19,7 @@ from rig.peerspec import PeerSpec
 @pytest.fixture(autouse=True)
 def private_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test's own slots: holding the real ones would stall the suite's real launches."""
-    monkeypatch.setattr(launchslot, "slots_dir", lambda kind="launch": tmp_path / kind)
+    monkeypatch.setattr(slots, "slots_dir", lambda kind="launch": tmp_path / kind)
     monkeypatch.setattr(config, "LAUNCH_SLOTS", 2)
     return tmp_path
 
@@ -30,7 +30,7 @@ def test_a_third_launch_waits_until_one_of_two_slots_is_released() -> None:
         release = asyncio.Event()
 
         async def holder(name: str) -> None:
-            async with launchslot.slot("chromium"):
+            async with slots.launch_slot("chromium"):
                 order.append(f"{name} in")
                 await release.wait()
             order.append(f"{name} out")
@@ -55,9 +55,9 @@ def test_no_slot_within_the_bound_is_a_one_line_launch_bound(monkeypatch: pytest
     monkeypatch.setattr(config, "LAUNCH_SLOT_TIMEOUT", 0.2)
 
     async def main() -> None:
-        async with launchslot.slot("firefox"):
-            with pytest.raises(launchslot.LaunchBound) as got:
-                async with launchslot.slot("firefox"):
+        async with slots.launch_slot("firefox"):
+            with pytest.raises(slots.LaunchBound) as got:
+                async with slots.launch_slot("firefox"):
                     pass
         msg = str(got.value)
         assert "\n" not in msg
@@ -80,10 +80,10 @@ def test_a_killed_holder_frees_its_slot(private_slots: Path, monkeypatch: pytest
         assert holder.stdout.readline().strip() == "held"
 
         async def take() -> float:
-            async with launchslot.slot("chromium") as waited:
+            async with slots.launch_slot("chromium") as waited:
                 return waited
 
-        with pytest.raises(launchslot.LaunchBound):
+        with pytest.raises(slots.LaunchBound):
             asyncio.run(take())
         holder.kill()
         holder.wait(5)
@@ -100,16 +100,16 @@ def test_case_slots_are_their_own_pool_with_their_own_bound(monkeypatch: pytest.
     monkeypatch.setattr(config, "CASE_SLOT_TIMEOUT", 0.2)
 
     async def main() -> None:
-        async with launchslot.case_slot("add-video aiortc-polite--aiortc-impolite"):
-            async with launchslot.slot("chromium"):  # a launch inside the case: free
+        async with slots.case_slot("add-video aiortc-polite--aiortc-impolite"):
+            async with slots.launch_slot("chromium"):  # a launch inside the case: free
                 pass
             with pytest.raises(RigError) as got:
-                async with launchslot.case_slot("glare-initial chromium-polite--aiortc-impolite"):
+                async with slots.case_slot("glare-initial chromium-polite--aiortc-impolite"):
                     pass
         assert str(got.value).startswith("glare-initial chromium-polite--aiortc-impolite: no case slot freed within "
                                          "0 s (1 on this machine")
-        assert not isinstance(got.value, launchslot.LaunchBound)
-        async with launchslot.case_slot("glare-initial chromium-polite--aiortc-impolite") as waited:
+        assert not isinstance(got.value, slots.LaunchBound)
+        async with slots.case_slot("glare-initial chromium-polite--aiortc-impolite") as waited:
             assert waited < 0.2  # released by the first
 
     asyncio.run(main())
@@ -124,7 +124,7 @@ class FakeBrowser(browser.Browser):  # type: ignore[misc]
 
 
 def test_a_launch_past_its_bound_is_not_remembered_but_a_broken_browser_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    outcomes: list[BaseException | FakeBrowser] = [launchslot.LaunchBound("firefox: launch did not finish within 30 s"),
+    outcomes: list[BaseException | FakeBrowser] = [slots.LaunchBound("firefox: launch did not finish within 30 s"),
                                                    FakeBrowser()]
     calls: list[str] = []
 
