@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,6 +64,16 @@ def run(request: MatrixRequest) -> int:
     return _verdict(request, out, rc, pid, began, expected)
 
 
+def child_env(request: MatrixRequest, environ: Mapping[str, str]) -> dict[str, str]:
+    """The pytest child's environment. A run asked for more workers than the machine has case
+    slots (rig mutants' third worker, whose cases run while deadlocked mutants' cases wait out
+    their bound idle) may hold that many slots (rig.slots), unless RIG_CASE_SLOTS says otherwise."""
+    env = dict(environ)
+    if "RIG_CASE_SLOTS" not in env and (request.workers or 1) > config.CASE_SLOTS:
+        env["RIG_CASE_SLOTS"] = str(request.workers)
+    return env
+
+
 def _pytest(suite: Path, request_file: Path, request: MatrixRequest) -> tuple[int, int, float]:
     """Run pytest on the request; its exit status, pid and start time."""
     # junit.xml is written by the plugin from results.json (rig.junit), as rig merge writes it
@@ -83,7 +94,7 @@ def _pytest(suite: Path, request_file: Path, request: MatrixRequest) -> tuple[in
     out = Path(request.out)
     with runs.Run() as run:
         began = time.time()
-        proc = run.popen(cmd, cwd=config.ROOT)
+        proc = run.popen(cmd, cwd=config.ROOT, env=child_env(request, os.environ))
         try:
             rc = run.wait(proc)
         except runs.Interrupted as exc:

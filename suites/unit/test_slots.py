@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, slots
+from rig import config, matrix, slots
 from rig.errors import RigError
 from rig.peers import browser
 from rig.peerspec import PeerSpec
+from rig.request import MatrixRequest
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +152,12 @@ def test_a_launch_past_its_bound_is_not_remembered_but_a_broken_browser_is(monke
 
     asyncio.run(main())
     assert calls == ["firefox", "firefox", "firefox"]
+
+
+def test_a_run_that_asks_for_more_workers_than_case_slots_may_hold_that_many(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rig mutants' third worker on 2 cores: its pytest child may hold 3 case slots; a run within
+    the machine's slots, or a user's own RIG_CASE_SLOTS, is left as it is."""
+    monkeypatch.setattr(config, "CASE_SLOTS", 2)
+    assert matrix.child_env(MatrixRequest(peers=("aiortc",), scenarios=("glare-initial",), workers=3), {"PATH": "/bin"}) == {"PATH": "/bin", "RIG_CASE_SLOTS": "3"}
+    assert "RIG_CASE_SLOTS" not in matrix.child_env(MatrixRequest(peers=("aiortc",), scenarios=("glare-initial",), workers=2), {})
+    assert matrix.child_env(MatrixRequest(peers=("aiortc",), scenarios=("glare-initial",), workers=3), {"RIG_CASE_SLOTS": "1"}) == {"RIG_CASE_SLOTS": "1"}
