@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from . import capabilities, config, faults, roles, verdict
 from .errors import RigError
 from .evidence import AiortcLog
@@ -25,6 +27,7 @@ from .peers.base import Peer
 from .peerspec import PeerSpec
 from .scenarios import Scenario
 from .signaling import SignalingStub
+from .snapshot import Snapshot
 from .waits import bounded
 
 PeerFactory = Callable[[PeerSpec, str, int, float], Awaitable[Peer]]
@@ -97,7 +100,7 @@ class _Attempt:
         self.run: CaseRun | None = None
         self.cause: Cause | None = None
         self.unsupported = ""
-        self.snaps: dict[str, dict] = {}
+        self.snaps: dict[str, Snapshot] = {}
         self.injected: faults.Injection | None = None
         self.clock = _Phases()
 
@@ -137,9 +140,13 @@ class _Attempt:
         for role, peer in self.peers.items():
             run.ledger.computed_polite[role] = peer.polite
             try:
-                self.snaps[role] = await asyncio.wait_for(peer.snapshot(), config.STEP_TIMEOUT)
+                self.snaps[role] = Snapshot.model_validate(await asyncio.wait_for(peer.snapshot(), config.STEP_TIMEOUT))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                self.snaps[role] = Snapshot(error=f"snapshot not understood: {'.'.join(map(str, first['loc']))}: "
+                                                  f"{first['msg']}")
             except Exception as exc:
-                self.snaps[role] = {"error": f"snapshot failed: {exc}"}
+                self.snaps[role] = Snapshot(error=f"snapshot failed: {exc}")
         self.clock.lap("snapshot")
 
     async def teardown(self) -> None:

@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 from . import config, faults, verdict
 from .errors import RigError
 from .events import PeerEvent
-from .model import Cause, Ledger
+from .model import Cause, Collision, Dip, Fault, InjectedFault, Ledger, MessageFault, Removed, Restart, Window
+from .model import Gate as GateRecord
 from .peers.base import Peer
 from .scenarios import (
     AwaitGate,
@@ -101,8 +102,8 @@ class CaseRun:
                 await getattr(self, "_" + type(step).__name__.lower())(step)
                 if isinstance(step, Join) and self.injected is not None:
                     await self.injected.fire()
-                    self.ledger.fault = {"name": self.injected.fault.name, "done": self.injected.done,
-                                         "t": self.room.now()}
+                    self.ledger.fault = Fault(name=self.injected.fault.name, done=self.injected.done,
+                                              t=self.room.now())
             finally:
                 phase = "join" if isinstance(step, Join) else "settle" if isinstance(step, Settle) else "steps"
                 self.phases[phase] = self.phases.get(phase, 0.0) + time.monotonic() - started
@@ -127,7 +128,7 @@ class CaseRun:
         that state (config.RECOVER_TIMEOUT) before the end state is judged: the spec calls it
         transient, and one lost consent check causes it. The dip is kept in the ledger; a peer
         still disconnected after the bound fails the final checks as before."""
-        dips = {role: {"role": role, "t": self.room.now(), "recovered_t": None}
+        dips = {role: Dip(role=role, t=self.room.now())
                 for role, peer in self.peers.items() if peer.connection_state == "disconnected"}
         if not dips:
             return
@@ -135,9 +136,9 @@ class CaseRun:
 
         def unmet() -> Unmet | None:
             for role, dip in dips.items():
-                if dip["recovered_t"] is None and self.peers[role].connection_state != "disconnected":
-                    dip["recovered_t"] = self.room.now()
-            still = [role for role, dip in dips.items() if dip["recovered_t"] is None]
+                if dip.recovered_t is None and self.peers[role].connection_state != "disconnected":
+                    dip.recovered_t = self.room.now()
+            still = [role for role, dip in dips.items() if dip.recovered_t is None]
             return Unmet(f"{self.peers[still[0]]} disconnected", still[0]) if still else None
         try:
             await self.wait_until(unmet, step="end state", timeout=config.RECOVER_TIMEOUT)
@@ -157,7 +158,7 @@ class CaseRun:
             if info["label"] not in led.channels:
                 led.channels.append(info["label"])
         elif kind == "removal":
-            led.removed.append({"role": role, "mid": info.get("mid")})
+            led.removed.append(Removed(role=role, mid=info.get("mid")))
             led.own_media[role] -= 1
             # the other side no longer receives media on that track (settle waits for media
             # flowing since the last negotiation)
@@ -165,7 +166,7 @@ class CaseRun:
             if media.get(info.get("kind"), 0) > 0:
                 media[info["kind"]] -= 1
         elif kind == "ice-restart":
-            led.restarts.append({"role": role, "before": sorted(info.get("ufrags") or [])})
+            led.restarts.append(Restart(role=role, before=sorted(info.get("ufrags") or [])))
         else:
             media = led.expect_media[self.other(role)]
             media[kind] = media.get(kind, 0) + 1
@@ -215,8 +216,8 @@ class CaseRun:
                              f"collision {k}: an offer from each side")
         held = [m.seq for m in ctl.held()]
         released_t = self.room.now()
-        record = {"index": k, "step": self.step_index, "held": held, "released_t": released_t,
-                  "reoffer": step.reoffer, "window": None}
+        record = Collision(index=k, step=self.step_index, held=held, released_t=released_t, reoffer=step.reoffer,
+                           window=None)
         self.ledger.collisions.append(record)
         if step.variant == "offer-during-answer":
             await self._offer_during_answer(k)
@@ -254,7 +255,7 @@ class CaseRun:
             raise self.rig_failure(f"collision {k}: the polite peer answered before sending any candidate")
         await self._inject(k, "impolite", answer.seq, "aic", lambda: ctl.release(), after=first.seq)
 
-    async def _late_candidates(self, k: int, record: dict) -> None:
+    async def _late_candidates(self, k: int, record: Collision) -> None:
         """Collision ``k``'s offers released; the polite peer's answer delivered and applied
         before the candidates it sent with it (kept in ``record`` as late_candidates)."""
         ctl = self.room.control
@@ -269,7 +270,7 @@ class CaseRun:
             else f"{impolite} has not applied the answer", step=f"collision {k}: answer applied")
         await self._held(lambda h: self._has(h, "polite", "candidate"), f"collision {k}: a candidate of the polite peer")
         late = [m.seq for m in ctl.release() if m.kind == "candidate"]  # drops the rule too
-        record["late_candidates"] = late
+        record.late_candidates = late
         if not late:
             raise self.rig_failure(f"collision {k}: the polite peer sent no candidate to deliver late")
 
@@ -279,7 +280,7 @@ class CaseRun:
         (bounded) until the plumbing reports the injection: the window was reached."""
         peer = self.peers[role]
         await peer.arm(seq, trigger, after)
-        self.ledger.collisions[-1]["window"] = {"peer": role, "trigger": trigger, "seq": seq}
+        self.ledger.collisions[-1].window = Window(peer=role, trigger=trigger, seq=seq)
         release()
         await self.wait_until(
             lambda: None if any(e.detail.get("seq") == seq for e in peer.of_type("injected"))
@@ -297,9 +298,9 @@ class CaseRun:
         offer = next(m for m in ctl.held() if m.kind == "offer")
         second = self.peers[step.second]
         await second.arm(offer.seq, step.window)
-        self.ledger.collisions.append({"index": k, "step": self.step_index, "held": held, "released_t": self.room.now(),
-                                       "reoffer": True, "race_first": step.first,
-                                       "window": {"peer": step.second, "trigger": step.window, "seq": offer.seq}})
+        self.ledger.collisions.append(Collision(
+            index=k, step=self.step_index, held=held, released_t=self.room.now(), reoffer=True, race_first=step.first,
+            window=Window(peer=step.second, trigger=step.window, seq=offer.seq)))
         ctl.release()
         # the offer now waits in the second peer's plumbing; its change opens the window
         await self.wait_until(
@@ -317,7 +318,7 @@ class CaseRun:
 
     async def _failnext(self, step: FailNext) -> None:
         await self.peers[step.who].fail_next(step.method)
-        self.ledger.faults.append({"who": step.who, "method": step.method, "step": self.step_index})
+        self.ledger.faults.append(InjectedFault(who=step.who, method=step.method, step=self.step_index))
 
     async def _hold(self, step: Hold) -> None:
         self.room.control.hold(lambda m: m.sender == step.sender and m.kind == step.kind,
@@ -338,20 +339,20 @@ class CaseRun:
     async def _duplicate(self, step: Duplicate) -> None:
         self.room.control.duplicate(lambda m: m.sender == step.sender and m.kind == step.kind,
                                     name=f"duplicate {step.kind} from {step.sender}")
-        self.ledger.message_faults.append({"what": "duplicate", "sender": step.sender, "kind": step.kind,
-                                           "step": self.step_index})
+        self.ledger.message_faults.append(MessageFault(what="duplicate", sender=step.sender, kind=step.kind,
+                                                       step=self.step_index))
 
     async def _drop(self, step: Drop) -> None:
         self.room.control.drop(lambda m: m.sender == step.sender and m.kind == step.kind,
                                name=f"plan: drop {step.kind} from {step.sender}")
-        self.ledger.message_faults.append({"what": "drop", "sender": step.sender, "kind": step.kind,
-                                           "step": self.step_index})
+        self.ledger.message_faults.append(MessageFault(what="drop", sender=step.sender, kind=step.kind,
+                                                       step=self.step_index))
 
     async def _gate(self, step: Gate) -> None:
         gid = len(self.gates) + 1
         self.gates[step.key] = {"id": gid, "what": step.what(), "open_on": step.open_on}
-        self.ledger.gates.append({"id": gid, "who": step.who, "what": step.what(), "open_on": step.open_on,
-                                  "step": self.step_index})
+        self.ledger.gates.append(GateRecord(id=gid, who=step.who, what=step.what(), open_on=step.open_on,
+                                            step=self.step_index))
         await self.peers[step.who].gate(gid, step.at, step.when, step.type, step.open_on)
 
     def _gate_event(self, step: Gate, type_: str) -> Any:
@@ -432,10 +433,10 @@ class CaseRun:
                     return Unmet(f"{peer} receives {flowing[kind]} of {n} expected {kind} track(s) with media "
                                  "since its last negotiation", role, kind)
             for r in led.restarts:
-                if r["role"] == role:
+                if r.role == role:
                     made = peer.of_type("offer-made", "answer-made")
                     now = set(made[-1].detail.get("ufrags") or []) if made else set()
-                    if not now or now & set(r["before"]):
+                    if not now or now & set(r.before):
                         return Unmet(f"{peer} has not completed its ICE restart (local ufrag {sorted(now)})", role)
             opened = {e.detail.get("label") for e in peer.of_type("channel-open")}
             for label in sorted(set(led.channels) - opened):

@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 from .events import PeerEvent
+from .snapshot import Snapshot, Sparse
 from .vocab import RESULTS_FILE, Role
 
 #: Bumped when a field changes meaning or disappears; readers refuse other versions
@@ -254,6 +264,99 @@ class StubMessage(Model):
     sender: str = Field("", alias="from")
 
 
+# -- the ledger's records: written by rig.execute, read by rig.verdict ------------------------
+
+
+class Window(Model):
+    """The window a collision armed: ``peer``'s plumbing hands message ``seq`` over at ``trigger``."""
+
+    peer: Role
+    trigger: str
+    seq: int
+
+
+class Collision(Sparse):
+    """A collision the rig forced: the stub held ``held`` and released them at ``released_t``."""
+
+    index: int
+    step: int | None = None
+    held: list[int] = Field(default_factory=list)
+    released_t: float
+    #: False: the polite peer's change is negotiated by the other side's offer, not offered again
+    reoffer: bool = True
+    window: Window | None = None
+    #: a Race step: the peer whose offer went first (only one offer is held)
+    race_first: Role | None = None
+    #: the late-candidates variant: the polite peer's candidates delivered after its answer
+    late_candidates: list[int] | None = None
+
+
+class Removed(Model):
+    role: Role
+    mid: str | None = None
+
+
+class Restart(Model):
+    """An ICE restart asked of ``role``, with its local ufrags before it."""
+
+    role: Role
+    before: list[str] = Field(default_factory=list)
+
+
+class InjectedFault(Model):
+    """A FailNext step: the peer's next ``method`` call rejects."""
+
+    who: Role
+    method: str
+    step: int | None = None
+
+
+class Gate(Model):
+    id: int
+    who: Role
+    what: str
+    open_on: str = ""
+    step: int | None = None
+
+
+class MessageFault(Model):
+    """A Drop or Duplicate step: what the stub does to ``sender``'s next ``kind``."""
+
+    what: Literal["drop", "duplicate"]
+    sender: Role
+    kind: str
+    step: int | None = None
+
+
+class Fault(Model):
+    """The fault rig matrix --fault injected (rig.faults), when and whether it fired."""
+
+    name: str
+    done: bool = False
+    t: float | None = None
+
+
+class Dip(Model):
+    """A peer that said "disconnected" after the last step, and when it left that state (None: never)."""
+
+    role: Role
+    t: float
+    recovered_t: float | None = None
+
+
+def _none_if_empty(v: Any) -> Any:
+    return None if v == {} else v
+
+
+def _empty_if_none(v: BaseModel | None) -> dict[str, Any]:
+    return {} if v is None else v.model_dump(mode="json")
+
+
+_R = TypeVar("_R", bound=BaseModel)
+#: an optional record written as {} when absent (and {} read back as None)
+EmptyIsNone = Annotated[_R | None, BeforeValidator(_none_if_empty), PlainSerializer(_empty_if_none)]
+
+
 class Ledger(Model):
     """What the case asked for, step by step (the intent the checks hold the outcome to).
     rig.case fills it while it runs the steps; rig.verdict reads it."""
@@ -273,18 +376,17 @@ class Ledger(Model):
     own_media: dict[str, int] = Field(default_factory=lambda: {"polite": 0, "impolite": 0})
     channels: list[str] = Field(default_factory=list)
     exchanged: dict[str, list[str]] = Field(default_factory=lambda: {"polite": [], "impolite": []})
-    #: {index, step, held: [seq], released_t, reoffer, window: {peer, trigger, seq} | None}
-    collisions: list[dict[str, Any]] = Field(default_factory=list)
-    removed: list[dict[str, Any]] = Field(default_factory=list)  # {role, mid}
-    restarts: list[dict[str, Any]] = Field(default_factory=list)  # {role, before: [ufrag]}
-    faults: list[dict[str, Any]] = Field(default_factory=list)  # {who, method, step}
-    gates: list[dict[str, Any]] = Field(default_factory=list)  # {id, who, what, open_on, step}
-    message_faults: list[dict[str, Any]] = Field(default_factory=list)  # {what, sender, kind, step}
-    #: a fault injected by rig matrix --fault (rig.faults): {name, done, t}
-    fault: dict[str, Any] = Field(default_factory=dict)
+    collisions: list[Collision] = Field(default_factory=list)
+    removed: list[Removed] = Field(default_factory=list)
+    restarts: list[Restart] = Field(default_factory=list)
+    faults: list[InjectedFault] = Field(default_factory=list)
+    gates: list[Gate] = Field(default_factory=list)
+    message_faults: list[MessageFault] = Field(default_factory=list)
+    #: a fault injected by rig matrix --fault (rig.faults); None: none (written as {})
+    fault: EmptyIsNone[Fault] = None
     #: peers that said "disconnected" after the last step, and how that ended (rig.case, the
-    #: end state's recovery wait): {role, t, recovered_t | None}
-    dips: list[dict[str, Any]] = Field(default_factory=list)
+    #: end state's recovery wait)
+    dips: list[Dip] = Field(default_factory=list)
     #: politeness each peer computed from the user ids (None: it never joined)
     computed_polite: dict[str, bool | None] = Field(default_factory=lambda: {"polite": None, "impolite": None})
 
@@ -301,14 +403,14 @@ class CaseDetail(Model):
     #: the plan as data, replayable with rig matrix --plan
     plan_data: dict[str, Any] | None = None
     #: None: the steps never started (set-up failed, or the pair was unsupported); written as {}
-    ledger: Ledger | None = None
+    ledger: EmptyIsNone[Ledger] = None
     messages: list[StubMessage] = Field(default_factory=list)
     events: dict[str, list[PeerEvent]] = Field(default_factory=dict)
     sdps: list[dict[str, Any]] = Field(default_factory=list)
     evidence: dict[str, Any] = Field(default_factory=dict)
     #: each peer's end state as the peer reported it (peer.snapshot(): states, transceivers,
     #: received media, channels, local ufrags, stats), or {"error": ...} when it could not
-    snapshots: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    snapshots: dict[str, Snapshot] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -317,15 +419,6 @@ class CaseDetail(Model):
         if self.checks:
             self.case.failed_checks = [c.id for c in self.checks if not c.ok]
         return self
-
-    @field_validator("ledger", mode="before")
-    @classmethod
-    def _no_ledger(cls, v: Any) -> Any:
-        return None if v == {} else v
-
-    @field_serializer("ledger")
-    def _ledger_out(self, v: Ledger | None) -> dict[str, Any]:
-        return {} if v is None else v.model_dump(mode="json")
 
     @field_serializer("events")
     def _events_out(self, v: dict[str, list[PeerEvent]]) -> dict[str, list[dict[str, Any]]]:

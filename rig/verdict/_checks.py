@@ -19,6 +19,7 @@ from typing import Any
 from ..config import RECOVER_TIMEOUT as RECOVER_S
 from ..events import PeerEvent
 from ..model import Cause, Check, Glare, Ledger, StubMessage
+from ..snapshot import Snapshot
 from ..vocab import INJECTED, ROLES
 
 
@@ -65,6 +66,15 @@ def stub_messages(messages: Messages) -> list[StubMessage]:
     return [m if isinstance(m, StubMessage) else StubMessage.model_validate(m) for m in messages]
 
 
+#: each peer's end state: Snapshots, or their dicts as a test writes them
+Snapshots = Mapping[str, Snapshot | Mapping[str, Any] | None]
+
+
+def snapshots_of(snaps: Snapshots) -> dict[str, Snapshot]:
+    """The end states as the checks read them (dicts validated once; a missing one is empty)."""
+    return {role: s if isinstance(s, Snapshot) else Snapshot.model_validate(s or {}) for role, s in snaps.items()}
+
+
 # -- role invariants (also what ends a case early) ------------------------------------
 def role_checks(timelines: Mapping[str, Timeline]) -> list[tuple[Check, str]]:
     """The role invariants, each with the message that ends a case once it is broken."""
@@ -98,29 +108,29 @@ def glare_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Me
     checks: list[Check] = []
     polite, impolite = timelines["polite"], timelines["impolite"]
     by_seq = {m.seq: m for m in messages}
-    bounds = [c["released_t"] for c in ledger.collisions] + [float("inf")]
+    bounds = [c.released_t for c in ledger.collisions] + [float("inf")]
     proven = []
     for c, end in zip(ledger.collisions, bounds[1:], strict=True):
-        k, start, step = c["index"], c["released_t"], c.get("step")
-        held = [by_seq[s] for s in c["held"] if s in by_seq]
+        k, start, step = c.index, c.released_t, c.step
+        held = [by_seq[s] for s in c.held if s in by_seq]
         senders = {m.sender for m in held if m.kind == "offer" and m.held and m.released_t is not None}
-        want = {c["race_first"]} if c.get("race_first") else set(ROLES)
+        want = {c.race_first} if c.race_first else set(ROLES)
         checks.append(Check(
             id=f"collision-{k}.held", kind="integrity", step=step,
-            name=f"collision {k}: the {'offer' if c.get('race_first') else 'offers'} held by the stub, then released",
+            name=f"collision {k}: the {'offer' if c.race_first else 'offers'} held by the stub, then released",
             ok=want <= senders,
-            detail=f"held offer(s) from {sorted(senders) or 'nobody'}: messages #{', #'.join(map(str, c['held']))}, "
+            detail=f"held offer(s) from {sorted(senders) or 'nobody'}: messages #{', #'.join(map(str, c.held))}, "
                    f"released at t={start:.3f}s" if senders else f"no held offer from {sorted(want)} was released"))
-        w = c.get("window")
+        w = c.window
         if w:
-            tl = timelines[w["peer"]]
-            hit = next((e for e in tl.of_type("injected") if e.detail.get("seq") == w["seq"]), None)
+            tl = timelines[w.peer]
+            hit = next((e for e in tl.of_type("injected") if e.detail.get("seq") == w.seq), None)
             checks.append(Check(
-                id=f"collision-{k}.window", kind="integrity", step=step, peer=w["peer"],
-                name=f"collision {k}: window '{w['trigger']}' reached in the {w['peer']} peer", ok=hit is not None,
-                detail=f"message #{w['seq']} handed over in signalingState={hit.detail.get('state')}, operations "
+                id=f"collision-{k}.window", kind="integrity", step=step, peer=w.peer,
+                name=f"collision {k}: window '{w.trigger}' reached in the {w.peer} peer", ok=hit is not None,
+                detail=f"message #{w.seq} handed over in signalingState={hit.detail.get('state')}, operations "
                        f"pending: {hit.detail.get('chain')}" if hit else
-                       f"message #{w['seq']} was never handed over at '{w['trigger']}'"))
+                       f"message #{w.seq} was never handed over at '{w.trigger}'"))
         rb = [e for e in polite.of_type("rollback") if start <= e.t < end]
         ig = [e for e in impolite.of_type("offer-ignored") if start <= e.t < end]
         re_ = [e for e in polite.of_type("offer-made") if rb and rb[0].t <= e.t < end]
@@ -131,7 +141,7 @@ def glare_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Me
                             name=f"collision {k}: impolite peer ignored the incoming offer", ok=bool(ig),
                             detail=f"offer #{ig[0].detail.get('seq')} ignored in {ig[0].detail.get('state')}"
                             if ig else "no offer ignored after the release"))
-        if c.get("reoffer", True):
+        if c.reoffer:
             checks.append(Check(id=f"collision-{k}.reoffered", step=step, peer="polite",
                                 name=f"collision {k}: polite peer offered its change again", ok=bool(re_),
                                 detail=f"re-offer at t={re_[0].t:.3f}s" if re_ else
@@ -139,7 +149,7 @@ def glare_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Me
         else:
             re_ = [True]  # its change is negotiated by the other side's offer (see the scenario)
         proven.append(bool(rb and ig and re_))
-    forced = {c.get("step") for c in ledger.collisions}
+    forced = {c.step for c in ledger.collisions}
     for k, step in enumerate(ledger.planned_collisions, 1):
         if step not in forced:
             checks.append(Check(id=f"collision-{k}.forced", kind="integrity", step=step,
@@ -159,31 +169,31 @@ def plan_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Mes
     messages = stub_messages(messages)
     checks: list[Check] = []
     for g in ledger.gates:
-        tl = timelines[g["who"]]
-        hit = next((e for e in tl.of_type("gate-reached") if e.detail.get("id") == g["id"]), None)
-        checks.append(Check(id=f"gate-{g['id']}.reached", kind="integrity", step=g.get("step"), peer=g["who"],
-                            name=f"gate reached: {g['what']}", ok=hit is not None,
+        tl = timelines[g.who]
+        hit = next((e for e in tl.of_type("gate-reached") if e.detail.get("id") == g.id), None)
+        checks.append(Check(id=f"gate-{g.id}.reached", kind="integrity", step=g.step, peer=g.who,
+                            name=f"gate reached: {g.what}", ok=hit is not None,
                             detail=f"paused in signalingState={hit.detail.get('state')}" if hit else
                             "the peer never got there: the window this plan targets was not exercised"))
-        if g.get("open_on"):
-            opened = next((e for e in tl.of_type("gate-opened") if e.detail.get("id") == g["id"]), None)
-            checks.append(Check(id=f"gate-{g['id']}.opened", kind="integrity", step=g.get("step"), peer=g["who"],
-                                name=f"gate opened by its trigger '{g['open_on']}': {g['what']}", ok=opened is not None,
+        if g.open_on:
+            opened = next((e for e in tl.of_type("gate-opened") if e.detail.get("id") == g.id), None)
+            checks.append(Check(id=f"gate-{g.id}.opened", kind="integrity", step=g.step, peer=g.who,
+                                name=f"gate opened by its trigger '{g.open_on}': {g.what}", ok=opened is not None,
                                 detail=f"opened in signalingState={opened.detail.get('state')}, operations pending: "
                                        f"{opened.detail.get('chain')}" if opened else "the trigger never fired"))
     for n, f in enumerate(ledger.faults, 1):
-        seen = [e for e in timelines[f["who"]].of_type("fault-injected") if e.detail.get("method") == f["method"]]
-        mine = [x for x in ledger.faults[:n] if x["who"] == f["who"] and x["method"] == f["method"]]
-        checks.append(Check(id=f"fault-{n}.injected", kind="integrity", step=f.get("step"), peer=f["who"],
-                            name=f"{f['who']}: the planned fault in {f['method']} was injected", ok=len(seen) >= len(mine),
+        seen = [e for e in timelines[f.who].of_type("fault-injected") if e.detail.get("method") == f.method]
+        mine = [x for x in ledger.faults[:n] if x.who == f.who and x.method == f.method]
+        checks.append(Check(id=f"fault-{n}.injected", kind="integrity", step=f.step, peer=f.who,
+                            name=f"{f.who}: the planned fault in {f.method} was injected", ok=len(seen) >= len(mine),
                             detail=f"{len(seen)} of {len(mine)} injected"))
     for n, mf in enumerate(ledger.message_faults, 1):
-        mark = "duplicate of" if mf["what"] == "duplicate" else "dropped by plan"
-        hit = [m for m in messages if m.sender == mf["sender"] and mark in m.note]
-        checks.append(Check(id=f"message-fault-{n}.happened", kind="integrity", step=mf.get("step"),
-                            name=f"planned {mf['what']} of {mf['sender']}'s {mf['kind']} happened", ok=bool(hit),
+        mark = "duplicate of" if mf.what == "duplicate" else "dropped by plan"
+        hit = [m for m in messages if m.sender == mf.sender and mark in m.note]
+        checks.append(Check(id=f"message-fault-{n}.happened", kind="integrity", step=mf.step,
+                            name=f"planned {mf.what} of {mf.sender}'s {mf.kind} happened", ok=bool(hit),
                             detail=f"message #{hit[0].seq}: {hit[0].note}" if hit else
-                            f"no {mf['kind']} from the {mf['sender']} peer passed the stub"))
+                            f"no {mf.kind} from the {mf.sender} peer passed the stub"))
     return checks
 
 
@@ -209,9 +219,10 @@ def negotiation_checks(ledger: Ledger, timelines: Mapping[str, Timeline], messag
     return out
 
 
-def final_checks(ledger: Ledger, timelines: Mapping[str, Timeline], snaps: Mapping[str, Any]) -> list[Check]:
+def final_checks(ledger: Ledger, timelines: Mapping[str, Timeline], snaps: Snapshots) -> list[Check]:
     """The end state: the roles the peers computed, then each peer's state, media, channels,
     changes and errors (in that order: the first failed one is the cause)."""
+    ends = snapshots_of(snaps)
     checks: list[Check] = []
     for role in ROLES:
         want = role == "polite"
@@ -219,60 +230,58 @@ def final_checks(ledger: Ledger, timelines: Mapping[str, Timeline], snaps: Mappi
         checks.append(Check(id=f"{role}.role-computed", kind="role", peer=role,
                             name=f"{role} peer computed polite={want} from the user ids", ok=got is want,
                             detail=f"computed polite={got}"))
-    counts = {r: len((snaps.get(r) or {}).get("transceivers", [])) for r in ROLES}
+    counts = {r: len(ends[r].transceivers) if r in ends else 0 for r in ROLES}
     checks.append(Check(id="transceivers-match", name="both sides have the same transceivers",
                         ok=counts["polite"] == counts["impolite"],
                         detail=f"polite {counts['polite']}, impolite {counts['impolite']}"))
     for role in ROLES:
-        checks += _peer_end_checks(ledger, role, snaps.get(role) or {}, timelines[role])
+        checks += _peer_end_checks(ledger, role, ends.get(role) or Snapshot(), timelines[role])
     return checks
 
 
-def _peer_end_checks(ledger: Ledger, role: str, snap: Mapping[str, Any], tl: Timeline) -> list[Check]:
+def _peer_end_checks(ledger: Ledger, role: str, snap: Snapshot, tl: Timeline) -> list[Check]:
     """One peer's end state, held to what the ledger says the case asked for."""
     checks: list[Check] = []
     checks.append(Check(id=f"{role}.stable", peer=role, name=f"{role} ends stable",
-                        ok=snap.get("signalingState") == "stable",
-                        detail=f"signalingState={snap.get('signalingState')}"))
+                        ok=snap.signalingState == "stable", detail=f"signalingState={snap.signalingState}"))
     checks.append(Check(id=f"{role}.connected", peer=role, name=f"{role} ends connected",
-                        ok=snap.get("connectionState") == "connected",
-                        detail=f"connectionState={snap.get('connectionState')}" + _dip(ledger, role)))
+                        ok=snap.connectionState == "connected",
+                        detail=f"connectionState={snap.connectionState}" + _dip(ledger, role)))
     for kind, n in sorted(ledger.expect_media[role].items()):
-        rx = [r for r in snap.get("received", []) if r.get("kind") == kind
-              and ((r.get("bytesReceived") or 0) > 0 or (r.get("framesDecoded") or 0) > 0)]
+        rx = [r.model_dump(mode="json") for r in snap.received if r.kind == kind
+              and ((r.bytesReceived or 0) > 0 or (r.framesDecoded or 0) > 0)]
         checks.append(Check(id=f"{role}.media-{kind}", peer=role,
                             name=f"{role} receives {n} {kind} track(s) with media flowing", ok=len(rx) >= n,
                             detail=f"{len(rx)} receiving: {rx}"))
-    sending = [t for t in snap.get("transceivers", []) if t.get("sending")]
-    ok_dir = [t for t in sending if t.get("currentDirection") in ("sendonly", "sendrecv")]
+    sending = [t for t in snap.transceivers if t.sending]
+    ok_dir = [t for t in sending if t.currentDirection in ("sendonly", "sendrecv")]
     if ledger.own_media[role]:
         checks.append(Check(id=f"{role}.sends-own", peer=role,
                             name=f"{role} sends its {ledger.own_media[role]} own track(s) (currentDirection)",
                             ok=len(ok_dir) >= ledger.own_media[role],
                             detail="currentDirection of sending transceivers: "
-                                   f"{[t.get('currentDirection') for t in sending]}"))
-    chans = {c["label"]: c for c in snap.get("channels", [])}
+                                   f"{[t.currentDirection for t in sending]}"))
+    chans = {c.label: c for c in snap.channels}
     for label in sorted(ledger.channels):
         c = chans.get(label)
         checks.append(Check(id=f"{role}.channel-{label}", peer=role, name=f"{role} has data channel {label} open",
-                            ok=bool(c and c["readyState"] == "open"),
-                            detail=f"readyState={c['readyState'] if c else 'absent'}"))
+                            ok=bool(c and c.readyState == "open"), detail=f"readyState={c.readyState if c else 'absent'}"))
     other_sent = ledger.exchanged[other(role)]
     if other_sent:
-        got_msgs = [m for c in chans.values() for m in c.get("received", [])]
+        got_msgs = [m for c in chans.values() for m in c.received]
         missing = [m for m in other_sent if m not in got_msgs]
         checks.append(Check(id=f"{role}.messages", peer=role, name=f"{role} received every data-channel message",
                             ok=not missing, detail=f"missing {missing}" if missing else f"{len(other_sent)} received"))
     for r in ledger.removed:
-        if r["role"] == role:
-            t = next((t for t in snap.get("transceivers", []) if t.get("mid") == r["mid"]), None)
-            cur = t.get("currentDirection") if t else None
-            checks.append(Check(id=f"{role}.removed-{r['mid']}", peer=role,
-                                name=f"{role} stopped sending the removed track (mid {r['mid']})",
+        if r.role == role:
+            t = next((t for t in snap.transceivers if t.mid == r.mid), None)
+            cur = t.currentDirection if t else None
+            checks.append(Check(id=f"{role}.removed-{r.mid}", peer=role,
+                                name=f"{role} stopped sending the removed track (mid {r.mid})",
                                 ok=cur in ("recvonly", "inactive", "stopped"), detail=f"currentDirection={cur}"))
     for r in ledger.restarts:
-        if r["role"] == role:
-            now, before = set(snap.get("localUfrags") or []), set(r["before"])
+        if r.role == role:
+            now, before = set(snap.localUfrags), set(r.before)
             checks.append(Check(id=f"{role}.ice-restarted", peer=role, name=f"{role} restarted ICE (new local ufrag)",
                                 ok=bool(now) and not (now & before),
                                 detail=f"ufrag before {sorted(before)}, after {sorted(now)}"))
@@ -284,7 +293,7 @@ def _peer_end_checks(ledger: Ledger, role: str, snap: Mapping[str, Any], tl: Tim
 
 
 def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Messages,
-           snaps: Mapping[str, Any]) -> tuple[list[Check], Glare]:
+           snaps: Snapshots) -> tuple[list[Check], Glare]:
     """Every check of the case: integrity first, then roles, then outcomes. The
     negotiationneeded and role invariants are in every scenario's verdict, glare or not."""
     messages = stub_messages(messages)
@@ -300,11 +309,11 @@ def checks(ledger: Ledger, timelines: Mapping[str, Timeline], messages: Messages
 def _dip(ledger: Ledger, role: str) -> str:
     """What the end state's recovery wait saw of this peer (rig.execute CaseRun._recover)."""
     for d in ledger.dips:
-        if d.get("role") == role:
-            if d.get("recovered_t") is None:
-                return f" (disconnected after the last step at t={d['t']:.1f} s, and still after {RECOVER_S:.0f} s)"
-            return (f" (disconnected after the last step at t={d['t']:.1f} s, left that state "
-                    f"{d['recovered_t'] - d['t']:.1f} s later)")
+        if d.role == role:
+            if d.recovered_t is None:
+                return f" (disconnected after the last step at t={d.t:.1f} s, and still after {RECOVER_S:.0f} s)"
+            return (f" (disconnected after the last step at t={d.t:.1f} s, left that state "
+                    f"{d.recovered_t - d.t:.1f} s later)")
     return ""
 
 
@@ -388,13 +397,13 @@ def cause_of_error(role: str, kind: str, tl: Timeline, step: str, step_index: in
                  error_name=r.name, message=r.message, signaling_state=state[0], connection_state=state[1], t=r.t)
 
 
-def first_failed_check(checks_: list[Check], kinds: Mapping[str, str], snaps: Mapping[str, Any]) -> Cause | None:
+def first_failed_check(checks_: list[Check], kinds: Mapping[str, str], snaps: Snapshots) -> Cause | None:
     """The cause of a case whose steps all ran: its first failed check."""
     c = next((c for c in checks_ if not c.ok), None)
     if c is None:
         return None
-    snap = (snaps.get(c.peer) or {}) if c.peer else {}
+    snap = snapshots_of(snaps).get(c.peer) if c.peer else None
+    snap = snap or Snapshot()
     return Cause(kind="check", step="final checks", peer=c.peer, peer_kind=kinds.get(c.peer, "") if c.peer else "",
                  operation=c.id, message=f"{c.name}: {c.detail}", check=c.id,
-                 signaling_state=str(snap.get("signalingState") or ""),
-                 connection_state=str(snap.get("connectionState") or ""))
+                 signaling_state=snap.signalingState or "", connection_state=snap.connectionState or "")

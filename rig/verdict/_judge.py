@@ -30,7 +30,7 @@ from typing import Any
 from ..events import PeerEvent
 from ..findings import FINDINGS, Cells, Finding
 from ..model import Cause, Check, Glare, Ledger, PeerInfo
-from ._checks import ErrorReport, Messages, Timeline, checks, first_failed_check, run_errors, run_rejections
+from ._checks import ErrorReport, Messages, Snapshots, Timeline, checks, first_failed_check, run_errors, run_rejections
 
 #: The WebRTC operations whose rejections are reported as errors with their operation.
 API_METHODS = ("createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate")
@@ -210,7 +210,7 @@ class Recorded:
     #: each peer's events, the stub's message log, the end states
     events: Mapping[str, Iterable[PeerEvent | Mapping[str, Any]]] = field(default_factory=dict)
     messages: Messages = field(default_factory=list)
-    snapshots: Mapping[str, Any] = field(default_factory=dict)
+    snapshots: Snapshots = field(default_factory=dict)
     #: an injected fault's reason (rig.faults.Injection.reason): its case is never a pass
     fault: Callable[[str], str] | None = None
 

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from rig import scenarios, verdict
+from rig import model, scenarios, verdict
 from rig.execute import CaseFailure, CaseRun
 from rig.peers.base import Peer
 from rig.peerspec import PeerSpec
@@ -58,8 +58,8 @@ def collided(run: CaseRun, messages: list[dict], released_t: float = 1.0) -> Non
     seqs = [len(messages) + 1, len(messages) + 2]
     messages += [{"seq": seq, "from": role, "to": verdict.other(role), "kind": "offer", "held": True,
                   "released_t": released_t} for seq, role in zip(seqs, ("polite", "impolite"), strict=True)]
-    led.collisions.append({"index": k, "step": step, "held": seqs, "released_t": released_t, "reoffer": True,
-                           "window": None})
+    led.collisions.append(model.Collision(index=k, step=step, held=seqs, released_t=released_t, reoffer=True,
+                                          window=None))
     led.reached = max(led.reached, step)
 
 
@@ -278,7 +278,7 @@ def test_a_disconnected_peer_after_the_last_step_gets_its_bounded_time_to_recove
         await run._recover()
         back.cancel()
         (dip,) = run.ledger.dips
-        assert dip["role"] == "polite" and dip["recovered_t"] is not None
+        assert dip.role == "polite" and dip.recovered_t is not None
         snaps = {"polite": {"connectionState": "connected"}, "impolite": {"connectionState": "connected"}}
         (check,) = [c for c in verdict.final_checks(run.ledger, run.timelines(), snaps) if c.id == "polite.connected"]
         assert check.ok and "left that state" in check.detail
@@ -286,7 +286,7 @@ def test_a_disconnected_peer_after_the_last_step_gets_its_bounded_time_to_recove
         run2, p2, i2 = make_run()
         p2.connection_state, i2.connection_state = "connected", "disconnected"
         await run2._recover()  # the bound passes: no failure here, the final checks judge it
-        assert run2.ledger.dips[0]["recovered_t"] is None
+        assert run2.ledger.dips[0].recovered_t is None
         snaps["impolite"] = {"connectionState": "disconnected"}
         (check,) = [c for c in verdict.final_checks(run2.ledger, run2.timelines(), snaps) if c.id == "impolite.connected"]
         assert not check.ok and "still after" in check.detail

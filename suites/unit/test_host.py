@@ -111,7 +111,7 @@ def test_a_case_through_a_host_keeps_the_hosts_times_and_states(tmp_path: Path) 
     times = [e.t for e in hosted.events]
     assert times == sorted(times) and 0 < times[0] and times[-1] < took
     assert {"attached", "answer-made", "connectionstatechange", "channel-open"} <= {e.type for e in hosted.events}
-    assert result.snapshots["polite"]["signalingState"] == "stable"  # the snapshot, taken through the host
+    assert result.snapshots["polite"].signalingState == "stable"  # the snapshot, taken through the host
     assert (hosted.signaling_state, hosted.connection_state) == ("closed", "closed")  # mirrored from its close
     assert hosted.capabilities == run(probe_aiortc())
 
