@@ -14,10 +14,12 @@ from typing import Any
 
 from . import config, matrix, options, report, scenarios
 from .errors import RigError
-from .model import Cause, SchemaError, parse_detail
+from .events import PeerEvent
+from .model import CaseDetail, PeerInfo, SchemaError, parse_detail, read_json
 from .peerspec import PeerSpec
 from .request import MatrixRequest, command_line, user_paths
 from .results import slug
+from .snapshot import Snapshot
 from .vocab import RESULTS_FILE, ROLES
 
 #: Event types worth a line in the terminal summary (the case page has all of them).
@@ -26,12 +28,15 @@ _KEY = {"change", "offer-made", "answer-made", "rollback", "offer-ignored", "api
 _MAX_LINES = 30
 
 
-def _peer_title(p: dict) -> str:
-    return f"{p.get('spec', '?')} {p.get('version', '')}".strip()
+def _peer_title(p: PeerInfo | dict) -> str:
+    """A peer's spec and version, from the record or (rig repro, which copies files of any
+    version as they are) from the file's own JSON."""
+    spec, version = (p.spec, p.version) if isinstance(p, PeerInfo) else (p.get("spec", "?"), p.get("version", ""))
+    return f"{spec} {version}".strip()
 
 
-def _event_line(e: dict) -> str | None:
-    t, typ, d = e["t"], e["type"], e.get("detail") or {}
+def _event_line(e: PeerEvent) -> str | None:
+    t, typ, d = e.t, e.type, e.detail
     if typ == "connectionstatechange" and d.get("state") in ("connected", "failed", "disconnected"):
         what = f"connection {d['state']}"
     elif typ == "signal-sent" and d.get("kind") in ("offer", "answer"):
@@ -60,35 +65,32 @@ def _event_line(e: dict) -> str | None:
     return f"{t:8.3f}s  {{role:8}}  {what[:110]}"
 
 
-def timeline(detail: dict) -> list[tuple[float, str, str]]:
+def timeline(detail: CaseDetail) -> list[tuple[float, str, str]]:
     rows = []
-    for role, evs in (detail.get("events") or {}).items():
+    for role, evs in detail.events.items():
         last_api_error = ""
         for e in evs:
-            if not isinstance(e, dict) or "t" not in e:
-                continue
-            d = e.get("detail") or {}
-            if e.get("type") == "api-error":
-                last_api_error = str(d.get("message", ""))
-            elif e.get("type") == "error" and last_api_error and last_api_error in str(d.get("text", "")):
+            if e.type == "api-error":
+                last_api_error = str(e.detail.get("message", ""))
+            elif e.type == "error" and last_api_error and last_api_error in str(e.detail.get("text", "")):
                 continue  # the negotiator logging the API error just shown
             line = _event_line(e)
             if line:
-                rows.append((e["t"], line.format(role=role), e.get("type")))
+                rows.append((e.t, line.format(role=role), e.type))
     rows.sort(key=lambda r: r[0])
     return rows
 
 
-def divergence(detail: dict) -> str:
+def divergence(detail: CaseDetail) -> str:
     """Where the two stories part: the first error of either peer, else the first unmet check."""
     first: tuple[float, str] | None = None
-    for role, evs in (detail.get("events") or {}).items():
+    for role, evs in detail.events.items():
         for e in evs:
-            if isinstance(e, dict) and e.get("type") in ("api-error", "error"):
-                if first is None or e["t"] < first[0]:
-                    d = e.get("detail") or {}
+            if e.type in ("api-error", "error"):
+                if first is None or e.t < first[0]:
+                    d = e.detail
                     text = d.get("text") or f"{d.get('method', '')}: {d.get('message', '')}"
-                    first = (e["t"], f"t={e['t']:.3f}s, {role} peer: {text[:200]}")
+                    first = (e.t, f"t={e.t:.3f}s, {role} peer: {text[:200]}")
                 break
     if first:
         return first[1]
@@ -96,24 +98,24 @@ def divergence(detail: dict) -> str:
     return bad or "nowhere: every check held"
 
 
-def unmet(detail: dict) -> str:
-    for c in detail.get("checks") or []:
-        if not c.get("ok"):
-            return f"{c.get('name')}: {str(c.get('detail', ''))[:200]}"
+def unmet(detail: CaseDetail) -> str:
+    for c in detail.checks:
+        if not c.ok:
+            return f"{c.name}: {c.detail[:200]}"
     return ""
 
 
-def summarize(detail: dict, detail_path: Path | None = None) -> str:
+def summarize(detail: CaseDetail, detail_path: Path | None = None) -> str:
     """One screen: who did what, where it diverged, the unmet invariant, the evidence."""
-    case = detail.get("case") or {}
-    pol, imp = case.get("polite") or {}, case.get("impolite") or {}
-    out = [f"== {case.get('id', '?')}: {case.get('outcome', '?').upper()} in {case.get('duration_s', '?')} s",
-           f"   polite   {_peer_title(pol)} (user id {pol.get('user_id')})",
-           f"   impolite {_peer_title(imp)} (user id {imp.get('user_id')})"]
-    glare = case.get("glare") or {}
-    if glare.get("forced"):
-        out.append(f"   glare: forced {glare.get('collisions')}x, proven={glare.get('observed')} "
-                   f"(rolled back: {glare.get('polite_rolled_back')}, ignored: {glare.get('impolite_ignored_offer')})")
+    case = detail.case
+    pol, imp = case.polite, case.impolite
+    out = [f"== {case.id or '?'}: {case.outcome.upper()} in {case.duration_s} s",
+           f"   polite   {_peer_title(pol)} (user id {pol.user_id})",
+           f"   impolite {_peer_title(imp)} (user id {imp.user_id})"]
+    glare = case.glare
+    if glare.forced:
+        out.append(f"   glare: forced {glare.collisions}x, proven={glare.observed} "
+                   f"(rolled back: {glare.polite_rolled_back}, ignored: {glare.impolite_ignored_offer})")
     rows = timeline(detail)
     out.append("-- who did what (key events; every event is on the case page)")
     if len(rows) > _MAX_LINES:
@@ -127,27 +129,21 @@ def summarize(detail: dict, detail_path: Path | None = None) -> str:
     out.append(f"-- diverged at: {divergence(detail)}")
     bad = unmet(detail)
     out.append(f"-- unmet invariant: {bad or 'none'}")
-    snaps = detail.get("snapshots") or {}
     for role in ROLES:
-        s = snaps.get(role) or {}
-        out.append(f"   {role} ended {s.get('signalingState', '?')}/{s.get('connectionState', '?')}, "
-                   f"{len(s.get('transceivers') or [])} transceiver(s)")
-    if case.get("finding"):
-        out.append(f"-- finding: {case['finding']} (the first failure is its error; see docs/findings.md)")
-    cause = case.get("cause")
-    if isinstance(cause, dict):
-        try:
-            out.append("-- first failure: " + Cause.model_validate(cause).text()[:400])
-        except ValueError:
-            pass
-    elif case.get("reason"):
-        out.append("-- reason: " + case["reason"].splitlines()[0][:300])
+        s = detail.snapshots.get(role) or Snapshot()
+        out.append(f"   {role} ended {s.signalingState or '?'}/{s.connectionState or '?'}, "
+                   f"{len(s.transceivers)} transceiver(s)")
+    if case.finding:
+        out.append(f"-- finding: {case.finding} (the first failure is its error; see docs/findings.md)")
+    if case.cause is not None:
+        out.append("-- first failure: " + case.cause.text()[:400])
+    elif case.reason:
+        out.append("-- reason: " + case.reason.splitlines()[0][:300])
     if detail_path is not None:
         page = detail_path.with_suffix(".html")
         out.append(f"-- evidence: {page if page.exists() else detail_path}")
-        ev = detail.get("evidence") or {}
-        for f in ev.get("files") or []:
-            p = detail_path.parent / detail_path.stem / f["name"]
+        for f in detail.evidence.get("files") or []:
+            p = detail_path.parent / detail_path.stem / str(f.get("name"))
             extra = f"   (open: .venv/bin/playwright show-trace {p})" if f.get("kind") == "playwright-trace" else ""
             out.append(f"   {p}{extra}")
     return "\n".join(out)
@@ -336,8 +332,8 @@ def run_debug(args: argparse.Namespace) -> int:
     for c in cases:
         path = out / c.get("details", f"cases/{c['slug']}.json")
         try:
-            detail = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            detail = parse_detail(read_json(path), str(path))
+        except SchemaError as exc:
             _error(f"{c['id']}: its detail file is unreadable ({exc})")
             continue
         print()

@@ -3,7 +3,7 @@
 The tables on a case page hold every fact, but glare is a matter of order: which offer
 left first, what each peer was doing when the other's offer landed, who rolled back.
 A two-lifeline diagram shows that at a glance. It is a pure function of the case's
-detail dict so the unit tests can check it without a browser, and it emits plain SVG
+record (rig.model.CaseDetail) so the unit tests can check it without a browser, and it emits plain SVG
 (no script, no external style) because the report opens from disk under a strict CSP.
 
 Readability choices, so that a ten-round stress case stays legible:
@@ -25,10 +25,10 @@ from __future__ import annotations
 import math
 import re
 import textwrap
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .model import CaseDetail, CaseSummary, Check, PeerInfo
 from .sequence import (
     ERROR_RED,
     STATE_COLOURS,
@@ -36,8 +36,6 @@ from .sequence import (
     Label,
     Side,
     analyse,
-    as_list,
-    as_map,
     as_text,
     finite_number,
     fold_arrows,
@@ -341,20 +339,11 @@ def _mark(cls: str, x: float, y: float) -> str:
                       xl6=_f(x - 7), xr6=_f(x + 7), yt6=_f(y - 7), yb6=_f(y + 7))
 
 
-def _first_unmet(checks: Any) -> Mapping | None:
-    for ch in as_list(checks):
-        if isinstance(ch, Mapping) and not ch.get("ok"):
-            return ch
-    return None
-
-
-def render(detail: Mapping) -> str:
+def render(detail: CaseDetail) -> str:
     """The case's sequence diagram as one `<svg class="seq-diagram">` element."""
-    detail = as_map(detail)
-    case = as_map(detail.get("case"))
-    events_raw = as_map(detail.get("events"))
-    messages = read_messages(detail.get("messages"))
-    events = {role: read_events(events_raw.get(role), role, messages) for role in ROLES}
+    case = detail.case
+    messages = read_messages(detail.messages)
+    events = {role: read_events(detail.events.get(role, []), role, messages) for role in ROLES}
 
     all_t = [e.t for evs in events.values() for e in evs]
     for m in messages:
@@ -367,13 +356,13 @@ def render(detail: Mapping) -> str:
     arrows = fold_arrows(messages, ignored)
     rows = {role: _rows(sides[role]) for role in ROLES}
 
-    unmet = _first_unmet(detail.get("checks"))
+    unmet = next((c for c in detail.checks if not c.ok), None)
     top = 150 if unmet else 118
     bottom_y, idle, times, anchors = _layout(sides, rows, arrows, top + 16)
     axis = _Axis(sorted((a.t, a.y) for a in anchors), bottom_y)
     line_end = bottom_y + 30
     out: list[str] = []
-    _open_svg(out, f"Sequence diagram of {as_text(case.get('id')) or 'the case'}", line_end + 46)
+    _open_svg(out, f"Sequence diagram of {case.id or 'the case'}", line_end + 46)
     _heads(out, case)
     _legend(out, 64)
     if unmet:
@@ -424,14 +413,14 @@ def _open_svg(out: list[str], label: str, height: float) -> None:
     out.append(f'<rect x="0" y="0" width="{WIDTH}" height="{_f(height)}" fill="#fff"/>')
 
 
-def _heads(out: list[str], case: Mapping) -> None:
+def _heads(out: list[str], case: CaseSummary) -> None:
     """The heads of the lifelines: role, peer kind and version, user id."""
     for role in ROLES:
-        peer = as_map(case.get(role))
+        peer: PeerInfo = getattr(case, role)
         x = X[role]
-        kind = as_text(peer.get("kind")) or as_text(peer.get("spec")) or "?"
-        sub = " ".join(p for p in (kind, as_text(peer.get("version"))) if p)
-        uid = as_text(peer.get("user_id"))
+        kind = peer.kind or peer.spec or "?"
+        sub = " ".join(p for p in (kind, peer.version) if p)
+        uid = as_text(peer.user_id)
         out.append(f'<g class="lifeline-head" data-role="{role}">'
                    f'{_title(f"{role} peer: {sub}" + (f", user id {uid}" if uid else ""))}'
                    f'<rect x="{x - 110}" y="8" width="220" height="44" rx="5" fill="#f4f6f8" stroke="#90a4ae"/>'
@@ -546,18 +535,17 @@ def _legend(out: list[str], y: int) -> None:
     out.append('<g class="legend">' + "".join(parts) + "</g>")
 
 
-def _unmet_banner(out: list[str], check: Mapping, y: float) -> None:
-    name = as_text(check.get("name"))
-    det = as_text(check.get("detail"))
+def _unmet_banner(out: list[str], check: Check, y: float) -> None:
+    name, det = check.name, check.detail
     text = short(f"✘ first unmet invariant: {name}" + (f" — {det}" if det else ""), 150)
     out.append(f'<g class="unmet" data-check="{_esc(name)}">{_title(f"first unmet invariant: {name}: {det}")}'
                f'<rect x="4" y="{_f(y)}" width="{WIDTH - 8}" height="24" rx="4" fill="#fdecea" stroke="#c62828"/>'
                f'<text x="12" y="{_f(y + 16)}">{_esc(text)}</text></g>')
 
 
-def _unmet_marker(out: list[str], check: Mapping, y: float) -> None:
+def _unmet_marker(out: list[str], check: Check, y: float) -> None:
     """The end of the lifeline the check is about: most checks judge a peer's final state."""
-    name = as_text(check.get("name"))
+    name = check.name
     found = re.search(r"\b(impolite|polite)\b", name)
     roles = [found.group(1)] if found else list(ROLES)
     for role in roles:

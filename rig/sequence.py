@@ -3,8 +3,9 @@ the stub's messages on one clock, each peer's labels, signalingState spans, maki
 spans and collisions, and the arrows of the messages (a sender's run of trickled
 candidates folded into one). rig.diagram lays these out and draws them.
 
-The record is read as plain dicts and nothing in it is trusted: a missing or malformed
-field gives an empty or "?" value, never an exception, so a damaged record still draws.
+The record is the typed one (rig.model.CaseDetail: PeerEvents and StubMessages); what is
+still the peers' own free-form data (an event's detail, a message's payload) is read without
+trusting it: a missing or odd value gives an empty or "?" value, never an exception.
 
 Browser peers' events are placed by the page's own clock (`detail.pt`, ms), shifted
 onto the rig's clock by the smallest observed delivery lag: the rig timestamps an event
@@ -18,6 +19,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .events import PeerEvent
+from .model import StubMessage
 
 FOLD_GAP_S = 0.05  # candidates further apart than this are not folded together
 
@@ -84,47 +88,41 @@ class Message:
     sdp_type: str
 
 
-def read_events(raw: Any, role: str, messages: list[Message]) -> list[Event]:
-    evs = [e for e in as_list(raw) if isinstance(e, Mapping)]
+def read_events(recorded: list[PeerEvent], role: str, messages: list[Message]) -> list[Event]:
     lags = []
-    for e in evs:
-        t, pt = finite_number(e.get("t")), finite_number(as_map(e.get("detail")).get("pt"))
+    for e in recorded:
+        t, pt = finite_number(e.t), finite_number(e.detail.get("pt"))
         if t is not None and pt is not None:
             lags.append(t - pt / 1000)
     # A message reaches the stub after the page sent it: the n-th signal-sent of this
     # peer is the n-th message the stub got from it, which bounds the offset too.
-    sent = [e for e in evs if e.get("type") == "signal-sent"]
+    sent = [e for e in recorded if e.type == "signal-sent"]
     mine = [m for m in messages if m.sender == role and m.to != "stub" and not m.note.startswith("duplicate")]
-    if len(sent) == len(mine) and all(as_text(as_map(e.get("detail")).get("kind")) == m.kind for e, m in zip(sent, mine, strict=True)):
+    if len(sent) == len(mine) and all(as_text(e.detail.get("kind")) == m.kind for e, m in zip(sent, mine, strict=True)):
         for e, m in zip(sent, mine, strict=True):
-            pt = finite_number(as_map(e.get("detail")).get("pt"))
+            pt = finite_number(e.detail.get("pt"))
             if pt is not None:
                 lags.append(m.t - pt / 1000)
     offset = min(lags) if lags else None
     out = []
-    for e in evs:
-        detail = as_map(e.get("detail"))
-        raw_t, pt = finite_number(e.get("t")), finite_number(detail.get("pt"))
+    for e in recorded:
+        raw_t, pt = finite_number(e.t), finite_number(e.detail.get("pt"))
         t = pt / 1000 + offset if (pt is not None and offset is not None) else raw_t
-        if t is None:
-            continue
-        out.append(Event(role, t, raw_t, as_text(e.get("type")) or "?", detail))
+        if t is not None:  # a NaN read back from a file has no place on the axis
+            out.append(Event(role, t, raw_t, e.type or "?", e.detail))
     out.sort(key=lambda e: e.t)  # stable: equal times keep their recorded order
     return out
 
 
-def read_messages(raw: Any) -> list[Message]:
+def read_messages(recorded: list[StubMessage]) -> list[Message]:
     out = []
-    for m in as_list(raw):
-        if not isinstance(m, Mapping) or finite_number(m.get("t")) is None:
+    for m in recorded:
+        if finite_number(m.t) is None:
             continue
-        data = as_map(m.get("data"))
-        desc = as_map(data.get("description"))
+        desc = as_map(as_map(m.data).get("description"))
         out.append(Message(
-            seq=as_text(m.get("seq")), t=finite_number(m.get("t")), sender=as_text(m.get("from")), to=as_text(m.get("to")),
-            kind=as_text(m.get("kind")) or "other", size=as_text(m.get("size")), held=bool(m.get("held")),
-            released_t=finite_number(m.get("released_t")), delivered_t=finite_number(m.get("delivered_t")),
-            note=as_text(m.get("note")), sdp_type=as_text(desc.get("type")),
+            seq=str(m.seq), t=m.t, sender=m.sender, to=m.to, kind=m.kind or "other", size=str(m.size), held=m.held,
+            released_t=m.released_t, delivered_t=m.delivered_t, note=m.note, sdp_type=as_text(desc.get("type")),
         ))
     return out
 

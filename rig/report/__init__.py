@@ -8,9 +8,11 @@ fact without re-running any browser.
 
 The run is read as its typed record (rig.model.RunRecord: results.json validated once,
 by the model), and each case is turned into a plain view dict for the templates. A case's
-detail file is read as JSON and its parts that peers report (snapshots, stats, SDPs,
-evidence lists) are taken defensively: a report that crashes after a twenty-minute matrix
-run loses the only record of it, and a damaged or hand-edited file must still give a page.
+detail file is read as its typed record too (rig.model.parse_detail: ledger, events, messages,
+snapshots, checks); a file that is absent or is not one gives its page a one-line reason instead
+of those sections, since a report that crashes after a twenty-minute matrix run loses the only
+record of it. What the record still holds free-form (an SDP entry's fields, the evidence list,
+an event's detail) is read without trusting it.
 The templates run with StrictUndefined, so a template typo fails loudly in the unit tests
 instead of silently rendering blanks.
 

@@ -84,8 +84,8 @@ def _fmt_flag(value: Any) -> str:
     return "✔ yes" if value else "✘ no"
 
 
-# --- what peers and other tools wrote: detail files' snapshots, stats, SDPs, evidence lists,
-# and rig mutants' kill matrix, read as they come (the run's own record is typed) --------------
+# --- what the records hold free-form (an event's detail, a detail file's SDP entries and evidence
+# list) and rig mutants' kill matrix, read as they come (the records themselves are typed) -----
 
 
 def _text(value: Any) -> str:

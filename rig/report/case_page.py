@@ -8,28 +8,31 @@ import json
 import pathlib
 import shlex
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import markupsafe
+from pydantic import BaseModel
 
-from rig import config, diagram
+from rig import config, diagram, model
+from rig.events import PeerEvent
 from rig.report._view import (
     _HIGHLIGHT_EVENTS,
     _compact,
     _json,
     _list,
-    _mapping,
     _number,
     _text,
 )
+from rig.snapshot import Endpoint, Snapshot
 from rig.vocab import ROLES, STUB_MESSAGE_KINDS
 
 # --- per-case detail file --------------------------------------------------------
 
 
 def load_detail(out_dir: pathlib.Path, case: Mapping) -> tuple[dict | None, str]:
-    """The detail file is optional (a case can die before writing it): say why it is absent."""
+    """The detail file is optional (a case can die before writing it), and read as the typed
+    record (model.parse_detail): a file that is absent or is not one gives a one-line reason."""
     rel = case["details"]
     if not rel:
         return None, "No detail file was recorded for this case."
@@ -41,39 +44,40 @@ def load_detail(out_dir: pathlib.Path, case: Mapping) -> tuple[dict | None, str]
         return None, f"Detail file {rel} could not be read: {exc}"
     if not isinstance(raw, Mapping):
         return None, f"Detail file {rel} does not hold a JSON object."
-    detail = _detail(raw)
+    try:
+        record = model.parse_detail(raw, f"Detail file {rel}")
+    except model.SchemaError as exc:
+        return None, str(exc)
+    detail = _detail(record)
     detail["href"] = "../" + urllib.parse.quote(rel)
-    detail["diagram"], detail["diagram_error"] = _diagram(raw)
-    detail["sdps"] = _sdps(raw.get("sdps"))
-    detail["stats"] = _stats(raw.get("snapshots"))
-    detail["evidence"] = _evidence(raw.get("evidence"), out_dir)
+    detail["diagram"], detail["diagram_error"] = _diagram(record)
+    detail["sdps"] = _sdps(record.sdps)
+    detail["stats"] = _stats(record.snapshots)
+    detail["evidence"] = _evidence(record.evidence, out_dir)
     return detail, ""
 
 
-def _diagram(raw: Mapping) -> tuple[markupsafe.Markup | None, str]:
+def _diagram(record: model.CaseDetail) -> tuple[markupsafe.Markup | None, str]:
     """The sequence diagram, or why it is missing: a drawing bug must not cost the page."""
     try:
-        return markupsafe.Markup(diagram.render(raw)), ""
+        return markupsafe.Markup(diagram.render(record)), ""
     except Exception as exc:  # noqa: BLE001 - any failure of the drawing, reported on the page
         return None, f"The sequence diagram could not be drawn: {type(exc).__name__}: {exc}"
 
 
-def _checks(raw: Any) -> list[dict]:
-    return [{"id": _text(ch.get("id")), "kind": _text(ch.get("kind")), "name": _text(ch.get("name")),
-             "ok": bool(ch.get("ok")), "detail": _text(ch.get("detail"))}
-            for ch in map(_mapping, _list(raw))]
+def _checks(checks: list[model.Check]) -> list[dict]:
+    return [{"id": ch.id, "kind": ch.kind, "name": ch.name, "ok": ch.ok, "detail": ch.detail} for ch in checks]
 
 
-def _messages(raw: Any) -> list[dict]:
+def _messages(messages: list[model.StubMessage]) -> list[dict]:
     """The signaling log's rows, each coloured by its kind."""
     out = []
-    for m in map(_mapping, _list(raw)):
-        kind = _text(m.get("kind")) or "other"
+    for m in messages:
+        kind = m.kind or "other"
         out.append({
-            "seq": _text(m.get("seq")), "t": _number(m.get("t")), "from": _text(m.get("from")),
-            "to": _text(m.get("to")), "kind": kind, "cls": kind if kind in STUB_MESSAGE_KINDS else "other",
-            "size": _text(m.get("size")), "held": bool(m.get("held")), "released_t": _number(m.get("released_t")),
-            "delivered_t": _number(m.get("delivered_t")), "note": _text(m.get("note")),
+            "seq": str(m.seq), "t": _number(m.t), "from": m.sender, "to": m.to, "kind": kind,
+            "cls": kind if kind in STUB_MESSAGE_KINDS else "other", "size": str(m.size), "held": m.held,
+            "released_t": _number(m.released_t), "delivered_t": _number(m.delivered_t), "note": m.note,
         })
     return out
 
@@ -86,44 +90,43 @@ def _event_class(etype: str) -> str:
     return "console" if etype == "console" else ""
 
 
-def _roles(raw: Mapping) -> list[str]:
+def _roles(by_role: Mapping) -> list[str]:
     """The roles of a per-role mapping: polite and impolite first, then any other."""
-    return [r for r in ROLES if r in raw] + [str(r) for r in raw if r not in ROLES]
+    return [r for r in ROLES if r in by_role] + [str(r) for r in by_role if r not in ROLES]
 
 
-def _timeline(events: Mapping, roles: list[str]) -> list[dict]:
+def _timeline(events: Mapping[str, list[PeerEvent]], roles: list[str]) -> list[dict]:
     """Both peers' events in one list, a column per role, merged by time."""
     timeline = []
     for col, role in enumerate(roles):
-        for n, ev in enumerate(map(_mapping, _list(events.get(role)))):
-            etype = _text(ev.get("type")) or "?"
-            timeline.append({"t": _number(ev.get("t")), "col": col, "n": n, "type": etype,
-                             "detail": _compact(ev.get("detail")), "cls": _event_class(etype)})
-    # Stable merge by time; events without a time go last rather than being dropped.
+        for n, ev in enumerate(events.get(role, [])):
+            etype = ev.type or "?"
+            timeline.append({"t": _number(ev.t), "col": col, "n": n, "type": etype,
+                             "detail": _compact(ev.detail), "cls": _event_class(etype)})
+    # Stable merge by time; events without a (finite) time go last rather than being dropped.
     timeline.sort(key=lambda e: (e["t"] is None, e["t"] or 0.0, e["col"], e["n"]))
     return timeline
 
 
-def _detail(raw: Mapping) -> dict:
-    checks = _checks(raw.get("checks"))
-    events = _mapping(raw.get("events"))
-    roles = _roles(events) or list(ROLES)
-    snapshots = _mapping(raw.get("snapshots"))
+def _detail(record: model.CaseDetail) -> dict:
+    checks = _checks(record.checks)
+    roles = _roles(record.events) or list(ROLES)
+    snapshots = record.snapshots
     return {
-        "plan": [_text(p) for p in _list(raw.get("plan"))],
+        "plan": list(record.plan),
         "checks": checks,
         "checks_ok": sum(1 for c in checks if c["ok"]),
-        "messages": _messages(raw.get("messages")),
+        "messages": _messages(record.messages),
         "roles": roles,
-        "timeline": _timeline(events, roles),
-        "snapshots": [{"role": r, "json": _json(snapshots.get(r), indent=2)} for r in _roles(snapshots)],
+        "timeline": _timeline(record.events, roles),
+        "snapshots": [{"role": r, "json": _json(model.dump(snapshots[r]), indent=2)} for r in _roles(snapshots)],
     }
 
 
 # --- case page: session descriptions, transport stats, kept evidence ----------------------
-# All three come from the detail file, which older runs (and passing cases whose evidence was
-# not kept) lack in part or whole: each builder accepts any JSON and returns what it could use
-# plus a note on what it could not, so the page says why a section is empty.
+# The record lacks these in part or whole for older runs and for passing cases whose evidence
+# was not kept; the SDP entries and the evidence list are free-form in it, so their builders
+# take any value inside them and say on the page why a section is empty.
 
 #: Above this much SDP text on one page, descriptions are listed without their text (the diffs
 #: stay): a long stress case sets hundreds, and the detail JSON holds them all anyway.
@@ -137,17 +140,10 @@ def _mline_kinds(lines: list[str]) -> list[str]:
     return [line[2:].split(" ", 1)[0] for line in lines if line.startswith("m=")]
 
 
-def _sdps(raw: Any) -> dict:
+def _sdps(entries: list[dict[str, Any]]) -> dict:
     """Every description each peer set, grouped by peer, with each offer chain as diffs."""
-    if raw is None:
-        return {"roles": [], "note": ""}
-    if not isinstance(raw, (list, tuple)):
-        return {"roles": [], "note": f"sdps is a {type(raw).__name__}, not a list: not shown."}
-    items, skipped = [], 0
-    for n, entry in enumerate(raw):
-        if not isinstance(entry, Mapping):
-            skipped += 1
-            continue
+    items = []
+    for n, entry in enumerate(entries):
         sdp = _text(entry.get("sdp"))
         lines = sdp.splitlines()
         items.append({
@@ -176,10 +172,10 @@ def _sdps(raw: Any) -> dict:
         ops = ["local", "remote"] + sorted({i["op"] for i in mine} - {"local", "remote"})
         chains = [_offer_chain(op, [i for i in mine if i["op"] == op and i["type"] == "offer"]) for op in ops]
         roles.append({"role": role, "descriptions": mine, "chains": [c for c in chains if c["steps"]]})
-    note = f"{skipped} entr{'y' if skipped == 1 else 'ies'} of sdps not an object: skipped." if skipped else ""
+    note = ""
     if any(i["omitted"] for i in items):
-        note = (note + " " if note else "") + ("Later descriptions' text is left out of this page (over "
-                                               f"{SDP_TEXT_BUDGET:,} characters); see the detail JSON.")
+        note = ("Later descriptions' text is left out of this page (over "
+                f"{SDP_TEXT_BUDGET:,} characters); see the detail JSON.")
     return {"roles": roles, "note": note}
 
 
@@ -223,20 +219,20 @@ def _stat(value: Any) -> str:
     return value if isinstance(value, str) else _json(value)
 
 
-def _endpoint(raw: Any) -> dict:
-    raw = _mapping(raw)
-    address, port = _text(raw.get("address")), _stat(raw.get("port"))
+def _endpoint(end: Endpoint | None) -> dict:
+    end = end or Endpoint()
+    address, port = end.address or "", _stat(end.port)
     if ":" in address:  # IPv6
         address = f"[{address}]"
-    if not address and raw.get("port") is None:
+    if not address and end.port is None:
         where = "—"
     else:
-        where = f"{address or '?'}:{port if raw.get('port') is not None else '?'}"
-    return {"type": _stat(raw.get("type")), "protocol": _stat(raw.get("protocol")), "where": where}
+        where = f"{address or '?'}:{port if end.port is not None else '?'}"
+    return {"type": _stat(end.type), "protocol": _stat(end.protocol), "where": where}
 
 
-def _rows(raw: Any, keys: tuple[str, ...]) -> list[dict]:
-    return [{k: _stat(_mapping(r).get(k)) for k in keys} for r in _list(raw) if isinstance(r, Mapping)]
+def _rows(entries: Sequence[BaseModel], keys: tuple[str, ...]) -> list[dict]:
+    return [{k: _stat(getattr(r, k)) for k in keys} for r in entries]
 
 
 INBOUND_KEYS = ("mid", "kind", "bytesReceived", "packetsReceived", "framesDecoded")
@@ -244,36 +240,32 @@ OUTBOUND_KEYS = ("mid", "kind", "bytesSent", "packetsSent")
 CHANNEL_KEYS = ("label", "state", "messagesSent", "messagesReceived", "bytesSent", "bytesReceived")
 
 
-def _stats(snapshots: Any) -> list[dict]:
-    """Each peer's final transport stats (snapshots[role]["stats"]), for the roles that have them."""
-    snapshots = _mapping(snapshots)
-    roles = _roles(snapshots)
+def _stats(snapshots: Mapping[str, Snapshot]) -> list[dict]:
+    """Each peer's final transport stats (its snapshot's ``stats``), for the roles that have them."""
     out = []
-    for role in roles:
-        raw = _mapping(snapshots.get(role)).get("stats")
-        if raw is None:
+    for role in _roles(snapshots):
+        stats = snapshots[role].stats
+        if stats is None:
             continue
-        note = _text(raw.get("note")) if isinstance(raw, Mapping) else f"stats is a {type(raw).__name__}, not an object."
-        raw = _mapping(raw)
-        pair = raw.get("pair")
-        rtt = _number(_mapping(pair).get("currentRoundTripTime"))
+        pair = stats.pair
+        rtt = _number(pair.currentRoundTripTime) if pair else None
         out.append({
             "role": role,
-            "pair": None if not isinstance(pair, Mapping) else {
-                "local": _endpoint(pair.get("local")),
-                "remote": _endpoint(pair.get("remote")),
-                "state": _stat(pair.get("state")),
-                "bytesSent": _stat(pair.get("bytesSent")),
-                "bytesReceived": _stat(pair.get("bytesReceived")),
+            "pair": None if pair is None else {
+                "local": _endpoint(pair.local),
+                "remote": _endpoint(pair.remote),
+                "state": _stat(pair.state),
+                "bytesSent": _stat(pair.bytesSent),
+                "bytesReceived": _stat(pair.bytesReceived),
                 "rtt": "—" if rtt is None else f"{rtt * 1000:.1f} ms",
             },
             "tables": [{"title": title, "columns": keys, "rows": rows}
                        for title, keys, rows in (
-                           ("inbound", INBOUND_KEYS, _rows(raw.get("inbound"), INBOUND_KEYS)),
-                           ("outbound", OUTBOUND_KEYS, _rows(raw.get("outbound"), OUTBOUND_KEYS)),
-                           ("data channels", CHANNEL_KEYS, _rows(raw.get("channels"), CHANNEL_KEYS)))
+                           ("inbound", INBOUND_KEYS, _rows(stats.inbound, INBOUND_KEYS)),
+                           ("outbound", OUTBOUND_KEYS, _rows(stats.outbound, OUTBOUND_KEYS)),
+                           ("data channels", CHANNEL_KEYS, _rows(stats.channels, CHANNEL_KEYS)))
                        if rows],
-            "note": note,
+            "note": stats.note,
         })
     return out
 
@@ -310,9 +302,9 @@ def _trace_commands(rel: str, out_dir: pathlib.Path) -> list[dict]:
     return commands
 
 
-def _evidence(raw: Any, out_dir: pathlib.Path) -> dict:
+def _evidence(raw: dict[str, Any], out_dir: pathlib.Path) -> dict:
     """The files kept for this case, linked from the page (which lives in cases/), with sizes."""
-    if not isinstance(raw, Mapping) or raw.get("kept") is not True:
+    if raw.get("kept") is not True:
         return {"kept": False, "files": [], "note": ""}
     root = out_dir.resolve()
     dir_text = _text(raw.get("dir"))

@@ -14,6 +14,7 @@ import re
 
 import pytest
 
+from rig import model
 from rig.report import case_page, write_report
 
 EVIL = "<script>alert(1)</script>"
@@ -29,12 +30,14 @@ def _sdp(*sections: list[str], session: str = "o=- 1 2 IN IP4 127.0.0.1") -> str
 
 def _detail(**extra) -> dict:
     detail = {
-        "case": {"id": SLUG},
+        "schema_version": model.SCHEMA_VERSION,
+        "case": {"id": SLUG, "slug": SLUG, "scenario": "glare-add-media", "outcome": "failed",
+                 "polite": {"spec": "chromium", "kind": "chromium"}, "impolite": {"spec": "aiortc", "kind": "aiortc"}},
         "plan": ["join both"],
         "messages": [],
         "events": {"polite": [], "impolite": []},
         "snapshots": {"polite": {"signalingState": "stable"}, "impolite": {"signalingState": "stable"}},
-        "checks": [{"name": "both stable", "ok": False, "detail": "impolite have-remote-offer"}],
+        "checks": [{"id": "both-stable", "name": "both stable", "ok": False, "detail": "impolite have-remote-offer"}],
     }
     detail.update(extra)
     return detail
@@ -190,17 +193,16 @@ def test_missing_keys_render_with_one_line_each(tmp_path):
 
 
 @pytest.mark.parametrize("odd", [
-    {"sdps": "nope", "evidence": [], "snapshots": {"polite": {"stats": [1]}, "impolite": None}},
-    {"sdps": [1, None, {"sdp": 5, "t": "soon"}, {"role": EVIL, "op": None, "type": "offer", "sdp": None},
+    {"sdps": [], "evidence": {}, "snapshots": {"polite": {"stats": {}}}},
+    {"sdps": [{"sdp": 5, "t": "soon"}, {"role": EVIL, "op": None, "type": "offer", "sdp": None},
               {"role": "polite", "op": "local", "type": "offer", "sdp": ["not", "text"]},
               {"role": "polite", "op": "local", "type": "offer", "sdp": "m=x\nm=y"}],
      "evidence": {"kept": True, "dir": "../../etc/", "files": [{"name": "passwd", "kind": "aiortc-log"}, "x",
                                                                 {"name": None}, {"name": "ok.txt", "bytes": "big"}]},
-     "snapshots": {"polite": {"stats": {"pair": "x", "inbound": {"a": 1}, "outbound": [None, {"mid": {"o": 1}}],
-                                        "channels": [{"label": None, "bytesSent": float("inf")}], "note": 7}},
-                   "impolite": {"stats": {"pair": {"local": None, "remote": {"port": "p"}},
-                                          "currentRoundTripTime": "fast"}}}},
-    {"sdps": [], "evidence": {"kept": True, "dir": "/etc", "files": None}, "snapshots": []},
+     "snapshots": {"polite": {"stats": {"pair": None, "inbound": [], "outbound": [{"mid": None, "x": {"o": 1}}],
+                                        "channels": [{"label": None, "bytesSent": float("inf")}], "note": EVIL}},
+                   "impolite": {"stats": {"pair": {"local": None, "remote": {}}, "currentRoundTripTime": "fast"}}}},
+    {"sdps": [], "evidence": {"kept": True, "dir": "/etc", "files": None}, "snapshots": {}},
     {"evidence": {"kept": True, "dir": f"cases/{SLUG}/", "files": [{"name": "aiortc.log", "kind": "aiortc-log"}]}},
 ])
 def test_malformed_keys_still_render(tmp_path, odd):
@@ -209,6 +211,17 @@ def test_malformed_keys_still_render(tmp_path, odd):
     assert "<script" not in html
     hrefs = re.findall(r'href="([^"]*)"', _section(html, "evidence"))
     assert all(h.startswith(f"{SLUG}/") for h in hrefs), hrefs
+
+
+@pytest.mark.parametrize("bad", [
+    {"sdps": "nope"}, {"sdps": [1, None]}, {"evidence": []}, {"snapshots": []}, {"snapshots": {"polite": {"stats": [1]}}},
+    {"snapshots": {"polite": {"stats": {"pair": "x"}}}}, {"schema_version": 1}, {"checks": [{"name": EVIL}]},
+])
+def test_a_file_that_is_no_case_detail_gives_a_one_line_reason(tmp_path, bad):
+    html = _render(tmp_path, _detail(**bad))
+    note = re.search(r'<p class="muted detail-missing">(.*?)</p>', html).group(1)
+    assert note.startswith(f"Detail file cases/{SLUG}.json: ") and "\n" not in note
+    assert "<h2 id=\"stats\">" not in html and "<script" not in html
 
 
 def test_evidence_outside_the_report_folder_is_not_linked(tmp_path):

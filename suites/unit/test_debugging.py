@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import debugging, results
+from rig import debugging, model, results
 from rig.errors import RigError
 
 DATA = Path(__file__).parent / "data"
@@ -18,9 +18,18 @@ def _mutant_case() -> dict:
     return json.loads((DATA / "diagram-glare-initial-mutant.json").read_text())
 
 
+def _record(detail: dict) -> model.CaseDetail:
+    """A hand-made detail as the typed record rig debug reads (what the summary does not show filled in)."""
+    nobody = {"spec": "", "kind": "", "version": ""}
+    case = {"id": "", "slug": "", "scenario": "", "outcome": "passed", "polite": nobody, "impolite": nobody,
+            **{k: v or nobody if k in ("polite", "impolite") else v for k, v in detail.get("case", {}).items()}}
+    checks = [{"id": c.get("name", ""), **c} for c in detail.get("checks", [])]
+    return model.CaseDetail.model_validate({**detail, "case": case, "checks": checks})
+
+
 def test_summary_names_the_divergence_and_the_unmet_invariant() -> None:
     detail = _mutant_case()
-    text = debugging.summarize(detail)
+    text = debugging.summarize(_record(detail))
     first_bad = next(c for c in detail["checks"] if not c["ok"])
     assert f"-- unmet invariant: {first_bad['name']}" in text
     assert "-- diverged at: t=" in text and "peer:" in text  # an error of one peer, with its time
@@ -32,7 +41,7 @@ def test_summary_of_a_passing_case_says_nothing_diverged() -> None:
     detail = {"case": {"id": "x[a-polite--b-impolite]", "outcome": "passed", "polite": {}, "impolite": {}},
               "events": {"polite": [{"t": 0.1, "type": "change", "detail": {"action": "add-video"}}]},
               "checks": [{"name": "polite ends stable", "ok": True, "detail": ""}]}
-    text = debugging.summarize(detail)
+    text = debugging.summarize(_record(detail))
     assert "diverged at: nowhere" in text and "unmet invariant: none" in text
     assert "change: add-video" in text
 
@@ -40,13 +49,17 @@ def test_summary_of_a_passing_case_says_nothing_diverged() -> None:
 def test_long_timelines_keep_the_start_and_the_lead_up_to_the_first_error() -> None:
     evs = [{"t": i / 100, "type": "change", "detail": {"action": f"step-{i}"}} for i in range(200)]
     evs.insert(150, {"t": 1.505, "type": "api-error", "detail": {"method": "setRemoteDescription", "message": "boom"}})
-    text = debugging.summarize({"case": {}, "events": {"polite": evs}, "checks": []})
+    text = debugging.summarize(_record({"case": {}, "events": {"polite": evs}, "checks": []}))
     assert "step-0" in text and "boom" in text and "events ..." in text
     assert "step-199" not in text
 
 
-def test_malformed_detail_does_not_break_the_summary() -> None:
-    assert "==" in debugging.summarize({"events": {"polite": [{"no": "t"}, "junk"]}, "checks": [{}]})
+def test_malformed_detail_is_refused_in_one_line_not_summarized() -> None:
+    with pytest.raises(model.SchemaError, match="not a valid case detail") as err:
+        model.parse_detail({"schema_version": model.SCHEMA_VERSION,
+                            "events": {"polite": [{"no": "t"}, "junk"]}, "checks": [{}]})
+    assert "\n" not in str(err.value)
+    assert "==" in debugging.summarize(_record({}))
 
 
 def test_repro_folder_is_standalone(tmp_path: Path) -> None:

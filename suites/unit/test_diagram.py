@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from rig import diagram
+from rig import diagram, model
 from rig.report import write_report
 
 DATA = pathlib.Path(__file__).with_name("data")
@@ -91,6 +91,15 @@ def _glare_detail(*, failed_check=None):
     }
 
 
+def _render(detail: dict) -> str:
+    """The diagram of a hand-made detail, read as the typed record a case page reads (the case
+    and check fields the diagram does not show filled in)."""
+    case = {"id": "", "slug": "", "scenario": "", "polite": {"spec": "", "kind": "", "version": ""},
+            "impolite": {"spec": "", "kind": "", "version": ""}, "outcome": "passed", **(detail.get("case") or {})}
+    checks = [{"id": c.get("name", ""), **c} for c in detail.get("checks") or []]
+    return diagram.render(model.CaseDetail.model_validate({**detail, "case": case, "checks": checks}))
+
+
 def _parse(svg: str) -> ET.Element:
     root = ET.fromstring(svg)
     assert root.tag == SVG + "svg"
@@ -119,7 +128,7 @@ def _seqs_drawn(root: ET.Element) -> list[str]:
 
 
 def test_valid_svg_with_two_labelled_lifelines():
-    root = _parse(diagram.render(_glare_detail()))
+    root = _parse(_render(_glare_detail()))
     assert "seq-diagram" in _classes(root)
     heads = {g.get("data-role"): " ".join(_texts(g)) for g in _with_class(root, "lifeline-head")}
     assert set(heads) == {"polite", "impolite"}
@@ -132,7 +141,7 @@ def test_valid_svg_with_two_labelled_lifelines():
 
 def test_one_arrow_per_message_and_candidates_folded():
     detail = _glare_detail()
-    root = _parse(diagram.render(detail))
+    root = _parse(_render(detail))
     arrows = _with_class(root, "msg")
     folded = [g for g in arrows if "fold" in _classes(g)]
     # every message is drawn exactly once
@@ -152,7 +161,7 @@ def test_one_arrow_per_message_and_candidates_folded():
 def test_folding_stops_at_a_gap_and_at_special_messages():
     detail = _glare_detail()
     detail["messages"][3]["note"] = "duplicate of #3 (rule)"  # seq 4
-    root = _parse(diagram.render(detail))
+    root = _parse(_render(detail))
     assert not [g for g in _with_class(root, "msg") if "fold" in _classes(g)]
     dup = next(g for g in _with_class(root, "msg") if g.get("data-seq") == "4")
     assert "duplicate" in " ".join(_texts(dup))
@@ -160,12 +169,12 @@ def test_folding_stops_at_a_gap_and_at_special_messages():
     detail = _glare_detail()
     detail["messages"][4]["t"] = 1.5  # seq 5 much later: not the same trickle burst
     detail["messages"][4]["delivered_t"] = 1.51
-    root = _parse(diagram.render(detail))
+    root = _parse(_render(detail))
     assert [g.get("data-seq") for g in _with_class(root, "fold")] == ["3 4"]
 
 
 def test_held_messages_drawn_held():
-    root = _parse(diagram.render(_glare_detail()))
+    root = _parse(_render(_glare_detail()))
     held = {g.get("data-seq"): g for g in _with_class(root, "held")}
     assert set(held) == {"1", "2"}
     for g in held.values():
@@ -177,14 +186,14 @@ def test_held_messages_drawn_held():
 def test_dropped_message_marked():
     detail = _glare_detail()
     detail["messages"].append({**_msg(9, 1.3, "polite", "candidate", None), "note": "receiver gone, dropped"})
-    root = _parse(diagram.render(detail))
+    root = _parse(_render(detail))
     dropped = _with_class(root, "dropped")
     assert [g.get("data-seq") for g in dropped] == ["9"]
     assert "dropped" in " ".join(_texts(dropped[0]))
 
 
 def test_collision_rollback_and_ignored_offer_marked():
-    root = _parse(diagram.render(_glare_detail()))
+    root = _parse(_render(_glare_detail()))
     collisions = _with_class(root, "ev-collision")
     assert len([g for g in collisions if g.tag == SVG + "g"]) == 2  # each side got the other's offer mid-offer
     rollbacks = [g for g in _with_class(root, "ev-rollback") if g.tag == SVG + "g"]
@@ -200,13 +209,13 @@ def test_no_glare_marks_without_glare_events():
     for role in ("polite", "impolite"):
         detail["events"][role] = [e for e in detail["events"][role]
                                   if e["type"] not in ("rollback", "offer-ignored", "signal-received")]
-    root = _parse(diagram.render(detail))
+    root = _parse(_render(detail))
     for cls in ("ev-collision", "ev-rollback", "ev-ignored"):
         assert not [g for g in _with_class(root, cls) if g.tag == SVG + "g"], cls
 
 
 def test_making_offer_intervals_and_signaling_states():
-    root = _parse(diagram.render(_glare_detail()))
+    root = _parse(_render(_glare_detail()))
     making = _with_class(root, "making-offer")
     titles = sorted(_title(r) for r in making)
     # polite: two negotiationneeded, each until its offer was sent; impolite: one
@@ -217,7 +226,7 @@ def test_making_offer_intervals_and_signaling_states():
 
 
 def test_errors_drawn_red():
-    root = _parse(diagram.render(_glare_detail()))
+    root = _parse(_render(_glare_detail()))
     lines = [g for g in _with_class(root, "ev-error") if g.tag == SVG + "g"]
     assert all(g.find(SVG + "text").get("fill") == RED for g in lines)  # wrapped lines too
     errors = [g for g in lines if g.find(SVG + "circle") is not None]  # one mark per error
@@ -229,10 +238,10 @@ def test_errors_drawn_red():
 
 
 def test_unmet_marker_only_when_a_check_failed_and_names_the_first():
-    root = _parse(diagram.render(_glare_detail()))
+    root = _parse(_render(_glare_detail()))
     assert not _with_class(root, "unmet")
 
-    root = _parse(diagram.render(_glare_detail(failed_check="polite ends connected")))
+    root = _parse(_render(_glare_detail(failed_check="polite ends connected")))
     unmet = _with_class(root, "unmet")
     assert len(unmet) == 1
     assert unmet[0].get("data-check") == "polite ends connected"
@@ -241,12 +250,14 @@ def test_unmet_marker_only_when_a_check_failed_and_names_the_first():
 
 
 def test_odd_input_still_renders():
-    for detail in ({}, {"messages": None, "events": [], "checks": "x"},
-                   {"events": {"polite": [{"type": "mystery", "t": "nan"}, {"t": 1, "type": "new-kind",
-                                                                            "detail": {"a": "\x00\x07<"}}]},
-                    "messages": [{"seq": 1, "t": 1, "from": "polite", "to": "stub", "kind": "error"}]}):
-        root = _parse(diagram.render(detail))
+    for detail in ({}, {"events": {"polite": [{"type": "mystery", "t": "nan"}, {"t": 1, "type": "new-kind",
+                                                                                "detail": {"a": "\x00\x07<"}}]},
+                        "messages": [{"seq": 1, "t": 1, "from": "polite", "to": "stub", "kind": "error"}]}):
+        root = _parse(_render(detail))
         assert "seq-diagram" in _classes(root)
+    # a record that is not one never reaches the diagram: the case page says why in one line
+    with pytest.raises(model.SchemaError, match="not a valid case detail"):
+        model.parse_detail({"schema_version": model.SCHEMA_VERSION, "messages": None, "events": [], "checks": "x"})
 
 
 def _real(name: str) -> dict:
@@ -256,7 +267,7 @@ def _real(name: str) -> dict:
 def test_real_stress_sample():
     detail = _real("diagram-stress-both-sides.json")
     t0 = time.perf_counter()
-    svg = diagram.render(detail)
+    svg = _render(detail)
     elapsed = time.perf_counter() - t0
     root = _parse(svg)
     assert elapsed < 1.0
@@ -272,7 +283,7 @@ def test_real_stress_sample():
 def test_real_failing_sample_names_its_first_unmet_check():
     detail = _real("diagram-glare-initial-mutant.json")
     first = next(c for c in detail["checks"] if not c["ok"])
-    root = _parse(diagram.render(detail))
+    root = _parse(_render(detail))
     unmet = _with_class(root, "unmet")
     assert [u.get("data-check") for u in unmet] == [first["name"]]
     assert [g for g in _with_class(root, "ev-error") if g.tag == SVG + "g"]
@@ -298,7 +309,7 @@ def test_large_synthetic_stress_stays_small_and_fast():
             evs.append(dict(e, t=e["t"] + 7 * span, detail={k: v for k, v in e["detail"].items() if k != "pt"}))
     assert len(detail["messages"]) >= 300
     t0 = time.perf_counter()
-    svg = diagram.render(detail)
+    svg = _render(detail)
     assert time.perf_counter() - t0 < 1.0
     assert len(svg.encode()) < 1_500_000
     _parse(svg)
@@ -310,7 +321,9 @@ def test_case_page_shows_the_diagram_or_a_one_line_error(tmp_path, monkeypatch, 
     case = dict(detail["case"], slug="glare", details="cases/glare.json", outcome="failed", expected="pass",
                 duration_s=1.0, repeat=0, reason="")
     (tmp_path / "cases").mkdir()
-    (tmp_path / "cases" / "glare.json").write_text(json.dumps(detail), encoding="utf-8")
+    detail["checks"] = [{"id": c["name"], **c} for c in detail["checks"]]
+    (tmp_path / "cases" / "glare.json").write_text(json.dumps({**detail, "schema_version": model.SCHEMA_VERSION,
+                                                               "case": case}), encoding="utf-8")
     if broken:
         def boom(_detail):
             raise ValueError("drawing <broke>")
@@ -333,6 +346,6 @@ def test_an_injected_failure_ends_making_offer_so_the_next_offer_is_no_collision
                   _ev(0.5, "negotiationneeded", state="stable"),
                   _ev(0.501, "fault-injected", method="setLocalDescription", state="stable"),
                   _ev(1.002, "signal-received", seq=5, kind="offer")]}}
-    root = _parse(diagram.render(detail))
+    root = _parse(_render(detail))
     assert not [g for g in _with_class(root, "ev-collision") if g.tag == SVG + "g"]
     assert any("fault injected" in _title(r) for r in _with_class(root, "making-offer"))

@@ -50,6 +50,7 @@ def _case(scenario, polite, impolite, outcome="passed", *, repeat=0, expected="p
 def _detail(case):
     failing = case["outcome"] in ("failed", "error")
     return {
+        "schema_version": 2,
         "case": case,
         "plan": ["join both", "hold offers polite->impolite and impolite->polite", "release"],
         "messages": [
@@ -64,14 +65,15 @@ def _detail(case):
                 {"t": 0.10, "type": "signalingstatechange", "detail": {"state": "have-local-offer"}},
             ],
             "impolite": [
-                {"t": 0.20, "type": "offer-ignored", "detail": None},
+                {"t": 0.20, "type": "offer-ignored", "detail": {}},
                 {"t": 0.40, "type": "error", "detail": {"message": EVIL}},
             ],
         },
         "snapshots": {"polite": {"signalingState": "stable", "sdp": "v=0 <evil>"}, "impolite": {"x": [1, 2]}},
         "checks": [
-            {"name": "polite ends stable", "ok": True, "detail": "signalingState=stable"},
-            {"name": "channel open both ways", "ok": not failing, "detail": "closed" if failing else "open"},
+            {"id": "polite.stable", "name": "polite ends stable", "ok": True, "detail": "signalingState=stable"},
+            {"id": "channels", "name": "channel open both ways", "ok": not failing,
+             "detail": "closed" if failing else "open"},
         ],
     }
 
