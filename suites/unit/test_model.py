@@ -119,3 +119,29 @@ def test_the_case_record_is_written_as_the_detail_file_was_and_reads_back_typed(
     assert back.messages[0].sender == "polite" and back.events["polite"][0].detail == {"how": "explicit"}
     ledger = model.Ledger(scenario="add-video", reached=2)
     assert model.parse_detail(_record(ledger=ledger).model_dump(mode="json")).ledger == ledger
+
+
+KEPT_CASES = sorted((config.ROOT / "fixtures" / "findings" / "evidence").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", KEPT_CASES, ids=[p.name for p in KEPT_CASES])
+def test_a_kept_case_reads_and_writes_back_its_records_unchanged(path: Path) -> None:
+    """The typed ledger records and snapshots keep a detail file's shape: every key a peer or the
+    rig wrote, no key it left out, in its order (only a ledger field newer than the file is added)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    out = model.dump(model.parse_detail(raw, path.name))
+    for key in ("snapshots", "messages", "events"):
+        assert json.dumps(out[key]) == json.dumps(raw[key]), key
+    for field, records in raw["ledger"].items():
+        assert json.dumps(out["ledger"][field]) == json.dumps(records), field
+    assert any(s.stats is not None for s in model.parse_detail(raw).snapshots.values())
+
+
+def test_a_snapshot_keeps_what_the_peer_added_and_an_error_alone_stays_alone() -> None:
+    snap = model.Snapshot.model_validate({"signalingState": "stable", "page": "https://x/", "newCounter": 3,
+                                          "received": [{"kind": "audio", "mid": "0", "jitter": 0.1}]})
+    assert snap.received[0].bytesReceived is None and snap.transceivers == []
+    assert model.dump(snap) == {"signalingState": "stable", "page": "https://x/", "newCounter": 3,
+                                "received": [{"kind": "audio", "mid": "0", "jitter": 0.1}]}
+    assert model.dump(model.Snapshot(error="snapshot failed: gone")) == {"error": "snapshot failed: gone"}
+    assert model.dump(model.Ledger())["fault"] == {} and model.Ledger.model_validate({"fault": {}}).fault is None
