@@ -22,6 +22,12 @@ is the last version that agrees with the first end and the first that agrees wit
 other; its two case pages are linked side by side in ``bisect.html``, with the differences
 between the SDPs the bisected peer wrote in them.
 
+Chromium by commit position: a range ``chromium@snapshot:FIRST..LAST`` walks the positions
+Chromium's snapshot bucket lists between the two (rig.install.snapshots), each step
+``chromium@snapshot:N``. An official Chromium bisect (Chrome for Testing's builds) that ends
+between two adjacent builds names their commit positions (the feed's ``revision``) and the
+command that narrows the boundary to one position.
+
 Exit status: 0 a boundary was found, 1 the ends agree (or every version between them was
 skipped), 2 bad input.
 """
@@ -45,8 +51,8 @@ from typing import Any
 from . import config, install, results, runs, scenarios
 from .errors import RigError
 from .findings import BY_ID, Seen
-from .install import cft, mozilla
-from .peerspec import CFT, PeerSpec
+from .install import cft, mozilla, snapshots
+from .peerspec import CFT, SNAPSHOT, PeerSpec
 from .versions import in_range, line, version_key
 from .vocab import RESULTS_FILE
 
@@ -215,8 +221,11 @@ def bisect(versions: list[str], evaluate: Callable[[str], Step], on_step: Callab
 
 
 def step_spec(kind: str, version: str, source: str = "installable") -> PeerSpec:
-    """The spec a step runs: a release line from what is installable, or the exact build from
-    the official source (Chrome for Testing's for Chromium, Mozilla's archive for Firefox)."""
+    """The spec a step runs: a release line from what is installable, the exact build from the
+    official source (Chrome for Testing's for Chromium, Mozilla's archive for Firefox), or a
+    commit position's build from Chromium's snapshots (``source="snapshot"``)."""
+    if source == "snapshot":
+        return PeerSpec(kind, f"{SNAPSHOT}{version}")
     if source == "official" and kind == "chromium":
         return PeerSpec(kind, f"{CFT}{version}")
     return PeerSpec(kind, version)
@@ -359,7 +368,10 @@ def write_json(out: Path, b: Bisection) -> Path:
 def installable(kind: str, source: str = "installable") -> list[str]:
     """Exact versions (or release lines) of ``kind`` that are installed or installable here; with
     ``source="official"``, the builds of its official feed (Chrome for Testing's known-good list,
-    Mozilla's archive's releases)."""
+    Mozilla's archive's releases); with ``source="snapshot"``, the commit positions Chromium's
+    snapshot bucket has a build of."""
+    if source == "snapshot":
+        return snapshots.positions()
     if source == "official":
         if kind == "chromium":
             return cft.known_versions()
@@ -381,6 +393,25 @@ def parse_sides(polite: str, impolite: str) -> tuple[str, PeerSpec, PeerSpec]:
     return ("polite", p, i) if p.range else ("impolite", i, p)
 
 
+def by_positions(b: Bisection, versions: list[str], revisions: dict[str, str], repeat: int) -> str:
+    """For a Chromium bisect over Chrome for Testing's builds that ended between two adjacent
+    ones: their commit positions and the ``rig bisect`` over Chromium's snapshots between them
+    that narrows the boundary further; "" when there is none to run (no boundary, builds not
+    adjacent, a position unknown, or none between)."""
+    lo, hi = b.last_like_first, b.first_like_last
+    if lo is None or hi is None or lo.version not in versions or hi.version not in versions:
+        return ""
+    if versions.index(hi.version) != versions.index(lo.version) + 1:
+        return ""
+    r0, r1 = revisions.get(lo.version, ""), revisions.get(hi.version, "")
+    if not (r0 and r1 and int(r0) < int(r1)):
+        return ""
+    rng = f"{b.kind}@{SNAPSHOT}{r0}..{r1}"
+    polite, impolite = (rng, b.other) if b.side == "polite" else (b.other, rng)
+    return (f"rig bisect: {lo.spec} and {hi.spec} are adjacent builds, revisions {r0} and {r1}; narrow by commit "
+            f"position: rig bisect {b.scenario} --polite {polite} --impolite {impolite} --repeat {repeat}")
+
+
 # --- rig bisect ------------------------------------------------------------------------
 
 def _error(msg: str) -> None:
@@ -397,27 +428,34 @@ def run_bisect(args: argparse.Namespace, base: Any) -> int:
         _error(str(exc))
         return 2
     first, last = rng.range
-    source = getattr(args, "source", "installable")
+    source = "snapshot" if rng.source == snapshots.SOURCE else getattr(args, "source", "installable")
     try:
         listing = installable(rng.kind, source)
+        revisions = cft.revisions() if source == "official" and rng.kind == "chromium" else {}
     except RigError as exc:
         _error(f"{rng}: {exc}")
         return 2
     versions = candidates(rng.kind, first, last, listing)
+    if len(versions) < 2 and source == "snapshot":
+        span = f"{listing[0]} to {listing[-1]}" if listing else "none"
+        _error(f"{rng}: {len(versions)} commit position(s) with a build in that range ({', '.join(versions) or 'none'}); "
+               f"{snapshots.NAME} has {len(listing)} {snapshots.PLATFORM} positions, {span}")
+        return 2
     if len(versions) < 2:
         _error(f"{rng}: {len(versions)} installable version(s) in that range ({', '.join(versions) or 'none'}); "
              f"installable {rng.kind} versions: {', '.join(sorted({line(rng.kind, v) for v in listing}, key=version_key))}")
         return 2
     out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {len(versions)} "
-          f"{'official builds' if source == 'official' else 'versions'} "
-          f"({', '.join(line(rng.kind, v) for v in versions)}) against {other}, {args.repeat} run(s) each "
+    walked = (f"{len(versions)} snapshot positions ({versions[0]} to {versions[-1]})" if source == "snapshot" else
+              f"{len(versions)} {'official builds' if source == 'official' else 'versions'} "
+              f"({', '.join(line(rng.kind, v) for v in versions)})")
+    print(f"rig bisect: {args.scenario}, {side} {rng.kind} over {walked} against {other}, {args.repeat} run(s) each "
           f"-> {out}", flush=True)
     evaluate = matrix_step(args.scenario, side, rng, other, args.repeat, out, base, source)
     # each step asks for one release line (the newest installable build of it), or over the
-    # official feeds for the newest build of the line the feed lists
-    lines = versions if source == "official" else [line(rng.kind, v) for v in versions]
+    # official feeds for the newest build of the line the feed lists, or one commit position
+    lines = versions if source in ("official", "snapshot") else [line(rng.kind, v) for v in versions]
     steps, lo, hi, message = bisect(lines, evaluate, on_step=lambda s: print(f"  {s.text()}", flush=True))
     b = Bisection(args.scenario, side, str(other), rng.kind, versions, steps, lo, hi, message)
     write_json(out, b)
@@ -439,4 +477,7 @@ def run_bisect(args: argparse.Namespace, base: Any) -> int:
         for ln in sdp_differences(out / lo.details[0], out / hi.details[0], side, limit=30).splitlines():
             print(f"    {ln}")
     print(f"  side by side: {page}")
+    narrower = by_positions(b, versions, revisions, args.repeat)
+    if narrower:
+        print(narrower)
     return 0

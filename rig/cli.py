@@ -284,7 +284,8 @@ def _add_host_commands(sub) -> None:
     so.set_defaults(func=cmd_soak)
     bs = sub.add_parser("bisect", help="find the first version where a cell changed, among installable versions")
     bs.add_argument("scenario", metavar="SCENARIO")
-    bs.add_argument("--polite", required=True, help="a peer spec; one side is a range, e.g. chromium@110..156")
+    bs.add_argument("--polite", required=True, help="a peer spec; one side is a range, e.g. chromium@110..156 (or commit "
+                                                          "positions: chromium@snapshot:1121455..1121500)")
     bs.add_argument("--impolite", required=True, help="a peer spec, e.g. firefox@153")
     bs.add_argument("--repeat", type=int, default=3, help="runs per version, so an intermittent cell is not "
                                                           "misjudged (default: %(default)s)")

@@ -53,6 +53,10 @@ NPM_REGISTRY = os.environ.get("RIG_NPM_REGISTRY", "https://registry.npmjs.org")
 #: archive (``/pub``: firefox/releases, devedition/releases, firefox/nightly) and its
 #: product-details (``firefox_versions.json``, the channels' versions).
 CFT_URL = os.environ.get("RIG_CFT_URL", "https://googlechromelabs.github.io/chrome-for-testing")
+#: Chromium's snapshot bucket (rig.install.snapshots): a build per commit position,
+#: ``Linux_x64/POSITION/chrome-linux.zip``, and the bucket's XML listing of the positions.
+CHROMIUM_SNAPSHOTS_URL = os.environ.get("RIG_CHROMIUM_SNAPSHOTS_URL",
+                                        "https://commondatastorage.googleapis.com/chromium-browser-snapshots")
 MOZILLA_ARCHIVE_URL = os.environ.get("RIG_MOZILLA_ARCHIVE_URL", "https://archive.mozilla.org/pub")
 MOZILLA_PRODUCT_DETAILS_URL = os.environ.get("RIG_MOZILLA_PRODUCT_DETAILS_URL", "https://product-details.mozilla.org/1.0")
 

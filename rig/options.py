@@ -154,9 +154,9 @@ def peer(text: str, what: str = "", *, ranges: bool = False) -> PeerSpec:
     if spec.range:
         first, last = spec.range
         if not ranges:
-            raise RigError(f"{at}{spec}: a range is for rig bisect only; name one version (e.g. {spec.kind}@{last})")
+            raise RigError(f"{at}{spec}: a range is for rig bisect only; name one version (e.g. {spec.at(last)})")
         if version_key(first) > version_key(last):
-            raise RigError(f"{at}{spec}: the range runs backwards; write {spec.kind}@{last}..{first}")
+            raise RigError(f"{at}{spec}: the range runs backwards; write {spec.at(last)}..{first}")
     return spec
 
 

@@ -1,4 +1,4 @@
-"""A peer as the user names it: ``kind[@version|@channel|@cft:version|@/binary|@first..last|@ws://endpoint]``."""
+"""A peer as the user names it: ``kind[@version|@channel|@cft:version|@snapshot:position|@/binary|@first..last|@ws://endpoint]``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ CHANNELS = {
 #: ``chromium@cft:130``: a version from Chrome for Testing only (the newest of milestone 130,
 #: or an exact build such as ``cft:130.0.6723.58``), whatever other sources have.
 CFT = "cft:"
+#: ``chromium@snapshot:1121455``: the build of Chromium's commit position 1121455 from Chromium's
+#: snapshot bucket (rig.install.snapshots); ``chromium@snapshot:1121455..1121500`` is a range of
+#: positions, for ``rig bisect``.
+SNAPSHOT = "snapshot:"
 #: Examples of each kind's version forms (a line, an exact version, a range), for messages.
 FORMS = {
     "chromium": ("147", "147.0.7727.0", "110..156"),
@@ -33,12 +37,13 @@ VERSION_RE = r"\d+(\.\d+)*(esr|[ab]\d*)?"  # 147.0.7727.0, 153.8.0esr, Firefox's
 
 @dataclass(frozen=True)
 class PeerSpec:
-    """A peer as the user names it: ``kind[@version|@channel|@cft:version|@/binary|@first..last|@ws://endpoint]``.
+    """A peer as the user names it: ``kind[@version|@channel|@cft:version|@snapshot:position|@/binary|@first..last|@ws://endpoint]``.
 
     ``chromium`` (whatever is installed), ``chromium@147`` (a version: a prefix of an exact
     one, resolved by rig.install to the newest installed or installable match),
     ``chromium@beta`` / ``firefox@nightly`` (a release channel, resolved at run time to one exact
     version from the official feed), ``chromium@cft:130`` (from Chrome for Testing only),
+    ``chromium@snapshot:1121455`` (the build of that commit position, from Chromium's snapshots),
     ``chromium@/opt/c/chrome`` (a binary), ``chromium@110..156`` (a range, for ``rig
     bisect`` only), ``chromium@ws://host:3000/path`` (a browser on another host, behind a
     Playwright server: docs/remote.md). Specs stay one short string in ids and reports; the
@@ -62,6 +67,9 @@ class PeerSpec:
         if self.variant and not self.binary and not self.channel:
             if self.variant.startswith(CFT):
                 self._check_cft()
+                return
+            if self.variant.startswith(SNAPSHOT):
+                self._check_snapshot()
                 return
             bad = [v for v in (self.range or (self.variant,)) if not re.fullmatch(VERSION_RE, v)]
             if bad:
@@ -92,6 +100,17 @@ class PeerSpec:
             what = f"{rest!r} is not a Chrome for Testing version" if rest else f"no version after {CFT}"
             raise RigError(f"{self}: {what} (write chromium@{CFT}130 for the newest build of milestone 130, "
                            f"or chromium@{CFT}130.0.6723.58 for that build)")
+
+    def _check_snapshot(self) -> None:
+        """``chromium@snapshot:1121455``, or a range of positions ``chromium@snapshot:1121455..1121500``."""
+        if self.kind != "chromium":
+            raise RigError(f"{self}: Chromium's snapshot bucket has Chromium only; write chromium@{self.variant}")
+        rest = self.variant[len(SNAPSHOT):]
+        bad = [p for p in (rest.split("..", 1) if ".." in rest else [rest]) if not re.fullmatch(r"\d+", p)]
+        if bad:
+            what = f"{bad[0]!r} is not a commit position" if bad[0] else f"no commit position after {SNAPSHOT}"
+            raise RigError(f"{self}: {what} (write chromium@{SNAPSHOT}1121455 for the build of that position, "
+                           f"or chromium@{SNAPSHOT}1121455..1121500 for rig bisect)")
 
     def _check_endpoint(self) -> None:
         """A Playwright server's address: ws:// or wss://, a host, a valid port; no spaces and no
@@ -131,11 +150,17 @@ class PeerSpec:
 
     @property
     def range(self) -> tuple[str, str] | None:
-        """``("110", "156")`` for ``chromium@110..156``; None otherwise."""
+        """``("110", "156")`` for ``chromium@110..156``, ``("1121455", "1121500")`` for
+        ``chromium@snapshot:1121455..1121500``; None otherwise."""
         if ".." in self.variant and not self.binary and not self.endpoint:
-            first, _, last = self.variant.partition("..")
+            first, _, last = self.variant.removeprefix(SNAPSHOT).partition("..")
             return first, last
         return None
+
+    def at(self, version: str) -> str:
+        """One version of this spec's range, as a spec: ``chromium@156`` of ``chromium@110..156``,
+        ``chromium@snapshot:1121500`` of ``chromium@snapshot:1121455..1121500``."""
+        return f"{self.kind}@{SNAPSHOT if self.source == SNAPSHOT[:-1] else ''}{version}"
 
     @property
     def channel(self) -> str:
@@ -144,14 +169,24 @@ class PeerSpec:
 
     @property
     def source(self) -> str:
-        """The source a spec insists on: ``cft`` for ``chromium@cft:130``; "" (any source) otherwise."""
-        return CFT[:-1] if self.variant.startswith(CFT) else ""
+        """The source a spec insists on: ``cft`` for ``chromium@cft:130``, ``snapshot`` for
+        ``chromium@snapshot:1121455``; "" (any source) otherwise."""
+        for prefix in (CFT, SNAPSHOT):
+            if self.variant.startswith(prefix):
+                return prefix[:-1]
+        return ""
+
+    @property
+    def position(self) -> str:
+        """The commit position ``chromium@snapshot:1121455`` names (``1121455``); "" otherwise."""
+        return self.variant.removeprefix(SNAPSHOT) if self.source == SNAPSHOT[:-1] and not self.range else ""
 
     @property
     def version(self) -> str:
         """The version asked for (a prefix of an exact version: ``130`` for ``chromium@cft:130``); "" for
-        any, a channel (its version is known only once its feed is read), a binary, a range or an endpoint."""
-        if self.binary or self.range or self.endpoint or self.channel:
+        any, a channel (its version is known only once its feed is read), a commit position (its build says
+        its version once launched), a binary, a range or an endpoint."""
+        if self.binary or self.range or self.endpoint or self.channel or self.source == SNAPSHOT[:-1]:
             return ""
         return self.variant.removeprefix(CFT)
 

@@ -3,9 +3,10 @@ installed, and which one a peer spec means.
 
 Sources: the system browsers (rig.config.BINARIES), Debian's archive (rig.install.debian) and
 npm packages that ship a whole Chromium (rig.install.npm), listed by :func:`available`; and the
-official feeds, Chrome for Testing (rig.install.cft) and Mozilla's archive (rig.install.mozilla),
-asked only for the specs that name them (:func:`official`: a channel such as ``chromium@beta``,
-``chromium@cft:130``; an exact Firefox release no other source has), so that a machine that
+official feeds, Chrome for Testing (rig.install.cft), Chromium's snapshot bucket
+(rig.install.snapshots) and Mozilla's archive (rig.install.mozilla), asked only for the specs that
+name them (:func:`official`: a channel such as ``chromium@beta``, ``chromium@cft:130``,
+``chromium@snapshot:1121455``; an exact Firefox release no other source has), so that a machine that
 cannot reach them never waits on them for anything else. A new source is one more module giving
 ``fetch(item, spec, tmp)`` and either ``<source>_available(kind, notes)`` or ``pick(spec)``
 (rig.install.source), named in ``FETCH`` here.
@@ -38,7 +39,7 @@ from .. import config, remote
 from ..errors import RigError
 from ..peerspec import PeerSpec
 from ..versions import Installation, line, matches, version_key
-from . import cft, debian, launch, mozilla, npm
+from . import cft, debian, launch, mozilla, npm, snapshots
 from .cache import (
     DOWNLOAD_HOOKS,
     Unreachable,
@@ -55,10 +56,11 @@ from .npm import UNLISTED, npm_available, npm_host, npm_metadata, parse_npm
 from .source import BROWSERS, Available, Corrupt
 
 #: Each source's fetch, by the name an Available gives as its ``source``.
-FETCH = {"debian": debian.fetch, "npm": npm.fetch, "cft": cft.fetch, "mozilla": mozilla.fetch}
+FETCH = {"debian": debian.fetch, "npm": npm.fetch, "cft": cft.fetch, "mozilla": mozilla.fetch,
+         "snapshot": snapshots.fetch}
 #: How messages name each source of an installation.
 SOURCE_NAMES = {"system": "the system browser", "debian": "Debian", "npm": "npm", "cft": cft.NAME,
-                "mozilla": mozilla.NAME, "path": "a binary"}
+                "mozilla": mozilla.NAME, "snapshot": snapshots.NAME, "path": "a binary"}
 
 __all__ = [
     "BROWSERS", "DOWNLOAD_HOOKS", "FETCH", "Available", "Outcome", "available", "browsers_dir", "cached",
@@ -152,16 +154,25 @@ def _pick(spec: PeerSpec) -> Available:
 
 
 def official_source(source: str) -> bool:
-    return source in (cft.SOURCE, mozilla.SOURCE)
+    return source in (cft.SOURCE, mozilla.SOURCE, snapshots.SOURCE)
+
+
+def _source_of(item: Available) -> str:
+    """What an installation of ``item`` gives as its source: the source's name, and a snapshot's
+    commit position (``snapshot r1121455``: the position names the build, its version does not)."""
+    return snapshots.label(item.package_version) if item.source == snapshots.SOURCE else item.source
 
 
 def official(spec: PeerSpec) -> ModuleType | None:
-    """The official feed a spec names (rig.install.cft or rig.install.mozilla), or None: Chrome
-    for Testing for ``chromium@cft:...`` and Chromium's channels, Mozilla's archive for Firefox's
+    """The official feed a spec names (rig.install.cft, rig.install.snapshots or
+    rig.install.mozilla), or None: Chrome for Testing for ``chromium@cft:...`` and Chromium's
+    channels, the snapshot bucket for ``chromium@snapshot:...``, Mozilla's archive for Firefox's
     channels. (An exact Firefox release goes to Mozilla's archive only when no listed source has
     it: :func:`_pick`.)"""
     if spec.kind == "chromium" and (spec.channel or spec.source == cft.SOURCE):
         return cft
+    if spec.kind == "chromium" and spec.source == snapshots.SOURCE:
+        return snapshots
     if spec.kind == "firefox" and spec.channel:
         return mozilla
     return None
@@ -207,25 +218,32 @@ def _official(spec: PeerSpec, src: ModuleType, *, install: bool, progress: Calla
     of the same version is another binary). ``cft:VERSION``: an installed Chrome for Testing build
     that matches needs no feed. Otherwise the feed names one exact build (a channel's moves, so it
     is asked every run); an installation of exactly that version from that source serves, else it
-    is installed (with ``install``) or the one-line error says how."""
+    is installed (with ``install``) or the one-line error says how. ``snapshot:POSITION``: only
+    that position's installation serves, found by its source (``snapshot r1121455``), as its
+    version is known only once launched."""
+    own = snapshots.label(spec.position) if src is snapshots else src.SOURCE
+
     def mine() -> list[Installation]:  # Debian's Chromium 156 is not Chrome for Testing's 156
-        return [i for i in cached(spec.kind) if i.source == src.SOURCE]
+        return [i for i in cached(spec.kind) if i.source == own]
+
+    def built(item: Available) -> Installation | None:
+        return next((i for i in mine() if not item.version or _same(i.version, item.version)), None)
 
     if not spec.channel:
         have = _best(mine(), spec.version)
         if have is not None:
             return Outcome(have, already=True)
     item = _ask(spec, src)
-    have = next((i for i in mine() if _same(i.version, item.version)), None)
+    have = built(item)
     if have is None and install:
         with install_lock(spec):
-            have = next((i for i in mine() if _same(i.version, item.version)), None)
+            have = built(item)
             if have is None:
                 done = _install_item(spec, item, progress or (lambda _: None))
                 return dataclasses.replace(done, installation=_labelled(spec, done.installation))
     if have is None:
-        raise RigError(f"{spec} ({spec.kind} {item.version} from {src.NAME}) is not installed here; "
-                       f"run: rig browsers install {spec}")
+        raise RigError(f"{spec} ({spec.kind} {item.version or 'r' + item.package_version} from {src.NAME}) "
+                       f"is not installed here; run: rig browsers install {spec}")
     return Outcome(_labelled(spec, have), already=True)
 
 
@@ -241,7 +259,7 @@ def _install_spec(spec: PeerSpec, progress: Callable[[str], None] | None) -> Out
         inst = resolve(spec, install=True)
         return Outcome(inst, already=False)
     if spec.range:
-        raise RigError(f"{spec}: install one version, not a range (e.g. {spec.kind}@{spec.range[1]})")
+        raise RigError(f"{spec}: install one version, not a range (e.g. {spec.at(spec.range[1])})")
     src = official(spec)
     if src is not None:
         return _official(spec, src, install=True, progress=progress)
@@ -275,12 +293,15 @@ def _install_item(spec: PeerSpec, item: Available, progress: Callable[[str], Non
         except RigError as exc:
             raise RigError(f"{spec}: {item.describe()} unpacks but {exc}; its archive stays in "
                            f"{downloads_dir()} for the next try") from None
-        if not matches(spec.version or item.version, inst.version):
+        wanted = spec.version or item.version  # "" for a commit position: its build says its version
+        if wanted and not matches(wanted, inst.version):
             for a in archives:
                 (downloads_dir() / a["name"]).unlink(missing_ok=True)
             raise RigError(f"{spec}: {item.describe()} is {spec.kind} {inst.version}, which does not match; "
                            f"installable: {_lines(available(spec.kind))}")
         final = base / inst.version
+        if item.source == snapshots.SOURCE:  # many commit positions report one version: each its own
+            final = base / f"{inst.version}+r{item.package_version}"
         existing = read_manifest(final) if final.exists() else None
         if existing is not None and existing.source != item.source and official_source(item.source):
             # Chrome for Testing's or Mozilla's build of a version another source has too: another binary
@@ -290,7 +311,7 @@ def _install_item(spec: PeerSpec, item: Available, progress: Callable[[str], Non
             if existing is not None:
                 return Outcome(existing, already=True)
             shutil.rmtree(final)
-        inst = dataclasses.replace(inst, path=str(final / exe.relative_to(tmp)), source=item.source)
+        inst = dataclasses.replace(inst, path=str(final / exe.relative_to(tmp)), source=_source_of(item))
         manifest = dict(inst.as_dict(), executable=str(exe.relative_to(tmp)), package=item.package,
                         package_version=item.package_version, archives=archives,
                         **({"channel": item.channel} if item.channel else {}),
@@ -325,7 +346,7 @@ def resolve(spec: PeerSpec, *, install: bool = False) -> Installation:
     if spec.endpoint:
         return remote.resolve(spec)
     if spec.range:
-        raise RigError(f"{spec}: a range is for rig bisect only; name one version (e.g. {spec.kind}@{spec.range[1]})")
+        raise RigError(f"{spec}: a range is for rig bisect only; name one version (e.g. {spec.at(spec.range[1])})")
     if spec.kind == "aiortc":
         return _resolve_aiortc(spec, install)
     if spec.binary:

@@ -142,6 +142,17 @@ def known_versions() -> list[str]:
     return sorted((a.version for a in parse_known(_feed(KNOWN))), key=version_key)
 
 
+def revisions() -> dict[str, str]:
+    """The commit position (the feed's ``revision``) of each build of the known-good list with a
+    linux64 Chrome, by version: where ``rig bisect --source official`` hands over to Chromium's
+    snapshots (rig.install.snapshots) once two adjacent builds disagree."""
+    out = {}
+    for e in _feed(KNOWN).get("versions") or []:
+        if isinstance(e, dict) and linux_url(e) and str(e.get("revision", "")).isdigit():
+            out[str(e.get("version", ""))] = str(e["revision"])
+    return out
+
+
 def archive_name(item: Available) -> str:
     return f"{PACKAGE}-{item.package_version}-{PLATFORM}.zip"
 
@@ -149,7 +160,16 @@ def archive_name(item: Available) -> str:
 def fetch(item: Available, spec: PeerSpec, tmp: Path) -> tuple[Path, list[dict], int]:
     """Download (or reuse a kept) ``chrome-linux64.zip``, check it against the SHA-256 of its first
     download when there was one, unzip it into ``tmp``; then it becomes the first download."""
-    name = archive_name(item)
+    return fetch_zip(item, spec, tmp, archive_name(item), EXECUTABLE, NAME, "rig/install/cft.py")
+
+
+def fetch_zip(item: Available, spec: PeerSpec, tmp: Path, name: str, executable: str, source: str,
+              module: str) -> tuple[Path, list[dict], int]:
+    """A zip from a source that publishes no hashes (Chrome for Testing, Chromium's snapshots),
+    kept in the downloads as ``name``: downloaded (or a kept copy reused), checked against the
+    SHA-256 of its first download when there was one, unzipped into ``tmp``, ``executable`` found
+    in it; then it becomes the first download. ``source`` and ``module`` name the source and its
+    layout's code in messages."""
     archive = downloads_dir() / name
     seen = first_seen(name)
     if archive.is_file() and (seen is None or sha256(archive) != seen["sha256"]):
@@ -161,7 +181,7 @@ def fetch(item: Available, spec: PeerSpec, tmp: Path) -> tuple[Path, list[dict],
     if seen is not None and digest != seen["sha256"]:
         archive.unlink()
         raise Corrupt(f"{name} from {host_of(item.url)} has SHA-256 {digest[:16]}..., not the {seen['sha256'][:16]}... "
-                      f"of its first download ({seen.get('at', '?')}); {NAME} publishes no hashes, so the first "
+                      f"of its first download ({seen.get('at', '?')}); {source} publishes no hashes, so the first "
                       f"download is the reference: if the new one is right, remove {name} from "
                       f"{downloads_dir() / 'first-seen.json'}")
     try:
@@ -169,14 +189,14 @@ def fetch(item: Available, spec: PeerSpec, tmp: Path) -> tuple[Path, list[dict],
     except Corrupt:
         archive.unlink(missing_ok=True)
         raise
-    exe = tmp / EXECUTABLE
+    exe = tmp / executable
     if not exe.is_file():
         archive.unlink(missing_ok=True)
-        raise RigError(f"{spec}: {name} has no {EXECUTABLE}; {NAME}'s layout changed (rig/install/cft.py)")
+        raise RigError(f"{spec}: {name} has no {executable}; {source}'s layout changed ({module})")
     if seen is None:
         remember_first(name, digest, item.url)
     archives = [{"name": name, "sha256": digest, "size": archive.stat().st_size, "url": item.url,
-                 "integrity": "sha256 of the first download (the feed publishes none)"}]
+                 "integrity": "sha256 of the first download (the source publishes none)"}]
     return exe, archives, downloaded
 
 

@@ -6,7 +6,9 @@ re-packed in the official layouts (Debian's Chromium as Chrome for Testing's
 firefox_versions.json) from a local HTTP server, installed by ``rig browsers install
 chromium@stable firefox@esr`` into a private cache (a second install downloads nothing), and
 run in a small version matrix that mixes the sources: the re-packed builds, Debian's own
-Chromium, an npm Chromium (147) and aiortc. Packing is most of the work (about 300 MB through
+Chromium, an npm Chromium (147) and aiortc. The same Chromium re-packed as a snapshot
+(``Linux_x64/POSITION/chrome-linux.zip`` with ``chrome-linux/chrome``, beside the bucket's XML
+listing) installs and launches as ``chromium@snapshot:POSITION``. Packing is most of the work (about 300 MB through
 xz), so the packed archives are kept in the per-user cache, keyed by the two browsers' versions
 and binaries, as the bare Debian root of test_debian_root is: only a machine's first run, or one
 after a browser update, packs them. The test is marked long."""
@@ -38,6 +40,8 @@ pytestmark = [pytest.mark.long, pytest.mark.timeout(900)]  # packing and unpacki
 RIG = [sys.executable, "-m", "rig"]
 CHROMIUM = Path("/usr/lib/chromium")  # Debian's chromium package: the binary is chromium
 FIREFOX = Path("/usr/lib/firefox-esr")  # Debian's firefox-esr package: the binary is firefox-esr
+#: The commit position the re-packed Chromium is served as, in Chromium's snapshot bucket's layout.
+POSITION = "1500000"
 
 
 def _version(exe: Path) -> str:
@@ -49,19 +53,40 @@ def _version(exe: Path) -> str:
 
 
 def _pack_chrome(version: str, dest: Path) -> Path:
-    """/usr/lib/chromium as chrome-linux64/ in a zip (stored, not deflated: the layout is what is
-    tested, and deflating 500 MB costs half a minute), the executable named chrome, without
-    Debian's separate headless shell (Chrome for Testing ships that in its own zip)."""
+    """/usr/lib/chromium as Chrome for Testing's chrome-linux64.zip."""
     archive = dest / "dl" / version / "linux64" / "chrome-linux64.zip"
     archive.parent.mkdir(parents=True)
+    _zip_chromium(archive, "chrome-linux64")
+    return archive
+
+
+def _zip_chromium(archive: Path, folder: str) -> None:
+    """/usr/lib/chromium as ``folder``/ in a zip (stored, not deflated: the layout is what is
+    tested, and deflating 500 MB costs half a minute), the executable named chrome, without
+    Debian's separate headless shell (Chrome for Testing ships that in its own zip)."""
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
         for path in sorted(CHROMIUM.rglob("*")):
             rel = path.relative_to(CHROMIUM)
             if path.is_dir() or rel.name == "chromium-headless-shell":
                 continue
             name = "chrome" if str(rel) == "chromium" else str(rel)
-            z.write(path, f"chrome-linux64/{name}")
-    return archive
+            z.write(path, f"{folder}/{name}")
+
+
+def _pack_snapshot(packed: Path) -> None:
+    """/usr/lib/chromium as a snapshot's ``snap/Linux_x64/POSITION/chrome-linux.zip`` in an
+    existing pack, unless it is there: packed beside it and renamed into place whole."""
+    archive = packed / "snap" / "Linux_x64" / POSITION / "chrome-linux.zip"
+    if archive.is_file():
+        return
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    fd, part = tempfile.mkstemp(prefix=".packing-", suffix=".zip", dir=archive.parent)
+    os.close(fd)
+    try:
+        _zip_chromium(Path(part), "chrome-linux")
+        os.replace(part, archive)
+    finally:
+        Path(part).unlink(missing_ok=True)
 
 
 def _pack_firefox(version: str, dest: Path) -> Path:
@@ -102,8 +127,9 @@ def _packed(chrome: str, firefox: str, root: Path) -> None:
             fresh.rename(packed)
         except OSError:  # another run packed the same browsers first
             shutil.rmtree(fresh, ignore_errors=True)
+    _pack_snapshot(packed)
     for path in packed.rglob("*"):
-        if path.is_file():
+        if path.is_file() and not path.name.startswith(".packing-"):
             link = root / path.relative_to(packed)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(path)
@@ -116,16 +142,25 @@ def _cft_entry(url: str, version: str, **extra: str) -> dict:
 
 
 class Served:
-    """A folder served over HTTP on 127.0.0.1 (port 0), every GET path recorded."""
+    """A folder served over HTTP on 127.0.0.1 (port 0), every GET path recorded; a path with a
+    query (the snapshot bucket's listings) is answered from ``queries``, exactly as asked."""
 
     def __init__(self, root: Path) -> None:
         self.gets: list[str] = []
-        gets = self.gets
+        self.queries: dict[str, bytes] = {}
+        gets, queries = self.gets, self.queries
 
         class Handler(http.server.SimpleHTTPRequestHandler):
             def do_GET(self) -> None:
                 gets.append(self.path)
-                super().do_GET()
+                if "?" not in self.path:
+                    super().do_GET()
+                    return
+                body = queries.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -164,6 +199,10 @@ def official(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served,
     (details / "firefox_versions.json").write_text(json.dumps({
         "FIREFOX_ESR": firefox, "FIREFOX_DEVEDITION": "", "FIREFOX_NIGHTLY": "",
         "LATEST_FIREFOX_DEVEL_VERSION": "", "LATEST_FIREFOX_VERSION": ""}))
+    bucket = "<?xml version='1.0' encoding='UTF-8'?><ListBucketResult xmlns='http://doc.s3.amazonaws.com/2006-03-01'>"
+    served.queries[f"/snap/?delimiter=/&prefix=Linux_x64/{POSITION}/"] = (
+        f"{bucket}<Prefix>Linux_x64/{POSITION}/</Prefix><IsTruncated>false</IsTruncated><Contents><Key>Linux_x64/"
+        f"{POSITION}/chrome-linux.zip</Key></Contents></ListBucketResult>").encode()
     yield served, chrome, firefox
     served.close()
 
@@ -172,6 +211,7 @@ def official(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served,
 def env(official: tuple[Served, str, str], tmp_path: Path) -> dict:
     served = official[0]
     return dict(os.environ, GLARE_RIG_CACHE=str(tmp_path / "cache"), RIG_CFT_URL=f"{served.url}/cft",
+                RIG_CHROMIUM_SNAPSHOTS_URL=f"{served.url}/snap",
                 RIG_MOZILLA_ARCHIVE_URL=f"{served.url}/pub", RIG_MOZILLA_PRODUCT_DETAILS_URL=f"{served.url}/pd/1.0")
 
 
@@ -229,3 +269,21 @@ def test_repacked_browsers_install_from_the_official_layouts_and_run(
     assert peers["chromium@147"]["version"].startswith("147.") and "npm" in peers["chromium@147"]["source"]
     assert peers["chromium"]["version"] == chrome and "npm" not in peers["chromium"]["source"]
     assert peers["firefox@esr"]["version"] == firefox and peers["firefox@esr"]["source"] == "mozilla, esr channel"
+
+
+def test_a_repacked_chromium_installs_and_launches_by_commit_position(
+        official: tuple[Served, str, str], env: dict) -> None:
+    served, chrome, _ = official
+    spec = f"chromium@snapshot:{POSITION}"
+    where = Path(env["GLARE_RIG_CACHE"]) / "browsers" / "chromium" / f"{chrome}+r{POSITION}" / "chrome-linux" / "chrome"
+    r = runs.run_bounded(RIG + ["browsers", "install", spec], cwd=config.ROOT, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith(f"{spec}: installed chromium {chrome} (snapshot r{POSITION}, "), r.stdout
+    assert r.stdout.strip().endswith(f"at {where}"), r.stdout
+    zips = [g for g in served.gets if g.endswith("/chrome-linux.zip")]
+    assert zips == [f"/snap/Linux_x64/{POSITION}/chrome-linux.zip"]
+    # installed: its position finds it with no listing read and nothing downloaded
+    asked = len(served.gets)
+    r = runs.run_bounded(RIG + ["browsers", "path", spec], cwd=config.ROOT, env=env, timeout=120)
+    assert (r.returncode, r.stdout.strip()) == (0, str(where)), r.stdout + r.stderr
+    assert len(served.gets) == asked

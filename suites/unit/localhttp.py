@@ -1,6 +1,7 @@
 """Files served over HTTP on 127.0.0.1 for the installer's tests: a registry, a feed, an
-archive, each GET counted. Shared by test_install.py (the npm registry) and
-test_install_official.py (Chrome for Testing and Mozilla's feeds)."""
+archive, each GET counted. Shared by test_install.py (the npm registry),
+test_install_official.py (Chrome for Testing, Chromium's snapshot bucket and Mozilla's feeds) and
+test_bisect.py."""
 
 from __future__ import annotations
 
@@ -52,3 +53,18 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def bucket_listing(prefix: str, prefixes: tuple[str, ...] = (), keys: tuple[str, ...] = (), next_marker: str = "") -> str:
+    """A page of a Google Cloud Storage bucket's XML listing (``?delimiter=/&prefix=...``), as
+    Chromium's snapshot bucket answers: ``CommonPrefixes`` one level down, ``Contents`` at this
+    level, and ``NextMarker`` with ``IsTruncated`` when more pages follow."""
+    contents = "".join(f"<Contents><Key>{k}</Key><Generation>1700000000000000</Generation><MetaGeneration>1"
+                       f"</MetaGeneration><LastModified>2023-04-01T00:00:00.000Z</LastModified><ETag>\"0\"</ETag>"
+                       f"<Size>1</Size></Contents>" for k in keys)
+    common = "".join(f"<CommonPrefixes><Prefix>{p}</Prefix></CommonPrefixes>" for p in prefixes)
+    more = f"<NextMarker>{next_marker}</NextMarker><IsTruncated>true</IsTruncated>" if next_marker else \
+        "<IsTruncated>false</IsTruncated>"
+    return ("<?xml version='1.0' encoding='UTF-8'?><ListBucketResult xmlns='http://doc.s3.amazonaws.com/2006-03-01'>"
+            f"<Name>chromium-browser-snapshots</Name><Prefix>{prefix}</Prefix><Marker></Marker>{more}{contents}"
+            f"{common}</ListBucketResult>")

@@ -7,7 +7,7 @@ import json
 import socket
 
 import pytest
-from localhttp import Server
+from localhttp import Server, bucket_listing
 
 from rig import bisect, config, findings
 from rig.errors import RigError
@@ -172,6 +172,11 @@ def test_sdp_differences_leave_out_what_differs_in_every_run(tmp_path):
 # --- over the official feeds (a local HTTP server in their layouts) ------------------------
 
 CFT = ["146.0.7680.0", "147.0.7727.0", "147.0.7727.24", "148.0.7778.0", "149.0.7827.0", "149.0.7827.5", "156.0.8078.1"]
+#: Each build's commit position, the feed's ``revision`` (a branch build has its branch point's).
+REVISIONS = {"146.0.7680.0": "1547490", "147.0.7727.0": "1561371", "147.0.7727.24": "1561371",
+             "148.0.7778.0": "1575161", "149.0.7827.0": "1589410", "149.0.7827.5": "1589410", "156.0.8078.1": "1690000"}
+#: The commit positions Chromium's snapshot bucket has builds of (not every position).
+POSITIONS = ["1575161", "1575170", "1577003", "1580000", "1589410", "1589500", "1600000", "999999"]
 LISTING = """<html><body><h1>Index of /pub/firefox/releases/</h1>
 <a href="/pub/firefox/releases/">..</a><a href="/pub/firefox/releases/128.0/">128.0/</a>
 <a href="/pub/firefox/releases/128.0.3/">128.0.3/</a><a href="/pub/firefox/releases/128.3.1esr/">128.3.1esr/</a>
@@ -183,11 +188,17 @@ LISTING = """<html><body><h1>Index of /pub/firefox/releases/</h1>
 def feeds(monkeypatch: pytest.MonkeyPatch):
     server = Server()
     server.put("/cft/known-good-versions-with-downloads.json", {"timestamp": "2026-12-01T00:00:00.000Z", "versions": [
-        {"version": v, "revision": "1", "downloads": {"chrome": [
+        {"version": v, "revision": REVISIONS[v], "downloads": {"chrome": [
             {"platform": p, "url": f"{server.url}/dl/{v}/{p}/chrome-{p}.zip"} for p in ("linux64", "win64")]}}
         for v in CFT] + [{"version": "150.0.7871.0", "downloads": {"chrome": [{"platform": "win64", "url": "x"}]}}]})
     server.put("/pub/firefox/releases/", LISTING)
+    prefixes = sorted(f"Linux_x64/{p}/" for p in POSITIONS)  # the bucket's order: lexical, in two pages
+    server.put("/snap/?delimiter=/&prefix=Linux_x64/", bucket_listing("Linux_x64/", tuple(prefixes[:5]),
+                                                                        next_marker=prefixes[4]))
+    server.put(f"/snap/?delimiter=/&prefix=Linux_x64/&marker={prefixes[4]}", bucket_listing("Linux_x64/",
+                                                                                            tuple(prefixes[5:])))
     monkeypatch.setattr(config, "CFT_URL", server.url + "/cft")
+    monkeypatch.setattr(config, "CHROMIUM_SNAPSHOTS_URL", server.url + "/snap")
     monkeypatch.setattr(config, "MOZILLA_ARCHIVE_URL", server.url + "/pub")
     monkeypatch.setattr(cache, "_FEEDS", {})
     yield server
@@ -231,6 +242,62 @@ def test_a_bisect_over_chrome_for_testing_steps_through_its_exact_builds(feeds, 
     assert all(a.startswith("chromium@cft:") for a in asked)
 
 
+def test_a_range_of_commit_positions_walks_the_positions_the_bucket_has(feeds, monkeypatch, tmp_path, capsys):
+    listing = bisect.installable("chromium", "snapshot")
+    assert listing == sorted(POSITIONS, key=int), "every page, by number"
+    assert bisect.candidates("chromium", "1575161", "1589410", listing) == [
+        "1575161", "1575170", "1577003", "1580000", "1589410"]
+    assert str(bisect.step_spec("chromium", "1577003", "snapshot")) == "chromium@snapshot:1577003"
+    asked: list[str] = []
+
+    def matrix_step(scenario, side, rng, other, repeat, out, base, source):
+        def evaluate(v: str) -> bisect.Step:
+            spec = bisect.step_spec(rng.kind, v, source)
+            asked.append(str(spec))
+            return bisect.Step(version=v, spec=str(spec), exact="148.0.7778.0", verdict="pass" if int(v) < 1580000
+                               else "fail")
+        return evaluate
+    monkeypatch.setattr(bisect, "matrix_step", matrix_step)
+    assert bisect.run_bisect(_args("firefox@153", "chromium@snapshot:1575161..1589410", tmp_path,
+                                   source="installable"), base=None) == 0
+    said = capsys.readouterr().out
+    assert "impolite chromium over 5 snapshot positions (1575161 to 1589410) against firefox@153" in said
+    assert ("pass up to chromium@snapshot:1577003 (148.0.7778.0), fail from chromium@snapshot:1580000 (148.0.7778.0)"
+            in said)
+    assert asked[:2] == ["chromium@snapshot:1575161", "chromium@snapshot:1589410"]
+    assert all(a.startswith("chromium@snapshot:") for a in asked)
+    assert "narrow by commit position" not in said
+    assert bisect.run_bisect(_args("chromium@snapshot:1575162..1577002", "firefox@153", tmp_path), base=None) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("rig: error: chromium@snapshot:1575162..1577002: 1 commit position(s) with a build in that range "
+                   "(1575170); Chromium's snapshot bucket has 8 Linux_x64 positions, 999999 to 1600000")
+
+
+def test_an_official_chromium_bisect_ending_on_adjacent_builds_names_their_positions(feeds, monkeypatch, tmp_path,
+                                                                                     capsys):
+    def matrix_step(scenario, side, rng, other, repeat, out, base, source):
+        def evaluate(v: str) -> bisect.Step:
+            spec = bisect.step_spec(rng.kind, v, source)
+            return bisect.Step(version=v, spec=str(spec), exact=v, verdict="pass" if int(v.split(".")[0]) < 149 else "fail")
+        return evaluate
+    monkeypatch.setattr(bisect, "matrix_step", matrix_step)
+    assert bisect.run_bisect(_args("chromium@146..156", "firefox@153", tmp_path), base=None) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == ("rig bisect: chromium@cft:148.0.7778.0 and chromium@cft:149.0.7827.5 are adjacent builds, "
+                    "revisions 1575161 and 1589410; narrow by commit position: rig bisect glare-initial --polite "
+                    "chromium@snapshot:1575161..1589410 --impolite firefox@153 --repeat 1")
+    assert bisect.run_bisect(_args("firefox@153", "chromium@146..156", tmp_path), base=None) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith(
+        "rig bisect glare-initial --polite firefox@153 --impolite chromium@snapshot:1575161..1589410 --repeat 1")
+    # builds that are not adjacent, or an installable (not official) bisect: no such line
+    b = bisect.Bisection("glare-initial", "polite", "firefox@153", "chromium", CFT,
+                         last_like_first=bisect.Step("147.0.7727.24", "chromium@cft:147.0.7727.24"),
+                         first_like_last=bisect.Step("149.0.7827.5", "chromium@cft:149.0.7827.5"))
+    assert bisect.by_positions(b, ["146.0.7680.0", "147.0.7727.24", "148.0.7778.0", "149.0.7827.5"], REVISIONS, 1) == ""
+    assert bisect.by_positions(b, ["147.0.7727.24", "149.0.7827.5"], REVISIONS, 1) != ""
+    assert bisect.by_positions(b, ["147.0.7727.24", "149.0.7827.5"], {}, 1) == ""
+
+
 def test_an_official_feed_offline_is_a_one_line_error(monkeypatch, tmp_path, capsys):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -240,3 +307,8 @@ def test_an_official_feed_offline_is_a_one_line_error(monkeypatch, tmp_path, cap
     assert bisect.run_bisect(_args("chromium@153", "firefox@128..153", tmp_path), base=None) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"rig: error: firefox@128..153: cannot reach 127.0.0.1:{port}"), err
+    monkeypatch.setattr(config, "CHROMIUM_SNAPSHOTS_URL", f"http://127.0.0.1:{port}/snap")
+    assert bisect.run_bisect(_args("chromium@snapshot:1121455..1121500", "firefox@153", tmp_path), base=None) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"rig: error: chromium@snapshot:1121455..1121500: cannot reach 127.0.0.1:{port} ([Errno 111] "
+                   "Connection refused)"], err

@@ -1,4 +1,4 @@
-"""The official sources (rig.install.cft, rig.install.mozilla) without the internet: their feeds
+"""The official sources (rig.install.cft, rig.install.snapshots, rig.install.mozilla) without the internet: their feeds
 and archives served in the documented layouts from a local HTTP server (127.0.0.1, port 0), the
 base URLs pointed at it, small fake archives whose "browser" is a shell script, and a launch
 check that reads the version the script would print. Install, channel resolution, cache hit,
@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from localhttp import Server, closed_port
+from localhttp import Server, bucket_listing, closed_port
 
 from rig import config, install, options
 from rig.errors import RigError
-from rig.install import cft, mozilla
+from rig.install import cft, mozilla, snapshots
 from rig.peerspec import PeerSpec
 from rig.versions import Installation
 
@@ -49,6 +49,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: Server) ->
     monkeypatch.setattr(install.cache, "_FEEDS", {})
     monkeypatch.setattr(install.launch, "rig_drivers", lambda: None)
     monkeypatch.setattr(config, "CFT_URL", server.url + "/cft")
+    monkeypatch.setattr(config, "CHROMIUM_SNAPSHOTS_URL", server.url + "/snap")
     monkeypatch.setattr(config, "MOZILLA_ARCHIVE_URL", server.url + "/pub")
     monkeypatch.setattr(config, "MOZILLA_PRODUCT_DETAILS_URL", server.url + "/pd/1.0")
 
@@ -68,14 +69,15 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 # -- Chrome for Testing: feeds and archives as googlechromelabs.github.io serves them -----------
 
-def chrome_zip(version: str, say: str | None = None) -> bytes:
-    """A chrome-linux64.zip: chrome-linux64/chrome (mode 755, prints the version) beside a resource."""
+def chrome_zip(version: str, say: str | None = None, folder: str = "chrome-linux64") -> bytes:
+    """A chrome-linux64.zip: chrome-linux64/chrome (mode 755, prints the version) beside a resource
+    (a snapshot's chrome-linux.zip: the same in ``folder`` chrome-linux)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        exe = zipfile.ZipInfo("chrome-linux64/chrome")
+        exe = zipfile.ZipInfo(f"{folder}/chrome")
         exe.external_attr = 0o100755 << 16
         z.writestr(exe, f"#!/bin/sh\necho {say or version}\n")
-        res = zipfile.ZipInfo("chrome-linux64/resources.pak")
+        res = zipfile.ZipInfo(f"{folder}/resources.pak")
         res.external_attr = 0o100644 << 16
         z.writestr(res, b"pak" * 100, compress_type=zipfile.ZIP_STORED)  # stored: a test flips a byte of it
     return buf.getvalue()
@@ -196,18 +198,8 @@ def test_a_version_the_feeds_lack_is_one_line(server: Server) -> None:
 def test_a_corrupt_zip_is_one_line_and_not_installed(server: Server, isolated: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     publish_cft(server, VERSIONS, CHANNELS)
-    good = server.files["/dl/131.0.6778.85/linux64/chrome-linux64.zip"]
-    server.put("/dl/131.0.6778.85/linux64/chrome-linux64.zip", good[: len(good) // 2])  # cut short
-    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: pytest.fail("a corrupt zip was launched"))
-    with pytest.raises(RigError) as err:
-        install.install(PeerSpec.parse("chromium@stable"))
-    msg = str(err.value)
-    assert "\n" not in msg and msg.startswith("chromium@stable: the download is corrupt (chrome-for-testing-"
-                                              "131.0.6778.85-linux64.zip is not a readable zip (")
-    assert msg.endswith("; the partial files were deleted; run rig browsers install chromium@stable again")
-    base = isolated / "browsers"
-    assert not list(base.glob("chromium/1*")) and not list(base.glob("chromium/.tmp-*"))
-    assert not list(base.glob(".downloads/*.zip")) and not (base / ".downloads/first-seen.json").exists()
+    cut_short_is_corrupt(server, "/dl/131.0.6778.85/linux64/chrome-linux64.zip", "chromium@stable",
+                         "chrome-for-testing-131.0.6778.85-linux64.zip", isolated, monkeypatch)
     # a bad CRC inside a whole zip is corrupt too
     data = bytearray(chrome_zip("131.0.6778.85"))
     at = data.index(b"pak" * 20) + 30  # inside the data, past the name that ends in .pak
@@ -215,6 +207,23 @@ def test_a_corrupt_zip_is_one_line_and_not_installed(server: Server, isolated: P
     server.put("/dl/131.0.6778.85/linux64/chrome-linux64.zip", bytes(data))
     with pytest.raises(RigError, match=r"is not a readable zip \(Bad CRC-32"):
         install.install(PeerSpec.parse("chromium@stable"))
+
+
+def cut_short_is_corrupt(server: Server, path: str, spec: str, name: str, isolated: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zip at ``path`` served cut short: one line saying the download ``name`` is corrupt,
+    and nothing launched, installed, kept or remembered."""
+    good = server.files[path]
+    server.put(path, good[: len(good) // 2])
+    monkeypatch.setattr(install.launch, "_launch_check", lambda kind, exe: pytest.fail("a corrupt zip was launched"))
+    with pytest.raises(RigError) as err:
+        install.install(PeerSpec.parse(spec))
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{spec}: the download is corrupt ({name} is not a readable zip (")
+    assert msg.endswith(f"; the partial files were deleted; run rig browsers install {spec} again")
+    base = isolated / "browsers"
+    assert not list(base.glob("chromium/1*")) and not list(base.glob("chromium/.tmp-*"))
+    assert not list(base.glob(".downloads/*.zip")) and not (base / ".downloads/first-seen.json").exists()
 
 
 def test_trust_on_first_download(server: Server, isolated: Path, downloads: list[str]) -> None:
@@ -244,23 +253,31 @@ def test_trust_on_first_download(server: Server, isolated: Path, downloads: list
     assert not kept.exists() and not list((isolated / "browsers").glob("chromium/1*"))
 
 
-def test_offline_is_one_line_naming_the_host_and_what_to_use(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("spec", "other", "base", "name", "env"), [
+    ("chromium@beta", "chromium@cft:130", "CFT_URL", "Chrome for Testing", "RIG_CFT_URL"),
+    ("chromium@snapshot:1121455", "chromium@snapshot:1121460", "CHROMIUM_SNAPSHOTS_URL", "Chromium's snapshot bucket",
+     "RIG_CHROMIUM_SNAPSHOTS_URL"),
+])
+def test_offline_is_one_line_naming_the_host_and_what_to_use(isolated: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             spec: str, other: str, base: str, name: str,
+                                                             env: str) -> None:
     port = closed_port()  # nothing listens there
-    monkeypatch.setattr(config, "CFT_URL", f"http://127.0.0.1:{port}/cft")
+    monkeypatch.setattr(config, base, f"http://127.0.0.1:{port}/feeds")
     with pytest.raises(RigError) as err:
-        install.resolve(PeerSpec.parse("chromium@beta"), install=True)
-    assert str(err.value) == (f"chromium@beta: cannot reach 127.0.0.1:{port} (Chrome for Testing: [Errno 111] "
+        install.resolve(PeerSpec.parse(spec), install=True)
+    assert str(err.value) == (f"{spec}: cannot reach 127.0.0.1:{port} ({name}: [Errno 111] "
                               "Connection refused); use a chromium version from Debian or npm (rig browsers list "
-                              "--available) or set RIG_CFT_URL to a mirror")
+                              f"--available) or set {env} to a mirror")
     folder = isolated / "browsers/chromium/147.0.7727.0"  # an npm build installed here: named instead
     folder.mkdir(parents=True)
     (folder / "chromium").write_text("#!/bin/sh\n")
     (folder / "manifest.json").write_text(json.dumps(dict(
         Installation("chromium", "147.0.7727.0", "x", "npm").as_dict(), executable="chromium")))
     install.cache._FEEDS.clear()
-    with pytest.raises(RigError, match=r"^chromium@cft:130: cannot reach 127\.0\.0\.1:\d+ \(Chrome for Testing: "
-                                       r".*\); use chromium@147 \(npm\) or set RIG_CFT_URL to a mirror$"):
-        install.install(PeerSpec.parse("chromium@cft:130"))
+    with pytest.raises(RigError) as err:
+        install.install(PeerSpec.parse(other))
+    assert str(err.value).startswith(f"{other}: cannot reach 127.0.0.1:{port} ({name}: ")
+    assert str(err.value).endswith(f"); use chromium@147 (npm) or set {env} to a mirror")
 
 
 def test_the_listing_shows_each_channels_build_today(server: Server, capsys: pytest.CaptureFixture,
@@ -294,6 +311,99 @@ def test_a_host_that_never_answers_costs_its_bound_once(isolated: Path, monkeypa
         assert time.monotonic() - t0 < 1.5
     finally:
         silent.close()
+
+
+# -- Chromium's snapshot bucket: its XML listing and a zip per commit position ---------------------
+
+#: Commit positions and the version each build reports (neighbouring positions share one).
+SNAPSHOTS = {"999990": "119.0.6045.0", "1121455": "120.0.6099.0", "1121460": "120.0.6099.0",
+             "1121500": "120.0.6100.0", "1130000": "121.0.6110.0"}
+
+
+def publish_snapshots(server: Server, builds: dict[str, str], page: int = 2) -> dict[str, bytes]:
+    """The bucket as commondatastorage.googleapis.com serves it: ``Linux_x64/``'s listing in pages
+    of ``page`` positions, in the bucket's (lexical) order, each truncated page naming its
+    NextMarker; each position's own listing; and its chrome-linux.zip."""
+    zips = {}
+    for pos, version in builds.items():
+        zips[pos] = chrome_zip(version, folder="chrome-linux")
+        server.put(f"/snap/Linux_x64/{pos}/chrome-linux.zip", zips[pos])
+        server.put(f"/snap/?delimiter=/&prefix=Linux_x64/{pos}/", bucket_listing(
+            f"Linux_x64/{pos}/", keys=(f"Linux_x64/{pos}/REVISIONS", f"Linux_x64/{pos}/chrome-linux.zip")))
+    prefixes = sorted(f"Linux_x64/{p}/" for p in builds)
+    for i in range(0, len(prefixes), page):
+        marker = f"&marker={prefixes[i - 1]}" if i else ""
+        last = i + page >= len(prefixes)
+        server.put(f"/snap/?delimiter=/&prefix=Linux_x64/{marker}", bucket_listing(
+            "Linux_x64/", tuple(prefixes[i:i + page]), ("Linux_x64/LAST_CHANGE",) if not i else (),
+            next_marker="" if last else prefixes[i + page - 1]))
+    return zips
+
+
+def test_the_bucket_listing_is_read_page_by_page_into_positions(server: Server) -> None:
+    publish_snapshots(server, SNAPSHOTS)
+    assert snapshots.positions() == ["999990", "1121455", "1121460", "1121500", "1130000"]  # by number
+    assert [g for g in server.gets if "prefix=Linux_x64/&" in g or g.endswith("prefix=Linux_x64/")] == [
+        "/snap/?delimiter=/&prefix=Linux_x64/", "/snap/?delimiter=/&prefix=Linux_x64/&marker=Linux_x64/1121460/",
+        "/snap/?delimiter=/&prefix=Linux_x64/&marker=Linux_x64/1130000/"]
+    page = snapshots.parse_listing(bucket_listing("Linux_x64/", ("Linux_x64/1/", "Linux_x64/LAST_CHANGE/"),
+                                                  ("Linux_x64/x",), next_marker="Linux_x64/LAST_CHANGE/").encode())
+    assert (page.prefixes, page.keys, page.truncated, page.next_marker) == (
+        ["Linux_x64/1/", "Linux_x64/LAST_CHANGE/"], ["Linux_x64/x"], True, "Linux_x64/LAST_CHANGE/")
+    with pytest.raises(RigError, match=r"^the listing is not the bucket's XML listing \("):
+        snapshots.parse_listing(b"<html>")
+
+
+def test_a_commit_position_installs_once_in_its_own_directory(server: Server, isolated: Path,
+                                                              downloads: list[str]) -> None:
+    zips = publish_snapshots(server, SNAPSHOTS)
+    done = install.install(PeerSpec.parse("chromium@snapshot:1121455"))
+    final = isolated / "browsers/chromium/120.0.6099.0+r1121455"
+    assert not done.already and done.downloaded == len(zips["1121455"]) and len(downloads) == 1
+    assert done.installation == Installation("chromium", "120.0.6099.0", str(final / "chrome-linux/chrome"),
+                                             "snapshot r1121455")
+    assert (final / "chrome-linux/chrome").stat().st_mode & 0o777 == 0o755
+    manifest = json.loads((final / "manifest.json").read_text())
+    assert (manifest["source"], manifest["package_version"]) == ("snapshot r1121455", "1121455")
+    assert manifest["archives"][0]["url"] == f"{server.url}/snap/Linux_x64/1121455/chrome-linux.zip"
+    seen = json.loads((isolated / "browsers/.downloads/first-seen.json").read_text())
+    assert seen["chromium-snapshot-Linux_x64-1121455.zip"]["sha256"] == hashlib.sha256(zips["1121455"]).hexdigest()
+    # the next position reports the same version: another build, in a directory of its own
+    other = install.install(PeerSpec.parse("chromium@snapshot:1121460")).installation
+    assert (other.version, other.source) == ("120.0.6099.0", "snapshot r1121460") and len(downloads) == 2
+    assert other.path == str(isolated / "browsers/chromium/120.0.6099.0+r1121460/chrome-linux/chrome")
+    # a cache hit needs no bucket at all
+    server.close()
+    again = install.install(PeerSpec.parse("chromium@snapshot:1121455"))
+    assert again.already and again.installation == done.installation and len(downloads) == 2
+    assert install.resolve(PeerSpec.parse("chromium@snapshot:1121460")) == other
+    assert install.resolve(PeerSpec.parse("chromium@120")).source.startswith("snapshot r")  # any source counts
+
+
+def test_a_position_without_a_build_is_one_line(server: Server) -> None:
+    publish_snapshots(server, SNAPSHOTS)
+    server.put("/snap/?delimiter=/&prefix=Linux_x64/1121456/", bucket_listing("Linux_x64/1121456/"))
+    with pytest.raises(RigError) as err:
+        install.install(PeerSpec.parse("chromium@snapshot:1121456"))
+    assert str(err.value) == ("chromium@snapshot:1121456: Chromium's snapshot bucket has no Linux_x64 build at "
+                              "commit position 1121456 (not every position has one; rig bisect over a range, "
+                              "chromium@snapshot:FIRST..LAST, walks those that do)")
+    with pytest.raises(RigError) as err:
+        install.resolve(PeerSpec.parse("chromium@snapshot:1121455"))
+    assert str(err.value) == ("chromium@snapshot:1121455 (chromium r1121455 from Chromium's snapshot bucket) is not "
+                              "installed here; run: rig browsers install chromium@snapshot:1121455")
+
+
+def test_a_corrupt_snapshot_zip_is_one_line_and_not_installed(server: Server, isolated: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    publish_snapshots(server, SNAPSHOTS)
+    cut_short_is_corrupt(server, "/snap/Linux_x64/1121500/chrome-linux.zip", "chromium@snapshot:1121500",
+                         "chromium-snapshot-Linux_x64-1121500.zip", isolated, monkeypatch)
+    # a zip in Chrome for Testing's layout is not a snapshot's
+    server.put("/snap/Linux_x64/1121500/chrome-linux.zip", chrome_zip("120.0.6100.0"))
+    with pytest.raises(RigError, match=r"^chromium@snapshot:1121500: chromium-snapshot-Linux_x64-1121500\.zip has no "
+                                       r"chrome-linux/chrome; Chromium's snapshot bucket's layout changed"):
+        install.install(PeerSpec.parse("chromium@snapshot:1121500"))
 
 
 # -- Mozilla's archive and product-details -----------------------------------------------------
@@ -449,7 +559,8 @@ def test_the_new_specs_parse_and_bad_ones_are_usage_errors() -> None:
                                            ("chromium@cft:130", "130", "", "cft"),
                                            ("chromium@cft:130.0.6723.58", "130.0.6723.58", "", "cft"),
                                            ("firefox@nightly", "", "nightly", ""), ("firefox@esr", "", "esr", ""),
-                                           ("firefox@128.0.3", "128.0.3", "", ""), ("firefox@134.0b5", "134.0b5", "", "")]:
+                                           ("firefox@128.0.3", "128.0.3", "", ""), ("firefox@134.0b5", "134.0b5", "", ""),
+                                           ("chromium@snapshot:1121455", "", "", "snapshot")]:
         spec = PeerSpec.parse(text)
         assert (spec.version, spec.channel, spec.source, str(spec)) == (version, channel, source, text)
     options.check(argparse.Namespace(peers="chromium@beta,chromium@cft:130,firefox@nightly,firefox@128.0.3,aiortc",
@@ -464,6 +575,16 @@ def test_the_new_specs_parse_and_bad_ones_are_usage_errors() -> None:
         ("firefox@canary", "--peers: firefox@canary: 'canary' is not a version (write firefox@153, firefox@128.0.3, "
                            "firefox@140..153, firefox@release|beta|devedition|esr|nightly or firefox@/path/to/binary)"),
         ("aiortc@beta", "--peers: aiortc@beta: 'beta' is not a version (write aiortc@1.14 or aiortc@1.16.0)"),
+        ("chromium@snapshot:", "--peers: chromium@snapshot:: no commit position after snapshot: (write "
+                               "chromium@snapshot:1121455 for the build of that position, or "
+                               "chromium@snapshot:1121455..1121500 for rig bisect)"),
+        ("chromium@snapshot:r1121455", "--peers: chromium@snapshot:r1121455: 'r1121455' is not a commit position "
+                                       "(write chromium@snapshot:1121455 for the build of that position, or "
+                                       "chromium@snapshot:1121455..1121500 for rig bisect)"),
+        ("chromium@snapshot:1121455..1121500", "--peers: chromium@snapshot:1121455..1121500: a range is for rig "
+                                               "bisect only; name one version (e.g. chromium@snapshot:1121500)"),
+        ("firefox@snapshot:1121455", "--peers: firefox@snapshot:1121455: Chromium's snapshot bucket has Chromium "
+                                     "only; write chromium@snapshot:1121455"),
     ]:
         with pytest.raises(RigError) as err:
             options.check(argparse.Namespace(peers=bad))

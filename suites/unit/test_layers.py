@@ -28,7 +28,7 @@ LAYER = {
     "rig.signaling.messages": ENGINE, "rig.signaling.room": ENGINE, "rig.signaling.stub": ENGINE,
     "rig.signaling.stub_host": ENGINE,
     "rig.install.__main__": ENGINE, "rig.install.source": ENGINE, "rig.install.debian": ENGINE,
-    "rig.install.npm": ENGINE, "rig.install.cft": ENGINE, "rig.install.mozilla": ENGINE,
+    "rig.install.npm": ENGINE, "rig.install.cft": ENGINE, "rig.install.snapshots": ENGINE, "rig.install.mozilla": ENGINE,
     "rig.install.cache": ENGINE, "rig.install.launch": ENGINE,
     "rig.peers.host.__main__": ENGINE, "rig.peers.host.protocol": ENGINE, "rig.peers.host.server": ENGINE,
     "rig.peers.host.client": ENGINE,
