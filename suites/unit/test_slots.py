@@ -20,7 +20,7 @@ from rig.request import MatrixRequest
 @pytest.fixture(autouse=True)
 def private_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test's own slots: holding the real ones would stall the suite's real launches."""
-    monkeypatch.setattr(slots, "slots_dir", lambda kind="launch": tmp_path / kind)
+    monkeypatch.setattr(slots, "slots_dir", lambda kind: tmp_path / kind)
     monkeypatch.setattr(config, "LAUNCH_SLOTS", 2)
     return tmp_path
 
