@@ -136,6 +136,18 @@ CASE_SLOT_TIMEOUT = float(os.environ.get("RIG_CASE_SLOT_TIMEOUT", 90))
 STEP_TIMEOUT = float(os.environ.get("RIG_STEP_TIMEOUT", 10))
 CASE_TIMEOUT = float(os.environ.get("RIG_CASE_TIMEOUT", 45))
 CLOSE_TIMEOUT = 5.0
+
+
+def case_limit() -> float:
+    """The last bound over one case, set-up and teardown included: the sum of the bounds its
+    steps wait in, in order, so that it passes only when one of them failed to hold. A case slot;
+    Playwright's start (a worker's first case); for each of the two peers a launch slot, the
+    browser's launch, its page's preparation and its opening; the case itself; its peers' closes
+    (6 x CLOSE_TIMEOUT) and one step more. pytest-timeout's bound for an interop cell is derived
+    from it (rig.pytest_plugin), so the case's own one-line error always comes first."""
+    per_peer = LAUNCH_SLOT_TIMEOUT + 3 * LAUNCH_TIMEOUT
+    return (CASE_SLOT_TIMEOUT + LAUNCH_TIMEOUT + 2 * per_peer + CASE_TIMEOUT + 6 * CLOSE_TIMEOUT
+            + STEP_TIMEOUT)
 #: rig matrix --fault delay-message: how long the stub holds the message (rig.faults)
 FAULT_DELAY = float(os.environ.get("RIG_FAULT_DELAY", 3))
 #: A browser process is closed and launched anew after it has served this many pages (each a

@@ -91,7 +91,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         params = cases(request_of(metafunc.config))
     except RigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    metafunc.parametrize("rig_cell", [pytest.param(c.cell, id=c.id, marks=[pytest.mark.interop]) for c in params])
+    # pytest-timeout's bound over a cell: above the case's own (rig.config.case_limit) by the
+    # bounded close of an interrupted case, so the case's one-line error always comes first
+    marks = [pytest.mark.interop, pytest.mark.timeout(config.case_limit() + 2 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT)]
+    metafunc.parametrize("rig_cell", [pytest.param(c.cell, id=c.id, marks=marks) for c in params])
 
 
 @pytest.fixture(scope="session")
@@ -308,9 +311,7 @@ class RigSession:
                                       evidence_dir=where, full_capture=self.full_capture, describe=self.describe,
                                       fault=fault)
         task = asyncio.ensure_future(slotted())
-        # the wait for a case slot, then a browser's wait for a launch slot and both launches
-        limit = (config.CASE_SLOT_TIMEOUT + config.LAUNCH_SLOT_TIMEOUT + 2 * config.LAUNCH_TIMEOUT
-                 + config.CASE_TIMEOUT + 6 * config.CLOSE_TIMEOUT + config.STEP_TIMEOUT)
+        limit = config.case_limit()
         self._case, self._interrupt = task, self.loop.create_future()
         try:
             done, _ = await asyncio.wait({task, self._interrupt}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)

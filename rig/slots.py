@@ -36,7 +36,7 @@ class LaunchBound(RigError):
     machine, not a broken browser, so BrowserPool does not remember it."""
 
 
-def slots_dir(kind: str = "launch") -> Path:
+def slots_dir(kind: str) -> Path:
     """Per user and machine-wide: the same for every run, worker and peer host of this user."""
     return Path(tempfile.gettempdir()) / f"glare-rig-{os.getuid()}" / f"{kind}-slots"
 

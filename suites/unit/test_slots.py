@@ -7,10 +7,11 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from rig import config, matrix, slots
+from rig import config, matrix, pytest_plugin, slots
 from rig.errors import RigError
 from rig.peers import browser
 from rig.peerspec import PeerSpec
@@ -20,7 +21,7 @@ from rig.request import MatrixRequest
 @pytest.fixture(autouse=True)
 def private_slots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The test's own slots: holding the real ones would stall the suite's real launches."""
-    monkeypatch.setattr(slots, "slots_dir", lambda kind="launch": tmp_path / kind)
+    monkeypatch.setattr(slots, "slots_dir", lambda kind: tmp_path / kind)
     monkeypatch.setattr(config, "LAUNCH_SLOTS", 2)
     return tmp_path
 
@@ -161,3 +162,18 @@ def test_a_run_that_asks_for_more_workers_than_case_slots_may_hold_that_many(mon
     assert matrix.child_env(MatrixRequest(peers=("aiortc",), scenarios=("glare-initial",), workers=3), {"PATH": "/bin"}) == {"PATH": "/bin", "RIG_CASE_SLOTS": "3"}
     assert "RIG_CASE_SLOTS" not in matrix.child_env(MatrixRequest(peers=("aiortc",), scenarios=("glare-initial",), workers=2), {})
     assert matrix.child_env(MatrixRequest(peers=("aiortc",), scenarios=("glare-initial",), workers=3), {"RIG_CASE_SLOTS": "1"}) == {"RIG_CASE_SLOTS": "1"}
+
+
+def test_a_cells_pytest_timeout_lies_above_the_case_limit_that_covers_two_launch_slot_waits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The case's own bound must fire first, and it must allow each of the case's two browsers its
+    launch-slot wait: a bound below that would end a case whose every step was within its bound."""
+    assert config.case_limit() >= (config.CASE_SLOT_TIMEOUT + 2 * (config.LAUNCH_SLOT_TIMEOUT + config.LAUNCH_TIMEOUT)
+                                   + config.CASE_TIMEOUT)
+    seen: list = []
+    monkeypatch.setattr(pytest_plugin, "request_of", lambda cfg: None)
+    monkeypatch.setattr(pytest_plugin, "cases", lambda request: [SimpleNamespace(cell=None, id="a-cell")])
+    pytest_plugin.pytest_generate_tests(SimpleNamespace(fixturenames=["rig_cell"], config=None,
+                                                        parametrize=lambda name, params: seen.extend(params)))
+    (timeout,) = [m.args[0] for m in seen[0].marks if m.name == "timeout"]
+    assert timeout > config.case_limit()
