@@ -418,6 +418,25 @@ def _error(msg: str) -> None:
     print(f"rig: error: {msg}", file=sys.stderr)
 
 
+def _walk(rng: Any, source: str) -> tuple[list[str], dict[str, Any]]:
+    """The versions a bisect of ``rng`` walks over ``source`` (at least two), and the official
+    feed's revisions by version (Chromium over Chrome for Testing only); a RigError naming what
+    there is when the range holds fewer than two."""
+    first, last = rng.range
+    listing = installable(rng.kind, source)
+    revisions = cft.revisions() if source == "official" and rng.kind == "chromium" else {}
+    versions = candidates(rng.kind, first, last, listing)
+    if len(versions) >= 2:
+        return versions, revisions
+    if source == "snapshot":
+        span = f"{listing[0]} to {listing[-1]}" if listing else "none"
+        raise RigError(f"{len(versions)} commit position(s) with a build in that range ({', '.join(versions) or 'none'}); "
+                       f"{snapshots.NAME} has {len(listing)} {snapshots.PLATFORM} positions, {span}")
+    raise RigError(f"{len(versions)} installable version(s) in that range ({', '.join(versions) or 'none'}); "
+                   f"installable {rng.kind} versions: "
+                   f"{', '.join(sorted({line(rng.kind, v) for v in listing}, key=version_key))}")
+
+
 def run_bisect(args: argparse.Namespace, base: Any) -> int:
     """``rig bisect``: the steps, their pages, and the boundary said in a few lines. ``base``: the
     rig.request.MatrixRequest each step runs on its own pair."""
@@ -427,23 +446,11 @@ def run_bisect(args: argparse.Namespace, base: Any) -> int:
     except RigError as exc:
         _error(str(exc))
         return 2
-    first, last = rng.range
     source = "snapshot" if rng.source == snapshots.SOURCE else getattr(args, "source", "installable")
     try:
-        listing = installable(rng.kind, source)
-        revisions = cft.revisions() if source == "official" and rng.kind == "chromium" else {}
+        versions, revisions = _walk(rng, source)
     except RigError as exc:
         _error(f"{rng}: {exc}")
-        return 2
-    versions = candidates(rng.kind, first, last, listing)
-    if len(versions) < 2 and source == "snapshot":
-        span = f"{listing[0]} to {listing[-1]}" if listing else "none"
-        _error(f"{rng}: {len(versions)} commit position(s) with a build in that range ({', '.join(versions) or 'none'}); "
-               f"{snapshots.NAME} has {len(listing)} {snapshots.PLATFORM} positions, {span}")
-        return 2
-    if len(versions) < 2:
-        _error(f"{rng}: {len(versions)} installable version(s) in that range ({', '.join(versions) or 'none'}); "
-             f"installable {rng.kind} versions: {', '.join(sorted({line(rng.kind, v) for v in listing}, key=version_key))}")
         return 2
     out = Path(args.out or config.ROOT / "reports" / "bisect" / f"{args.scenario}_{rng.label}_{other.label}").resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,17 @@ from typing import Any
 from . import config, matrix, options, report, scenarios
 from .errors import RigError
 from .events import PeerEvent
-from .model import CaseDetail, PeerInfo, SchemaError, parse_detail, read_json
-from .peerspec import PeerSpec
+from .model import (
+    CaseDetail,
+    CaseSummary,
+    PeerInfo,
+    RunRecord,
+    SchemaError,
+    StubMessage,
+    load_run,
+    parse_detail,
+    read_json,
+)
 from .request import MatrixRequest, command_line, user_paths
 from .results import slug
 from .snapshot import Snapshot
@@ -28,11 +37,8 @@ _KEY = {"change", "offer-made", "answer-made", "rollback", "offer-ignored", "api
 _MAX_LINES = 30
 
 
-def _peer_title(p: PeerInfo | dict) -> str:
-    """A peer's spec and version, from the record or (rig repro, which copies files of any
-    version as they are) from the file's own JSON."""
-    spec, version = (p.spec, p.version) if isinstance(p, PeerInfo) else (p.get("spec", "?"), p.get("version", ""))
-    return f"{spec} {version}".strip()
+def _peer_title(p: PeerInfo) -> str:
+    return f"{p.spec} {p.version}".strip()
 
 
 def _event_line(e: PeerEvent) -> str | None:
@@ -169,27 +175,23 @@ def find_case(case_id: str, where: Path) -> Path:
     return hits[0]
 
 
-def _transcript(messages: list[dict]) -> str:
+def _transcript(messages: list[StubMessage]) -> str:
     lines = ["# t(s)   seq  from -> to         kind        notes"]
     for m in messages:
-        data = m.get("data") or {}
-        desc = data.get("description") if isinstance(data, dict) else None
-        kind = m.get("kind", "?") + (f"({desc.get('type')})" if isinstance(desc, dict) and desc.get("type") != m.get("kind") else "")
-        notes = []
-        if m.get("held"):
-            notes.append(f"held, released at {m.get('released_t')}")
-        if m.get("note"):
-            notes.append(m["note"])
-        lines.append(f"{m.get('t', 0):8.3f} #{m.get('seq', '?'):<4} {m.get('from', '?'):>8} -> {m.get('to', '?'):<8} "
-                     f"{kind:11} {'; '.join(notes)}")
+        desc = m.data.get("description") if isinstance(m.data, dict) else None
+        kind = m.kind + (f"({desc.get('type')})" if isinstance(desc, dict) and desc.get("type") != m.kind else "")
+        notes = [f"held, released at {m.released_t}"] if m.held else []
+        if m.note:
+            notes.append(m.note)
+        lines.append(f"{m.t:8.3f} #{m.seq:<4} {m.sender or '?':>8} -> {m.to or '?':<8} {kind:11} {'; '.join(notes)}")
     return "\n".join(lines) + "\n"
 
 
-def _copy_negotiators(case: dict, out: Path) -> tuple[list[str], list[str]]:
+def _copy_negotiators(case: CaseSummary, out: Path) -> tuple[list[str], list[str]]:
     """The case's negotiators copied into ``out`` (a module is named, not copied): the replay's
     flags, and a line per negotiator for the README."""
-    neg = case.get("negotiators") or {"js": str(config.REFERENCE_NEGOTIATOR_JS), "py": str(config.REFERENCE_NEGOTIATOR_PY)}
-    kinds = {(case.get("polite") or {}).get("kind"), (case.get("impolite") or {}).get("kind")}
+    neg = case.negotiators or {"js": str(config.REFERENCE_NEGOTIATOR_JS), "py": str(config.REFERENCE_NEGOTIATOR_PY)}
+    kinds = {case.polite.kind, case.impolite.kind}
     flags: list[str] = []
     copied = []
     if kinds & {"chromium", "firefox"} and neg.get("js") and Path(neg["js"]).is_file():
@@ -211,49 +213,47 @@ def _copy_negotiators(case: dict, out: Path) -> tuple[list[str], list[str]]:
 
 def write_repro(detail_path: Path, out: Path) -> Path:
     """A standalone folder for a bug report: plan, negotiators, versions, transcript, replay."""
-    detail = json.loads(detail_path.read_text())
-    if detail.get("schema_version", 1) != 1:  # files written before the typed model are read as they are
-        try:  # the typed record: a file of another schema version is a one-line error
-            detail = parse_detail(detail, str(detail_path)).model_dump(mode="json")
-        except SchemaError as exc:
-            raise RigError(str(exc)) from None
-    case = detail.get("case") or {}
-    if not detail.get("plan_data"):
+    try:
+        detail = parse_detail(read_json(detail_path), str(detail_path))
+    except SchemaError as exc:
+        raise RigError(str(exc)) from None
+    case = detail.case
+    if not detail.plan_data:
         raise RigError(f"{detail_path}: this case has no plan recorded (it never started)")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    (out / "plan.json").write_text(json.dumps(detail["plan_data"], indent=2) + "\n")
-    (out / "transcript.json").write_text(json.dumps(detail.get("messages") or [], indent=1) + "\n")
-    (out / "transcript.txt").write_text(_transcript(detail.get("messages") or []))
-    (out / "case.json").write_text(json.dumps(detail, indent=1) + "\n")
+    (out / "plan.json").write_text(json.dumps(detail.plan_data, indent=2) + "\n")
+    (out / "transcript.json").write_text(
+        json.dumps([m.model_dump(mode="json") for m in detail.messages], indent=1) + "\n")
+    (out / "transcript.txt").write_text(_transcript(detail.messages))
+    shutil.copy(detail_path, out / "case.json")
+    versions: dict[str, Any] = {"polite": case.polite.model_dump(mode="json"),
+                                "impolite": case.impolite.model_dump(mode="json")}
     run = _run_record(detail_path)
-    versions: dict[str, Any] = {"polite": case.get("polite"), "impolite": case.get("impolite")}
-    if run:
-        versions["run"] = run.get("versions")
-        versions["rig_version"] = run.get("rig_version")
+    if run is not None:
+        versions["run"], versions["rig_version"] = run.versions, run.rig_version
     (out / "versions.json").write_text(json.dumps(versions, indent=2) + "\n")
     flags, copied = _copy_negotiators(case, out)
     ev_dir = detail_path.parent / detail_path.stem
     if ev_dir.is_dir():
         shutil.copytree(ev_dir, out / "evidence")
-    pol, imp = case.get("polite") or {}, case.get("impolite") or {}
-    pair = f"{pol.get('spec', '?')}:{imp.get('spec', '?')}"
-    peers = ",".join(dict.fromkeys([pol.get("spec", "?"), imp.get("spec", "?")]))
+    pair = f"{case.polite.spec}:{case.impolite.spec}"
+    peers = ",".join(dict.fromkeys([case.polite.spec, case.impolite.spec]))
     cmd = ["rig", "matrix", "--plan", "plan.json", "--peers", peers, *flags, "--out", "replay", "--pairs", pair]
     (out / "replay.sh").write_text(
         "#!/bin/sh\n# Replays this case exactly (same plan, same negotiators) with glare-rig; run it from this\n"
         "# folder with glare-rig's `rig` on PATH (a glare-rig checkout: ./run setup, then .venv/bin/rig).\n"
         'cd "$(dirname "$0")" && exec ' + " ".join(shlex.quote(c) for c in cmd) + "\n")
     (out / "replay.sh").chmod(0o755)
-    reason = (case.get("reason") or "passed").strip()
+    reason = (case.reason or "passed").strip()
     (out / "README.md").write_text(
-        f"# glare-rig reproducer: {case.get('id')}\n\n"
-        f"- outcome: **{case.get('outcome')}** (expected: {case.get('expected', 'pass')})\n"
-        f"- polite: {_peer_title(pol)}; impolite: {_peer_title(imp)}\n"
-        f"- scenario: `{detail['plan_data'].get('name')}`: {detail['plan_data'].get('description', '')}\n\n"
+        f"# glare-rig reproducer: {case.id}\n\n"
+        f"- outcome: **{case.outcome}** (expected: {case.expected})\n"
+        f"- polite: {_peer_title(case.polite)}; impolite: {_peer_title(case.impolite)}\n"
+        f"- scenario: `{detail.plan_data.get('name')}`: {detail.plan_data.get('description', '')}\n\n"
         "## What happened\n\n```\n" + reason[:4000] + "\n```\n\n"
-        "## Plan (plan.json)\n\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(detail.get("plan") or [], 1)) + "\n\n"
+        "## Plan (plan.json)\n\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(detail.plan, 1)) + "\n\n"
         "## Files\n\n- `plan.json`: the timing plan, replayable\n"
         "- `transcript.txt` / `transcript.json`: every signaling message (time, direction, kind, held/released)\n"
         "- `versions.json`: browser, aiortc, Playwright and Python versions\n"
@@ -265,18 +265,11 @@ def write_repro(detail_path: Path, out: Path) -> Path:
     return out
 
 
-def _label(peer: dict) -> str:
+def _run_record(detail_path: Path) -> RunRecord | None:
+    """The run's record beside the case, for its versions; a case copied out of its run has none."""
     try:
-        return PeerSpec.parse(str(peer.get("spec"))).label
-    except RigError:
-        return str(peer.get("kind", "?"))
-
-
-def _run_record(detail_path: Path) -> dict | None:
-    f = detail_path.parent.parent / RESULTS_FILE
-    try:
-        return json.loads(f.read_text())
-    except (OSError, ValueError):
+        return load_run(detail_path.parent.parent / RESULTS_FILE)
+    except SchemaError:
         return None
 
 

@@ -22,22 +22,19 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from . import config, install, options, processes, results, runs, scenarios, slots, variants
+from . import config, options, processes, results, runs, scenarios, slots, variants
 from .case import run_case
 from .errors import RigError
 from .model import CaseDetail, PeerInfo
-from .peers.base import Peer
-from .peers.host import PeerHost
 from .peerspec import PeerSpec
 from .plugin import finish, signals
+from .plugin.peers import DriverPool, PeerFactory
 from .plugin.run import negotiators_of, out_of, request_of
-from .request import MatrixRequest, cases
+from .request import cases
 from .signaling import LOOPBACK, STUB_HOST_ENV, SignalingStub, check_stub_host
-from .versions import Installation
 from .waits import bounded
 
 
@@ -111,92 +108,22 @@ class CaseInterrupted(Exception):
     rig.runs.Interrupted, outside the event loop."""
 
 
-class DriverPool:
-    """Playwright's driver and the browser pool of one worker: started when a case first needs a
-    browser in process (a worker of aiortc peers only never starts one), restarted between cases
-    every config.RECYCLE_DRIVER_PAGES pages."""
-
-    def __init__(self, headed: bool = False) -> None:
-        self.headed = headed
-        self.pool: Any = None  # rig.peers.browser.BrowserPool
-        self._cm: Any = None
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> Any:
-        # One Playwright per worker. Both peers of a case are made at once, so without the lock
-        # a first case of two browser peers started two drivers and kept only the second: the
-        # other (and its browser) outlived the worker, and the run's sweep ended it ("ended 4
-        # process(es) the run left behind" after every run).
-        async with self._lock:
-            if self.pool is None:
-                # Playwright only in a worker that runs browsers in process
-                from playwright.async_api import async_playwright
-
-                from .peers.browser import BrowserPool
-                self._cm = async_playwright()
-                pw = await asyncio.wait_for(self._cm.__aenter__(), config.LAUNCH_TIMEOUT)
-                self.pool = BrowserPool(pw, headed=self.headed)
-        return self.pool
-
-    async def restart(self) -> None:
-        """Between cases: close the browsers and Playwright's driver; the next case that needs a
-        browser starts a new driver (config.RECYCLE_DRIVER_PAGES)."""
-        async with self._lock:
-            pool, cm = self.pool, self._cm
-            self.pool, self._cm = None, None
-            if pool is not None:
-                await bounded(pool.close(), config.CLOSE_TIMEOUT * 2)
-            if cm is not None:
-                await bounded(cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
-
-    async def close(self) -> None:
-        """At the worker's end (RigSession.stop); a second call does nothing."""
-        pool, cm = self.pool, self._cm
-        self.pool, self._cm = None, None
-        if pool is not None:
-            await pool.close()
-        if cm is not None:
-            try:
-                await asyncio.wait_for(cm.__aexit__(None, None, None), config.CLOSE_TIMEOUT)
-            except Exception:
-                pass
-
-
 class RigSession:
-    """The per-worker infrastructure around the signaling stub and the driver pool (the
-    ``rig_stub`` and ``rig_driver_pool`` fixtures): the peer hosts, the peers, each case's bounds,
-    and the ordered stop of all of it."""
+    """A worker's cases: each one's bounds and its slot, the next case's pages made while a verdict
+    is written, and the ordered stop of everything the worker started. Its peers come from the
+    ``rig_peer_factory`` fixture, over the ``rig_stub`` and ``rig_driver_pool`` fixtures."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, negotiator_js: str | None, negotiator_py: str | None,
-                 *, out: Path | None = None, full_capture: bool = False, headed: bool = False,
-                 stub_host: str | None = None, request: MatrixRequest | None = None,
-                 stub: SignalingStub | None = None, drivers: DriverPool | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, peers: PeerFactory, *, out: Path | None = None) -> None:
         self.loop = loop
-        self.request = request  # what the controller resolved each peer spec to (rig.request)
+        self.peers = peers
+        self.stub, self.drivers = peers.stub, peers.drivers
         self.out = out  # evidence goes to out/cases/<slug>/ (none without it)
-        self.full_capture = full_capture
-        self.headed = headed
-        # a stub given is started and stopped by its owner (the rig_stub fixture); stub_host: for
-        # remote browsers (rig.remote)
-        self.stub = stub or SignalingStub(host=stub_host or LOOPBACK)
-        self._own_stub = stub is None
-        self.drivers = drivers or DriverPool(headed)  # closed by stop(), before it waits for the exits
-        self.negotiator_js = negotiator_js
-        self.negotiator_py = negotiator_py or str(config.REFERENCE_NEGOTIATOR_PY)
-        #: spec -> what it resolved to (or why it cannot be used), once per worker
-        self._installs: dict[str, Installation | RigError] = {}
-        self._hosts: dict[tuple[str, str, str], Any] = {}  # PeerHost, or the RigError it failed with
-        self._host_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
         #: the case in progress, and what a signal sets to end it (interrupt_case)
         self._case: asyncio.Task | None = None
         self._interrupt: asyncio.Future | None = None
         self.stopping = False
         self._owner_before = os.environ.get(config.OWNER_ENV)
         os.environ[config.OWNER_ENV] = str(os.getpid())  # every process started from here on (stop())
-
-    async def start(self) -> None:
-        if self._own_stub:
-            await self.stub.start()
 
     def interrupt_case(self) -> bool:
         """From a signal handler: end the case in progress (cancelled, its peers closed by its own
@@ -210,93 +137,6 @@ class RigSession:
         if self._interrupt is not None and not self._interrupt.done():
             self._interrupt.set_result(True)
 
-    def negotiators(self, variant: variants.Variant | None = None) -> dict[str, Any]:
-        """The JS negotiator as (URL the pages load, name shown in messages); the Python one as a
-        target. A variant's own (rig.variants) replace the session's."""
-        own_js = (variant and variant.js) or self.negotiator_js
-        path = Path(own_js) if own_js else config.REFERENCE_NEGOTIATOR_JS
-        url = (self.stub.serve_file(path.name, path) if own_js
-               else f"{self.stub.http_url}/fixtures/negotiators/{path.name}")
-        return {"js": (url, str(path)), "py": (variant and variant.py) or self.negotiator_py}
-
-    def installation(self, spec: PeerSpec) -> Installation:
-        """What ``spec`` resolved to (the run's request, resolved by ``rig matrix`` before the
-        workers started; else rig.install here). A spec that cannot be resolved raises the same
-        one-line RigError for every case that needs it: those cells say why, the rest run."""
-        key = str(spec)
-        if key not in self._installs:
-            try:
-                got = self.request.installation(spec) if self.request is not None else None
-                self._installs[key] = got if got is not None else install.resolve(spec)
-            except RigError as exc:
-                self._installs[key] = exc
-        got = self._installs[key]
-        if isinstance(got, RigError):
-            raise RigError(str(got))
-        return got
-
-    async def host_for(self, installation: Installation) -> Any:
-        """The worker's peer host for ``installation`` (rig.peers.host.PeerHost): started on
-        first use, started again if it died; a start failure is remembered, so every case that
-        needs it fails fast with the same one-line reason."""
-        key = (installation.kind, installation.path, installation.driver)
-        async with self._host_locks.setdefault(key, asyncio.Lock()):
-            got = self._hosts.get(key)
-            if got is None or (isinstance(got, PeerHost) and not got.alive):
-                if isinstance(got, PeerHost):
-                    await got.close()
-                host = PeerHost()
-                try:
-                    await host.start(installation, headed=self.headed)
-                    got = host
-                except RigError as exc:
-                    got = exc
-                self._hosts[key] = got
-        if isinstance(got, RigError):
-            raise RigError(str(got))
-        return got
-
-    def describe(self, spec: PeerSpec) -> dict:
-        """version, source and driver of ``spec`` for the results ({} when it did not resolve)."""
-        try:
-            inst = self.installation(spec)
-        except RigError:
-            return {}
-        source = inst.source
-        if spec.kind == "chromium" and not spec.endpoint and not self.headed and config.HEADLESS_SHELL:
-            from .peers.browser import headless_shell  # imports Playwright: not in an aiortc-only run
-            if headless_shell(inst.path):
-                source += ", headless shell"
-        return {"version": inst.version, "source": source, "driver": inst.driver_label}
-
-    async def make_peer(self, spec: PeerSpec, name: str, user_id: int, t0: float) -> Peer:
-        inst = self.installation(spec)
-        if not inst.in_process:
-            host = await self.host_for(inst)
-            return await host.make_peer(spec, name, user_id, t0, base_url=self.stub.http_url,
-                                        trace=self.out is not None, full_capture=self.full_capture)
-        if spec.kind == "aiortc":
-            from .peers.aiortc_peer import AiortcPeer  # aiortc: only in a worker that runs aiortc peers
-            return AiortcPeer(spec, name, user_id, t0)
-        from .peers.browser import BrowserPeer  # imports Playwright (see _pool)
-        pool = await self.drivers.get()
-        browser = await pool.get(spec, inst.path)
-        base = self.stub.remote_url if spec.endpoint else self.stub.http_url
-        peer = BrowserPeer(spec, name, user_id, t0, browser, base)
-        peer.executable = inst.path
-        try:
-            prepared = await pool.page(spec, inst.path, base, trace=self.out is not None,
-                                       preload=self.negotiators()["js"][0])
-            await asyncio.wait_for(peer.open(trace=self.out is not None, prepared=prepared), config.LAUNCH_TIMEOUT)
-        except Exception as exc:
-            await peer.close()
-            hint = ("; a remote browser loads the peer page from the stub: give --rig-stub-host ADDR, an address "
-                    "of this machine its host can reach (docs/remote.md)" if spec.endpoint and base.startswith("http:")
-                    else "")
-            raise RigError(f"{spec}: could not open a page: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                           f"{hint}") from None
-        return peer
-
     async def run(self, scen: scenarios.Scenario, polite: PeerSpec, impolite: PeerSpec,
                   slug: str | None = None, fault: str | None = None,
                   variant: variants.Variant | None = None, last: bool = False) -> CaseDetail:
@@ -307,9 +147,9 @@ class RigSession:
         async def slotted() -> CaseDetail:
             # one of the machine's case slots first (rig.slots): the case's bounds count from there
             async with slots.case_slot(f"{scen.name} {polite}-polite--{impolite}-impolite"):
-                return await run_case(self.stub, scen, polite, impolite, self.make_peer, self.negotiators(variant),
-                                      evidence_dir=where, full_capture=self.full_capture, describe=self.describe,
-                                      fault=fault)
+                return await run_case(self.stub, scen, polite, impolite, self.peers.make_peer,
+                                      self.peers.negotiators(variant), evidence_dir=where,
+                                      full_capture=self.peers.full_capture, describe=self.peers.describe, fault=fault)
         task = asyncio.ensure_future(slotted())
         limit = config.case_limit()
         self._case, self._interrupt = task, self.loop.create_future()
@@ -345,13 +185,7 @@ class RigSession:
         if self._case is not None and not self._case.done():  # a case a signal cut short
             self._case.cancel()
             await asyncio.wait({self._case}, timeout=2 * config.CLOSE_TIMEOUT)
-        for host in self._hosts.values():
-            if not isinstance(host, RigError):
-                await host.close()  # bounded inside
-        self._hosts.clear()
-        await self.drivers.close()
-        if self._own_stub:
-            await self.stub.stop()
+        await self.peers.close()
         await self._wait_exited(before)
         if self._owner_before is None:
             os.environ.pop(config.OWNER_ENV, None)
@@ -404,13 +238,20 @@ def rig_driver_pool(rig_loop: asyncio.AbstractEventLoop, pytestconfig: pytest.Co
 
 
 @pytest.fixture(scope="session")
-def rig_session(rig_loop: asyncio.AbstractEventLoop, rig_stub: SignalingStub, rig_driver_pool: DriverPool,
+def rig_peer_factory(rig_stub: SignalingStub, rig_driver_pool: DriverPool, pytestconfig: pytest.Config) -> PeerFactory:
+    """How this worker makes a case's peers (rig.plugin.peers.PeerFactory), from the run's request;
+    a conftest may override it (peers of its own, a factory that fails). rig_session closes it."""
+    req = request_of(pytestconfig)
+    return PeerFactory(rig_stub, rig_driver_pool, req, negotiator_js=req.negotiator_js,
+                       negotiator_py=req.negotiator_py, trace=req.capture != "off",
+                       full_capture=req.capture == "full", headed=req.headed)
+
+
+@pytest.fixture(scope="session")
+def rig_session(rig_loop: asyncio.AbstractEventLoop, rig_peer_factory: PeerFactory,
                 pytestconfig: pytest.Config) -> Iterator[RigSession]:
     req = request_of(pytestconfig)
-    s = RigSession(rig_loop, req.negotiator_js, req.negotiator_py,
-                   out=None if req.capture == "off" else out_of(pytestconfig), full_capture=req.capture == "full",
-                   headed=req.headed, request=req, stub=rig_stub, drivers=rig_driver_pool)
-    rig_loop.run_until_complete(s.start())
+    s = RigSession(rig_loop, rig_peer_factory, out=None if req.capture == "off" else out_of(pytestconfig))
     signals.SIG.session = s
     try:
         yield s

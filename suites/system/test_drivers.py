@@ -33,7 +33,9 @@ import pytest
 from rig import config, drivers, install, processes, scenarios
 from rig.errors import RigError
 from rig.peerspec import PeerSpec
+from rig.plugin.peers import DriverPool, PeerFactory
 from rig.pytest_plugin import RigSession
+from rig.signaling import SignalingStub
 from rig.versions import Installation
 
 pytestmark = pytest.mark.long  # scheduled first (suites/conftest.py)
@@ -132,10 +134,12 @@ def run_cases(cells: list[tuple[str, str, str]], installations: dict[str, Instal
     monkeypatch.setenv(config.RUN_MARKER_ENV, run_id)
 
     async def go():
-        session = RigSession(asyncio.get_running_loop(), None, None)
-        resolve = session.installation
-        session.installation = lambda spec: installations.get(str(spec)) or resolve(spec)
-        await session.start()
+        stub = SignalingStub()
+        await stub.start()
+        peers = PeerFactory(stub, DriverPool())
+        resolve = peers.installation
+        peers.installation = lambda spec: installations.get(str(spec)) or resolve(spec)
+        session = RigSession(asyncio.get_running_loop(), peers)
         results, hosts = [], set()
         try:
             for scen, polite, impolite in cells:
@@ -145,6 +149,7 @@ def run_cases(cells: list[tuple[str, str, str]], installations: dict[str, Instal
                 hosts.update(host_processes(run_id))
         finally:
             await session.stop()
+            await stub.stop()
         return results, hosts
     results, hosts = asyncio.run(asyncio.wait_for(go(), 280))
     deadline = time.monotonic() + 5

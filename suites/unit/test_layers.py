@@ -38,7 +38,7 @@ LAYER = {
     "rig.summary": PAGES, "rig.findings_doc": PAGES,
     "rig.results": RUN, "rig.options": RUN, "rig.pytest_plugin": RUN, "rig.bisect": RUN,
     "rig.request": RUN, "rig.matrix": RUN, "rig.mutants_run": RUN, "rig.mutants": RUN, "rig.plugin": RUN,
-    "rig.plugin.signals": RUN, "rig.plugin.run": RUN, "rig.plugin.finish": RUN,
+    "rig.plugin.signals": RUN, "rig.plugin.run": RUN, "rig.plugin.finish": RUN, "rig.plugin.peers": RUN,
     "rig.soak": RUN, "rig.debugging": RUN, "rig.doctor": RUN,
     "rig.compare": TOOLS, "rig.merge": TOOLS, "rig.history": TOOLS,
     "rig.cli": CLI, "rig.__main__": CLI,
