@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -62,6 +61,11 @@ def test_malformed_detail_is_refused_in_one_line_not_summarized() -> None:
     assert "==" in debugging.summarize(_record({}))
 
 
+def _case_file(detail: dict) -> str:
+    """A recorded detail as a case file of this schema (the sample predates its check ids)."""
+    return _record(detail).model_dump_json(by_alias=True)
+
+
 def test_repro_folder_is_standalone(tmp_path: Path) -> None:
     detail = _mutant_case()
     detail["plan_data"] = detail.get("plan_data") or {"name": "glare-initial", "steps": []}
@@ -71,7 +75,7 @@ def test_repro_folder_is_standalone(tmp_path: Path) -> None:
     cases = tmp_path / "run" / "cases"
     cases.mkdir(parents=True)
     slug = results.slug(detail["case"]["id"])
-    (cases / f"{slug}.json").write_text(json.dumps(detail))
+    (cases / f"{slug}.json").write_text(_case_file(detail))
     (cases / slug).mkdir()
     (cases / slug / "trace-polite.zip").write_bytes(b"PK")
     found = debugging.find_case(detail["case"]["id"], tmp_path / "run")
@@ -98,9 +102,14 @@ def test_repro_of_an_unknown_case_is_a_one_line_error(tmp_path: Path) -> None:
         debugging.find_case("nope", tmp_path)
     f = tmp_path / "cases" / "x.json"
     f.parent.mkdir()
-    shutil.copy(DATA / "diagram-glare-initial-mutant.json", f)
-    data = json.loads(f.read_text())
+    data = _mutant_case()
     data.pop("plan_data", None)
-    f.write_text(json.dumps(data))
+    f.write_text(_case_file(data))
     with pytest.raises(RigError, match="no plan recorded"):
+        debugging.write_repro(f, tmp_path / "out")
+    f.write_text(json.dumps({**_mutant_case(), "schema_version": 1}))  # another schema: a one-line error
+    with pytest.raises(RigError, match=r"^\S+x\.json: case detail schema version 1; this glare-rig reads \d+$"):
+        debugging.write_repro(f, tmp_path / "out")
+    f.write_text("{")
+    with pytest.raises(RigError, match=r"x\.json: .*not JSON"):
         debugging.write_repro(f, tmp_path / "out")
