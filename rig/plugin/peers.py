@@ -42,7 +42,7 @@ class DriverPool:
                 # Playwright only in a worker that runs browsers in process
                 from playwright.async_api import async_playwright
 
-                from .peers.browser import BrowserPool
+                from ..peers.browser import BrowserPool
                 self._cm = async_playwright()
                 pw = await asyncio.wait_for(self._cm.__aenter__(), config.LAUNCH_TIMEOUT)
                 self.pool = BrowserPool(pw, headed=self.headed)
@@ -145,7 +145,7 @@ class PeerFactory:
             return {}
         source = inst.source
         if spec.kind == "chromium" and not spec.endpoint and not self.headed and config.HEADLESS_SHELL:
-            from .peers.browser import headless_shell  # imports Playwright: not in an aiortc-only run
+            from ..peers.browser import headless_shell  # imports Playwright: not in an aiortc-only run
             if headless_shell(inst.path):
                 source += ", headless shell"
         return {"version": inst.version, "source": source, "driver": inst.driver_label}
@@ -157,9 +157,9 @@ class PeerFactory:
             return await host.make_peer(spec, name, user_id, t0, base_url=self.stub.http_url,
                                         trace=self.trace, full_capture=self.full_capture)
         if spec.kind == "aiortc":
-            from .peers.aiortc_peer import AiortcPeer  # aiortc: only in a worker that runs aiortc peers
+            from ..peers.aiortc_peer import AiortcPeer  # aiortc: only in a worker that runs aiortc peers
             return AiortcPeer(spec, name, user_id, t0)
-        from .peers.browser import BrowserPeer  # imports Playwright (see DriverPool.get)
+        from ..peers.browser import BrowserPeer  # imports Playwright (see DriverPool.get)
         pool = await self.drivers.get()
         browser = await pool.get(spec, inst.path)
         base = self.stub.remote_url if spec.endpoint else self.stub.http_url
