@@ -369,7 +369,7 @@ def installable(kind: str, source: str = "installable") -> list[str]:
     """Exact versions (or release lines) of ``kind`` that are installed or installable here; with
     ``source="official"``, the builds of its official feed (Chrome for Testing's known-good list,
     Mozilla's archive's releases); with ``source="snapshot"``, the commit positions Chromium's
-    snapshot bucket has a build of."""
+    snapshot bucket has a build of (the whole listing: a bisect reads its range only, _walk)."""
     if source == "snapshot":
         return snapshots.positions()
     if source == "official":
@@ -423,15 +423,14 @@ def _walk(rng: Any, source: str) -> tuple[list[str], dict[str, Any]]:
     feed's revisions by version (Chromium over Chrome for Testing only); a RigError naming what
     there is when the range holds fewer than two."""
     first, last = rng.range
-    listing = installable(rng.kind, source)
+    listing = snapshots.positions(int(first), int(last)) if source == "snapshot" else installable(rng.kind, source)
     revisions = cft.revisions() if source == "official" and rng.kind == "chromium" else {}
     versions = candidates(rng.kind, first, last, listing)
     if len(versions) >= 2:
         return versions, revisions
     if source == "snapshot":
-        span = f"{listing[0]} to {listing[-1]}" if listing else "none"
         raise RigError(f"{len(versions)} commit position(s) with a build in that range ({', '.join(versions) or 'none'}); "
-                       f"{snapshots.NAME} has {len(listing)} {snapshots.PLATFORM} positions, {span}")
+                       f"{snapshots.NAME} has a {snapshots.PLATFORM} build at some positions only: widen the range")
     raise RigError(f"{len(versions)} installable version(s) in that range ({', '.join(versions) or 'none'}); "
                    f"installable {rng.kind} versions: "
                    f"{', '.join(sorted({line(rng.kind, v) for v in listing}, key=version_key))}")

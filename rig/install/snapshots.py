@@ -104,12 +104,27 @@ def parse_listing(body: bytes, url: str = "the listing") -> Page:
     return page
 
 
-def positions() -> list[str]:
-    """Every commit position with a ``Linux_x64`` build, oldest first, from the bucket's listing
+def positions(first: int | None = None, last: int | None = None) -> list[str]:
+    """The commit positions with a ``Linux_x64`` build, oldest first, from the bucket's listing
     (read a page at a time, each within its bound): what ``rig bisect`` walks for a range of
-    positions. cache.Unreachable when the bucket's host does not answer."""
+    positions. With ``first`` and ``last``, only those between them (both included): the listing
+    is in lexical order, in which positions of one digit count keep their numeric order, so for
+    each digit count the range spans it is read from a marker just before the range's first
+    position of that count up to the first page past its last. cache.Unreachable when the
+    bucket's host does not answer."""
+    if first is None or last is None:
+        return [str(p) for p in sorted(_listed("", None))]
     found: set[int] = set()
-    marker = ""
+    for digits in range(len(str(first)), len(str(last)) + 1):
+        lo, hi = max(first, 10 ** (digits - 1)), min(last, 10 ** digits - 1)
+        found |= {p for p in _listed(f"{PLATFORM}/{lo}", f"{PLATFORM}/{hi}/") if lo <= p <= hi}
+    return [str(p) for p in sorted(found)]
+
+
+def _listed(marker: str, stop: str | None) -> set[int]:
+    """The positions the listing names after ``marker``, page by page, until a page names a
+    prefix past ``stop`` (None: to the listing's end)."""
+    found: set[int] = set()
     for _ in range(MAX_PAGES):
         url = listing_url(f"{PLATFORM}/", marker)
         page = parse_listing(read_feed(url), url)
@@ -117,8 +132,8 @@ def positions() -> list[str]:
             m = re.fullmatch(rf"{PLATFORM}/(\d+)/", prefix)
             if m:
                 found.add(int(m.group(1)))
-        if not page.truncated:
-            return [str(p) for p in sorted(found)]
+        if not page.truncated or (stop is not None and any(p > stop for p in page.prefixes)):
+            return found
         following = page.next_marker or (page.prefixes[-1] if page.prefixes else "")
         if not following or following == marker:
             raise RigError(f"{url} says it is truncated but names no next page")

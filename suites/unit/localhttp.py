@@ -9,6 +9,8 @@ import http.server
 import json
 import socket
 import threading
+import urllib.parse
+from collections.abc import Callable
 
 
 class Server:
@@ -16,6 +18,8 @@ class Server:
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        #: answers for paths that are not files: each gets the path, None when it is not its own
+        self.routes: list[Callable[[str], bytes | None]] = []
         self.gets: list[str] = []
         server = self
 
@@ -23,6 +27,8 @@ class Server:
             def do_GET(self) -> None:
                 server.gets.append(self.path)
                 body = server.files.get(self.path)
+                for route in server.routes:
+                    body = body if body is not None else route(self.path)
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
@@ -68,3 +74,18 @@ def bucket_listing(prefix: str, prefixes: tuple[str, ...] = (), keys: tuple[str,
     return ("<?xml version='1.0' encoding='UTF-8'?><ListBucketResult xmlns='http://doc.s3.amazonaws.com/2006-03-01'>"
             f"<Name>chromium-browser-snapshots</Name><Prefix>{prefix}</Prefix><Marker></Marker>{more}{contents}"
             f"{common}</ListBucketResult>")
+
+
+def serve_bucket_listing(server: Server, mount: str, prefix: str, prefixes: list[str], page: int) -> None:
+    """``prefix``'s listing at ``mount`` as a bucket answers it for any marker: the prefixes after
+    the marker in lexical order, ``page`` at a time, a truncated page naming its last as NextMarker."""
+    ordered = sorted(prefixes)
+
+    def route(path: str) -> bytes | None:
+        url = urllib.parse.urlsplit(path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        if url.path != f"{mount}/" or query.get("prefix") != prefix or query.get("delimiter") != "/":
+            return None
+        after = [p for p in ordered if p > query.get("marker", "")]
+        return bucket_listing(prefix, tuple(after[:page]), next_marker=after[page - 1] if len(after) > page else "").encode()
+    server.routes.append(route)

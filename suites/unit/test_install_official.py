@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from localhttp import Server, bucket_listing, closed_port
+from localhttp import Server, bucket_listing, closed_port, serve_bucket_listing
 
 from rig import config, install, options
 from rig.errors import RigError
@@ -330,13 +330,7 @@ def publish_snapshots(server: Server, builds: dict[str, str], page: int = 2) -> 
         server.put(f"/snap/Linux_x64/{pos}/chrome-linux.zip", zips[pos])
         server.put(f"/snap/?delimiter=/&prefix=Linux_x64/{pos}/", bucket_listing(
             f"Linux_x64/{pos}/", keys=(f"Linux_x64/{pos}/REVISIONS", f"Linux_x64/{pos}/chrome-linux.zip")))
-    prefixes = sorted(f"Linux_x64/{p}/" for p in builds)
-    for i in range(0, len(prefixes), page):
-        marker = f"&marker={prefixes[i - 1]}" if i else ""
-        last = i + page >= len(prefixes)
-        server.put(f"/snap/?delimiter=/&prefix=Linux_x64/{marker}", bucket_listing(
-            "Linux_x64/", tuple(prefixes[i:i + page]), ("Linux_x64/LAST_CHANGE",) if not i else (),
-            next_marker="" if last else prefixes[i + page - 1]))
+    serve_bucket_listing(server, "/snap", "Linux_x64/", [f"Linux_x64/{p}/" for p in builds], page)
     return zips
 
 
@@ -352,6 +346,24 @@ def test_the_bucket_listing_is_read_page_by_page_into_positions(server: Server) 
         ["Linux_x64/1/", "Linux_x64/LAST_CHANGE/"], ["Linux_x64/x"], True, "Linux_x64/LAST_CHANGE/")
     with pytest.raises(RigError, match=r"^the listing is not the bucket's XML listing \("):
         snapshots.parse_listing(b"<html>")
+
+
+def test_a_range_of_positions_reads_the_listing_from_its_first_to_just_past_its_last(server: Server) -> None:
+    """The listing is lexical: positions of one digit count keep their order, so a range is read
+    from a marker at its first position up to the page past its last, once per digit count."""
+    every = [str(p) for p in range(999_900, 1_000_100, 5)] + ["7", "15000", "1121455", "1130000", "2000000"]
+    serve_bucket_listing(server, "/snap", "Linux_x64/", [f"Linux_x64/{p}/" for p in every], page=4)
+    listings = lambda: [g for g in server.gets if "prefix=Linux_x64/&" in g or g.endswith("prefix=Linux_x64/")]  # noqa: E731
+    assert snapshots.positions() == sorted(every, key=int)
+    whole = len(listings())
+    server.gets.clear()
+    assert snapshots.positions(999_990, 1_000_010) == ["999990", "999995", "1000000", "1000005", "1000010"]
+    asked = listings()
+    assert [g.split("&marker=")[1] for g in asked if g.endswith(("marker=Linux_x64/999990", "marker=Linux_x64/1000000"))] \
+        == ["Linux_x64/999990", "Linux_x64/1000000"], asked
+    assert len(asked) <= 6 < whole, asked
+    assert snapshots.positions(1_121_456, 1_129_999) == []
+    assert snapshots.positions(7, 15000) == ["7", "15000"]
 
 
 def test_a_commit_position_installs_once_in_its_own_directory(server: Server, isolated: Path,
