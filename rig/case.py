@@ -165,7 +165,17 @@ class _Attempt:
             self.scenario.name, info["polite"], info["impolite"], planned=self.scenario.collisions, cause=self.cause,
             unsupported=self.unsupported, ledger=self.run.ledger if self.run else None,
             events={role: p.events for role, p in self.peers.items()}, messages=messages, snapshots=self.snaps,
-            fault=self.injected.reason if self.injected is not None else None)
+            fault=self.injected.reason if self.injected is not None else None,
+            reference=runs_reference(self.negotiators, {s.kind for s in self.specs.values()}))
+
+
+def runs_reference(negotiators: dict[str, Any], kinds: set[str]) -> bool:
+    """Whether the peers of these kinds run the shipped reference negotiators (a browser the JS
+    one, aiortc the Python one), against which the findings were recorded (rig.verdict)."""
+    js = not kinds & {"chromium", "firefox"} or Path(negotiators["js"][1]).resolve() == config.REFERENCE_NEGOTIATOR_JS.resolve()
+    py = "aiortc" not in kinds or str(negotiators["py"]) in (str(config.REFERENCE_NEGOTIATOR_PY),
+                                                              str(config.REFERENCE_NEGOTIATOR_PY.resolve()))
+    return js and py
 
 
 async def _run_case(stub: SignalingStub, scenario: Scenario, polite_spec: PeerSpec, impolite_spec: PeerSpec,

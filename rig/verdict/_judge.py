@@ -15,7 +15,8 @@ standard (:func:`rejected`), and the reason says the negotiator did not report i
 
 Anything else is ``failed``, and the reason names both the cause and the finding that did
 not explain it. A cell with a finding that passes is ``xpassed`` (a failure of the run:
-the finding must be narrowed or removed), unless the finding is intermittent there.
+the finding must be narrowed or removed), unless the finding is intermittent there or the
+peers ran other negotiators than the reference ones the findings were recorded with.
 :func:`case_verdict` is what rig.case calls once a case is over: it adds the outcomes that
 are not a finding's (unsupported, an injected fault) to :func:`judge`'s.
 """
@@ -58,11 +59,14 @@ def applying(scenario: str, polite: PeerInfo, impolite: PeerInfo,
     return out
 
 
-def expectation(found: list[tuple[Finding, Cells]]) -> str:
-    """pass, xfail (a deterministic finding), or 'xfail or pass' (only intermittent ones)."""
+def expectation(found: list[tuple[Finding, Cells]], reference: bool = True) -> str:
+    """pass, xfail (a deterministic finding), or 'xfail or pass' (only intermittent ones, or any
+    finding when the peers ran other negotiators than the reference: the findings were recorded
+    with the reference's, and another negotiator may avoid a failure, or a browser bug's
+    consequence, that the reference meets; if it fails, the finding must still explain it)."""
     if not found:
         return "pass"
-    return "xfail" if any(not c.intermittent for _, c in found) else "xfail or pass"
+    return "xfail" if reference and any(not c.intermittent for _, c in found) else "xfail or pass"
 
 
 def not_seen(scenario: str, polite: PeerInfo, impolite: PeerInfo,
@@ -101,12 +105,12 @@ def unexplained(cause: Cause, checks: list[Check], errors: list[ErrorReport],
 
 def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | None, checks: list[Check],
           errors: list[ErrorReport], catalogue: tuple[Finding, ...] = FINDINGS,
-          rejections: Sequence[ErrorReport] = ()) -> Judgement:
+          rejections: Sequence[ErrorReport] = (), reference: bool = True) -> Judgement:
     """The outcome of a case that ran (unsupported cases are decided before they run).
     ``rejections``: the API calls the rig saw reject before the first failure, earliest first
-    (:func:`rig.verdict.run_rejections`)."""
+    (:func:`rig.verdict.run_rejections`); ``reference``: the peers ran the reference negotiators."""
     found = applying(scenario, polite, impolite, catalogue)
-    expected = expectation(found)
+    expected = expectation(found, reference)
     ids = [f.id for f, _ in found]
     elsewhere = not_seen(scenario, polite, impolite, catalogue)
     if cause is None:
@@ -115,9 +119,12 @@ def judge(scenario: str, polite: PeerInfo, impolite: PeerInfo, cause: Cause | No
             return Judgement("xpassed", expected, None,
                              f"passed although finding {', '.join(strict)} expects this cell to fail: "
                              "narrow or remove the finding", ids, elsewhere)
-        note = "; ".join(f"finding {f.id} not seen on {_versions(f, scenario, polite, impolite)}"
-                         for f in catalogue if f.id in elsewhere)
-        return Judgement("passed", expected, None, note, ids, elsewhere)
+        notes = [f"finding {f.id} not seen on {_versions(f, scenario, polite, impolite)}"
+                 for f in catalogue if f.id in elsewhere]
+        if found and not reference:
+            notes.insert(0, f"finding {', '.join(ids)} fails this cell with the reference negotiators; "
+                            "these negotiators passed it")
+        return Judgement("passed", expected, None, "; ".join(notes), ids, elsewhere)
     tail = "".join(f"\n{c.name}: {c.detail}" for c in checks if not c.ok)
     if cause.kind == "setup":
         return Judgement("error", expected, None, cause.text() + tail, ids, elsewhere)
@@ -213,6 +220,9 @@ class Recorded:
     snapshots: Snapshots = field(default_factory=dict)
     #: an injected fault's reason (rig.faults.Injection.reason): its case is never a pass
     fault: Callable[[str], str] | None = None
+    #: the peers ran the reference negotiators (rig.case.runs_reference); else a finding's cell
+    #: may pass (expectation)
+    reference: bool = True
 
 
 @dataclass
@@ -231,10 +241,10 @@ def case_verdict(rec: Recorded) -> CaseVerdict:
     glare = Glare(planned=rec.planned)
     if rec.unsupported:
         found = applying(rec.scenario, rec.polite, rec.impolite)
-        judgement = Judgement("unsupported", expectation(found), None, rec.unsupported, [f.id for f, _ in found],
+        judgement = Judgement("unsupported", expectation(found, rec.reference), None, rec.unsupported, [f.id for f, _ in found],
                               not_seen(rec.scenario, rec.polite, rec.impolite))
     elif rec.ledger is None:
-        judgement = judge(rec.scenario, rec.polite, rec.impolite, cause, [], [])
+        judgement = judge(rec.scenario, rec.polite, rec.impolite, cause, [], [], reference=rec.reference)
     else:
         timelines = {role: Timeline(evs) for role, evs in rec.events.items()}
         found_checks, glare = checks(rec.ledger, timelines, rec.messages, rec.snapshots)
@@ -246,7 +256,7 @@ def case_verdict(rec: Recorded) -> CaseVerdict:
         # timeout, a broken invariant or a failed final check is known only then)
         until = cause.t if cause is not None and cause.t is not None else rec.ledger.ended_t
         judgement = judge(rec.scenario, rec.polite, rec.impolite, cause, found_checks, errors,
-                          rejections=run_rejections(rec.ledger, timelines, until))
+                          rejections=run_rejections(rec.ledger, timelines, until), reference=rec.reference)
     if rec.fault is not None and not rec.unsupported:  # never a pass: the fault and what the rig saw after it
         then = judgement.reason if judgement.outcome != "passed" else "the pair still met every check"
         judgement = dataclasses.replace(judgement, outcome="error", finding=None, reason=rec.fault(then))

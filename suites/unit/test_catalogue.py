@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig import config, findings, results, scenarios, verdict
+from rig import case, config, findings, results, scenarios, verdict
 from rig.errors import RigError
 from rig.model import CaseDetail, CaseSummary, Cause, Check, Glare, PeerInfo
 from rig.peerspec import PeerSpec
@@ -113,6 +113,39 @@ def test_intermittent_findings_leave_the_cell_strict_only_with_a_strict_one() ->
     assert verdict.expectation(strict) == "xfail"
     assert verdict.judge("stress-both-sides", CHROMIUM, AIORTC, None, [], []).outcome == "xpassed"
     assert verdict.expectation([]) == "pass"
+
+
+def test_with_other_negotiators_than_the_reference_a_findings_cell_may_pass_but_a_failure_must_still_be_its() -> None:
+    """The findings were recorded with the reference negotiators: another negotiator (a user's, one
+    that swallows errors) may pass a cell the reference fails, which is a pass, not an xpass; a
+    failure there must still be the finding's."""
+    strict = verdict.applying("candidate-before-offer", FIREFOX, CHROMIUM)
+    assert verdict.expectation(strict) == "xfail" and verdict.expectation(strict, reference=False) == "xfail or pass"
+    assert verdict.judge("candidate-before-offer", FIREFOX, CHROMIUM, None, [], []).outcome == "xpassed"
+    passed = verdict.judge("candidate-before-offer", FIREFOX, CHROMIUM, None, [], [], reference=False)
+    assert (passed.outcome, passed.expected) == ("passed", "xfail or pass")
+    assert passed.reason.startswith("finding pattern-candidate-before-offer-chromium fails this cell with the reference "
+                                    "negotiators; these negotiators passed it")
+    hit = verdict.judge("candidate-before-offer", FIREFOX, CHROMIUM,
+                        _error("impolite", "chromium", "addIceCandidate", "InvalidStateError",
+                               "Failed to execute 'addIceCandidate': The remote description was null"),
+                        [], [], reference=False)
+    assert (hit.outcome, hit.finding) == ("xfailed", "pattern-candidate-before-offer-chromium")
+    other = verdict.judge("candidate-before-offer", FIREFOX, CHROMIUM,
+                          _error("impolite", "chromium", "setRemoteDescription", "TypeError", "not the finding's"),
+                          [], [], reference=False)
+    assert other.outcome == "failed"
+    assert verdict.expectation([], reference=False) == "pass"
+
+
+def test_a_case_runs_the_reference_only_when_every_peer_loads_the_shipped_negotiator(tmp_path: Path) -> None:
+    ref = {"js": ("http://x/perfect.js", str(config.REFERENCE_NEGOTIATOR_JS)), "py": str(config.REFERENCE_NEGOTIATOR_PY)}
+    mine = tmp_path / "mine.js"
+    assert case.runs_reference(ref, {"chromium", "aiortc"})
+    assert not case.runs_reference({**ref, "js": ("http://x/mine.js", str(mine))}, {"chromium", "aiortc"})
+    assert case.runs_reference({**ref, "js": ("http://x/mine.js", str(mine))}, {"aiortc"})  # no browser loads it
+    assert not case.runs_reference({**ref, "py": "mine.py:attach"}, {"firefox", "aiortc"})
+    assert case.runs_reference({**ref, "py": "mine.py:attach"}, {"firefox", "chromium"})
 
 
 def test_every_finding_has_a_detail_and_a_signature() -> None:
