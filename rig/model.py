@@ -332,7 +332,8 @@ class Fault(Model):
     """The fault rig matrix --fault injected (rig.faults), when and whether it fired."""
 
     name: str
-    done: bool = False
+    #: what was done, in words, once it fired ("": it did not fire)
+    done: str = ""
     t: float | None = None
 
 
