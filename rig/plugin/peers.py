@@ -33,10 +33,9 @@ class DriverPool:
         self._lock = asyncio.Lock()
 
     async def get(self) -> Any:
-        # One Playwright per worker. Both peers of a case are made at once, so without the lock
-        # a first case of two browser peers started two drivers and kept only the second: the
-        # other (and its browser) outlived the worker, and the run's sweep ended it ("ended 4
-        # process(es) the run left behind" after every run).
+        # One Playwright per worker. Both peers of a case are made at once: without the lock a
+        # first case of two browser peers would start two drivers and keep only the second, and
+        # the other (with its browser) would outlive the worker.
         async with self._lock:
             if self.pool is None:
                 # Playwright only in a worker that runs browsers in process
